@@ -1,0 +1,1 @@
+"""The functional core: model, engine, service, ticker, settings and commands."""

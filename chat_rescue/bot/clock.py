@@ -1,0 +1,55 @@
+"""Clocks for the shell. The engine never reads one: `now` is passed in."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Epoch seconds now, and how much real time a span of clock time takes."""
+
+    def now(self) -> float: ...
+
+    def real(self, seconds: float) -> float: ...
+
+
+class SystemClock:
+    """Wall-clock time."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def real(self, seconds: float) -> float:
+        return seconds
+
+
+class FastClock:
+    """Time that runs `speed` times faster than the wall clock (the demo's support day)."""
+
+    def __init__(self, start: float, speed: float) -> None:
+        self.start = start
+        self.speed = speed
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return self.start + (time.monotonic() - self._origin) * self.speed
+
+    def real(self, seconds: float) -> float:
+        return seconds / self.speed
+
+
+class FakeClock:
+    """A clock that moves only when told to (tests)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def real(self, seconds: float) -> float:
+        return 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds

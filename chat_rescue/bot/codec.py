@@ -1,0 +1,59 @@
+"""Actions to and from JSON, for the outbox (the store keeps them as text)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from chat_rescue.bot.model import (
+    Action,
+    ClaimRefused,
+    CloseNotice,
+    CloseReminder,
+    Conversation,
+    ConversationRef,
+    Escalate,
+    Nudge,
+    PostCard,
+    Relay,
+    ReturnToInbox,
+    State,
+    Timer,
+    UpdateCard,
+)
+
+_KINDS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (PostCard, UpdateCard, Nudge, ReturnToInbox, Escalate, CloseReminder,
+                CloseNotice, ClaimRefused, Relay)
+}
+
+
+def encode_action(action: Action) -> tuple[str, str]:
+    """(kind, json) for an action; Digests are made at delivery time and never stored."""
+    kind = type(action).__name__
+    if kind not in _KINDS:
+        raise TypeError(f"cannot store action {kind}")
+    return kind, json.dumps(dataclasses.asdict(action), separators=(",", ":"))
+
+
+def decode_action(kind: str, payload: str) -> Action:
+    """The action that `encode_action` stored."""
+    fields = json.loads(payload)
+    if "ref" in fields:
+        fields["ref"] = ConversationRef(**fields["ref"])
+    if "conversation" in fields:
+        fields["conversation"] = conversation_from_dict(fields["conversation"])
+    action: Action = _KINDS[kind](**fields)
+    return action
+
+
+def conversation_from_dict(fields: dict[str, Any]) -> Conversation:
+    """A Conversation from `dataclasses.asdict` output."""
+    fields = dict(fields)
+    fields["ref"] = ConversationRef(**fields["ref"])
+    fields["state"] = State(fields["state"])
+    if fields.get("deadline_timer") is not None:
+        fields["deadline_timer"] = Timer(fields["deadline_timer"])
+    return Conversation(**fields)

@@ -1,0 +1,322 @@
+"""The rescue policy as a pure function: (conversation, event, policy, now) -> decision.
+
+No I/O and no clock: `now` is an argument. Every state change yields the new
+conversation (with its next deadline derived from its state), the platform actions
+to deliver, and the history events to record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from chat_rescue.bot.durations import format_duration
+from chat_rescue.bot.model import (
+    Action,
+    Claim,
+    ClaimRefused,
+    Close,
+    CloseNotice,
+    CloseReminder,
+    Conversation,
+    CustomerMessage,
+    DeadlineDue,
+    Escalate,
+    HandOff,
+    HistoryEvent,
+    InboundEvent,
+    KeepOpen,
+    Nudge,
+    OperatorMessage,
+    PostCard,
+    ReturnToInbox,
+    Snooze,
+    State,
+    Timer,
+    UpdateCard,
+)
+from chat_rescue.bot.policy import Policy
+
+OPEN_STATES = frozenset(State) - {State.CLOSED}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one event did: the conversation after it (None = unknown, untouched)."""
+
+    conversation: Conversation | None
+    actions: tuple[Action, ...] = ()
+    history: tuple[HistoryEvent, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions or self.history)
+
+
+NOTHING = Decision(None)
+
+
+def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | None:
+    """The one deadline that the conversation's state implies, or None."""
+    candidates: list[tuple[float, Timer]] = []
+
+    def after(start: float, timer: Timer) -> None:
+        length = policy.timer(timer)
+        if length is not None:
+            candidates.append((start + length, timer))
+
+    if conv.state is State.QUEUED:
+        if conv.escalations <= policy.escalate_repeats:
+            after(conv.timer_from, Timer.ACCEPT)
+    elif conv.state is State.CLAIMED:
+        after(conv.timer_from, Timer.FIRST_RESPONSE)
+    elif conv.state is State.WAITING_ON_OPERATOR:
+        if conv.nudged_at is None:
+            after(conv.timer_from, Timer.IDLE)
+        else:
+            after(conv.nudged_at, Timer.ESCALATE)
+    elif conv.state is State.WAITING_ON_CUSTOMER:
+        if not conv.reminded:
+            after(conv.timer_from, Timer.CLOSE_REMINDER)
+        after(conv.timer_from, Timer.AUTO_CLOSE)
+    return min(candidates) if candidates else None
+
+
+def with_deadline(conv: Conversation, policy: Policy) -> Conversation:
+    """`conv` with `deadline` / `deadline_timer` set from its state."""
+    due = next_deadline(conv, policy)
+    at, timer = due if due else (None, None)
+    if conv.deadline == at and conv.deadline_timer == timer:
+        return conv
+    return replace(conv, deadline=at, deadline_timer=timer)
+
+
+def card_status(conv: Conversation) -> str:
+    """The status line an inbox card shows; the card is updated when it changes."""
+    if conv.state is State.CLOSED:
+        return "closed"
+    if conv.owner is None:
+        return "waiting for an operator" if conv.escalations == 0 else "overdue: operators called"
+    if conv.state is State.CLAIMED:
+        return f"claimed by {conv.owner}"
+    if conv.state is State.WAITING_ON_OPERATOR and conv.nudged_at is not None:
+        return f"with {conv.owner}: customer waiting"
+    return f"with {conv.owner}"
+
+
+def decide(
+    conv: Conversation | None, event: InboundEvent, policy: Policy, now: float
+) -> Decision:
+    """Apply one inbound event to a conversation under `policy` at time `now`."""
+    if conv is None:
+        if isinstance(event, CustomerMessage):
+            return _finish(None, *_open(event, policy, now), policy)
+        return NOTHING
+    step = _STEPS[type(event)]
+    outcome = step(conv, event, policy, now)  # type: ignore[operator]
+    if outcome is None:
+        # Nothing happened, but a changed policy may have moved the deadline.
+        refreshed = with_deadline(conv, policy)
+        return Decision(refreshed if refreshed is not conv else None)
+    return _finish(conv, *outcome, policy)
+
+
+Outcome = tuple[Conversation, list[Action], list[HistoryEvent]]
+
+
+def _finish(
+    before: Conversation | None,
+    after: Conversation,
+    actions: list[Action],
+    history: list[HistoryEvent],
+    policy: Policy,
+) -> Decision:
+    after = with_deadline(after, policy)
+    if before is not None and card_status(before) != card_status(after):
+        actions.append(UpdateCard(after))
+    return Decision(after, tuple(actions), tuple(history))
+
+
+def _event(conv: Conversation, kind: str, at: float, actor: str | None = None,
+           value: float | None = None) -> HistoryEvent:
+    return HistoryEvent(conv.ref, conv.team, kind, at, actor, value)
+
+
+def _open(event: CustomerMessage, policy: Policy, now: float) -> Outcome:
+    conv = Conversation(
+        ref=event.ref,
+        team=event.team,
+        customer=event.customer,
+        opened_at=event.at,
+        preview=event.text,
+        timer_from=now,
+        waiting_since=event.at,
+        queued_at=now,
+        last_customer_at=event.at,
+    )
+    conv = with_deadline(conv, policy)
+    return conv, [PostCard(conv)], [_event(conv, "opened", event.at, event.customer)]
+
+
+def _customer_message(
+    conv: Conversation, event: CustomerMessage, policy: Policy, now: float
+) -> Outcome | None:
+    seen = replace(conv, last_customer_at=event.at)
+    if conv.state is State.CLOSED:
+        return _reopen(seen, event, now)
+    if conv.state is State.WAITING_ON_CUSTOMER:
+        waiting = replace(
+            seen, state=State.WAITING_ON_OPERATOR, timer_from=now, waiting_since=event.at,
+            nudged_at=None, snoozed=False, reminded=False,
+        )
+        return waiting, [], []
+    if conv.waiting_since is None:
+        return replace(seen, waiting_since=event.at), [], []
+    return seen, [], []
+
+
+def _reopen(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
+    history = [_event(conv, "reopened", event.at, event.customer)]
+    base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
+                   snoozed=False, reminded=False, escalations=0)
+    if conv.owner is not None:
+        return replace(base, state=State.WAITING_ON_OPERATOR), [], history
+    queued = replace(base, state=State.QUEUED, queued_at=now)
+    notice = ReturnToInbox(conv.ref, None, 0.0, "reopened by the customer", conv.customer,
+                           conv.preview, conv.card)
+    return queued, [notice], history
+
+
+def _operator_message(
+    conv: Conversation, event: OperatorMessage, policy: Policy, now: float
+) -> Outcome | None:
+    if conv.state is State.CLOSED:
+        return None
+    history: list[HistoryEvent] = []
+    owner = conv.owner
+    if owner is None:
+        owner = event.operator
+        history.append(_event(conv, "claimed", event.at, owner, _since(conv.queued_at, now)))
+    first_reply_at = conv.first_reply_at
+    if first_reply_at is None:
+        first_reply_at = event.at
+        history.append(_event(conv, "first_reply", event.at, event.operator,
+                              max(0.0, event.at - conv.opened_at)))
+    elif conv.waiting_since is not None:
+        history.append(_event(conv, "reply", event.at, event.operator,
+                              max(0.0, event.at - conv.waiting_since)))
+    answered = replace(
+        conv, state=State.WAITING_ON_CUSTOMER, owner=owner, timer_from=now,
+        waiting_since=None, queued_at=None, first_reply_at=first_reply_at,
+        last_operator_at=event.at, nudged_at=None, snoozed=False, reminded=False,
+        escalations=0,
+    )
+    return answered, [], history
+
+
+def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outcome | None:
+    if conv.state is State.CLOSED or conv.owner == event.operator:
+        return None
+    if conv.owner is not None:
+        return conv, [ClaimRefused(conv.ref, event.operator, conv.owner)], []
+    waiting = conv.waiting_since is not None
+    claimed = replace(
+        conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
+        state=State.CLAIMED if waiting else State.WAITING_ON_CUSTOMER,
+    )
+    history = [_event(conv, "claimed", event.at, event.operator, _since(conv.queued_at, now))]
+    return claimed, [], history
+
+
+def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outcome | None:
+    if conv.state is State.CLOSED:
+        return None
+    closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+                     nudged_at=None)
+    return closed, [], [_event(conv, "closed", event.at, event.by)]
+
+
+def _snooze(conv: Conversation, event: Snooze, policy: Policy, now: float) -> Outcome | None:
+    if conv.state is not State.WAITING_ON_OPERATOR or conv.nudged_at is None or conv.snoozed:
+        return None
+    snoozed = replace(conv, timer_from=now, nudged_at=None, snoozed=True)
+    return snoozed, [], [_event(conv, "snoozed", event.at, event.by)]
+
+
+def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) -> Outcome | None:
+    if conv.state is State.CLOSED or conv.owner is None:
+        return None
+    return _return_to_inbox(conv, now, f"handed off by {event.by}", event.by)
+
+
+def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
+    if conv.state is not State.WAITING_ON_CUSTOMER:
+        return None
+    return replace(conv, timer_from=now, reminded=False), [], []
+
+
+def _return_to_inbox(conv: Conversation, now: float, reason: str,
+                     actor: str | None = None) -> Outcome:
+    waited = _since(conv.waiting_since, now)
+    queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
+                     nudged_at=None, snoozed=False, reminded=False, escalations=0)
+    notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
+                           conv.card)
+    return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited)]
+
+
+def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
+              now: float) -> Outcome | None:
+    due = next_deadline(conv, policy)
+    if due is None or due[0] > now:
+        return None  # stale: the conversation moved on, or the policy changed
+    timer = due[1]
+    if timer is Timer.ACCEPT:
+        return _escalate(conv, policy, now)
+    if timer is Timer.FIRST_RESPONSE:
+        length = format_duration(policy.first_response)
+        return _return_to_inbox(conv, now, f"no first response within {length}")
+    if timer is Timer.IDLE:
+        waited = _since(conv.waiting_since, now)
+        nudged = replace(conv, nudged_at=now)
+        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card)
+        return nudged, [nudge], [_event(conv, "nudged", now, conv.owner, waited)]
+    if timer is Timer.ESCALATE:
+        length = format_duration(policy.escalate)
+        queued, actions, history = _return_to_inbox(
+            conv, now, f"no answer within {length} of the nudge")
+        escalated, more, logged = _escalate(queued, policy, now)
+        return escalated, actions + more, history + logged
+    if timer is Timer.CLOSE_REMINDER:
+        silent = now - conv.timer_from
+        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card)
+        return replace(conv, reminded=True), [reminder], [_event(conv, "reminded", now, conv.owner)]
+    actions: list[Action] = []
+    if policy.closing_message:
+        actions.append(CloseNotice(conv.ref, policy.closing_message))
+    closed = replace(conv, state=State.CLOSED, waiting_since=None, nudged_at=None)
+    return closed, actions, [_event(conv, "closed", now, None, now - conv.timer_from)]
+
+
+def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
+    count = conv.escalations + 1
+    waited = _since(conv.waiting_since if conv.waiting_since is not None else conv.queued_at, now)
+    escalated = replace(conv, escalations=count, timer_from=now)
+    notice = Escalate(conv.ref, policy.escalate_to, waited, count, conv.customer, conv.preview,
+                      conv.card)
+    return escalated, [notice], [_event(conv, "escalated", now, None, waited)]
+
+
+def _since(start: float | None, now: float) -> float:
+    return max(0.0, now - start) if start is not None else 0.0
+
+
+_STEPS = {
+    CustomerMessage: _customer_message,
+    OperatorMessage: _operator_message,
+    Claim: _claim,
+    Close: _close,
+    Snooze: _snooze,
+    HandOff: _hand_off,
+    KeepOpen: _keep_open,
+    DeadlineDue: _deadline,
+}

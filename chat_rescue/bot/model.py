@@ -1,0 +1,304 @@
+"""The one chat model: conversations, inbound events and outbound actions.
+
+Everything here is frozen and platform-neutral. Ids are strings on every platform;
+times are epoch seconds (floats, UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Who wrote a message."""
+
+    CUSTOMER = "customer"
+    OPERATOR = "operator"
+
+
+class State(StrEnum):
+    """Where a conversation stands (DESIGN §1)."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    WAITING_ON_OPERATOR = "waiting_on_operator"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    CLOSED = "closed"
+
+
+class Timer(StrEnum):
+    """The rescue timers; each is a setting and each can be `off`."""
+
+    ACCEPT = "accept"
+    FIRST_RESPONSE = "first_response"
+    IDLE = "idle"
+    ESCALATE = "escalate"
+    CLOSE_REMINDER = "close_reminder"
+    AUTO_CLOSE = "auto_close"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRef:
+    """Identifies a customer conversation: platform, customer-side channel and thread."""
+
+    platform: str
+    channel: str
+    thread: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.channel}:{self.thread}"
+
+    @classmethod
+    def parse(cls, key: str) -> ConversationRef:
+        platform, channel, thread = key.split(":", 2)
+        return cls(platform, channel, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation's state; every change is a new value.
+
+    `timer_from` is when the running timer's period started (queued or last
+    escalated, claimed, the customer's unanswered message or a snooze, the
+    operator's last word); the deadline is derived from it by
+    `engine.next_deadline`, never set by hand. `waiting_since` is when the
+    customer's oldest unanswered message arrived (None when nobody waits on us).
+    """
+
+    ref: ConversationRef
+    team: str
+    customer: str
+    opened_at: float
+    state: State = State.QUEUED
+    owner: str | None = None
+    preview: str = ""
+    timer_from: float = 0.0
+    waiting_since: float | None = None
+    queued_at: float | None = None
+    first_reply_at: float | None = None
+    last_customer_at: float | None = None
+    last_operator_at: float | None = None
+    nudged_at: float | None = None
+    snoozed: bool = False
+    reminded: bool = False
+    escalations: int = 0
+    card: str | None = None
+    deadline: float | None = None
+    deadline_timer: Timer | None = None
+    version: int = 0
+
+    @property
+    def answered(self) -> bool:
+        return self.first_reply_at is not None
+
+
+# --- inbound events ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMessage:
+    """The customer wrote (a new conversation, a follow-up, or a reopen)."""
+
+    ref: ConversationRef
+    at: float
+    customer: str
+    text: str = ""
+    team: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessage:
+    """An operator replied to the customer: a claim and a first response at once."""
+
+    ref: ConversationRef
+    at: float
+    operator: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An operator claims by button or reaction."""
+
+    ref: ConversationRef
+    at: float
+    operator: str
+    via: str = "button"
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close by button, reaction or command."""
+
+    ref: ConversationRef
+    at: float
+    by: str
+    via: str = "button"
+
+
+@dataclass(frozen=True, slots=True)
+class Snooze:
+    """The owner asks for the idle timer once more."""
+
+    ref: ConversationRef
+    at: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandOff:
+    """The owner returns the conversation to the inbox."""
+
+    ref: ConversationRef
+    at: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepOpen:
+    """The owner answers a close reminder with *Keep open*."""
+
+    ref: ConversationRef
+    at: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineDue:
+    """The ticker says the conversation's deadline has come."""
+
+    ref: ConversationRef
+    at: float
+
+
+InboundEvent = (
+    CustomerMessage | OperatorMessage | Claim | Close | Snooze | HandOff | KeepOpen | DeadlineDue
+)
+
+
+# --- outbound actions -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostCard:
+    """Post the inbox card for a new conversation in the team channel."""
+
+    conversation: Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCard:
+    """Bring the inbox card up to date with the conversation's state."""
+
+    conversation: Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """Ask the owner in the operator thread whether they are still with the customer."""
+
+    ref: ConversationRef
+    owner: str
+    waited: float
+    card: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnToInbox:
+    """The conversation is unassigned: tell the previous owner, announce it to the team."""
+
+    ref: ConversationRef
+    previous_owner: str | None
+    waited: float
+    reason: str
+    customer: str = ""
+    preview: str = ""
+    card: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """Call more operators in: mention the escalation target in the team channel."""
+
+    ref: ConversationRef
+    target: str
+    waited: float
+    count: int
+    customer: str = ""
+    preview: str = ""
+    card: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReminder:
+    """Ask the owner to close the conversation if it is over."""
+
+    ref: ConversationRef
+    owner: str | None
+    silent_for: float
+    card: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseNotice:
+    """Tell the customer the conversation was closed (auto-close closing message)."""
+
+    ref: ConversationRef
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRefused:
+    """Tell an operator that somebody else already owns the conversation."""
+
+    ref: ConversationRef
+    operator: str
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Copy a message between the customer side and the operator side (Telegram)."""
+
+    ref: ConversationRef
+    to_customer: bool
+    from_chat: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several notices for one channel, delivered as one message instead of a flood."""
+
+    lane: str
+    notices: tuple[Action, ...] = field(default_factory=tuple)
+
+
+Action = (
+    PostCard
+    | UpdateCard
+    | Nudge
+    | ReturnToInbox
+    | Escalate
+    | CloseReminder
+    | CloseNotice
+    | ClaimRefused
+    | Relay
+    | Digest
+)
+
+# Notices that may be folded into a Digest when many are due at once.
+NOTICES = (Nudge, ReturnToInbox, Escalate, CloseReminder)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """One recorded transition, for reports. `value` is a duration where one applies."""
+
+    ref: ConversationRef
+    team: str
+    kind: str
+    at: float
+    actor: str | None = None
+    value: float | None = None

@@ -1,0 +1,183 @@
+"""Delivers queued actions to a platform: in order per conversation, paced per
+channel, folded into digests when many notices for one channel are due at once,
+retried with backoff (honouring "retry after N s"), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, fields, replace
+from typing import Protocol
+
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, UpdateCard
+from chat_rescue.storage.base import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+DIGEST_MIN = 3  # this many notices for one channel at once become one digest
+DIGEST_MAX = 25  # and a digest lists at most this many
+MAX_ATTEMPTS = 12  # with backoff capped at 5 min: about an hour of trying
+DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What a platform created for a PostCard: the card's id and aliases that lead to it."""
+
+    card: str
+    aliases: tuple[str, ...] = ()
+
+
+class RetryLater(Exception):  # noqa: N818 - reads as what the platform said
+    """The platform asked us to wait (HTTP 429 and friends) or pacing says so."""
+
+    def __init__(self, after: float, reason: str = "rate limited") -> None:
+        super().__init__(f"{reason}; retry after {after:g}s")
+        self.after = after
+
+
+class Undeliverable(Exception):  # noqa: N818
+    """The action can never be delivered (blocked by the user, channel gone)."""
+
+
+class Platform(Protocol):
+    """What an adapter offers the outbox: delivery, and where each action lands."""
+
+    name: str
+
+    async def deliver(self, action: Action) -> Posted | None:
+        """Deliver one action (or Digest); raise RetryLater / Undeliverable as fits."""
+
+    def destination(self, action: Action) -> str:
+        """The channel an action posts to, for pacing and digests."""
+
+    def interval(self, destination: str) -> float:
+        """Minimum seconds between two posts to `destination`."""
+
+
+class Outbox:
+    """One worker per platform, draining that platform's lanes of the store's outbox."""
+
+    def __init__(self, store: Store, platform: Platform, clock: Clock) -> None:
+        self.store = store
+        self.platform = platform
+        self.clock = clock
+        self.delivered = 0
+        self._next_free: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._prefix = f"{platform.name}:"
+
+    def poke(self) -> None:
+        """Actions were queued: look at the outbox now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Drain forever, sleeping until the next retry or pacing slot, or a poke."""
+        while True:
+            self._wake.clear()
+            next_at = await self.drain()
+            timeout = None
+            if next_at is not None:
+                timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> float | None:
+        """Deliver everything that may go now; return when the next held item may go."""
+        while True:
+            ready, next_at = self._ready(self.clock.now())
+            if not ready:
+                return next_at
+            progressed = False
+            for batch in self._batches(ready):
+                progressed |= await self._send(batch)
+            if not progressed:
+                return self._ready(self.clock.now())[1]
+
+    def _ready(self, now: float) -> tuple[list[OutboxItem], float | None]:
+        """The head item of each lane, if it is not held back; and the earliest hold."""
+        heads: dict[str, OutboxItem] = {}
+        for item in self.store.pending(1000):
+            if item.lane.startswith(self._prefix) and item.lane not in heads:
+                heads[item.lane] = item
+        ready, next_at = [], None
+        for item in heads.values():
+            hold = max(item.not_before, self._next_free.get(self._where(item.action), 0.0))
+            if hold > now:
+                next_at = hold if next_at is None else min(next_at, hold)
+            else:
+                ready.append(item)
+        return ready, next_at
+
+    def _batches(self, ready: list[OutboxItem]) -> list[list[OutboxItem]]:
+        by_place: dict[str, list[OutboxItem]] = defaultdict(list)
+        batches = []
+        for item in ready:
+            if isinstance(item.action, NOTICES):
+                by_place[self._where(item.action)].append(item)
+            else:
+                batches.append([item])
+        for items in by_place.values():
+            if len(items) >= DIGEST_MIN:
+                batches += [items[i:i + DIGEST_MAX] for i in range(0, len(items), DIGEST_MAX)]
+            else:
+                batches += [[item] for item in items]
+        batches.sort(key=lambda b: b[0].id)
+        return batches
+
+    def _where(self, action: Action) -> str:
+        return self.platform.destination(action)
+
+    async def _send(self, batch: list[OutboxItem]) -> bool:
+        """Deliver one item or one digest; True if it left the outbox."""
+        now = self.clock.now()
+        first = batch[0]
+        place = self._where(first.action)
+        if self._next_free.get(place, 0.0) > now:
+            return False  # an earlier delivery in this round took the slot
+        actions = [self._fresh(item.action) for item in batch]
+        action = actions[0] if len(batch) == 1 else Digest(place, tuple(actions))
+        try:
+            posted = await asyncio.wait_for(self.platform.deliver(action), DELIVERY_TIMEOUT)
+        except RetryLater as wait:
+            self._next_free[place] = now + wait.after
+            for item in batch:
+                self.store.settle(item.id, retry_at=now + wait.after, error=str(wait))
+            return False
+        except Undeliverable as gone:
+            log.warning("%s: giving up on %s: %s", self.platform.name, type(action).__name__, gone)
+            for item in batch:
+                self.store.settle(item.id, error=str(gone), dead=True)
+            return True
+        except Exception as failed:  # network errors, 5xx, timeouts: back off and retry
+            error = f"{type(failed).__name__}: {failed}"
+            for item in batch:
+                dead = item.attempts + 1 >= MAX_ATTEMPTS
+                delay = min(300.0, 2.0 ** item.attempts)
+                self.store.settle(item.id, retry_at=now + delay, error=error, dead=dead)
+            log.warning("%s: delivery of %s failed (%s); retrying", self.platform.name,
+                        type(action).__name__, error)
+            return False
+        self._next_free[place] = now + self.platform.interval(place)
+        if isinstance(posted, Posted) and isinstance(first.action, PostCard):
+            self.store.attach(first.action.conversation.ref.key, posted.card, posted.aliases)
+        for item in batch:
+            self.store.settle(item.id)
+        self.delivered += len(batch)
+        return True
+
+    def _fresh(self, action: Action) -> Action:
+        """Cards render the conversation as it is now; notices point at its current card."""
+        if isinstance(action, PostCard | UpdateCard):
+            current = self.store.load(action.conversation.ref.key)
+            return replace(action, conversation=current) if current else action
+        if "card" in {f.name for f in fields(action)} and getattr(action, "card", None) is None:
+            current = self.store.load(action.ref.key)  # type: ignore[union-attr]
+            if current is not None and current.card is not None:
+                return replace(action, card=current.card)  # type: ignore[type-var]
+        return action

@@ -1,0 +1,127 @@
+"""Applies inbound events: load, decide, and commit state, history and outbox at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from chat_rescue.bot import engine
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import Action, ConversationRef, CustomerMessage, InboundEvent
+from chat_rescue.bot.policy import Policy, resolve
+from chat_rescue.storage.base import Change, Outcome, Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+def team_scope(team: str) -> str:
+    return f"team:{team}"
+
+
+def channel_scope(ref: ConversationRef) -> str:
+    return f"channel:{ref.platform}:{ref.channel}"
+
+
+class Service:
+    """The one path by which anything changes a conversation.
+
+    `handle` is synchronous on purpose: nothing awaits between reading a
+    conversation and committing its change, and the store's conditional update
+    covers other processes.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        base_policy: Policy,
+        clock: Clock,
+        *,
+        preview_chars: int = 80,
+    ) -> None:
+        self.store = store
+        self.base_policy = base_policy
+        self.clock = clock
+        self.preview_chars = preview_chars
+        self._policies: dict[tuple[str, str], Policy] = {}
+        self._deadline_listeners: list[Callable[[float], None]] = []
+        self._outbox_listeners: list[Callable[[], None]] = []
+
+    def on_deadline(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(at)` whenever a conversation gets a deadline (the ticker's wake-up)."""
+        self._deadline_listeners.append(listener)
+
+    def on_outbox(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` whenever actions were queued (the outbox worker's wake-up)."""
+        self._outbox_listeners.append(listener)
+
+    def policy(self, team: str, ref: ConversationRef) -> Policy:
+        """The policy in force for a conversation of `team` in `ref`'s channel."""
+        key = (team, channel_scope(ref))
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = resolve(
+                self.base_policy,
+                self.store.settings(team_scope(team)),
+                self.store.settings(key[1]),
+            )
+            self._policies[key] = policy
+        return policy
+
+    def settings_changed(self) -> None:
+        """Forget cached policies after `/rescue set` (deadlines follow on their next event)."""
+        self._policies.clear()
+
+    def handle(
+        self,
+        event: InboundEvent,
+        *,
+        inbound_id: str | None = None,
+        extra_actions: Iterable[Action] = (),
+    ) -> engine.Decision | None:
+        """Apply one event; None when `inbound_id` was processed before."""
+        if isinstance(event, CustomerMessage):
+            event = replace(event, text=_preview(event.text, self.preview_chars))
+        extra = tuple(extra_actions)
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock.now()
+            conv = self.store.load(event.ref.key)
+            team = conv.team if conv else getattr(event, "team", "default")
+            decision = engine.decide(conv, event, self.policy(team, event.ref), now)
+            change = Change(
+                conversation=decision.conversation,
+                expected_version=conv.version if conv else None,
+                history=decision.history,
+                actions=decision.actions + extra,
+                inbound_id=inbound_id,
+            )
+            if change.conversation is None and not change.actions and inbound_id is None:
+                return decision
+            outcome = self.store.commit(change, now)
+            if outcome is Outcome.DUPLICATE:
+                log.info("skipped %s: already processed", inbound_id)
+                return None
+            if outcome is Outcome.COMMITTED:
+                self._notify(decision, bool(change.actions))
+                return decision
+            log.info("conversation %s changed underneath; deciding again", event.ref.key)
+        raise RuntimeError(f"could not apply {type(event).__name__} to {event.ref.key}")
+
+    def _notify(self, decision: engine.Decision, queued: bool) -> None:
+        conv = decision.conversation
+        if conv is not None and conv.deadline is not None:
+            for listener in self._deadline_listeners:
+                listener(conv.deadline)
+        if queued:
+            for notify in self._outbox_listeners:
+                notify()
+
+
+def _preview(text: str, limit: int) -> str:
+    """The short card preview: the only message text the store keeps."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: max(0, limit - 1)].rstrip() + "…" if limit else ""

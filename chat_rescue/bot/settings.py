@@ -1,0 +1,91 @@
+"""All configuration, from the environment or a `.env` file (see `.env.example`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chat_rescue.bot.durations import DurationError, parse_duration
+from chat_rescue.bot.policy import Policy
+
+
+class Settings(BaseSettings):
+    """One class for every variable; secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///chat-rescue.db"
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_team_channel: str = ""
+    slack_intake_channels: str = ""
+    slack_admins: str = ""
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_support_chat_id: str = ""
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: SecretStr | None = None
+
+    rescue_accept: str = "2m"
+    rescue_first_response: str = "30s"
+    rescue_idle: str = "5m"
+    rescue_escalate: str = "5m"
+    rescue_close_reminder: str = "30m"
+    rescue_auto_close: str = "off"
+    rescue_escalate_to: str = "@here"
+    rescue_escalate_repeats: int = Field(default=2, ge=0, le=100)
+    rescue_closing_message: str = ""
+    rescue_preview_chars: int = Field(default=80, ge=0, le=2000)
+
+    @field_validator(
+        "rescue_accept", "rescue_first_response", "rescue_idle", "rescue_escalate",
+        "rescue_close_reminder", "rescue_auto_close",
+    )
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except DurationError as bad:
+            raise ValueError(str(bad)) from None
+        return value
+
+    @property
+    def intake_channels(self) -> tuple[str, ...]:
+        return _split(self.slack_intake_channels)
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(_split(self.slack_admins))
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    def base_policy(self) -> Policy:
+        """The environment's policy, before team and channel overrides."""
+        return Policy(
+            accept=parse_duration(self.rescue_accept),
+            first_response=parse_duration(self.rescue_first_response),
+            idle=parse_duration(self.rescue_idle),
+            escalate=parse_duration(self.rescue_escalate),
+            close_reminder=parse_duration(self.rescue_close_reminder),
+            auto_close=parse_duration(self.rescue_auto_close),
+            escalate_to=self.rescue_escalate_to,
+            escalate_repeats=self.rescue_escalate_repeats,
+            closing_message=self.rescue_closing_message,
+        )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

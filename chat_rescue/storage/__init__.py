@@ -1,0 +1,1 @@
+"""Persistence behind the narrow Store protocol."""

@@ -1,0 +1,84 @@
+"""The narrow persistence port. Every backend passes tests/storage/test_store_contract.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from chat_rescue.bot.model import Action, Conversation, HistoryEvent
+
+
+class Outcome(Enum):
+    """How a commit went."""
+
+    COMMITTED = "committed"
+    DUPLICATE = "duplicate"  # the inbound id was processed before: nothing written
+    CONFLICT = "conflict"  # the conversation changed underneath: nothing written, retry
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Everything one inbound event writes, committed atomically or not at all.
+
+    `expected_version` is the version the change was decided on (None: a new
+    conversation), so a claim race between replicas yields one owner.
+    """
+
+    conversation: Conversation | None = None
+    expected_version: int | None = None
+    history: tuple[HistoryEvent, ...] = ()
+    actions: tuple[Action, ...] = ()
+    inbound_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A pending platform action; `lane` keeps one conversation's actions in order."""
+
+    id: int
+    lane: str
+    action: Action
+    not_before: float
+    attempts: int
+
+
+class Store(Protocol):
+    """Conversations with their deadlines, history, settings, outbox and seen inbound ids."""
+
+    def load(self, key: str) -> Conversation | None:
+        """The conversation with this key, if any."""
+
+    def resolve(self, alias: str) -> str | None:
+        """The conversation key a platform alias (card, topic, message) points at."""
+
+    def commit(self, change: Change, now: float) -> Outcome:
+        """Write a change atomically (conditional on the conversation's version)."""
+
+    def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:
+        """Record the inbox card posted for a conversation and aliases that lead to it."""
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of any conversation."""
+
+    def due(self, now: float, limit: int) -> list[str]:
+        """Keys of conversations whose deadline is at or before `now`, earliest first."""
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        """Outbox items in the order they were queued."""
+
+    def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
+               dead: bool = False) -> None:
+        """Delivered (no arguments), to retry at `retry_at`, or given up (`dead`)."""
+
+    def settings(self, scope: str) -> dict[str, str]:
+        """Stored `/rescue` settings for a scope (a team or a channel)."""
+
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
+        """Store one setting, replacing the previous value."""
+
+    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+        """Recorded transitions since `since`, for one team or all."""
+
+    def close(self) -> None:
+        """Release the connection."""

@@ -1,0 +1,340 @@
+"""SQLiteStore: the embedded default Store, on sqlite-utils.
+
+WAL journal with `synchronous=NORMAL`, schema migrations keyed on
+`PRAGMA user_version`, and prepared SQL on every hot path (sqlite-utils'
+`table.upsert()` costs several schema queries per call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from chat_rescue.bot.codec import decode_action, encode_action
+from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, State, Timer
+from chat_rescue.storage.base import Change, OutboxItem, Outcome
+
+_COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
+_BOOLS = {"snoozed", "reminded"}
+
+
+_MIGRATION_1 = """
+        CREATE TABLE conversations (
+            key TEXT PRIMARY KEY,
+            team TEXT NOT NULL,
+            customer TEXT NOT NULL,
+            opened_at REAL NOT NULL,
+            state TEXT NOT NULL,
+            owner TEXT,
+            preview TEXT NOT NULL DEFAULT '',
+            timer_from REAL NOT NULL,
+            waiting_since REAL,
+            queued_at REAL,
+            first_reply_at REAL,
+            last_customer_at REAL,
+            last_operator_at REAL,
+            nudged_at REAL,
+            snoozed INTEGER NOT NULL DEFAULT 0,
+            reminded INTEGER NOT NULL DEFAULT 0,
+            escalations INTEGER NOT NULL DEFAULT 0,
+            card TEXT,
+            deadline REAL,
+            deadline_timer TEXT,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX conversations_deadline ON conversations(deadline)
+            WHERE deadline IS NOT NULL;
+        CREATE INDEX conversations_team_state ON conversations(team, state);
+        CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            conversation TEXT NOT NULL,
+            team TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            at REAL NOT NULL,
+            actor TEXT,
+            value REAL
+        );
+        CREATE INDEX history_team_at ON history(team, at);
+        CREATE TABLE settings (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_by TEXT,
+            updated_at REAL,
+            PRIMARY KEY (scope, key)
+        );
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            lane TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            not_before REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            lane TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            last_error TEXT,
+            failed_at REAL NOT NULL
+        );
+        CREATE TABLE inbound (id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+        CREATE INDEX inbound_seen_at ON inbound(seen_at);
+        CREATE TABLE aliases (alias TEXT PRIMARY KEY, conversation TEXT NOT NULL);
+"""
+
+# Each migration is a script run in one transaction with its version number; append only.
+MIGRATIONS: list[str] = [_MIGRATION_1]
+
+
+def _path_of(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///") or ":memory:"
+    if url.startswith("sqlite://"):
+        return ":memory:"
+    raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+
+
+class SQLiteStore:
+    """The Store protocol on one SQLite file (or `:memory:`)."""
+
+    def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
+        path = _path_of(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only from the first byte: the store holds customer names and previews.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        if path != ":memory:":
+            self.db.enable_wal()
+        self.conn = conn
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        assignments = ", ".join(f"{c} = ?" for c in _COLUMNS if c != "version")
+        self._insert_sql = (
+            f"INSERT INTO conversations (key, {', '.join(_COLUMNS)}) VALUES (?, {placeholders})"
+        )
+        self._update_sql = (
+            f"UPDATE conversations SET {assignments}, version = version + 1 "
+            "WHERE key = ? AND version = ?"
+        )
+        self._select_sql = f"SELECT key, {', '.join(_COLUMNS)} FROM conversations WHERE key = ?"
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version; returns that version."""
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        return len(MIGRATIONS)
+
+    # -- conversations --------------------------------------------------------
+
+    def load(self, key: str) -> Conversation | None:
+        row = self.conn.execute(self._select_sql, (key,)).fetchone()
+        return _conversation(row) if row else None
+
+    def resolve(self, alias: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT conversation FROM aliases WHERE alias = ?", (alias,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def commit(self, change: Change, now: float) -> Outcome:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcome = self._write(change, now)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT" if outcome is Outcome.COMMITTED else "ROLLBACK")
+        return outcome
+
+    def _write(self, change: Change, now: float) -> Outcome:
+        conn = self.conn
+        if change.inbound_id is not None:
+            seen = conn.execute(
+                "INSERT OR IGNORE INTO inbound (id, seen_at) VALUES (?, ?)",
+                (change.inbound_id, now),
+            )
+            if seen.rowcount == 0:
+                return Outcome.DUPLICATE
+        conv = change.conversation
+        if conv is not None:
+            values = _row(conv)
+            if change.expected_version is None:
+                try:
+                    conn.execute(self._insert_sql, (conv.ref.key, *values))
+                except sqlite3.IntegrityError:
+                    return Outcome.CONFLICT
+            else:
+                updated = conn.execute(
+                    self._update_sql,
+                    (*values[:-1], conv.ref.key, change.expected_version),
+                )
+                if updated.rowcount == 0:
+                    return Outcome.CONFLICT
+        if change.history:
+            conn.executemany(
+                "INSERT INTO history (conversation, team, kind, at, actor, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value) for h in change.history],
+            )
+        if change.actions:
+            rows = []
+            for action in change.actions:
+                kind, payload = encode_action(action)
+                lane = action.conversation.ref.key if hasattr(action, "conversation") else (
+                    action.ref.key  # type: ignore[union-attr]
+                )
+                rows.append((lane, kind, payload, now, now))
+            conn.executemany(
+                "INSERT INTO outbox (lane, kind, payload, not_before, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        return Outcome.COMMITTED
+
+    def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "UPDATE conversations SET card = ?, version = version + 1 WHERE key = ?",
+                (card, key),
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)",
+                [(alias, key) for alias in aliases],
+            )
+
+    def add_alias(self, alias: str, key: str) -> None:
+        """Point one more platform alias at a conversation."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)", (alias, key)
+        )
+
+    # -- deadlines --------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        row = self.conn.execute(
+            "SELECT deadline FROM conversations WHERE deadline IS NOT NULL "
+            "ORDER BY deadline LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def due(self, now: float, limit: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT key FROM conversations WHERE deadline IS NOT NULL AND deadline <= ? "
+            "ORDER BY deadline LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- outbox ------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        rows = self.conn.execute(
+            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            OutboxItem(id, lane, decode_action(kind, payload), not_before, attempts)
+            for id, lane, kind, payload, not_before, attempts in rows
+        ]
+
+    def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
+               dead: bool = False) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            if dead:
+                self.conn.execute(
+                    "INSERT INTO dead_letters (id, lane, kind, payload, attempts, last_error, "
+                    "failed_at) SELECT id, lane, kind, payload, attempts + 1, ?, "
+                    "not_before FROM outbox WHERE id = ?",
+                    (error, item_id),
+                )
+            if retry_at is None or dead:
+                self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+            else:
+                self.conn.execute(
+                    "UPDATE outbox SET not_before = ?, attempts = attempts + 1, last_error = ? "
+                    "WHERE id = ?",
+                    (retry_at, error, item_id),
+                )
+
+    def outbox_size(self) -> int:
+        """How many actions wait to be delivered."""
+        return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    # -- settings and reports ----------------------------------------------------------
+
+    def settings(self, scope: str) -> dict[str, str]:
+        rows = self.conn.execute(
+            "SELECT key, value FROM settings WHERE scope = ?", (scope,)
+        ).fetchall()
+        return dict(rows)
+
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO settings (scope, key, value, updated_by, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (scope, key, value, by, at),
+        )
+
+    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+        sql = "SELECT conversation, team, kind, at, actor, value FROM history WHERE at >= ?"
+        params: tuple[object, ...] = (since,)
+        if team is not None:
+            sql += " AND team = ?"
+            params = (since, team)
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [
+            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value)
+            for key, team_, kind, at, actor, value in rows
+        ]
+
+    def summary(self, team: str) -> tuple[int, int]:
+        """(open, overdue) conversations of a team: overdue = nudged or operators called."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(nudged_at IS NOT NULL OR escalations > 0), 0) "
+            "FROM conversations WHERE team = ? AND state != 'closed'",
+            (team,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def prune(self, before: float) -> None:
+        """Forget inbound ids older than `before`; platforms stop redelivering long before."""
+        self.conn.execute("DELETE FROM inbound WHERE seen_at < ?", (before,))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _row(conv: Conversation) -> tuple[object, ...]:
+    values = [getattr(conv, name) for name in _COLUMNS]
+    return tuple(
+        int(v) if name in _BOOLS else (str(v) if isinstance(v, State | Timer) else v)
+        for name, v in zip(_COLUMNS, values, strict=True)
+    )
+
+
+def _conversation(row: tuple[object, ...]) -> Conversation:
+    key = str(row[0])
+    fields = dict(zip(_COLUMNS, row[1:], strict=True))
+    fields["state"] = State(fields["state"])
+    if fields["deadline_timer"] is not None:
+        fields["deadline_timer"] = Timer(fields["deadline_timer"])
+    for name in _BOOLS:
+        fields[name] = bool(fields[name])
+    return Conversation(ref=ConversationRef.parse(key), **fields)  # type: ignore[arg-type]

@@ -278,7 +278,7 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if timer is Timer.IDLE:
         waited = _since(conv.waiting_since, now)
         nudged = replace(conv, nudged_at=now)
-        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card)
+        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer)
         return nudged, [nudge], [_event(conv, "nudged", now, conv.owner, waited)]
     if timer is Timer.ESCALATE:
         length = format_duration(policy.escalate)
@@ -288,7 +288,7 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
         return escalated, actions + more, history + logged
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
-        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card)
+        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer)
         return replace(conv, reminded=True), [reminder], [_event(conv, "reminded", now, conv.owner)]
     actions: list[Action] = []
     if policy.closing_message:

@@ -202,6 +202,7 @@ class Nudge:
     owner: str
     waited: float
     card: str | None = None
+    customer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,7 @@ class CloseReminder:
     owner: str | None
     silent_for: float
     card: str | None = None
+    customer: str = ""
 
 
 @dataclass(frozen=True, slots=True)

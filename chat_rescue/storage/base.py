@@ -80,5 +80,8 @@ class Store(Protocol):
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         """Recorded transitions since `since`, for one team or all."""
 
+    def summary(self, team: str) -> tuple[int, int]:
+        """(open, overdue) conversations of a team."""
+
     def close(self) -> None:
         """Release the connection."""

@@ -1,0 +1,159 @@
+"""The `/rescue` command, the same on every platform: parse, authorise, apply, reply.
+
+Adapters say who asked, where, and whether they are an admin; this module does the
+rest and returns the reply text. Bad input changes nothing and gets one line that
+shows the right form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chat_rescue.bot.durations import FORM, DurationError, format_duration, parse_duration
+from chat_rescue.bot.model import ConversationRef
+from chat_rescue.bot.policy import TIMERS
+from chat_rescue.bot.service import Service, channel_scope, team_scope
+from chat_rescue.bot.stats import render, summarize
+
+USAGE = {
+    "status": "/rescue",
+    "set": "/rescue set <timer> <duration>   (timer: " + " | ".join(TIMERS) + ")",
+    "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
+    "stats": "/rescue stats [7d]",
+    "help": "/rescue help",
+}
+
+HELP = "\n".join(
+    [
+        "chat-rescue keeps customers from waiting unanswered.",
+        "/rescue                     thresholds in force here, open and overdue counts",
+        "/rescue set <timer> <dur>   timer: " + " | ".join(TIMERS) + f"; dur: {FORM}",
+        "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
+        "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
+        "/rescue help                this text",
+        "Changing settings needs an admin.",
+    ]
+)
+
+MAX_TARGET = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Who runs the command, where, and with which rights.
+
+    `here` is the channel the command was typed in; `intake` says whether that is a
+    customer channel (set changes its override) or the team channel (set changes
+    the team default).
+    """
+
+    team: str
+    here: ConversationRef
+    user: str
+    is_admin: bool
+    intake: bool = False
+
+
+class CommandError(ValueError):
+    """Malformed input; the message is the one-line explanation."""
+
+
+def run(text: str, ctx: CommandContext, service: Service) -> str:
+    """Execute `/rescue <text>` and return the reply."""
+    try:
+        return _dispatch(text.split(), ctx, service)
+    except CommandError as bad:
+        return str(bad)
+
+
+def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
+    verb = words[0].lower() if words else "status"
+    args = words[1:]
+    if verb == "help":
+        return HELP
+    if verb == "status":
+        _arity(verb, args, 0, 0)
+        return _status(ctx, service)
+    if verb == "stats":
+        _arity(verb, args, 0, 1)
+        return _stats(args, ctx, service)
+    if verb == "set":
+        _arity(verb, args, 2, 2)
+        timer, written = args[0].lower(), args[1]
+        if timer not in TIMERS:
+            raise CommandError(f"Unknown timer '{_clip(args[0])}'. Usage: {USAGE['set']}")
+        try:
+            seconds = parse_duration(written)
+        except DurationError as bad:
+            raise CommandError(f"{bad}. Usage: {USAGE['set']}") from None
+        return _change(ctx, service, timer, format_duration(seconds))
+    if verb == "escalate-to":
+        if not args:
+            raise CommandError(f"Say who to call in. Usage: {USAGE['escalate-to']}")
+        target = _CONTROL.sub("", " ".join(args)).strip()
+        if len(target) > MAX_TARGET:
+            raise CommandError(f"That is longer than {MAX_TARGET} characters. "
+                               f"Usage: {USAGE['escalate-to']}")
+        return _change(ctx, service, "escalate_to", target)
+    raise CommandError(f"Unknown command '{_clip(verb)}'. Try /rescue help.")
+
+
+def _arity(verb: str, args: list[str], least: int, most: int) -> None:
+    if not least <= len(args) <= most:
+        raise CommandError(f"Usage: {USAGE[verb]}")
+
+
+def _clip(text: str) -> str:
+    text = _CONTROL.sub("", text)
+    return text if len(text) <= 30 else text[:29] + "…"
+
+
+def _scope(ctx: CommandContext) -> tuple[str, str]:
+    if ctx.intake:
+        return channel_scope(ctx.here), "this channel"
+    return team_scope(ctx.team), "the team"
+
+
+def _change(ctx: CommandContext, service: Service, key: str, value: str) -> str:
+    if not ctx.is_admin:
+        return "Sorry, only admins can change rescue settings. Nothing was changed."
+    scope, where = _scope(ctx)
+    service.store.put_setting(scope, key, value, ctx.user, service.clock.now())
+    service.settings_changed()
+    return f"{key} is now {value} for {where}."
+
+
+def _status(ctx: CommandContext, service: Service) -> str:
+    policy = service.policy(ctx.team, ctx.here)
+    team = service.store.settings(team_scope(ctx.team))
+    channel = service.store.settings(channel_scope(ctx.here)) if ctx.intake else {}
+
+    def shown(key: str, value: str) -> str:
+        source = " (channel)" if key in channel else " (team)" if key in team else ""
+        return f"{key} {value}{source}"
+
+    timers = " · ".join(shown(t, format_duration(getattr(policy, t))) for t in TIMERS)
+    open_, overdue = service.store.summary(ctx.team)
+    calls = policy.escalate_repeats + 1
+    return "\n".join(
+        [
+            f"Timers here: {timers}",
+            f"Escalate to: {shown('escalate_to', policy.escalate_to)} (up to {calls} calls)",
+            f"Open conversations: {open_}, overdue: {overdue}",
+        ]
+    )
+
+
+def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:
+    written = args[0] if args else "7d"
+    try:
+        period = parse_duration(written)
+    except DurationError:
+        period = None
+    if period is None:
+        raise CommandError(f"'{_clip(written)}' is not a period like 7d or 24h. "
+                           f"Usage: {USAGE['stats']}")
+    history = service.store.history(ctx.team, service.clock.now() - period)
+    return render(summarize(history), f"Last {format_duration(period)}:")

@@ -1,0 +1,55 @@
+"""Wires the shell together: one ticker, one outbox worker per platform, one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.outbox import Outbox, Platform
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.ticker import Ticker
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The background tasks that turn stored deadlines and queued actions into messages."""
+
+    def __init__(self, service: Service, clock: Clock, platforms: Sequence[Platform]) -> None:
+        self.service = service
+        self.ticker = Ticker(service.store, service, clock)
+        self.outboxes = [Outbox(service.store, platform, clock) for platform in platforms]
+        for outbox in self.outboxes:
+            service.on_outbox(outbox.poke)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start the ticker and the outbox workers."""
+        self._tasks.append(asyncio.create_task(self.ticker.run(), name="ticker"))
+        for outbox in self.outboxes:
+            name = f"outbox:{outbox.platform.name}"
+            self._tasks.append(asyncio.create_task(outbox.run(), name=name))
+
+    async def stop(self) -> None:
+        """Cancel the tasks; state is in the store, so nothing is lost."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def drained(self, timeout: float = 10.0, poll: float = 0.02) -> bool:
+        """Wait until every queued action for these platforms has been delivered."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        names = {f"{o.platform.name}:" for o in self.outboxes}
+        while loop.time() < until:
+            pending = self.service.store.pending(10_000)
+            if not any(item.lane.startswith(tuple(names)) for item in pending):
+                return True
+            await asyncio.sleep(poll)
+        return False

@@ -1,0 +1,42 @@
+"""The `chat-rescue` command line: run, demo, check, stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `chat-rescue` console script."""
+    parser = argparse.ArgumentParser(prog="chat-rescue", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve every platform whose token is set")
+    demo = commands.add_parser("demo", help="a scripted support day against the sandbox")
+    demo.add_argument("--platform", choices=["console", "slack", "telegram"], default="console")
+    demo.add_argument("--speed", type=float, default=500.0,
+                      help="how much faster than real time the day runs (default 500)")
+    commands.add_parser("check", help="validate the configuration and reach each platform")
+    stats = commands.add_parser("stats", help="first-response and reply figures per team")
+    stats.add_argument("--days", type=float, default=7.0, help="how far back (default 7)")
+    stats.add_argument("--team", default=None, help="only this team")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    sys.exit(asyncio.run(_dispatch(args)))
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from chat_rescue.demo import play
+
+        await play(speed=args.speed)
+        return 0
+    from chat_rescue import ops
+
+    if args.command == "run":
+        return await ops.run()
+    if args.command == "check":
+        return await ops.check()
+    return ops.stats(days=args.days, team=args.team)

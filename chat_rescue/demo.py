@@ -1,0 +1,214 @@
+"""`chat-rescue demo`: a scripted support day at accelerated time, through the real
+engine, store, ticker and outbox, printing what the team and customers would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chat_rescue.adapters.console import ConsolePlatform
+from chat_rescue.bot import commands
+from chat_rescue.bot.clock import FastClock
+from chat_rescue.bot.model import (
+    Claim,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    InboundEvent,
+    KeepOpen,
+    OperatorMessage,
+    Snooze,
+)
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.runtime import Runtime
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.stats import render, summarize
+from chat_rescue.storage.sqlite import SQLiteStore
+
+DAY_START = 1_764_406_800.0  # 09:00:00 UTC
+TEAM = "demo"
+ADMINS = {"ana"}
+
+# conversation number -> (customer, intake channel)
+CUSTOMERS = {
+    n: (name, "#vip" if n in (17, 18) else "#help")
+    for n, name in enumerate(
+        ["alice", "bruno", "carmen", "dmitri", "elena", "farid", "grace", "hiro", "ines", "jamal", "kate", "liam", "mona", "nils", "olga", "pablo", "quinn", "rosa", "sam", "tara", "uma", "victor", "wen", "xena", "yusuf", "zoe"], start=1
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """At `at` seconds into the day, `who` does `act` in conversation `conv`."""
+
+    at: float
+    conv: int
+    who: str
+    act: str
+    text: str = ""
+
+
+def _day() -> list[Step]:
+    s = Step
+    steps = [
+        # The lead sets the VIP channel to auto-close after 45 minutes of silence.
+        s(0, 17, "ben", "rescue", "set auto_close 45m"),
+        s(0, 17, "ana", "rescue", "set auto_close 45x"),
+        s(0, 17, "ana", "rescue", "set auto_close 45m"),
+        # 1-6 answered in time
+        s(0, 1, "alice", "says", "Hi, my order #1042 hasn't arrived"),
+        s(15, 1, "ana", "replies"), s(120, 1, "alice", "says", "Thanks!"),
+        s(150, 1, "ana", "replies"), s(200, 1, "ana", "closes"),
+        s(60, 2, "bruno", "says", "Can I change my delivery address?"),
+        s(75, 2, "ben", "claims"), s(90, 2, "ben", "replies"), s(400, 2, "ben", "closes"),
+        s(180, 3, "carmen", "says", "The app logs me out every hour"),
+        s(190, 3, "chloe", "replies"), s(600, 3, "carmen", "says", "Still happening"),
+        s(700, 3, "chloe", "replies"), s(800, 3, "chloe", "closes"),
+        s(300, 4, "dmitri", "says", "Invoice for March please"),
+        s(320, 4, "dev", "reacts :eyes:"), s(340, 4, "dev", "replies"),
+        s(420, 5, "elena", "says", "Do you ship to Norway?"),
+        s(430, 5, "ana", "replies"), s(500, 5, "ana", "closes"),
+        s(480, 6, "farid", "says", "Password reset mail never came"),
+        s(485, 6, "ben", "replies"), s(560, 6, "ben", "closes"),
+        # 7-8 claimed, not answered in 30s -> returned -> reclaimed (8: a claim race)
+        s(600, 7, "grace", "says", "Payment failed twice"), s(610, 7, "dev", "claims"),
+        s(680, 7, "chloe", "claims"), s(690, 7, "chloe", "replies"), s(900, 7, "chloe", "closes"),
+        s(700, 8, "hiro", "says", "Where do I find my API key?"), s(705, 8, "ben", "claims"),
+        s(760, 8, "ana", "claims"), s(760, 8, "chloe", "claims"), s(770, 8, "ana", "replies"),
+        s(1000, 8, "ana", "closes"),
+        # 9-10 idle -> nudge (9: snooze first)
+        s(800, 9, "ines", "says", "Need a refund"), s(810, 9, "ana", "replies"),
+        s(900, 9, "ines", "says", "Order #2231"), s(1230, 9, "ana", "snoozes"),
+        s(1400, 9, "ana", "replies"), s(1500, 9, "ana", "closes"),
+        s(1000, 10, "jamal", "says", "Is the sale still on?"), s(1005, 10, "chloe", "replies"),
+        s(1100, 10, "jamal", "says", "And for shoes?"), s(1450, 10, "chloe", "replies"),
+        s(1600, 10, "chloe", "closes"),
+        # 11-12 idle -> nudge -> nothing -> back to the inbox, operators called in
+        s(1300, 11, "kate", "says", "My parcel is damaged"), s(1310, 11, "dev", "replies"),
+        s(1400, 11, "kate", "says", "Photos attached"), s(2040, 11, "ben", "claims"),
+        s(2055, 11, "ben", "replies"), s(2300, 11, "ben", "closes"),
+        s(1500, 12, "liam", "says", "Wrong size delivered"), s(1510, 12, "ben", "replies"),
+        s(1600, 12, "liam", "says", "It is an M, I ordered L"), s(2250, 12, "ana", "claims"),
+        s(2260, 12, "ana", "replies"), s(2500, 12, "ana", "closes"),
+        # 13-14 nobody claims -> operators called in (14: twice)
+        s(2000, 13, "mona", "says", "Bulk discount for 50 seats?"), s(2200, 13, "dev", "claims"),
+        s(2210, 13, "dev", "replies"), s(2600, 13, "dev", "closes"),
+        s(2100, 14, "nils", "says", "Cancel my subscription"), s(2400, 14, "chloe", "replies"),
+        s(2700, 14, "chloe", "closes"),
+        # 15-16 the customer goes quiet -> close reminder
+        s(2500, 15, "olga", "says", "How do I export my data?"), s(2510, 15, "ana", "replies"),
+        s(4350, 15, "ana", "keeps open"), s(5000, 15, "olga", "says", "Found it, thanks"),
+        s(5010, 15, "ana", "replies"), s(5100, 15, "ana", "closes"),
+        s(2600, 16, "pablo", "says", "Gift wrapping available?"), s(2610, 16, "ben", "replies"),
+        s(4500, 16, "ben", "closes"),
+        # 17-18 VIP channel: auto-closed after 45 minutes of silence
+        s(2700, 17, "quinn", "says", "Upgrade to the annual plan"), s(2710, 17, "chloe", "replies"),
+        s(2800, 18, "rosa", "says", "Add a second admin"), s(2805, 18, "dev", "replies"),
+        # 19-20 closed, then the customer writes again -> reopened with the same owner
+        s(3000, 19, "sam", "says", "Tracking link broken"), s(3010, 19, "ana", "replies"),
+        s(3100, 19, "ana", "closes"), s(3600, 19, "sam", "says", "One more thing"),
+        s(3620, 19, "ana", "replies"), s(3700, 19, "ana", "closes"),
+        s(3200, 20, "tara", "says", "Change my email"), s(3210, 20, "ben", "replies"),
+        s(3250, 20, "ben", "closes"), s(4000, 20, "tara", "says", "It didn't work"),
+        s(4030, 20, "ben", "replies"), s(4100, 20, "ben", "closes"),
+        # 21 the owner hands off
+        s(3300, 21, "uma", "says", "Question about GDPR"), s(3310, 21, "chloe", "replies"),
+        s(3400, 21, "uma", "says", "Who is our DPO?"), s(3420, 21, "chloe", "hands off"),
+        s(3440, 21, "dev", "claims"), s(3450, 21, "dev", "replies"), s(3600, 21, "dev", "closes"),
+        # 26
+        s(6000, 26, "zoe", "says", "Thanks for the quick help earlier"),
+        s(6010, 26, "dev", "replies"), s(6100, 26, "dev", "closes"),
+        s(2200, 4, "dev", "closes"),
+    ]
+    # 22-25 end of ben's shift: four customers wait at once -> digests, not a flood
+    for n in (22, 23, 24, 25):
+        taker = "ana" if n < 24 else "chloe"
+        steps += [
+            s(5600, n, CUSTOMERS[n][0], "says", "Quick question"), s(5610, n, "ben", "replies"),
+            s(5700, n, CUSTOMERS[n][0], "says", "Hello?"), s(6400, n, taker, "claims"),
+            s(6410, n, taker, "replies"), s(6500, n, taker, "closes"),
+        ]
+    return sorted(steps, key=lambda step: step.at)
+
+
+def _event(step: Step, at: float) -> InboundEvent:
+    customer, channel = CUSTOMERS[step.conv]
+    ref = ConversationRef("console", channel, f"conv-{step.conv}")
+    match step.act:
+        case "says":
+            return CustomerMessage(ref, at, customer, step.text, TEAM)
+        case "replies":
+            return OperatorMessage(ref, at, step.who)
+        case "claims":
+            return Claim(ref, at, step.who)
+        case "reacts :eyes:":
+            return Claim(ref, at, step.who, via="reaction")
+        case "closes":
+            return Close(ref, at, step.who)
+        case "snoozes":
+            return Snooze(ref, at, step.who)
+        case "hands off":
+            return HandOff(ref, at, step.who)
+        case "keeps open":
+            return KeepOpen(ref, at, step.who)
+    raise ValueError(f"unknown demo step {step.act!r}")
+
+
+def _narrate(step: Step) -> tuple[str, str]:
+    customer, channel = CUSTOMERS[step.conv]
+    if step.act == "says":
+        return channel, f"{customer}: {step.text}"
+    if step.act == "replies":
+        return channel, f"@{step.who} replies to {customer}"
+    return "#support-team", f"@{step.who} {step.act} ({customer})"
+
+
+async def play(speed: float = 500.0, write: Callable[[str], None] = print,
+               database: Path | None = None) -> str:
+    """Run the day; returns the summary table."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = database or Path(scratch) / "demo.db"
+        store = SQLiteStore(f"sqlite:///{path}")
+        clock = FastClock(DAY_START, speed)
+        policy = Policy(closing_message="We are closing this chat for now. Write again any time!")
+        service = Service(store, policy, clock)
+        console = ConsolePlatform(clock, write)
+        runtime = Runtime(service, clock, [console])
+        write("chat-rescue demo: a support day at ×%g speed. Timers: accept 2m, first response "
+              "30s, idle 5m, escalate 5m, close reminder 30m; #vip auto-closes after 45m." % speed)
+        write("Operators ana (admin), ben, chloe, dev work #support-team; customers write in "
+              "#help and #vip.\n")
+        await runtime.start()
+        try:
+            for step in _day():
+                await _until(clock, DAY_START + step.at)
+                if step.act == "rescue":
+                    _, channel = CUSTOMERS[step.conv]
+                    ctx = commands.CommandContext(
+                        TEAM, ConversationRef("console", channel), step.who,
+                        is_admin=step.who in ADMINS, intake=True)
+                    console.say(f"  to @{step.who}", f"/rescue {step.text} -> "
+                                + commands.run(step.text, ctx, service))
+                    continue
+                console.say(*_narrate(step))
+                service.handle(_event(step, clock.now()))
+            await _until(clock, DAY_START + 6700)  # the last auto-closes and reminders
+            await runtime.drained()
+        finally:
+            await runtime.stop()
+        summary = render(summarize(store.history(TEAM, 0)), "\nSummary of the day")
+        store.close()
+    write(summary)
+    return summary
+
+
+async def _until(clock: FastClock, at: float) -> None:
+    wait = clock.real(at - clock.now())
+    if wait > 0:
+        await asyncio.sleep(wait)

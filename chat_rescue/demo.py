@@ -34,11 +34,16 @@ DAY_START = 1_764_406_800.0  # 09:00:00 UTC
 TEAM = "demo"
 ADMINS = {"ana"}
 
+NAMES = (
+    "alice bruno carmen dmitri elena farid grace hiro ines jamal kate liam mona nils "
+    "olga pablo quinn rosa sam tara uma victor wen xena yusuf zoe"
+)
 # conversation number -> (customer, intake channel)
 CUSTOMERS = {
     n: (name, "#vip" if n in (17, 18) else "#help")
     for n, name in enumerate(
-        ["alice", "bruno", "carmen", "dmitri", "elena", "farid", "grace", "hiro", "ines", "jamal", "kate", "liam", "mona", "nils", "olga", "pablo", "quinn", "rosa", "sam", "tara", "uma", "victor", "wen", "xena", "yusuf", "zoe"], start=1
+        NAMES.split(),
+        start=1,
     )
 }
 
@@ -180,8 +185,8 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
         service = Service(store, policy, clock)
         console = ConsolePlatform(clock, write)
         runtime = Runtime(service, clock, [console])
-        write("chat-rescue demo: a support day at ×%g speed. Timers: accept 2m, first response "
-              "30s, idle 5m, escalate 5m, close reminder 30m; #vip auto-closes after 45m." % speed)
+        write(f"chat-rescue demo: a support day at ×{speed:g} speed. Timers: accept 2m, first "
+              "response 30s, idle 5m, escalate 5m, close reminder 30m; #vip auto-closes after 45m.")
         write("Operators ana (admin), ben, chloe, dev work #support-team; customers write in "
               "#help and #vip.\n")
         await runtime.start()

@@ -109,7 +109,8 @@ def decide(
     """Apply one inbound event to a conversation under `policy` at time `now`."""
     if conv is None:
         if isinstance(event, CustomerMessage):
-            return _finish(None, *_open(event, policy, now), policy)
+            opened, actions, history = _open(event, policy, now)
+            return _finish(None, opened, actions, history, policy)
         return NOTHING
     step = _STEPS[type(event)]
     outcome = step(conv, event, policy, now)  # type: ignore[operator]
@@ -117,7 +118,8 @@ def decide(
         # Nothing happened, but a changed policy may have moved the deadline.
         refreshed = with_deadline(conv, policy)
         return Decision(refreshed if refreshed is not conv else None)
-    return _finish(conv, *outcome, policy)
+    after, actions, history = outcome
+    return _finish(conv, after, actions, history, policy)
 
 
 Outcome = tuple[Conversation, list[Action], list[HistoryEvent]]
@@ -290,11 +292,11 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
         silent = now - conv.timer_from
         reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer)
         return replace(conv, reminded=True), [reminder], [_event(conv, "reminded", now, conv.owner)]
-    actions: list[Action] = []
+    goodbye: list[Action] = []
     if policy.closing_message:
-        actions.append(CloseNotice(conv.ref, policy.closing_message))
+        goodbye.append(CloseNotice(conv.ref, policy.closing_message))
     closed = replace(conv, state=State.CLOSED, waiting_since=None, nudged_at=None)
-    return closed, actions, [_event(conv, "closed", now, None, now - conv.timer_from)]
+    return closed, goodbye, [_event(conv, "closed", now, None, now - conv.timer_from)]
 
 
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:

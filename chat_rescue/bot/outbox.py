@@ -6,9 +6,10 @@ retried with backoff (honouring "retry after N s"), never dropped silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
@@ -82,10 +83,8 @@ class Outbox:
             timeout = None
             if next_at is not None:
                 timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when the next held item may go."""
@@ -176,8 +175,8 @@ class Outbox:
         if isinstance(action, PostCard | UpdateCard):
             current = self.store.load(action.conversation.ref.key)
             return replace(action, conversation=current) if current else action
-        if "card" in {f.name for f in fields(action)} and getattr(action, "card", None) is None:
-            current = self.store.load(action.ref.key)  # type: ignore[union-attr]
+        if isinstance(action, NOTICES) and action.card is None:
+            current = self.store.load(action.ref.key)
             if current is not None and current.card is not None:
-                return replace(action, card=current.card)  # type: ignore[type-var]
+                return replace(action, card=current.card)
         return action

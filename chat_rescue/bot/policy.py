@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from chat_rescue.bot.durations import parse_duration
 from chat_rescue.bot.model import Timer
@@ -41,7 +42,7 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, str]) -> Policy:
 
     Unknown keys are ignored so an older database never breaks a newer bot.
     """
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     known = {f.name for f in fields(Policy)}
     for key, written in overrides.items():
         if key not in known:

@@ -10,6 +10,7 @@ conversation on in the same transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -70,7 +71,5 @@ class Ticker:
             timeout = None
             if self._target is not None:
                 timeout = max(0.0, self.clock.real(self._target - self.clock.now()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass

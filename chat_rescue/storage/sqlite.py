@@ -332,9 +332,9 @@ def _row(conv: Conversation) -> tuple[object, ...]:
 def _conversation(row: tuple[object, ...]) -> Conversation:
     key = str(row[0])
     fields = dict(zip(_COLUMNS, row[1:], strict=True))
-    fields["state"] = State(fields["state"])
+    fields["state"] = State(str(fields["state"]))
     if fields["deadline_timer"] is not None:
-        fields["deadline_timer"] = Timer(fields["deadline_timer"])
+        fields["deadline_timer"] = Timer(str(fields["deadline_timer"]))
     for name in _BOOLS:
         fields[name] = bool(fields[name])
     return Conversation(ref=ConversationRef.parse(key), **fields)  # type: ignore[arg-type]

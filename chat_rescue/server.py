@@ -1,0 +1,107 @@
+"""One process, one event loop: the HTTP server, the ticker, the outbox workers and
+every configured platform adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from aiohttp import web
+
+from chat_rescue.bot.clock import Clock, SystemClock
+from chat_rescue.bot.outbox import Platform
+from chat_rescue.bot.runtime import Runtime
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.settings import Settings
+from chat_rescue.storage.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # requests larger than this are refused with 413
+
+
+class Adapter(Platform, Protocol):
+    """A platform adapter: a Platform for the outbox plus its own lifecycle and routes."""
+
+    def routes(self, app: web.Application) -> None:
+        """Add the adapter's HTTP endpoints (if any) to the shared aiohttp app."""
+
+    async def start(self) -> None:
+        """Connect to the platform (start polling, socket mode, caches)."""
+
+    async def stop(self) -> None:
+        """Disconnect; state lives in the store."""
+
+    async def check(self) -> list[str]:
+        """Reach the platform once; return problems in plain words (never a secret)."""
+
+
+def build_adapters(settings: Settings, service: Service, clock: Clock) -> list[Adapter]:
+    """An adapter for every platform whose token is set."""
+    adapters: list[Adapter] = []
+    if settings.slack_enabled:
+        from chat_rescue.adapters.slack import SlackAdapter
+
+        adapters.append(SlackAdapter(settings, service, clock))
+    if settings.telegram_enabled:
+        from chat_rescue.adapters.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(settings, service, clock))
+    return adapters
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process runs and the store answers."""
+    service = request.app[SERVICE]
+    service.store.next_deadline()
+    return web.json_response({"ok": True})
+
+
+SERVICE = web.AppKey("service", Service)
+
+
+class Bot:
+    """Everything `chat-rescue run` starts, startable and stoppable from tests too."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None,
+                 adapters: list[Adapter] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.store = SQLiteStore(settings.database_url)
+        self.service = Service(self.store, settings.base_policy(), self.clock,
+                               preview_chars=settings.rescue_preview_chars)
+        self.adapters = (adapters if adapters is not None
+                         else build_adapters(settings, self.service, self.clock))
+        self.runtime = Runtime(self.service, self.clock, self.adapters)
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self.app[SERVICE] = self.service
+        self.app.router.add_get("/healthz", healthz)
+        for adapter in self.adapters:
+            adapter.routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Serve HTTP, start the ticker and outboxes, then connect every platform."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        await self.runtime.start()
+        for adapter in self.adapters:
+            await adapter.start()
+        names = ", ".join(a.name for a in self.adapters) or "no platform"
+        log.info("chat-rescue serving %s on %s:%s", names, self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop everything in reverse order and close the store."""
+        for adapter in reversed(self.adapters):
+            await adapter.stop()
+        await self.runtime.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.store.close()

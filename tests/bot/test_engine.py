@@ -1,0 +1,379 @@
+"""The rescue rules (DESIGN §1) as a table of cases, and invariants under random event streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chat_rescue.bot.engine import card_status, decide, next_deadline
+from chat_rescue.bot.model import (
+    Claim,
+    ClaimRefused,
+    Close,
+    CloseNotice,
+    CloseReminder,
+    Conversation,
+    ConversationRef,
+    CustomerMessage,
+    DeadlineDue,
+    Escalate,
+    HandOff,
+    InboundEvent,
+    KeepOpen,
+    Nudge,
+    OperatorMessage,
+    PostCard,
+    ReturnToInbox,
+    Snooze,
+    State,
+    Timer,
+    UpdateCard,
+)
+from chat_rescue.bot.policy import Policy
+
+REF = ConversationRef("test", "C1", "t1")
+T0 = 1_000_000.0
+POLICY = Policy(accept=120, first_response=30, idle=300, escalate=300, close_reminder=1800,
+                auto_close=None, escalate_to="@here", escalate_repeats=2)
+
+
+@dataclass
+class Run:
+    """Feeds events through the engine, keeping the conversation and what came out."""
+
+    policy: Policy = POLICY
+    conv: Conversation | None = None
+    now: float = T0
+
+    def at(self, offset: float, event_of: type, *args: object, **kw: object) -> list[object]:
+        self.now = T0 + offset
+        event = event_of(REF, self.now, *args, **kw)
+        decision = decide(self.conv, event, self.policy, self.now)
+        if decision.conversation is not None:
+            self.conv = decision.conversation
+        self.history = [h.kind for h in decision.history]
+        return list(decision.actions)
+
+    def due(self) -> list[object]:
+        assert self.conv is not None and self.conv.deadline is not None
+        self.now = self.conv.deadline
+        decision = decide(self.conv, DeadlineDue(REF, self.now), self.policy, self.now)
+        if decision.conversation is not None:
+            self.conv = decision.conversation
+        self.history = [h.kind for h in decision.history]
+        return list(decision.actions)
+
+    @property
+    def c(self) -> Conversation:
+        assert self.conv is not None
+        return self.conv
+
+
+def kinds(actions: list[object]) -> list[type]:
+    return [type(a) for a in actions]
+
+
+def test_new_customer_message_opens_a_queued_conversation_with_a_card() -> None:
+    run = Run()
+    actions = run.at(0, CustomerMessage, "alice", "where is my order")
+    assert kinds(actions) == [PostCard]
+    assert run.c.state is State.QUEUED and run.c.owner is None
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 120, Timer.ACCEPT)
+    assert run.history == ["opened"]
+
+
+def test_claim_by_button_starts_the_first_response_timer() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    actions = run.at(10, Claim, "ana")
+    assert run.c.state is State.CLAIMED and run.c.owner == "ana"
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 40, Timer.FIRST_RESPONSE)
+    assert kinds(actions) == [UpdateCard] and run.history == ["claimed"]
+
+
+@pytest.mark.parametrize("via", ["button", "reaction"])
+def test_second_claim_is_refused_with_the_owner_named(via: str) -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(1, Claim, "ana")
+    actions = run.at(1, Claim, "ben", via=via)
+    assert actions == [ClaimRefused(REF, "ben", "ana")]
+    assert run.c.owner == "ana"
+
+
+def test_claiming_twice_by_the_owner_changes_nothing() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(1, Claim, "ana")
+    before = run.c
+    assert run.at(2, Claim, "ana") == [] and run.c == before
+
+
+def test_a_reply_claims_and_answers_at_once() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(12, OperatorMessage, "ben")
+    assert run.c.owner == "ben" and run.c.state is State.WAITING_ON_CUSTOMER
+    assert run.history == ["claimed", "first_reply"]
+    assert run.c.first_reply_at == T0 + 12
+    assert run.c.deadline_timer is Timer.CLOSE_REMINDER
+
+
+def test_first_response_miss_returns_the_conversation_to_the_inbox() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice", "hi")
+    run.at(5, Claim, "ana")
+    actions = run.due()
+    assert run.now == T0 + 35
+    returned = actions[0]
+    assert isinstance(returned, ReturnToInbox)
+    assert returned.previous_owner == "ana" and returned.waited == 35
+    assert "first response within 30s" in returned.reason
+    assert UpdateCard in kinds(actions)
+    assert run.c.state is State.QUEUED and run.c.owner is None
+    assert (run.c.deadline, run.c.deadline_timer) == (run.now + 120, Timer.ACCEPT)
+    assert run.history == ["returned"]
+    # reclaimed by someone else, who answers
+    run.at(50, Claim, "ben")
+    run.at(55, OperatorMessage, "ben")
+    assert run.c.owner == "ben" and run.c.state is State.WAITING_ON_CUSTOMER
+
+
+def answered(run: Run) -> None:
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(100, CustomerMessage, "alice", "still there?")
+
+
+def test_idle_owner_is_nudged_after_idle() -> None:
+    run = Run()
+    answered(run)
+    assert run.c.state is State.WAITING_ON_OPERATOR
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 400, Timer.IDLE)
+    actions = run.due()
+    nudge = actions[0]
+    assert isinstance(nudge, Nudge) and nudge.owner == "ana" and nudge.waited == 300
+    assert run.history == ["nudged"]
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 700, Timer.ESCALATE)
+    assert card_status(run.c) == "with ana: customer waiting"
+
+
+def test_follow_up_messages_do_not_restart_the_idle_timer() -> None:
+    run = Run()
+    answered(run)
+    run.at(200, CustomerMessage, "alice", "hello??")
+    assert run.c.deadline == T0 + 400
+
+
+def test_snooze_restarts_the_idle_timer_once() -> None:
+    run = Run()
+    answered(run)
+    run.due()
+    run.at(420, Snooze, "ana")
+    assert run.history == ["snoozed"]
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 720, Timer.IDLE)
+    run.due()  # nudged again
+    assert run.at(730, Snooze, "ana") == [] and run.history == []
+    assert run.c.deadline_timer is Timer.ESCALATE
+
+
+def test_unanswered_nudge_returns_and_calls_more_operators() -> None:
+    run = Run()
+    answered(run)
+    run.due()
+    actions = run.due()
+    assert kinds(actions)[:2] == [ReturnToInbox, Escalate]
+    escalate = actions[1]
+    assert isinstance(escalate, Escalate) and escalate.target == "@here" and escalate.count == 1
+    assert run.history == ["returned", "escalated"]
+    assert run.c.state is State.QUEUED and run.c.owner is None and run.c.escalations == 1
+
+
+def test_hand_off_returns_to_the_inbox() -> None:
+    run = Run()
+    answered(run)
+    actions = run.at(150, HandOff, "ana")
+    assert isinstance(actions[0], ReturnToInbox) and "handed off" in actions[0].reason
+    assert run.c.owner is None and run.c.state is State.QUEUED
+
+
+def test_unclaimed_escalates_each_accept_period_up_to_the_cap() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    counts = []
+    while run.c.deadline is not None:
+        actions = run.due()
+        counts += [a.count for a in actions if isinstance(a, Escalate)]
+    assert counts == [1, 2, 3]  # first call + escalate_repeats=2
+    assert run.now == T0 + 360
+    assert run.c.state is State.QUEUED
+
+
+def test_close_reminder_then_keep_open_restarts_the_silence() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    actions = run.due()
+    assert isinstance(actions[0], CloseReminder) and run.now == T0 + 1810
+    assert run.c.deadline is None  # reminded once, auto_close off
+    run.at(2000, KeepOpen, "ana")
+    assert run.c.deadline == T0 + 2000 + 1800
+
+
+def test_auto_close_closes_with_the_closing_message() -> None:
+    policy = replace(POLICY, auto_close=3600, closing_message="Bye for now")
+    run = Run(policy)
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.due()  # reminder at 30 min
+    actions = run.due()
+    assert run.now == T0 + 3610
+    assert CloseNotice(REF, "Bye for now") in actions
+    assert run.c.state is State.CLOSED and run.c.deadline is None
+
+
+def test_close_then_customer_message_reopens_with_the_same_owner() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(20, Close, "ana")
+    assert run.c.state is State.CLOSED and run.c.deadline is None
+    assert run.history == ["closed"]
+    actions = run.at(500, CustomerMessage, "alice", "one more thing")
+    assert run.history == ["reopened"]
+    assert run.c.state is State.WAITING_ON_OPERATOR and run.c.owner == "ana"
+    assert run.c.deadline == T0 + 800
+    assert kinds(actions) == [UpdateCard]
+
+
+def test_closed_while_unclaimed_reopens_into_the_inbox() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(20, Close, "ana")
+    actions = run.at(500, CustomerMessage, "alice")
+    assert run.c.state is State.QUEUED and isinstance(actions[0], ReturnToInbox)
+
+
+@pytest.mark.parametrize("timer", ["accept", "first_response", "idle", "escalate"])
+def test_off_disables_a_timer(timer: str) -> None:
+    run = Run(replace(POLICY, **{timer: None}))
+    run.at(0, CustomerMessage, "alice")
+    if timer != "accept":
+        run.at(1, Claim, "ana")
+    if timer in ("idle", "escalate"):
+        run.at(2, OperatorMessage, "ana")
+        run.at(3, CustomerMessage, "alice")
+        if timer == "escalate":
+            run.due()
+    assert run.c.deadline is None
+
+
+def test_events_for_unknown_conversations_do_nothing() -> None:
+    for event in (OperatorMessage(REF, T0, "ana"), Claim(REF, T0, "ana"), Close(REF, T0, "a"),
+                  DeadlineDue(REF, T0)):
+        decision = decide(None, event, POLICY, T0)
+        assert decision.conversation is None and not decision.actions
+
+
+def test_stale_deadline_does_nothing_but_follows_a_changed_policy() -> None:
+    run = Run()
+    answered(run)
+    early = decide(run.c, DeadlineDue(REF, T0 + 399), POLICY, T0 + 399)
+    assert early.conversation is None and not early.actions
+    longer = replace(POLICY, idle=600)
+    moved = decide(run.c, DeadlineDue(REF, T0 + 400), longer, T0 + 400)
+    assert not moved.actions and moved.conversation is not None
+    assert moved.conversation.deadline == T0 + 700
+
+
+def test_overdue_deadline_fires_once_however_late() -> None:
+    run = Run()
+    answered(run)
+    late = T0 + 10_000
+    first = decide(run.c, DeadlineDue(REF, late), POLICY, late)
+    assert kinds(list(first.actions))[:1] == [Nudge]
+    assert first.conversation is not None
+    again = decide(first.conversation, DeadlineDue(REF, late), POLICY, late)
+    assert not again.actions
+
+
+# --- invariants under random streams -----------------------------------------------------
+
+OPERATORS = ["ana", "ben", "chloe"]
+
+event_step = st.one_of(
+    st.tuples(st.just("customer"), st.just("alice")),
+    st.tuples(st.just("reply"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("claim"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("close"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("snooze"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("handoff"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("keep"), st.sampled_from(OPERATORS)),
+    st.tuples(st.just("due"), st.just("")),
+)
+durations = st.one_of(st.none(), st.integers(min_value=1, max_value=4000).map(float))
+policies = st.builds(
+    Policy, accept=durations, first_response=durations, idle=durations, escalate=durations,
+    close_reminder=durations, auto_close=durations,
+    escalate_repeats=st.integers(min_value=0, max_value=3),
+)
+
+MAKE: dict[str, type] = {
+    "customer": CustomerMessage, "reply": OperatorMessage, "claim": Claim, "close": Close,
+    "snooze": Snooze, "handoff": HandOff, "keep": KeepOpen,
+}
+
+
+def _event(kind: str, who: str, now: float) -> InboundEvent:
+    if kind == "due":
+        return DeadlineDue(REF, now)
+    event: InboundEvent = MAKE[kind](REF, now, who)
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy=policies, steps=st.lists(
+    st.tuples(event_step, st.integers(min_value=0, max_value=5000)), max_size=40))
+def test_invariants_hold_for_any_event_stream(
+    policy: Policy, steps: list[tuple[tuple[str, str], int]]
+) -> None:
+    conv: Conversation | None = None
+    now = T0
+    for (kind, who), gap in steps:
+        now += gap
+        if kind == "due" and conv is not None and conv.deadline is not None:
+            now = max(now, conv.deadline)
+        decision = decide(conv, _event(kind, who, now), policy, now)
+        if decision.conversation is not None:
+            conv = decision.conversation
+        if conv is None:
+            continue
+        # every deadline matches its state
+        due = next_deadline(conv, policy)
+        assert (conv.deadline, conv.deadline_timer) == (due if due else (None, None))
+        # a closed conversation has no deadline
+        if conv.state is State.CLOSED:
+            assert conv.deadline is None
+        # owned exactly when the state says so
+        if conv.state in (State.CLAIMED, State.WAITING_ON_OPERATOR):
+            assert conv.owner is not None
+        if conv.state is State.QUEUED:
+            assert conv.owner is None
+        # a deadline never lies in the past right after a decision
+        if conv.deadline is not None:
+            assert conv.deadline >= now or kind != "due"
+
+
+@settings(max_examples=200, deadline=None)
+@given(claimers=st.lists(st.sampled_from(OPERATORS), min_size=2, max_size=6))
+def test_a_claim_race_yields_exactly_one_owner(claimers: list[str]) -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    refused = []
+    for who in claimers:
+        refused += [a for a in run.at(1, Claim, who) if isinstance(a, ClaimRefused)]
+    assert run.c.owner == claimers[0]
+    assert [r.operator for r in refused] == [w for w in claimers if w != claimers[0]]

@@ -1,0 +1,151 @@
+"""`chat-rescue run`, `check` and `stats`: the operational commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+from pydantic import ValidationError
+
+from chat_rescue.bot.settings import Settings
+from chat_rescue.bot.stats import render, summarize
+from chat_rescue.storage.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+NO_PLATFORM = """\
+No platform is configured, so there is nothing to run.
+Set at least one of:
+  Slack:    SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_TEAM_CHANNEL, SLACK_INTAKE_CHANNELS
+  Telegram: TELEGRAM_BOT_TOKEN, TELEGRAM_SUPPORT_CHAT_ID
+(in the environment or a .env file; see .env.example). To watch the bot work without
+any account, run: chat-rescue demo"""
+
+
+def load_settings() -> Settings | None:
+    """Settings from the environment, or None after explaining each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as bad:
+        for problem in configuration_problems(bad):
+            print(problem, file=sys.stderr)
+        return None
+
+
+def configuration_problems(bad: ValidationError) -> list[str]:
+    """One plain line per invalid variable; values are never echoed (they may be secrets)."""
+    lines = []
+    for error in bad.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name} is invalid: {error['msg']}")
+    return lines
+
+
+def missing_variables(settings: Settings) -> list[str]:
+    """Variables a configured platform still needs."""
+    missing = []
+    if settings.slack_enabled:
+        if settings.slack_signing_secret is None and settings.slack_app_token is None:
+            missing.append("SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN for "
+                           "Socket Mode)")
+        if not settings.slack_team_channel:
+            missing.append("SLACK_TEAM_CHANNEL is not set: the channel id of the operators' inbox")
+        if not settings.intake_channels:
+            missing.append("SLACK_INTAKE_CHANNELS is not set: comma-separated ids of the "
+                           "channels customers write in")
+    if settings.telegram_enabled:
+        if not settings.telegram_support_chat_id:
+            missing.append("TELEGRAM_SUPPORT_CHAT_ID is not set: the id of the forum "
+                           "supergroup (it starts with -100)")
+        if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+            missing.append("TELEGRAM_WEBHOOK_SECRET is not set although TELEGRAM_WEBHOOK_URL is")
+    return missing
+
+
+async def run() -> int:
+    """Serve every configured platform until SIGINT/SIGTERM."""
+    from chat_rescue.server import Bot
+
+    settings = load_settings()
+    if settings is None:
+        return 2
+    logging.getLogger().setLevel(settings.log_level.upper())
+    if not (settings.slack_enabled or settings.telegram_enabled):
+        print(NO_PLATFORM, file=sys.stderr)
+        return 2
+    missing = missing_variables(settings)
+    if missing:
+        print("\n".join(missing), file=sys.stderr)
+        return 2
+    bot = Bot(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await bot.start()
+    print(f"chat-rescue is running on {settings.host}:{bot.port} "
+          f"({', '.join(a.name for a in bot.adapters)}); Ctrl-C stops it.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()
+    return 0
+
+
+async def check() -> int:
+    """Validate the configuration and reach each platform once; 0 when all is well."""
+    from chat_rescue.server import Bot
+
+    settings = load_settings()
+    if settings is None:
+        return 2
+    problems = missing_variables(settings)
+    if not (settings.slack_enabled or settings.telegram_enabled):
+        problems.append(NO_PLATFORM.splitlines()[0])
+    try:
+        SQLiteStore(settings.database_url).close()
+        print(f"database: ok ({settings.database_url})")
+    except Exception as failed:
+        problems.append(f"DATABASE_URL cannot be opened: {failed}")
+    if not problems:
+        bot = Bot(settings)
+        try:
+            for adapter in bot.adapters:
+                found = await adapter.check()
+                print(f"{adapter.name}: " + ("ok" if not found else "problems found"))
+                problems += [f"{adapter.name}: {p}" for p in found]
+        finally:
+            for adapter in bot.adapters:
+                with contextlib.suppress(Exception):
+                    await adapter.stop()
+            bot.store.close()
+    for problem in problems:
+        print(f"- {problem}")
+    print("configuration ok" if not problems else f"{len(problems)} problem(s) found")
+    return 0 if not problems else 1
+
+
+def stats(days: float, team: str | None) -> int:
+    """Print the summary table per team from the store's history."""
+    settings = load_settings()
+    if settings is None:
+        return 2
+    store = SQLiteStore(settings.database_url)
+    try:
+        history = store.history(team, time.time() - days * 86400)
+    finally:
+        store.close()
+    teams = sorted({h.team for h in history})
+    if not teams:
+        print(f"No conversations in the last {days:g} days.")
+        return 0
+    for name in teams:
+        print(render(summarize(h for h in history if h.team == name),
+                     f"Team {name}, last {days:g} days"))
+        print()
+    return 0

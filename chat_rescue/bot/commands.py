@@ -121,7 +121,7 @@ def _change(ctx: CommandContext, service: Service, key: str, value: str) -> str:
         return "Sorry, only admins can change rescue settings. Nothing was changed."
     scope, where = _scope(ctx)
     service.store.put_setting(scope, key, value, ctx.user, service.clock.now())
-    service.settings_changed()
+    service.settings_changed(ctx.team)
     return f"{key} is now {value} for {where}."
 
 

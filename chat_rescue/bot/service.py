@@ -8,7 +8,13 @@ from dataclasses import replace
 
 from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.model import Action, ConversationRef, CustomerMessage, InboundEvent
+from chat_rescue.bot.model import (
+    Action,
+    ConversationRef,
+    CustomerMessage,
+    DeadlineDue,
+    InboundEvent,
+)
 from chat_rescue.bot.policy import Policy, resolve
 from chat_rescue.storage.base import Change, Outcome, Store
 
@@ -70,9 +76,17 @@ class Service:
             self._policies[key] = policy
         return policy
 
-    def settings_changed(self) -> None:
-        """Forget cached policies after `/rescue set` (deadlines follow on their next event)."""
+    def settings_changed(self, team: str) -> int:
+        """After `/rescue set`: forget cached policies and move the team's open deadlines.
+
+        A deadline that the new policy puts in the past fires now. Returns how many
+        conversations were looked at.
+        """
         self._policies.clear()
+        keys = self.store.open_keys(team)
+        for key in keys:
+            self.handle(DeadlineDue(ConversationRef.parse(key), self.clock.now()))
+        return len(keys)
 
     def handle(
         self,

@@ -80,6 +80,9 @@ class Store(Protocol):
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         """Recorded transitions since `since`, for one team or all."""
 
+    def open_keys(self, team: str) -> list[str]:
+        """Keys of a team's conversations that are not closed."""
+
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team."""
 

@@ -304,6 +304,12 @@ class SQLiteStore:
             for key, team_, kind, at, actor, value in rows
         ]
 
+    def open_keys(self, team: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT key FROM conversations WHERE team = ? AND state != 'closed'", (team,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: overdue = nudged or operators called."""
         row = self.conn.execute(

@@ -1,0 +1,90 @@
+"""The service: one event, one transaction; duplicates skipped; policy changes take effect."""
+
+from __future__ import annotations
+
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.commands import CommandContext, run
+from chat_rescue.bot.model import (
+    Claim,
+    ConversationRef,
+    CustomerMessage,
+    OperatorMessage,
+    State,
+    Timer,
+)
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.storage.base import Change, Outcome
+from chat_rescue.storage.sqlite import SQLiteStore
+
+REF = ConversationRef("test", "C1", "t1")
+
+
+def make(preview_chars: int = 80) -> tuple[Service, SQLiteStore, FakeClock]:
+    store = SQLiteStore("sqlite://")
+    clock = FakeClock()
+    return Service(store, Policy(), clock, preview_chars=preview_chars), store, clock
+
+
+def test_the_same_inbound_id_is_processed_once() -> None:
+    service, store, clock = make()
+    event = CustomerMessage(REF, clock.now(), "alice", "hello", "team")
+    assert service.handle(event, inbound_id="slack:Ev1") is not None
+    assert service.handle(event, inbound_id="slack:Ev1") is None
+    assert len(store.history("team", 0)) == 1
+    assert len(store.pending(10)) == 1
+
+
+def test_only_a_short_preview_of_the_message_is_stored() -> None:
+    service, store, clock = make(preview_chars=10)
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "my card number is 4111 1111"))
+    conv = store.load(REF.key)
+    assert conv is not None and conv.preview == "my card n…"
+    service, store, clock = make(preview_chars=0)
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "secret"))
+    conv = store.load(REF.key)
+    assert conv is not None and conv.preview == ""
+
+
+def test_a_shorter_timer_set_by_an_admin_moves_open_deadlines_now() -> None:
+    service, store, clock = make()
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "hi", "team"))
+    service.handle(OperatorMessage(REF, clock.now(), "ana"))
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "?", "team"))
+    conv = store.load(REF.key)
+    assert conv is not None and conv.deadline == clock.now() + 300
+    ctx = CommandContext("team", ConversationRef("test", "TEAM"), "ana", is_admin=True)
+    assert run("set idle 1m", ctx, service) == "idle is now 1m for the team."
+    conv = store.load(REF.key)
+    assert conv is not None
+    assert (conv.deadline, conv.deadline_timer) == (clock.now() + 60, Timer.IDLE)
+
+
+class RacingStore(SQLiteStore):
+    """Another replica claims the conversation just before our first commit lands."""
+
+    raced = True  # armed by the test once the conversation exists
+
+    def commit(self, change: Change, now: float) -> Outcome:
+        if not self.raced and change.conversation is not None and change.history:
+            self.raced = True
+            conv = self.load(change.conversation.ref.key)
+            assert conv is not None
+            from chat_rescue.bot import engine
+
+            other = engine.decide(conv, Claim(REF, now, "ben"), Policy(), now)
+            super().commit(Change(other.conversation, conv.version, other.history), now)
+        return super().commit(change, now)
+
+
+def test_a_lost_race_is_decided_again_and_yields_one_owner() -> None:
+    store = RacingStore("sqlite://")
+    clock = FakeClock()
+    service = Service(store, Policy(), clock)
+    service.handle(CustomerMessage(REF, clock.now(), "alice"))
+    store.raced = False
+    decision = service.handle(Claim(REF, clock.now(), "ana"))
+    conv = store.load(REF.key)
+    assert conv is not None and conv.owner == "ben" and conv.state is State.CLAIMED
+    assert decision is not None
+    assert [type(a).__name__ for a in decision.actions] == ["ClaimRefused"]

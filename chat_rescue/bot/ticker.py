@@ -21,6 +21,8 @@ from chat_rescue.storage.base import Store
 
 log = logging.getLogger(__name__)
 
+RETRY_FAILED = 30.0  # seconds before a deadline whose handling raised is tried again
+
 
 class Ticker:
     """Fires `DeadlineDue` for every conversation whose deadline has come."""
@@ -35,6 +37,7 @@ class Ticker:
         self.fired = 0
         self._target: float | None = None
         self._wake = asyncio.Event()
+        self._failing: dict[str, float] = {}  # key -> when to try its deadline again
         service.on_deadline(self.poke)
 
     def poke(self, at: float) -> None:
@@ -46,15 +49,19 @@ class Ticker:
         """Fire up to one batch of due deadlines; returns how many fired."""
         keys = self.store.due(now, self.batch)
         for key in keys:
+            if self._failing.get(key, 0.0) > now:
+                continue
             conv = self.store.load(key)
             if conv is None or conv.deadline is None:
                 continue
             try:
                 self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
             except Exception:
-                # One broken conversation must not stop every other timer.
-                log.exception("deadline of %s failed", key)
+                # One broken conversation must not stop every other timer, nor spin the loop.
+                log.exception("deadline of %s failed; trying again in %gs", key, RETRY_FAILED)
+                self._failing[key] = now + RETRY_FAILED
                 continue
+            self._failing.pop(key, None)
             self.fired += 1
             if self.on_fire is not None:
                 self.on_fire(conv.deadline, self.clock.now())
@@ -67,9 +74,12 @@ class Ticker:
             if self.fire_due(self.clock.now()) >= self.batch:
                 await asyncio.sleep(0)  # more are due: let inbound work in between batches
                 continue
+            now = self.clock.now()
             self._target = self.store.next_deadline()
+            if self._target is not None and self._target <= now and self._failing:
+                self._target = min(self._failing.values())  # only failing ones are due
             timeout = None
             if self._target is not None:
-                timeout = max(0.0, self.clock.real(self._target - self.clock.now()))
+                timeout = max(0.0, self.clock.real(self._target - now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -1,0 +1,1 @@
+"""chat-rescue: keeps live support conversations from being left unanswered."""

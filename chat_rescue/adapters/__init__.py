@@ -1,0 +1,1 @@
+"""One package per platform: translate payloads in, deliver actions out."""

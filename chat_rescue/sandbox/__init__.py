@@ -1,0 +1,1 @@
+"""Local stand-ins for the Slack Web API and the Telegram Bot API."""

@@ -11,6 +11,7 @@ import time
 
 from pydantic import ValidationError
 
+from chat_rescue import logs
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -73,7 +74,7 @@ async def run() -> int:
     settings = load_settings()
     if settings is None:
         return 2
-    logging.getLogger().setLevel(settings.log_level.upper())
+    logs.configure(settings)
     if not (settings.slack_enabled or settings.telegram_enabled):
         print(NO_PLATFORM, file=sys.stderr)
         return 2

@@ -100,12 +100,8 @@ class Outbox:
 
     def _ready(self, now: float) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
-        heads: dict[str, OutboxItem] = {}
-        for item in self.store.pending(1000):
-            if item.lane.startswith(self._prefix) and item.lane not in heads:
-                heads[item.lane] = item
         ready, next_at = [], None
-        for item in heads.values():
+        for item in self.store.heads(self._prefix, 1000):
             hold = max(item.not_before, self._next_free.get(self._where(item.action), 0.0))
             if hold > now:
                 next_at = hold if next_at is None else min(next_at, hold)

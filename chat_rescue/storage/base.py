@@ -67,6 +67,9 @@ class Store(Protocol):
     def pending(self, limit: int) -> list[OutboxItem]:
         """Outbox items in the order they were queued."""
 
+    def heads(self, prefix: str, limit: int) -> list[OutboxItem]:
+        """The oldest pending item of each lane starting with `prefix`, oldest first."""
+
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False) -> None:
         """Delivered (no arguments), to retry at `retry_at`, or given up (`dead`)."""

@@ -77,6 +77,7 @@ _MIGRATION_1 = """
             last_error TEXT,
             created_at REAL NOT NULL
         );
+        CREATE INDEX outbox_lane ON outbox(lane, id);
         CREATE TABLE dead_letters (
             id INTEGER PRIMARY KEY,
             lane TEXT NOT NULL,
@@ -248,10 +249,17 @@ class SQLiteStore:
             "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
-        return [
-            OutboxItem(id, lane, decode_action(kind, payload), not_before, attempts)
-            for id, lane, kind, payload, not_before, attempts in rows
-        ]
+        return _items(rows)
+
+    def heads(self, prefix: str, limit: int) -> list[OutboxItem]:
+        # A busy lane (one chatty conversation) must not hide the heads of the others.
+        rows = self.conn.execute(
+            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox WHERE id IN "
+            "(SELECT min(id) FROM outbox WHERE lane >= ? AND lane < ? GROUP BY lane) "
+            "ORDER BY id LIMIT ?",
+            (prefix, prefix + "\uffff", limit),
+        ).fetchall()
+        return _items(rows)
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False) -> None:
@@ -325,6 +333,13 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _items(rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
+    return [
+        OutboxItem(id_, lane, decode_action(kind, payload), not_before, attempts)
+        for id_, lane, kind, payload, not_before, attempts in rows
+    ]
 
 
 def _row(conv: Conversation) -> tuple[object, ...]:

@@ -1,0 +1,131 @@
+"""Figures from history: percentiles, outcomes, rescues, and the table that shows them."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_rescue.bot.model import ConversationRef, HistoryEvent
+from chat_rescue.bot.stats import Stats, outcome, percentile, render, summarize
+
+T0 = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([], 50, None),
+        ([7.0], 0, 7.0),
+        ([7.0], 50, 7.0),
+        ([7.0], 100, 7.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.0),
+        ([1.0, 2.0, 3.0, 4.0], 90, 4.0),
+        ([4.0, 1.0, 3.0, 2.0], 50, 2.0),  # order does not matter
+        ([float(v) for v in range(1, 11)], 50, 5.0),
+        ([float(v) for v in range(1, 11)], 90, 9.0),
+        ([float(v) for v in range(1, 11)], 91, 10.0),
+        ([float(v) for v in range(1, 11)], 100, 10.0),
+        ([float(v) for v in range(1, 11)], 0, 1.0),
+        ([5.0, 5.0, 5.0, 100.0], 50, 5.0),
+    ],
+)
+def test_percentile_is_nearest_rank(values: list[float], p: float, expected: float | None) -> None:
+    assert percentile(values, p) == expected
+
+
+def test_percentile_leaves_its_input_alone() -> None:
+    values = [3.0, 1.0, 2.0]
+    percentile(values, 50)
+    assert values == [3.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        ([], "not answered yet"),
+        (["opened"], "not answered yet"),
+        (["opened", "claimed"], "not answered yet"),
+        (["opened", "first_reply"], "answered in time"),
+        (["opened", "first_reply", "nudged", "reply"], "nudged"),
+        (["opened", "first_reply", "nudged", "returned"], "returned to inbox"),
+        (["opened", "escalated", "first_reply", "nudged", "returned"], "operators called in"),
+        (["opened", "returned", "escalated"], "operators called in"),
+    ],
+)
+def test_outcome_is_the_worst_thing_that_happened(kinds: list[str], expected: str) -> None:
+    assert outcome(kinds) == expected
+
+
+def ev(n: int, kind: str, at: float, value: float | None = None) -> HistoryEvent:
+    return HistoryEvent(ConversationRef("slack", "C1", f"t{n}"), "team-a", kind, T0 + at, None,
+                        value)
+
+
+DAY = [
+    # 1: answered in time
+    ev(1, "opened", 0), ev(1, "claimed", 5, 5), ev(1, "first_reply", 20, 20), ev(1, "closed", 60),
+    # 2: nudged, then the owner replies: a rescue
+    ev(2, "opened", 0), ev(2, "first_reply", 10, 10), ev(2, "nudged", 400, 300),
+    ev(2, "reply", 420, 320), ev(2, "reply", 500, 30), ev(2, "closed", 600),
+    # 3: nobody claims, operators called in, then answered: a rescue
+    ev(3, "opened", 0), ev(3, "escalated", 120, 120), ev(3, "claimed", 150, 150),
+    ev(3, "first_reply", 160, 160),
+    # 4: claimed, returned, never answered
+    ev(4, "opened", 0), ev(4, "claimed", 3, 3), ev(4, "returned", 33, 33),
+    # 5: a reply before any trouble is not a rescue
+    ev(5, "opened", 0), ev(5, "first_reply", 40, 40), ev(5, "reply", 100, 50),
+    ev(5, "closed", 200), ev(5, "reopened", 300), ev(5, "closed", 400),
+]
+
+
+def test_summarize_counts_what_happened() -> None:
+    stats = summarize(DAY)
+    assert stats.conversations == 5
+    assert stats.outcomes == {
+        "answered in time": 2,
+        "nudged": 1,
+        "operators called in": 1,
+        "returned to inbox": 1,
+    }
+    assert stats.first_response == (20.0, 160.0)  # of 10, 20, 40, 160
+    assert stats.reply == (50.0, 320.0)  # of 30, 50, 320
+    assert (stats.nudges, stats.returns, stats.escalations) == (1, 1, 1)
+    assert stats.rescues == 2  # 2 and 3, each once although 2 was replied to twice
+    assert stats.closed == 4
+
+
+def test_nothing_to_summarize() -> None:
+    assert summarize([]) == Stats()
+
+
+def test_a_rescue_needs_an_answer_after_the_trouble() -> None:
+    trouble_only = [ev(1, "opened", 0), ev(1, "first_reply", 10, 10), ev(1, "nudged", 400)]
+    assert summarize(trouble_only).rescues == 0
+    answered = [*trouble_only, ev(1, "reply", 410, 310)]
+    assert summarize(answered).rescues == 1
+
+
+def test_render_shows_every_figure() -> None:
+    table = render(summarize(DAY), "Last 7d:")
+    assert table.splitlines() == [
+        "Last 7d:",
+        "Conversations           5",
+        "  answered in time      2",
+        "  nudged                1",
+        "  operators called in   1",
+        "  returned to inbox     1",
+        "First response          p50 20s, p90 2m40s",
+        "Reply time              p50 50s, p90 5m20s",
+        "Nudges                  1",
+        "Returns to inbox        1",
+        "Escalations             1",
+        "Rescued                 2",
+        "Closed                  4",
+    ]
+
+
+def test_render_says_no_data_rather_than_zero() -> None:
+    table = render(summarize([ev(1, "opened", 0)]))
+    assert "First response          no data" in table
+    assert "Reply time              no data" in table
+    assert "  not answered yet      1" in table
+    assert not table.startswith("\n")

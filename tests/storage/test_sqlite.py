@@ -1,0 +1,150 @@
+"""What only SQLiteStore promises: WAL, migrations, a private file, and surviving a restart."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, Nudge, State, Timer
+from chat_rescue.storage.base import Change, Outcome
+from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore
+
+T0 = 1_700_000_000.0
+REF = ConversationRef("slack", "C1", "1700000001.000100")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "rescue.db"
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """A common umask (0o022) that would leave a plain sqlite3 file world-readable."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def open_store(path: Path) -> SQLiteStore:
+    return SQLiteStore(f"sqlite:///{path}")
+
+
+def conversation() -> Conversation:
+    return Conversation(REF, "team-a", "alice", T0, state=State.WAITING_ON_OPERATOR, owner="ana",
+                        timer_from=T0, waiting_since=T0, deadline=T0 + 300,
+                        deadline_timer=Timer.IDLE)
+
+
+def test_a_file_database_uses_wal_and_synchronous_normal(db_path: Path) -> None:
+    store = open_store(db_path)
+    try:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        store.close()
+
+
+def test_migrations_are_idempotent(db_path: Path) -> None:
+    first = open_store(db_path)
+    first.commit(Change(conversation()), T0)
+    first.close()
+    second = open_store(db_path)
+    try:
+        assert second.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert second.migrate() == len(MIGRATIONS)
+        assert second.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert second.load(REF.key) == conversation()
+    finally:
+        second.close()
+
+
+def test_a_memory_database_is_migrated_too() -> None:
+    store = SQLiteStore("sqlite://")
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"conversations", "history", "settings", "outbox", "dead_letters", "inbound",
+                "aliases"} <= tables
+    finally:
+        store.close()
+
+
+@pytest.mark.usefixtures("strict_umask")
+def test_the_database_file_is_private_to_its_owner(db_path: Path) -> None:
+    store = open_store(db_path)
+    try:
+        store.commit(Change(conversation()), T0)  # makes SQLite create its -wal file too
+        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        for sidecar in (Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+            if sidecar.exists():
+                assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600, sidecar.name
+    finally:
+        store.close()
+
+
+def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "lib" / "chat-rescue" / "rescue.db"
+    open_store(path).close()
+    assert path.exists()
+
+
+@pytest.mark.parametrize("url", ["postgresql://localhost/rescue", "chat-rescue.db", ""])
+def test_a_url_that_is_not_sqlite_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="SQLite URL"):
+        SQLiteStore(url)
+
+
+def test_reopening_the_file_keeps_everything(db_path: Path) -> None:
+    before = open_store(db_path)
+    conv = conversation()
+    history = (HistoryEvent(REF, "team-a", "opened", T0, "alice"),)
+    nudge = Nudge(REF, "ana", 300.0, None, "alice")
+    assert before.commit(Change(conv, history=history, actions=(nudge,), inbound_id="slack:Ev1"),
+                         T0) is Outcome.COMMITTED
+    before.attach(REF.key, "card-1", ("C-TEAM:1700.9",))
+    before.put_setting("team:team-a", "idle", "10m", "ana", T0)
+    before.close()
+
+    after = open_store(db_path)
+    try:
+        loaded = after.load(REF.key)
+        assert loaded is not None
+        assert loaded.card == "card-1" and loaded.deadline == T0 + 300
+        assert after.resolve("C-TEAM:1700.9") == REF.key
+        assert after.settings("team:team-a") == {"idle": "10m"}
+        assert after.history("team-a", 0) == list(history)
+        assert [i.action for i in after.pending(10)] == [nudge]
+        assert after.next_deadline() == T0 + 300
+        # The de-duplication memory survives too: a redelivered event is still a duplicate.
+        assert after.commit(Change(inbound_id="slack:Ev1"), T0 + 1) is Outcome.DUPLICATE
+    finally:
+        after.close()
+
+
+def test_prune_forgets_old_inbound_ids_only(db_path: Path) -> None:
+    store = open_store(db_path)
+    try:
+        store.commit(Change(inbound_id="old"), T0)
+        store.commit(Change(inbound_id="new"), T0 + 3600)
+        store.prune(T0 + 60)
+        assert store.commit(Change(inbound_id="old"), T0 + 7200) is Outcome.COMMITTED
+        assert store.commit(Change(inbound_id="new"), T0 + 7200) is Outcome.DUPLICATE
+    finally:
+        store.close()
+
+
+def test_outbox_size_and_add_alias(db_path: Path) -> None:
+    store = open_store(db_path)
+    try:
+        assert store.outbox_size() == 0
+        store.commit(Change(conversation(), actions=(Nudge(REF, "ana", 1.0),) * 3), T0)
+        assert store.outbox_size() == 3
+        store.add_alias("telegram:topic:9", REF.key)
+        assert store.resolve("telegram:topic:9") == REF.key
+    finally:
+        store.close()

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chat_rescue.bot.durations import FORM, DurationError, format_duration, parse_duration
+from chat_rescue.bot.durations import (
+    FORM,
+    DurationError,
+    clip,
+    format_duration,
+    parse_duration,
+)
 from chat_rescue.bot.model import ConversationRef
 from chat_rescue.bot.policy import TIMERS
 from chat_rescue.bot.service import Service, channel_scope, team_scope
@@ -83,7 +89,7 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         _arity(verb, args, 2, 2)
         timer, written = args[0].lower(), args[1]
         if timer not in TIMERS:
-            raise CommandError(f"Unknown timer '{_clip(args[0])}'. Usage: {USAGE['set']}")
+            raise CommandError(f"Unknown timer '{clip(args[0])}'. Usage: {USAGE['set']}")
         try:
             seconds = parse_duration(written)
         except DurationError as bad:
@@ -93,21 +99,18 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         if not args:
             raise CommandError(f"Say who to call in. Usage: {USAGE['escalate-to']}")
         target = _CONTROL.sub("", " ".join(args)).strip()
+        if not target:
+            raise CommandError(f"Say who to call in. Usage: {USAGE['escalate-to']}")
         if len(target) > MAX_TARGET:
             raise CommandError(f"That is longer than {MAX_TARGET} characters. "
                                f"Usage: {USAGE['escalate-to']}")
         return _change(ctx, service, "escalate_to", target)
-    raise CommandError(f"Unknown command '{_clip(verb)}'. Try /rescue help.")
+    raise CommandError(f"Unknown command '{clip(verb)}'. Try /rescue help.")
 
 
 def _arity(verb: str, args: list[str], least: int, most: int) -> None:
     if not least <= len(args) <= most:
         raise CommandError(f"Usage: {USAGE[verb]}")
-
-
-def _clip(text: str) -> str:
-    text = _CONTROL.sub("", text)
-    return text if len(text) <= 30 else text[:29] + "…"
 
 
 def _scope(ctx: CommandContext) -> tuple[str, str]:
@@ -153,7 +156,7 @@ def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:
     except DurationError:
         period = None
     if period is None:
-        raise CommandError(f"'{_clip(written)}' is not a period like 7d or 24h. "
+        raise CommandError(f"'{clip(written)}' is not a period like 7d or 24h. "
                            f"Usage: {USAGE['stats']}")
     history = service.store.history(ctx.team, service.clock.now() - period)
     return render(summarize(history), f"Last {format_duration(period)}:")

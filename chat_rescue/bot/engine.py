@@ -288,6 +288,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
             conv, now, f"no answer within {length} of the nudge")
         escalated, more, logged = _escalate(queued, policy, now)
         return escalated, actions + more, history + logged
+    if timer is Timer.CLOSE_REMINDER and _passed(conv.timer_from, policy.auto_close, now):
+        timer = Timer.AUTO_CLOSE  # both passed while we were down: no pointless reminder
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
         reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer)
@@ -306,6 +308,10 @@ def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
     notice = Escalate(conv.ref, policy.escalate_to, waited, count, conv.customer, conv.preview,
                       conv.card)
     return escalated, [notice], [_event(conv, "escalated", now, None, waited)]
+
+
+def _passed(start: float, length: float | None, now: float) -> bool:
+    return length is not None and start + length <= now
 
 
 def _since(start: float | None, now: float) -> float:

@@ -142,7 +142,8 @@ class Outbox:
         except RetryLater as wait:
             self._next_free[place] = now + wait.after
             for item in batch:
-                self.store.settle(item.id, retry_at=now + wait.after, error=str(wait))
+                self.store.settle(item.id, retry_at=now + wait.after, error=str(wait),
+                                  failed=False)
             return False
         except Undeliverable as gone:
             log.warning("%s: giving up on %s: %s", self.platform.name, type(action).__name__, gone)

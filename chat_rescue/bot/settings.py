@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     rescue_preview_chars: int = Field(default=80, ge=0, le=2000)
 
     @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "telegram_bot_token",
+        "telegram_webhook_secret", mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SLACK_BOT_TOKEN=` (as copied from .env.example) means "not configured".
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
+
+    @field_validator(
         "rescue_accept", "rescue_first_response", "rescue_idle", "rescue_escalate",
         "rescue_close_reminder", "rescue_auto_close",
     )

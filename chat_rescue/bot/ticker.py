@@ -46,9 +46,13 @@ class Ticker:
             self._wake.set()
 
     def fire_due(self, now: float) -> int:
-        """Fire up to one batch of due deadlines; returns how many fired."""
-        keys = self.store.due(now, self.batch)
+        """Fire up to one batch of due deadlines; returns how many were handled."""
+        # Fetch past the failing ones so they cannot fill a batch and starve the rest.
+        keys = self.store.due(now, self.batch + len(self._failing))
+        handled = 0
         for key in keys:
+            if handled >= self.batch:
+                break
             if self._failing.get(key, 0.0) > now:
                 continue
             conv = self.store.load(key)
@@ -62,10 +66,11 @@ class Ticker:
                 self._failing[key] = now + RETRY_FAILED
                 continue
             self._failing.pop(key, None)
+            handled += 1
             self.fired += 1
             if self.on_fire is not None:
                 self.on_fire(conv.deadline, self.clock.now())
-        return len(keys)
+        return handled
 
     async def run(self) -> None:
         """Run forever: fire what is due, then sleep until the next deadline or a poke."""

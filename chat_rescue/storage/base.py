@@ -71,8 +71,11 @@ class Store(Protocol):
         """The oldest pending item of each lane starting with `prefix`, oldest first."""
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
-               dead: bool = False) -> None:
-        """Delivered (no arguments), to retry at `retry_at`, or given up (`dead`)."""
+               dead: bool = False, failed: bool = True) -> None:
+        """Delivered (no arguments), to retry at `retry_at`, or given up (`dead`).
+
+        A retry counts as a failed attempt unless `failed=False` (a rate-limit wait).
+        """
 
     def settings(self, scope: str) -> dict[str, str]:
         """Stored `/rescue` settings for a scope (a team or a channel)."""

@@ -77,7 +77,6 @@ _MIGRATION_1 = """
             last_error TEXT,
             created_at REAL NOT NULL
         );
-        CREATE INDEX outbox_lane ON outbox(lane, id);
         CREATE TABLE dead_letters (
             id INTEGER PRIMARY KEY,
             lane TEXT NOT NULL,
@@ -92,8 +91,12 @@ _MIGRATION_1 = """
         CREATE TABLE aliases (alias TEXT PRIMARY KEY, conversation TEXT NOT NULL);
 """
 
+_MIGRATION_2 = """
+        CREATE INDEX outbox_lane ON outbox(lane, id);
+"""
+
 # Each migration is a script run in one transaction with its version number; append only.
-MIGRATIONS: list[str] = [_MIGRATION_1]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
 
 
 def _path_of(url: str) -> str:
@@ -257,12 +260,12 @@ class SQLiteStore:
             "SELECT id, lane, kind, payload, not_before, attempts FROM outbox WHERE id IN "
             "(SELECT min(id) FROM outbox WHERE lane >= ? AND lane < ? GROUP BY lane) "
             "ORDER BY id LIMIT ?",
-            (prefix, prefix + "\uffff", limit),
+            (prefix, _after(prefix), limit),
         ).fetchall()
         return _items(rows)
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
-               dead: bool = False) -> None:
+               dead: bool = False, failed: bool = True) -> None:
         with self.conn:
             self.conn.execute("BEGIN")
             if dead:
@@ -276,9 +279,9 @@ class SQLiteStore:
                 self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
             else:
                 self.conn.execute(
-                    "UPDATE outbox SET not_before = ?, attempts = attempts + 1, last_error = ? "
+                    "UPDATE outbox SET not_before = ?, attempts = attempts + ?, last_error = ? "
                     "WHERE id = ?",
-                    (retry_at, error, item_id),
+                    (retry_at, int(failed), error, item_id),
                 )
 
     def outbox_size(self) -> int:
@@ -333,6 +336,11 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _after(prefix: str) -> str:
+    """The smallest string above every string that starts with `prefix` (for range scans)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
 
 
 def _items(rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:

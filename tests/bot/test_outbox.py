@@ -272,9 +272,6 @@ async def test_after_max_attempts_the_action_becomes_a_dead_letter(
     assert store.pending(10) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a RetryLater (rate limit) increments `attempts` "
-                   "like a failure, so after 11 rate-limit waits a single network error sends "
-                   "the action to the dead letters (MAX_ATTEMPTS counts waits, not failures)")
 async def test_rate_limit_waits_do_not_use_up_the_failure_budget(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:

@@ -152,9 +152,6 @@ def test_env_example_copied_to_dot_env_is_valid(clean_env: Path) -> None:
     assert Settings().base_policy() == Policy()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an empty variable (`SLACK_BOT_TOKEN=` as in "
-                   ".env.example) becomes SecretStr(''), not None, so slack_enabled and "
-                   "telegram_enabled are True with empty tokens")
 def test_empty_tokens_from_env_example_enable_no_platform(clean_env: Path) -> None:
     (clean_env / ".env").write_text(ENV_EXAMPLE.read_text())
     settings = Settings()

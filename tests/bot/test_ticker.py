@@ -188,9 +188,6 @@ def test_a_failed_deadline_is_retried_later_not_at_once(bot: Bot, clock: FakeClo
     assert bot.kinds(1) == ["opened", "escalated"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: conversations whose handling raises are still "
-                   "returned first by store.due(now, batch); once they fill a whole batch the "
-                   "ticker skips them and never reaches the later due deadlines")
 def test_failing_conversations_that_fill_a_batch_do_not_starve_later_deadlines(
     clock: FakeClock,
 ) -> None:
@@ -209,9 +206,6 @@ def test_failing_conversations_that_fill_a_batch_do_not_starve_later_deadlines(
         bot.store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Ticker.fire_due promises 'returns how many fired' "
-                   "but returns len(store.due(...)), counting deadlines that raised or were "
-                   "skipped")
 def test_fire_due_returns_how_many_fired(bot: Bot, clock: FakeClock) -> None:
     bot.open(1)
     bot.open(2)

@@ -335,9 +335,6 @@ def test_heads_are_the_oldest_item_of_each_lane_of_one_platform(store: Store) ->
     assert [(i.not_before, i.attempts) for i in held] == [(T0 + 60, 1)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SQLiteStore.heads matches the prefix with "
-                   "`lane < prefix || '\\uffff'`, which in SQLite's byte order excludes lanes "
-                   "whose next character is above U+FFFF (an emoji channel name)")
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:
     emoji = Nudge(ConversationRef("console", "🆘-room", "t1"), "ana", 1.0)
     store.commit(Change(actions=(emoji,)), T0)

@@ -1,0 +1,182 @@
+"""The python-telegram-bot Application inside the project's event loop.
+
+Long polling by default (`updater.start_polling`, never `run_polling`, which would
+take over the process); with TELEGRAM_WEBHOOK_URL set, the webhook is registered
+with a secret and updates arrive on `POST /telegram/webhook` of the shared aiohttp
+app. Either way every update ends in the same `handle(update)`.
+
+No rate limiter and no retries are configured in PTB on purpose: a 429 must reach
+the outbox, which owns pacing and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from chat_rescue.bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits for news
+PRIVATE_COMMANDS = [BotCommand("start", "Talk to our support team")]
+GROUP_COMMANDS = [
+    BotCommand("rescue", "Rescue timers, escalation and stats (/rescue help)"),
+    BotCommand("close", "Close this customer's conversation (in its topic)"),
+]
+
+UpdateHandler = Callable[[Update], Awaitable[None]]
+
+
+def file_url(api_url: str) -> str:
+    """The file download base that goes with a Bot API base (…/bot -> …/file/bot)."""
+    head, _, _ = api_url.rstrip("/").rpartition("/bot")
+    return f"{head}/file/bot" if head else "https://api.telegram.org/file/bot"
+
+
+class TelegramApp:
+    """Builds the Application, runs polling or the webhook, and serves the webhook route."""
+
+    def __init__(self, settings: Settings, handle: UpdateHandler) -> None:
+        token = settings.telegram_bot_token
+        if token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.token = token.get_secret_value()
+        self.handle = handle
+        self.webhook_url = settings.telegram_webhook_url
+        configured = settings.telegram_webhook_secret
+        # Without a configured secret, a random one for this run still keeps strangers out.
+        self.secret = configured.get_secret_value() if configured else secrets.token_urlsafe(32)
+        self.support_chat = settings.telegram_support_chat_id
+        builder = (
+            ApplicationBuilder()
+            .token(self.token)
+            .base_url(settings.telegram_api_url)
+            .base_file_url(file_url(settings.telegram_api_url))
+        )
+        if self.webhook_url:
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self._webhook_lock = asyncio.Lock()
+        self._serving = False
+
+    @property
+    def bot(self) -> Bot:
+        bot: Bot = self.application.bot
+        return bot
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """getMe, register commands, then poll or set the webhook."""
+        await self.application.initialize()
+        await self._set_commands()
+        await self.application.start()
+        if self.webhook_url:
+            await self.bot.set_webhook(self.webhook_url, secret_token=self.secret,
+                                       allowed_updates=ALLOWED_UPDATES)
+            self._serving = True
+            log.info("Telegram: webhook set, updates arrive on %s", WEBHOOK_PATH)
+            return
+        updater = self.application.updater
+        assert updater is not None
+        await updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES,
+                                    error_callback=self._on_polling_error)
+        log.info("Telegram: long polling started")
+
+    async def stop(self) -> None:
+        """Stop polling (confirming what was processed) and close the HTTP client.
+
+        The webhook stays set so Telegram keeps updates until the bot is back.
+        """
+        self._serving = False
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def _set_commands(self) -> None:
+        scopes: list[tuple[list[BotCommand], BotCommandScope]] = [
+            (PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats())]
+        if self.support_chat.lstrip("-").isdigit():
+            scopes.append((GROUP_COMMANDS, BotCommandScopeChat(int(self.support_chat))))
+        for commands, scope in scopes:
+            try:
+                await self.bot.set_my_commands(commands, scope=scope)
+            except TelegramError as failed:
+                log.warning("Telegram: could not register commands for %s: %s", scope.type,
+                            self._scrub(failed))
+
+    # -- updates -----------------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.handle(update)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        update_id = update.update_id if isinstance(update, Update) else None
+        error = context.error
+        log.error("Telegram update %s failed: %s: %s", update_id, type(error).__name__,
+                  self._scrub(error) if error else "", exc_info=error)
+
+    def _on_polling_error(self, error: TelegramError) -> None:
+        log.warning("Telegram polling: %s", self._scrub(error))
+
+    def _scrub(self, error: BaseException) -> str:
+        return str(error).replace(self.token, "<token>")
+
+    # -- webhook -----------------------------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        """Serve the webhook route when the webhook is configured."""
+        if self.webhook_url:
+            app.router.add_post(WEBHOOK_PATH, self.webhook)
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        """One update from Telegram: 403 without the secret, 400 if malformed, 200 once handled.
+
+        Handling happens before the answer, so a failure (500) makes Telegram deliver the
+        update again; the update_id makes that redelivery harmless.
+        """
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("Telegram webhook: request without the right secret refused")
+            return web.Response(status=403)
+        if not self._serving:
+            return web.Response(status=503)
+        try:
+            payload = await request.json()
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+            update = Update.de_json(payload, self.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400, text="not a Telegram update")
+        async with self._webhook_lock:  # one at a time, in arrival order, as polling does
+            try:
+                await self.handle(update)
+            except Exception:
+                log.exception("Telegram webhook: update %s failed", update.update_id)
+                return web.Response(status=500)
+        return web.Response(status=200)

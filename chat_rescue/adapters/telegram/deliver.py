@@ -1,0 +1,313 @@
+"""Outbound: one handler per action type, Telegram errors mapped to the outbox's terms.
+
+RetryAfter (429) becomes RetryLater; a customer who blocked the bot makes the action
+Undeliverable (and is recorded once); other Bad Requests are permanent; network
+errors, timeouts and 5xx propagate so the outbox backs off. Steps of a multi-call
+action that already succeeded are not repeated when the action is retried.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import warnings
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from chat_rescue.adapters.telegram import keyboards, render
+from chat_rescue.adapters.telegram.health import mark_blocked
+from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.translate import topic_alias
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import (
+    Action,
+    ClaimRefused,
+    CloseNotice,
+    CloseReminder,
+    Conversation,
+    ConversationRef,
+    Digest,
+    Escalate,
+    Nudge,
+    PostCard,
+    Relay,
+    ReturnToInbox,
+    State,
+    UpdateCard,
+)
+from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
+from chat_rescue.bot.service import Service
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# Bad Requests that a fixed configuration cures: retried with backoff, not dropped.
+FIXABLE = ("not enough rights", "chat not found", "chat_admin_required", "need administrator")
+MAX_STEPS = 1000
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    """`retry_after` in seconds: an int before PTB_TIMEDELTA, a timedelta after."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: int | float | timedelta = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _is(error: BadRequest, *needles: str) -> bool:
+    text = error.message.lower()
+    return any(needle.lower() in text for needle in needles)
+
+
+class Deliverer:
+    """Delivers each action type to the support group or a customer's private chat."""
+
+    def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
+                 support_chat_id: int) -> None:
+        self.bot = bot
+        self.service = service
+        self.clock = clock
+        self.memory = memory
+        self.group = support_chat_id
+        self._steps: OrderedDict[Hashable, Any] = OrderedDict()
+        self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
+            PostCard: self._post_card,
+            UpdateCard: self._update_card,
+            Relay: self._relay,
+            Nudge: self._nudge,
+            ReturnToInbox: self._returned,
+            Escalate: self._escalate,
+            CloseReminder: self._close_reminder,
+            CloseNotice: self._close_notice,
+            ClaimRefused: self._claim_refused,
+            Digest: self._digest,
+        }
+
+    async def deliver(self, action: Action) -> Posted | None:
+        """Deliver one action; refuses types it does not know."""
+        handler = self._handlers.get(type(action))
+        if handler is None:
+            raise TypeError(f"telegram cannot deliver {type(action).__name__}")
+        try:
+            posted = await handler(action)
+        except RetryAfter as wait:
+            raise RetryLater(retry_seconds(wait), "Telegram flood control") from wait
+        except ChatMigrated as moved:
+            raise Undeliverable(f"the support group moved to chat {moved.new_chat_id}; "
+                                "set TELEGRAM_SUPPORT_CHAT_ID to it") from moved
+        except BadRequest as bad:
+            if _is(bad, *FIXABLE):
+                raise
+            raise Undeliverable(f"Telegram refused {type(action).__name__}: {bad.message}") \
+                from bad
+        self._forget(action)
+        return posted
+
+    # -- cards -------------------------------------------------------------------------------
+
+    async def _post_card(self, action: PostCard) -> Posted:
+        conv = action.conversation
+        key = conv.ref.key
+
+        async def create_topic() -> int:
+            name = render.topic_name(conv)
+            topic = await self.bot.create_forum_topic(self.group, name)
+            self.memory.topic_names[topic.message_thread_id] = name
+            self.memory.topic_closed[topic.message_thread_id] = False
+            return topic.message_thread_id
+
+        topic = await self._once((key, "topic"), create_topic)
+        card = await self._once((key, "card"), lambda: self._send(
+            render.card(conv, self.memory), thread=topic, markup=keyboards.card(conv)))
+        try:
+            await self._once((key, "announce"), lambda: self._send(
+                render.announcement(conv),
+                markup=keyboards.claim(key, render.topic_link(self.group, topic))))
+        except BadRequest as bad:  # the topic and card exist: losing the announcement is minor
+            log.warning("could not announce a new conversation in General: %s", bad.message)
+        self._forget(key)
+        return Posted(render.card_id(topic, card.message_id), (topic_alias(topic),))
+
+    async def _update_card(self, action: UpdateCard) -> None:
+        conv = action.conversation
+        ids = render.parse_card(conv.card)
+        if ids is None:
+            return None  # the card was never posted: nothing to bring up to date
+        topic, card = ids
+        try:
+            await self.bot.edit_message_text(
+                render.card(conv, self.memory), chat_id=self.group, message_id=card,
+                parse_mode=ParseMode.HTML, reply_markup=keyboards.card(conv))
+        except BadRequest as bad:
+            if not _is(bad, "not modified"):
+                log.warning("could not edit the card of %s: %s", conv.ref.key, bad.message)
+        await self._sync_topic(conv, topic)
+        return None
+
+    async def _sync_topic(self, conv: Conversation, topic: int, *,
+                          open_close: bool = True) -> None:
+        """Topic name shows the status; a closed conversation has a closed topic."""
+        closed = conv.state is State.CLOSED
+        if open_close and not closed and self.memory.topic_closed.get(topic) is not False:
+            await self._topic_call(self.bot.reopen_forum_topic(self.group, topic))
+            self.memory.topic_closed[topic] = False
+        name = render.topic_name(conv)
+        if self.memory.topic_names.get(topic) != name:
+            await self._topic_call(self.bot.edit_forum_topic(self.group, topic, name=name))
+            self.memory.topic_names[topic] = name
+        if open_close and closed and self.memory.topic_closed.get(topic) is not True:
+            await self._topic_call(self.bot.close_forum_topic(self.group, topic))
+            self.memory.topic_closed[topic] = True
+
+    async def _topic_call(self, call: Awaitable[bool]) -> None:
+        try:
+            await call
+        except BadRequest as bad:
+            if not _is(bad, "not_modified", "not modified"):
+                raise
+
+    # -- relaying ----------------------------------------------------------------------------
+
+    async def _relay(self, action: Relay) -> None:
+        if action.to_customer:
+            try:
+                await self.bot.copy_message(int(action.ref.channel), int(action.from_chat),
+                                            int(action.message_id))
+            except (Forbidden, BadRequest) as gone:
+                await self._customer_gone(action.ref, gone)
+            return None
+        topic = self._topic(action.ref)
+        if topic is None:
+            raise Undeliverable("the conversation has no topic to copy into")
+        try:
+            await self._copy_to_topic(action, topic)
+        except BadRequest as bad:
+            if not _is(bad, "topic_closed"):
+                raise
+            # Closed underneath us (or by hand): a customer's message opens it again.
+            await self._topic_call(self.bot.reopen_forum_topic(self.group, topic))
+            self.memory.topic_closed[topic] = False
+            await self._copy_to_topic(action, topic)
+        conv = self.service.store.load(action.ref.key)
+        if conv is not None:
+            await self._best_effort(self._sync_topic(conv, topic, open_close=False))
+        return None
+
+    async def _copy_to_topic(self, action: Relay, topic: int) -> None:
+        await self.bot.copy_message(self.group, int(action.from_chat), int(action.message_id),
+                                    message_thread_id=topic)
+
+    async def _customer_gone(self, ref: ConversationRef, error: TelegramError) -> None:
+        """The customer blocked the bot (or never started it): record once, tell the topic.
+
+        Other refusals of a message to the customer (it was deleted, say) are just dropped.
+        """
+        if isinstance(error, BadRequest):
+            if _is(error, "chat not found", "user is deactivated"):
+                raise Undeliverable(f"customer {ref.channel} is gone: {error.message}") from error
+            raise error
+        if mark_blocked(self.service, self.memory, ref, self.clock.now()):
+            conv = self.service.store.load(ref.key)
+            topic = self._topic(ref)
+            who = conv.customer if conv else "The customer"
+            if topic is not None:
+                await self._best_effort(self._send(
+                    f"⚠️ {html.escape(who)} has blocked the bot: they will not get our messages "
+                    "until they write again.", thread=topic))
+        raise Undeliverable(f"customer {ref.channel} is unreachable: {error.message}")
+
+    # -- notices -----------------------------------------------------------------------------
+
+    async def _nudge(self, action: Nudge) -> None:
+        await self._send(render.nudge(action, self.memory), thread=self._topic(action.ref,
+                         action.card), markup=keyboards.nudge(action.ref.key))
+
+    async def _returned(self, action: ReturnToInbox) -> None:
+        topic = self._topic(action.ref, action.card)
+        if action.previous_owner and topic is not None:
+            await self._once((action, "owner"), lambda: self._send(
+                render.returned_to_owner(action, self.memory), thread=topic))
+        await self._send(render.returned(action, self.memory),
+                         markup=self._claim_markup(action.ref, topic))
+
+    async def _escalate(self, action: Escalate) -> None:
+        topic = self._topic(action.ref, action.card)
+        await self._send(render.escalated(action), markup=self._claim_markup(action.ref, topic))
+
+    async def _close_reminder(self, action: CloseReminder) -> None:
+        await self._send(render.close_reminder(action, self.memory),
+                         thread=self._topic(action.ref, action.card),
+                         markup=keyboards.close_reminder(action.ref.key))
+
+    async def _close_notice(self, action: CloseNotice) -> None:
+        try:
+            await self.bot.send_message(int(action.ref.channel), action.text)
+        except (Forbidden, BadRequest) as gone:
+            await self._customer_gone(action.ref, gone)
+
+    async def _claim_refused(self, action: ClaimRefused) -> None:
+        if self.memory.take_alerted(action.ref.key, action.operator):
+            return None  # the presser already saw it as an alert on the button
+        await self._send(render.claim_refused(action, self.memory),
+                         thread=self._topic(action.ref))
+        return None
+
+    async def _digest(self, action: Digest) -> None:
+        choices = [
+            (notice.ref.key, notice.customer or "customer")
+            for notice in action.notices
+            if isinstance(notice, ReturnToInbox | Escalate)
+        ]
+        await self._send(render.digest(action.notices, self.memory),
+                         markup=keyboards.claims(choices))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _claim_markup(self, ref: ConversationRef, topic: int | None) -> InlineKeyboardMarkup:
+        link = render.topic_link(self.group, topic) if topic is not None else None
+        return keyboards.claim(ref.key, link)
+
+    def _topic(self, ref: ConversationRef, card: str | None = None) -> int | None:
+        """The conversation's topic id, from the card id (the stored one when not given)."""
+        if card is None:
+            conv = self.service.store.load(ref.key)
+            card = conv.card if conv else None
+        ids = render.parse_card(card)
+        return ids[0] if ids else None
+
+    async def _send(self, text: str, *, thread: int | None = None,
+                    markup: InlineKeyboardMarkup | None = None) -> Message:
+        """A message to the support group: a topic, or General (no message_thread_id)."""
+        return await self.bot.send_message(
+            self.group, text, parse_mode=ParseMode.HTML, message_thread_id=thread,
+            reply_markup=markup, link_preview_options=NO_PREVIEW)
+
+    async def _once(self, step: Hashable, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a step of a multi-call action once, even if the action is retried."""
+        if step in self._steps:
+            done: T = self._steps[step]
+            return done
+        result = await call()
+        self._steps[step] = result
+        while len(self._steps) > MAX_STEPS:
+            self._steps.popitem(last=False)
+        return result
+
+    def _forget(self, owner: Hashable) -> None:
+        for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:
+            del self._steps[step]
+
+    async def _best_effort(self, call: Awaitable[Any]) -> None:
+        """A secondary call after the action's main effect: failing it must not repeat that."""
+        try:
+            await call
+        except TelegramError as failed:
+            log.warning("secondary Telegram call failed: %s", failed)

@@ -1,0 +1,161 @@
+"""Carries out what translated updates mean: service events, commands, button answers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from telegram import Bot, ReplyParameters, Update
+from telegram.error import TelegramError
+
+from chat_rescue.adapters.telegram import translate as tr
+from chat_rescue.adapters.telegram.health import lost_rights, mark_blocked
+from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.bot import commands, texts
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import (
+    Claim,
+    ClaimRefused,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    KeepOpen,
+    Snooze,
+)
+from chat_rescue.bot.service import Service
+from chat_rescue.storage.base import Change, Outcome
+
+log = logging.getLogger(__name__)
+
+GREETING = (
+    "Hello! Write your question here, with photos or files if that helps, and someone "
+    "from our support team will answer you in this chat."
+)
+CLOSE_HINT = "Use /close inside a customer's topic."
+ANSWERS: dict[type, str] = {
+    Claim: "It is yours.",
+    Close: "Closed.",
+    Snooze: "Snoozed: you will be reminded once more.",
+    HandOff: "Handed back to the inbox.",
+    KeepOpen: "Kept open.",
+}
+
+
+class Inbound:
+    """Applies one update at a time; every update_id changes the store at most once."""
+
+    def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
+                 support_chat_id: int) -> None:
+        self.bot = bot
+        self.service = service
+        self.clock = clock
+        self.memory = memory
+        self.support_chat_id = support_chat_id
+        self.admin_problem: str | None = None
+
+    async def handle(self, update: Update) -> None:
+        """Translate the update and carry it out."""
+        self.memory.remember(update.effective_user)
+        inbound_id = f"telegram:{update.update_id}"
+        ctx = tr.Context(self.support_chat_id, self.clock.now(), self.service.store.resolve,
+                         self.bot.username)
+        intent = tr.translate(update, ctx)
+        if isinstance(intent, tr.Relayed):
+            if isinstance(intent.event, CustomerMessage):
+                self.memory.blocked.discard(intent.event.ref.key)
+            self.service.handle(intent.event, inbound_id=inbound_id,
+                                extra_actions=[intent.relay])
+        elif isinstance(intent, tr.Act):
+            await self._act(intent, inbound_id)
+        elif isinstance(intent, tr.Ignored):
+            log.debug("update %s ignored: %s", update.update_id, intent.reason)
+            if intent.query_id is not None:
+                await self._answer(intent.query_id)
+        elif self._first_time(inbound_id):
+            if isinstance(intent, tr.Command):
+                await self._command(intent)
+            else:
+                self._membership(intent)
+
+    def _first_time(self, inbound_id: str) -> bool:
+        """Record the update as seen; False when it was processed before."""
+        outcome = self.service.store.commit(Change(inbound_id=inbound_id), self.clock.now())
+        return outcome is not Outcome.DUPLICATE
+
+    # -- buttons and /close ------------------------------------------------------------------
+
+    async def _act(self, intent: tr.Act, inbound_id: str) -> None:
+        event = intent.event
+        decision = self.service.handle(event, inbound_id=inbound_id)
+        if intent.query_id is None:
+            return
+        refused = next((a for a in decision.actions if isinstance(a, ClaimRefused)), None) \
+            if decision else None
+        if refused is not None:
+            # Shown to the presser alone; the queued ClaimRefused message is then skipped.
+            self.memory.alerted.add((refused.ref.key, refused.operator))
+            owner = self.memory.name(refused.owner)
+            await self._answer(intent.query_id, texts.claim_refused(refused, owner), alert=True)
+        elif decision is not None and decision.changed:
+            await self._answer(intent.query_id, ANSWERS.get(type(event), ""))
+        else:
+            await self._answer(intent.query_id, "Nothing to do: it has moved on.")
+
+    async def _answer(self, query_id: str, text: str = "", alert: bool = False) -> None:
+        # An old or already answered query must not fail the update.
+        with contextlib.suppress(TelegramError):
+            await self.bot.answer_callback_query(query_id, text or None, show_alert=alert)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def _command(self, command: tr.Command) -> None:
+        if command.private:
+            if command.name in ("start", "help"):
+                await self.bot.send_message(command.chat_id, GREETING)
+            return
+        if command.name == "rescue":
+            ctx = commands.CommandContext(
+                team=f"telegram:{self.support_chat_id}",
+                here=ConversationRef("telegram", str(self.support_chat_id)),
+                user=command.user,
+                is_admin=await self._is_admin(command.user),
+                intake=False,
+            )
+            await self._reply(command, commands.run(command.args, ctx, self.service))
+        elif command.name == "close":
+            await self._reply(command, CLOSE_HINT)
+
+    async def _is_admin(self, user_id: str) -> bool:
+        """Creator or administrator of the support group (asked every time: rights change)."""
+        try:
+            member = await self.bot.get_chat_member(self.support_chat_id, int(user_id))
+        except TelegramError as failed:
+            log.warning("could not check the rights of user %s: %s", user_id, failed)
+            return False
+        return member.status in tr.ADMIN_STATUSES
+
+    async def _reply(self, command: tr.Command, text: str) -> None:
+        """Answer in the topic (or General) the command was typed in."""
+        await self.bot.send_message(
+            command.chat_id, text, message_thread_id=command.thread_id,
+            reply_parameters=ReplyParameters(command.message_id,
+                                             allow_sending_without_reply=True),
+        )
+
+    # -- membership --------------------------------------------------------------------------
+
+    def _membership(self, change: tr.MembershipChanged) -> None:
+        if change.private:
+            if change.status == "kicked":
+                mark_blocked(self.service, self.memory, tr.customer_ref(change.chat_id),
+                             self.clock.now())
+            return
+        if change.usable:
+            if self.admin_problem:
+                log.info("Telegram: the bot may manage topics in the support group again")
+            self.admin_problem = None
+            return
+        self.admin_problem = lost_rights(change.status)
+        log.error("Telegram: %s", self.admin_problem)
+

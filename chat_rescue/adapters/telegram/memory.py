@@ -1,0 +1,47 @@
+"""What the Telegram adapter keeps in memory: names seen in updates and small marks.
+
+Nothing here is needed for correctness after a restart: names fall back to the user
+id, and the marks only spare duplicate notes and API calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from telegram import User
+
+MAX_NAMES = 10_000
+
+
+@dataclass
+class Memory:
+    """Operator display names and per-conversation marks, shared by inbound and delivery."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    # (conversation key, operator) whose refused claim was already shown as an alert.
+    alerted: set[tuple[str, str]] = field(default_factory=set)
+    # conversation keys whose customer blocked the bot (until they write again).
+    blocked: set[str] = field(default_factory=set)
+    # topic id -> the name we last gave it, and whether we last closed it.
+    topic_names: dict[int, str] = field(default_factory=dict)
+    topic_closed: dict[int, bool] = field(default_factory=dict)
+
+    def remember(self, user: User | None) -> None:
+        """Note a user's display name (from any update)."""
+        if user is None or user.is_bot:
+            return
+        if len(self.names) >= MAX_NAMES and str(user.id) not in self.names:
+            self.names.pop(next(iter(self.names)))
+        self.names[str(user.id)] = user.full_name
+
+    def name(self, user_id: str) -> str:
+        """The display name of a user id, or the id when we have not seen them."""
+        return self.names.get(user_id, user_id)
+
+    def take_alerted(self, key: str, operator: str) -> bool:
+        """True (once) when this refused claim was already answered with an alert."""
+        try:
+            self.alerted.remove((key, operator))
+        except KeyError:
+            return False
+        return True

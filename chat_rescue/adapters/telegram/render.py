@@ -1,0 +1,170 @@
+"""What the bot writes in Telegram: topic names, the card, notices, in HTML with mentions.
+
+The wording comes from `bot.texts`; this module adds HTML escaping, mentions by user
+id and the topic's status label.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.bot import texts
+from chat_rescue.bot.model import (
+    Action,
+    ClaimRefused,
+    CloseReminder,
+    Conversation,
+    Escalate,
+    Nudge,
+    ReturnToInbox,
+    State,
+)
+
+MAX_TOPIC_NAME = 128
+_BY_ID = re.compile(r"\bby (\d+)$")
+LABEL_MARK = {"waiting": "⏳", "overdue": "🔥", "answered": "✅", "closed": "🔒"}
+
+A = TypeVar("A", Nudge, ReturnToInbox, Escalate, CloseReminder)
+
+
+def topic_label(conv: Conversation) -> str:
+    """waiting / overdue / answered / closed: what the topic's name shows."""
+    if conv.state is State.CLOSED:
+        return "closed"
+    if conv.state is State.WAITING_ON_CUSTOMER:
+        return "answered"
+    if conv.escalations > 0 or conv.nudged_at is not None:
+        return "overdue"
+    return "waiting"
+
+
+def topic_name(conv: Conversation) -> str:
+    """The forum topic's name: a status mark, the customer, the status word."""
+    label = topic_label(conv)
+    tail = f" · {label}"
+    head = f"{LABEL_MARK[label]} {conv.customer or 'Customer'}"
+    return head[: MAX_TOPIC_NAME - len(tail)] + tail
+
+
+def card_id(topic_id: int, message_id: int) -> str:
+    """The card id stored with a conversation: `<topic id>:<card message id>`."""
+    return f"{topic_id}:{message_id}"
+
+
+def parse_card(card: str | None) -> tuple[int, int] | None:
+    """(topic id, card message id) from a stored card id."""
+    topic, _, message = (card or "").partition(":")
+    if not (topic.isdigit() and message.isdigit()):
+        return None
+    return int(topic), int(message)
+
+
+def topic_link(chat_id: int, topic_id: int) -> str | None:
+    """A t.me link to a topic of a supergroup (ids -100…), or None."""
+    text = str(chat_id)
+    return f"https://t.me/c/{text[4:]}/{topic_id}" if text.startswith("-100") else None
+
+
+def mention(user_id: str | None, memory: Memory) -> str:
+    """An HTML mention that notifies the user (by id), with the name we know."""
+    if not user_id:
+        return "the owner"
+    name = html.escape(memory.name(user_id))
+    if user_id.isdigit():
+        return f'<a href="tg://user?id={user_id}">{name}</a>'
+    return name
+
+
+def escaped(action: A, memory: Memory | None = None) -> A:
+    """The action with its free-text fields HTML-escaped, for the shared wording; a user id
+    at the end of a reason ("handed off by 8") becomes the name we know."""
+    changes: dict[str, Any] = {
+        name: html.escape(getattr(action, name))
+        for name in ("customer", "preview", "reason", "target")
+        if isinstance(getattr(action, name, None), str)
+    }
+    if memory is not None and "reason" in changes:
+        changes["reason"] = _BY_ID.sub(
+            lambda found: f"by {html.escape(memory.name(found[1]))}", changes["reason"])
+    return replace(action, **changes)
+
+
+def status_line(conv: Conversation, memory: Memory) -> str:
+    """engine.card_status with names instead of user ids."""
+    owner = html.escape(memory.name(conv.owner)) if conv.owner else ""
+    if conv.state is State.CLOSED:
+        return "closed"
+    if conv.owner is None:
+        return "waiting for an operator" if conv.escalations == 0 else "overdue: operators called"
+    if conv.state is State.CLAIMED:
+        return f"claimed by {owner}"
+    if conv.state is State.WAITING_ON_OPERATOR and conv.nudged_at is not None:
+        return f"with {owner}: customer waiting"
+    return f"with {owner}"
+
+
+def card(conv: Conversation, memory: Memory) -> str:
+    """The card: the topic's first message, edited as the conversation moves."""
+    preview = html.escape(conv.preview) or "…"
+    return (
+        f"<b>{html.escape(conv.customer or 'Customer')}</b> wrote to the bot\n"
+        f"“{preview}”\n"
+        f"Status: {status_line(conv, memory)}"
+    )
+
+
+def announcement(conv: Conversation) -> str:
+    """The General-topic message for a new conversation."""
+    preview = html.escape(conv.preview) or "…"
+    return f"🆕 <b>{html.escape(conv.customer or 'A customer')}</b> is waiting: “{preview}”"
+
+
+def nudge(action: Nudge, memory: Memory) -> str:
+    return texts.nudge(escaped(action), mention(action.owner, memory))
+
+
+def returned_to_owner(action: ReturnToInbox, memory: Memory) -> str:
+    return texts.returned_to_owner(escaped(action, memory),
+                                   mention(action.previous_owner, memory))
+
+
+def returned(action: ReturnToInbox, memory: Memory) -> str:
+    return "↩️ " + texts.returned(escaped(action, memory))
+
+
+def escalated(action: Escalate) -> str:
+    safe = escaped(action)
+    return "🚨 " + texts.escalated(safe, safe.target)
+
+
+def close_reminder(action: CloseReminder, memory: Memory) -> str:
+    return texts.close_reminder(escaped(action), mention(action.owner, memory))
+
+
+def claim_refused(action: ClaimRefused, memory: Memory) -> str:
+    owner = html.escape(memory.name(action.owner))
+    return f"{mention(action.operator, memory)}: {texts.claim_refused(action, owner)}"
+
+
+def digest_line(action: Action, memory: Memory) -> str:
+    """One notice as a line of a digest."""
+    if isinstance(action, Nudge):
+        return nudge(action, memory)
+    if isinstance(action, ReturnToInbox):
+        return texts.returned(escaped(action, memory))
+    if isinstance(action, Escalate):
+        return escalated(action).removeprefix("🚨 ")
+    if isinstance(action, CloseReminder):
+        return close_reminder(action, memory)
+    return html.escape(texts.describe(action))
+
+
+def digest(notices: tuple[Action, ...], memory: Memory) -> str:
+    """Several notices for the support group as one General-topic message."""
+    lines = [texts.digest_title(len(notices))]
+    lines += [f"• {digest_line(notice, memory)}" for notice in notices]
+    return "\n".join(lines)

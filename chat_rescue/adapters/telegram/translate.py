@@ -1,0 +1,229 @@
+"""Telegram updates -> what they mean for chat-rescue, through one translator table.
+
+Pure: no I/O. The store is reached only through the `resolve` function of the
+Context (topic id -> conversation key). Commands that need the network (an admin
+check, a reply) come out as `Command` for `inbound.py` to carry out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import CallbackQuery, ChatMemberUpdated, Message, Update
+
+from chat_rescue.adapters.telegram.keyboards import parse_callback
+from chat_rescue.bot.model import (
+    Claim,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    KeepOpen,
+    OperatorMessage,
+    Relay,
+    Snooze,
+)
+
+PLATFORM = "telegram"
+NOTE_PREFIX = "//"
+# What copyMessage can carry; service messages (topic created, pinned, …) are never relayed.
+RELAYABLE = ("text", "photo", "document", "voice", "sticker", "video", "audio", "animation",
+             "video_note", "location", "venue", "contact", "dice")  # fmt: skip
+ADMIN_STATUSES = frozenset({"creator", "administrator"})
+
+ButtonEvent = Claim | Close | Snooze | HandOff | KeepOpen
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What translation needs besides the update: where the team works, and the time."""
+
+    support_chat_id: int
+    now: float
+    resolve: Callable[[str], str | None]
+    bot_username: str = ""
+
+    @property
+    def team(self) -> str:
+        return f"{PLATFORM}:{self.support_chat_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A message to copy across: the customer wrote, or an operator replied in the topic."""
+
+    event: CustomerMessage | OperatorMessage
+    relay: Relay
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """A rescue event with nothing to copy: a button press or `/close`."""
+
+    event: ButtonEvent
+    query_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A bot command that needs the network to answer (`/start`, `/rescue`, `/close` astray)."""
+
+    name: str
+    args: str
+    chat_id: int
+    message_id: int
+    user: str
+    thread_id: int | None = None
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged:
+    """The bot's own membership changed: in the support group, or a customer blocked it."""
+
+    chat_id: int
+    private: bool
+    status: str
+    can_manage_topics: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """In the support group: may the bot still create and manage topics?"""
+        return self.status == "creator" or (
+            self.status == "administrator" and self.can_manage_topics)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Nothing to do (a note, a service message, another chat); a pressed button is answered."""
+
+    reason: str
+    query_id: str | None = None
+
+
+Intent = Relayed | Act | Command | MembershipChanged | Ignored
+
+
+def customer_ref(chat_id: int | str) -> ConversationRef:
+    """One conversation per customer: their private chat."""
+    return ConversationRef(PLATFORM, str(chat_id), "")
+
+
+def topic_alias(topic_id: int) -> str:
+    """The alias that leads from a forum topic to its conversation."""
+    return f"{PLATFORM}:topic:{topic_id}"
+
+
+def translate(update: Update, ctx: Context) -> Intent:
+    """What one update means; unknown kinds are ignored."""
+    for kind, translator in _TRANSLATORS:
+        payload = getattr(update, kind)
+        if payload is not None:
+            return translator(payload, ctx)
+    return Ignored("update kind not used")
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _message(message: Message, ctx: Context) -> Intent:
+    user = message.from_user
+    if user is None or user.is_bot:
+        return Ignored("sent by a bot or anonymously")
+    private = message.chat.type == "private"
+    if not private and (message.text or message.caption or "").startswith(NOTE_PREFIX):
+        return Ignored("internal note")
+    command = _command(message, ctx)
+    if command is not None and not command[0]:
+        return Ignored("a command for another bot")
+    if private:
+        if command is not None:
+            name, args = command
+            return Command(name, args, message.chat.id, message.message_id, str(user.id),
+                           private=True)
+        if not _relayable(message):
+            return Ignored("nothing to copy")
+        ref = customer_ref(message.chat.id)
+        event = CustomerMessage(ref, ctx.now, user.full_name, _preview(message), ctx.team)
+        return Relayed(event, Relay(ref, False, str(message.chat.id), str(message.message_id)))
+    if message.chat.id != ctx.support_chat_id:
+        return Ignored("not the support group")
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    key = ctx.resolve(topic_alias(thread_id)) if thread_id is not None else None
+    if command is not None:
+        name, args = command
+        if name == "close" and key is not None:
+            return Act(Close(ConversationRef.parse(key), ctx.now, str(user.id), via="command"))
+        return Command(name, args, message.chat.id, message.message_id, str(user.id), thread_id)
+    if key is None:
+        return Ignored("not in a customer's topic")
+    if not _relayable(message):
+        return Ignored("nothing to copy")
+    ref = ConversationRef.parse(key)
+    reply = OperatorMessage(ref, ctx.now, str(user.id))
+    return Relayed(reply, Relay(ref, True, str(message.chat.id), str(message.message_id)))
+
+
+def _command(message: Message, ctx: Context) -> tuple[str, str] | None:
+    """(command, arguments) when the message starts with a bot command; the command is ""
+    when it is addressed to another bot (`/rescue@other_bot`)."""
+    entity = next(iter(message.entities), None)
+    text = message.text or ""
+    if entity is None or entity.type != "bot_command" or entity.offset != 0:
+        return None
+    word = text[1:entity.length]
+    name, _, addressee = word.partition("@")
+    if addressee and addressee.lower() != ctx.bot_username.lower():
+        return "", ""
+    return name.lower(), text[entity.length:].strip()
+
+
+def _relayable(message: Message) -> bool:
+    return any(getattr(message, kind) for kind in RELAYABLE)
+
+
+def _preview(message: Message) -> str:
+    """The words for the card; media without a caption show their kind."""
+    if message.text or message.caption:
+        return message.text or message.caption or ""
+    kind = next((kind for kind in RELAYABLE if getattr(message, kind)), "message")
+    return f"[{kind.replace('_', ' ')}]"
+
+
+# --- buttons and membership ---------------------------------------------------------------
+
+_BUTTONS: dict[str, Callable[[ConversationRef, float, str], ButtonEvent]] = {
+    "claim": lambda ref, at, who: Claim(ref, at, who, via="button"),
+    "close": lambda ref, at, who: Close(ref, at, who, via="button"),
+    "snooze": Snooze,
+    "handoff": HandOff,
+    "keep": KeepOpen,
+}
+
+
+def _callback(query: CallbackQuery, ctx: Context) -> Intent:
+    parsed = parse_callback(query.data)
+    if parsed is None:
+        return Ignored("not our button", query.id)
+    if query.message is None or query.message.chat.id != ctx.support_chat_id:
+        return Ignored("button outside the support group", query.id)
+    verb, key = parsed
+    event = _BUTTONS[verb](ConversationRef.parse(key), ctx.now, str(query.from_user.id))
+    return Act(event, query.id)
+
+
+def _membership(change: ChatMemberUpdated, ctx: Context) -> Intent:
+    member = change.new_chat_member
+    private = change.chat.type == "private"
+    if not private and change.chat.id != ctx.support_chat_id:
+        return Ignored("membership in another chat")
+    manage = bool(getattr(member, "can_manage_topics", False))
+    return MembershipChanged(change.chat.id, private, member.status, manage)
+
+
+_TRANSLATORS: tuple[tuple[str, Callable[..., Intent]], ...] = (
+    ("message", _message),
+    ("callback_query", _callback),
+    ("my_chat_member", _membership),
+)

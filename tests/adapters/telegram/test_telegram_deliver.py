@@ -1,0 +1,243 @@
+"""deliver.py and friends, one action at a time against the sandbox through the real PTB Bot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from telegram.error import RetryAfter
+
+from chat_rescue.adapters.telegram import TelegramAdapter, keyboards, render
+from chat_rescue.adapters.telegram.deliver import retry_seconds
+from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.model import (
+    ClaimRefused,
+    CloseNotice,
+    Conversation,
+    ConversationRef,
+    CustomerMessage,
+    Digest,
+    Escalate,
+    Nudge,
+    PostCard,
+    Relay,
+    ReturnToInbox,
+    State,
+)
+from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.sandbox.telegram import TelegramSandbox
+from chat_rescue.sandbox.telegram_support import (
+    ALICE,
+    BEN,
+    BRUNO,
+    CHLOE,
+    GROUP,
+    buttons,
+    furnish,
+    sandbox_settings,
+)
+from chat_rescue.storage.sqlite import SQLiteStore
+
+REF = ConversationRef("telegram", str(ALICE), "")
+OTHER = ConversationRef("telegram", str(BRUNO), "")
+
+
+@dataclass
+class Rig:
+    sandbox: TelegramSandbox
+    adapter: TelegramAdapter
+    service: Service
+
+    def open(self, ref: ConversationRef = REF, name: str = "Alice") -> Conversation:
+        self.service.handle(CustomerMessage(ref, 0.0, name, "Hello", f"telegram:{GROUP}"))
+        conv = self.service.store.load(ref.key)
+        assert conv is not None
+        return conv
+
+    async def post(self, ref: ConversationRef = REF, name: str = "Alice") -> Conversation:
+        posted = await self.adapter.deliver(PostCard(self.open(ref, name)))
+        assert isinstance(posted, Posted)
+        self.service.store.attach(ref.key, posted.card, posted.aliases)
+        conv = self.service.store.load(ref.key)
+        assert conv is not None
+        return conv
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with TelegramSandbox() as sandbox:
+        furnish(sandbox)
+        settings = sandbox_settings(sandbox, "sqlite://")
+        clock = FakeClock()
+        service = Service(SQLiteStore("sqlite://"), Policy(), clock)
+        adapter = TelegramAdapter(settings, service, clock)
+        await adapter.app.bot.initialize()
+        try:
+            yield Rig(sandbox, adapter, service)
+        finally:
+            await adapter.app.bot.shutdown()
+            service.store.close()
+
+
+async def test_unknown_actions_are_refused(rig: Rig) -> None:
+    with pytest.raises(TypeError, match="cannot deliver"):
+        await rig.adapter.deliver("hello")  # type: ignore[arg-type]
+
+
+async def test_a_card_is_not_posted_twice_when_a_later_step_hits_flood_control(rig: Rig) -> None:
+    rig.sandbox.fail_next("sendMessage", 429, retry_after=7)
+    action = PostCard(rig.open())
+    with pytest.raises(RetryLater) as wait:
+        await rig.adapter.deliver(action)
+    assert wait.value.after == 7
+    posted = await rig.adapter.deliver(action)
+    assert isinstance(posted, Posted)
+    [topic] = rig.sandbox.topics(GROUP)
+    assert posted.card.startswith(f"{topic.thread_id}:")
+    assert posted.aliases == (f"telegram:topic:{topic.thread_id}",)
+    assert len(rig.sandbox.messages(GROUP, topic.thread_id)) == 1
+    assert len(rig.sandbox.messages(GROUP, None)) == 1
+
+
+async def test_a_digest_is_one_general_message_with_a_claim_per_conversation(rig: Rig) -> None:
+    alice, bruno = await rig.post(), await rig.post(OTHER, "Bruno")
+    before = len(rig.sandbox.messages(GROUP, None))
+    notices = (
+        ReturnToInbox(REF, str(BEN), 60, "no first response within 30s", "Alice", "Hello",
+                      alice.card),
+        Escalate(OTHER, "@oncall", 130, 1, "Bruno", "Hello", bruno.card),
+        Nudge(REF, str(CHLOE), 300, alice.card, "Alice"),
+    )
+    await rig.adapter.deliver(Digest(f"group:{GROUP}", notices))
+    general = rig.sandbox.messages(GROUP, None)
+    assert len(general) == before + 1
+    digest = general[-1]
+    assert digest["text"].startswith("3 conversations need attention:")
+    assert "@oncall" in digest["text"] and "are you still with Alice" in digest["text"]
+    assert buttons(digest) == ["Claim Alice", "Claim Bruno"]
+
+
+async def test_a_refused_claim_without_an_alert_is_said_in_the_topic(rig: Rig) -> None:
+    conv = await rig.post()
+    rig.adapter.memory.names.update({str(BEN): "Ben", str(CHLOE): "Chloe"})
+    await rig.adapter.deliver(ClaimRefused(REF, str(CHLOE), str(BEN)))
+    thread = render.parse_card(conv.card)
+    assert thread is not None
+    last = rig.sandbox.messages(GROUP, thread[0])[-1]
+    assert last["text"] == "Chloe: Already claimed by Ben."
+
+    rig.adapter.memory.alerted.add((REF.key, str(CHLOE)))  # already shown as an alert
+    await rig.adapter.deliver(ClaimRefused(REF, str(CHLOE), str(BEN)))
+    assert rig.sandbox.messages(GROUP, thread[0])[-1] == last
+
+
+async def test_close_notice_goes_to_the_customer_unless_they_blocked_the_bot(rig: Rig) -> None:
+    await rig.post()
+    rig.sandbox.chats[ALICE].started = True
+    await rig.adapter.deliver(CloseNotice(REF, "We are closing this chat for now."))
+    assert [m["text"] for m in rig.sandbox.messages(ALICE)] == ["We are closing this chat for now."]
+    rig.sandbox.block_user(ALICE)
+    with pytest.raises(Undeliverable):
+        await rig.adapter.deliver(CloseNotice(REF, "Bye"))
+    with pytest.raises(Undeliverable):
+        await rig.adapter.deliver(Relay(REF, True, str(GROUP), "1"))
+    kinds = [event.kind for event in rig.service.store.history(None, 0)]
+    assert kinds.count("customer_blocked") == 1
+
+
+async def test_permanent_refusals_are_undeliverable_and_outages_propagate(rig: Rig) -> None:
+    conv = await rig.post()
+    rig.sandbox.fail_next("sendMessage", 400, description="Bad Request: message is too long")
+    with pytest.raises(Undeliverable):
+        await rig.adapter.deliver(Nudge(REF, str(BEN), 300, conv.card, "Alice"))
+    rig.sandbox.fail_next("sendMessage", 500)
+    with pytest.raises(Exception) as outage:
+        await rig.adapter.deliver(Nudge(REF, str(BEN), 300, conv.card, "Alice"))
+    assert not isinstance(outage.value, RetryLater | Undeliverable)
+
+
+def test_destinations_and_pacing(rig: Rig) -> None:
+    adapter = rig.adapter
+    assert adapter.destination(Relay(REF, True, str(GROUP), "5")) == f"chat:{ALICE}"
+    assert adapter.destination(Relay(REF, False, str(ALICE), "5")) == f"group:{GROUP}"
+    assert adapter.destination(CloseNotice(REF, "bye")) == f"chat:{ALICE}"
+    assert adapter.destination(Nudge(REF, "8", 1)) == f"group:{GROUP}"
+    assert adapter.destination(Digest(f"group:{GROUP}")) == f"group:{GROUP}"
+    assert adapter.interval(f"group:{GROUP}") == 3.0  # 20 a minute per group
+    assert adapter.interval(f"chat:{ALICE}") == 1.0  # 1 a second per chat
+
+
+@pytest.mark.parametrize("value", [3, timedelta(seconds=3)])
+def test_retry_after_in_seconds_either_way(value: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    if isinstance(value, int):
+        monkeypatch.setenv("PTB_TIMEDELTA", "false")
+        with pytest.warns(DeprecationWarning):
+            error = RetryAfter(value)
+    else:
+        error = RetryAfter(value)
+    assert retry_seconds(error) == 3.0
+
+
+# --- keyboards and render -----------------------------------------------------------------
+
+
+def test_callback_data_fits_telegrams_64_bytes() -> None:
+    key = ConversationRef("telegram", "-1001234567890123", "").key
+    assert keyboards.parse_callback(keyboards.callback_data("handoff", key)) == ("handoff", key)
+    with pytest.raises(ValueError, match="64 bytes"):
+        keyboards.callback_data("handoff", "telegram:" + "9" * 60 + ":")
+    assert keyboards.parse_callback("handoff:slack:C1:1.2") is None
+    assert keyboards.parse_callback("launch:telegram:1:") is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "label"),
+    [({}, "waiting"), ({"escalations": 1}, "overdue"),
+     ({"state": State.WAITING_ON_OPERATOR, "owner": "8", "nudged_at": 5.0}, "overdue"),
+     ({"state": State.WAITING_ON_CUSTOMER, "owner": "8"}, "answered"),
+     ({"state": State.CLOSED}, "closed")],
+)
+def test_topic_names_show_the_status(changes: dict[str, Any], label: str) -> None:
+    conv = replace(Conversation(REF, "t", "Alice", 0.0), **changes)
+    assert render.topic_name(conv).endswith(f"Alice · {label}")
+
+
+def test_topic_names_fit_and_customer_names_are_escaped() -> None:
+    conv = Conversation(REF, "t", "<b>" + "x" * 300, 0.0, preview="a < b")
+    assert len(render.topic_name(conv)) <= 128 and render.topic_name(conv).endswith("waiting")
+    text = render.card(conv, Memory())
+    assert "&lt;b&gt;" in text and "a &lt; b" in text
+
+
+def test_mentions_notify_by_user_id_with_the_known_name() -> None:
+    memory = Memory()
+    memory.names["8"] = "Ben <3"
+    assert render.mention("8", memory) == '<a href="tg://user?id=8">Ben &lt;3</a>'
+    assert render.mention("99", memory) == '<a href="tg://user?id=99">99</a>'
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+async def test_check_reports_a_bad_token_without_showing_it(rig: Rig) -> None:
+    settings = sandbox_settings(rig.sandbox, "sqlite://", telegram_bot_token="999:NOT-OURS")
+    adapter = TelegramAdapter(settings, rig.service, FakeClock())
+    [problem] = await adapter.check()
+    assert "rejected TELEGRAM_BOT_TOKEN" in problem and "NOT-OURS" not in problem
+
+
+async def test_check_reports_a_group_where_the_bot_cannot_manage_topics(rig: Rig) -> None:
+    assert await rig.adapter.check() == []
+    rig.sandbox.set_member(GROUP, rig.sandbox.bot_id, "member")
+    [problem] = await rig.adapter.check()
+    assert "no longer an administrator" in problem
+    settings = sandbox_settings(rig.sandbox, "sqlite://", telegram_support_chat_id="-100555")
+    elsewhere = TelegramAdapter(settings, rig.service, FakeClock())
+    [problem] = await elsewhere.check()
+    assert "cannot see the support group -100555" in problem

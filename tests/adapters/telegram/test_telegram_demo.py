@@ -1,0 +1,21 @@
+"""The Telegram demo plays the whole scripted day through the real adapter and the sandbox."""
+
+from __future__ import annotations
+
+from chat_rescue.sandbox.telegram_demo import play_telegram
+
+
+async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
+    lines: list[str] = []
+    summary = await play_telegram(speed=3000, write=lines.append)
+    transcript = "\n".join(lines)
+    assert "(topic created: ⏳ Alice · waiting)" in transcript
+    assert "🆕 Alice is waiting" in transcript  # announced in General
+    assert "→ Alice            Hi Alice" in transcript  # the reply reached the customer
+    assert "are you still with" in transcript and "[Snooze] [Close] [Hand off]" in transcript
+    assert "↩️ Back in the inbox" in transcript and "🚨 @here" in transcript
+    assert "Sorry, only admins can change rescue settings" in transcript
+    assert "(topic closed)" in transcript and "(topic reopened)" in transcript
+    assert "We are closing this chat for now" in transcript  # auto-close, to the customer
+    assert "skipped" not in transcript  # every step found its topic and button
+    assert "Conversations           26" in summary and lines[-1] == summary

@@ -1,0 +1,168 @@
+"""translate.py: what each kind of Telegram update means, as a table of cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from telegram import Update
+
+from chat_rescue.adapters.telegram import translate as tr
+from chat_rescue.bot.model import (
+    Claim,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    KeepOpen,
+    OperatorMessage,
+    Relay,
+    Snooze,
+)
+from chat_rescue.sandbox.telegram_world import BOT_USERNAME, TelegramWorld, TopicState
+
+GROUP, OTHER_GROUP = -1001234567890, -1009999999999
+ANA, BEN, ALICE = 7, 8, 42
+TOPIC = 11
+NOW = 1_700_000_000.0
+REF = ConversationRef("telegram", str(ALICE), "")
+TEAM = f"telegram:{GROUP}"
+
+
+def world() -> TelegramWorld:
+    w = TelegramWorld()
+    group = w.add_forum_group(GROUP, "Support", admins={ANA: "creator"})
+    group.last_message_id = 10
+    w.add_group(OTHER_GROUP, "Elsewhere", is_forum=True)
+    w.add_user(ANA, "Ana")
+    w.add_user(BEN, "Ben", "ben")
+    w.add_user(ALICE, "Alice", "alice_k", started=True)
+    group.topics[TOPIC] = TopicState(TOPIC, "Alice · waiting")
+    group.topics[12] = TopicState(12, "Staff chat")
+    group.last_message_id = 12
+    w.chats[OTHER_GROUP].topics[TOPIC] = TopicState(TOPIC, "Elsewhere")
+    return w
+
+
+def meaning(make: Callable[[TelegramWorld], dict[str, Any]]) -> tr.Intent:
+    w = world()
+    update = Update.de_json(make(w), None)
+    aliases = {tr.topic_alias(TOPIC): REF.key}
+    return tr.translate(update, tr.Context(GROUP, NOW, aliases.get, BOT_USERNAME))
+
+
+def card(w: TelegramWorld) -> dict[str, Any]:
+    """A bot message in the customer's topic carrying buttons."""
+    group = w.chats[GROUP]
+    return w.new_message(group, w.bot_user, {"text": "card"}, thread_id=TOPIC)
+
+
+CASES: list[tuple[str, Callable[[TelegramWorld], dict[str, Any]], tr.Intent]] = [
+    ("customer text", lambda w: w.private_message(ALICE, "Hi there"),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "Hi there", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
+    ("customer photo without caption", lambda w: w.private_message(ALICE, photo=True),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "[photo]", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
+    ("customer voice", lambda w: w.private_message(ALICE, voice=True),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "[voice]", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
+    ("customer /start", lambda w: w.private_message(ALICE, "/start"),
+     tr.Command("start", "", ALICE, 1, str(ALICE), private=True)),
+    ("operator reply in the topic", lambda w: w.group_message(GROUP, BEN, "On it", TOPIC),
+     tr.Relayed(OperatorMessage(REF, NOW, str(BEN)), Relay(REF, True, str(GROUP), "13"))),
+    ("internal note", lambda w: w.group_message(GROUP, BEN, "//call her back", TOPIC),
+     tr.Ignored("internal note")),
+    ("topic of no customer", lambda w: w.group_message(GROUP, BEN, "lunch?", 12),
+     tr.Ignored("not in a customer's topic")),
+    ("General", lambda w: w.group_message(GROUP, BEN, "morning all"),
+     tr.Ignored("not in a customer's topic")),
+    ("another group", lambda w: w.group_message(OTHER_GROUP, BEN, "hi", TOPIC),
+     tr.Ignored("not the support group")),
+    ("/close in the topic", lambda w: w.group_message(GROUP, BEN, "/close", TOPIC),
+     tr.Act(Close(REF, NOW, str(BEN), via="command"))),
+    ("/close in General", lambda w: w.group_message(GROUP, BEN, "/close"),
+     tr.Command("close", "", GROUP, 13, str(BEN))),
+    ("/rescue in a topic", lambda w: w.group_message(GROUP, ANA, "/rescue set idle 5m", TOPIC),
+     tr.Command("rescue", "set idle 5m", GROUP, 13, str(ANA), TOPIC)),
+    ("/rescue@this_bot",
+     lambda w: w.group_message(GROUP, ANA, f"/rescue@{BOT_USERNAME} help"),
+     tr.Command("rescue", "help", GROUP, 13, str(ANA))),
+    ("/rescue@other_bot", lambda w: w.group_message(GROUP, ANA, "/rescue@other_bot", TOPIC),
+     tr.Ignored("a command for another bot")),
+    ("other command in a topic", lambda w: w.group_message(GROUP, BEN, "/weather", TOPIC),
+     tr.Command("weather", "", GROUP, 13, str(BEN), TOPIC)),
+]
+
+BUTTONS = [
+    ("claim", Claim(REF, NOW, str(BEN), via="button")),
+    ("close", Close(REF, NOW, str(BEN), via="button")),
+    ("snooze", Snooze(REF, NOW, str(BEN))),
+    ("handoff", HandOff(REF, NOW, str(BEN))),
+    ("keep", KeepOpen(REF, NOW, str(BEN))),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_messages(case: str, make: Callable[[TelegramWorld], dict[str, Any]],
+                  expected: tr.Intent) -> None:
+    assert meaning(make) == expected
+
+
+@pytest.mark.parametrize(("verb", "event"), BUTTONS, ids=[b[0] for b in BUTTONS])
+def test_buttons(verb: str, event: object) -> None:
+    intent = meaning(lambda w: w.callback_query(BEN, card(w), f"{verb}:{REF.key}"))
+    assert isinstance(intent, tr.Act) and intent.event == event and intent.query_id
+
+
+def test_a_button_that_is_not_ours_is_only_answered() -> None:
+    intent = meaning(lambda w: w.callback_query(BEN, card(w), "vote:yes"))
+    assert isinstance(intent, tr.Ignored) and intent.query_id
+
+
+def test_a_button_outside_the_support_group_is_only_answered() -> None:
+    def elsewhere(w: TelegramWorld) -> dict[str, Any]:
+        message = w.new_message(w.chats[OTHER_GROUP], w.bot_user, {"text": "x"})
+        return w.callback_query(BEN, message, f"claim:{REF.key}")
+
+    intent = meaning(elsewhere)
+    assert isinstance(intent, tr.Ignored) and intent.query_id
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "usable"),
+    [("administrator", "member", False), ("administrator", "left", False),
+     ("member", "administrator", True)],
+)
+def test_the_bots_rights_in_the_support_group(old: str, new: str, usable: bool) -> None:
+    intent = meaning(lambda w: w.my_chat_member(GROUP, old, new, by_user_id=ANA))
+    assert isinstance(intent, tr.MembershipChanged)
+    assert not intent.private and intent.status == new and intent.usable is usable
+
+
+def test_a_customer_blocking_the_bot() -> None:
+    intent = meaning(lambda w: w.my_chat_member(ALICE, "member", "kicked"))
+    assert intent == tr.MembershipChanged(ALICE, True, "kicked")
+
+
+def test_service_messages_and_bots_are_not_relayed() -> None:
+    def renamed(w: TelegramWorld) -> dict[str, Any]:
+        user = w.users[ANA]
+        message = w.new_message(w.chats[GROUP], user, {"forum_topic_edited": {"name": "x"}},
+                                thread_id=TOPIC)
+        return {"update_id": 1, "message": message}
+
+    def from_bot(w: TelegramWorld) -> dict[str, Any]:
+        return {"update_id": 2, "message": card(w)}
+
+    assert meaning(renamed) == tr.Ignored("nothing to copy")
+    assert meaning(from_bot) == tr.Ignored("sent by a bot or anonymously")
+
+
+def test_edits_and_other_update_kinds_are_ignored() -> None:
+    def edited(w: TelegramWorld) -> dict[str, Any]:
+        message = w.private_message(ALICE, "typo")["message"]
+        return {"update_id": 5, "edited_message": {**message, "text": "fixed", "edit_date": 1}}
+
+    assert meaning(edited) == tr.Ignored("update kind not used")

@@ -29,9 +29,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from chat_rescue.demo import play
+        if args.platform == "telegram":
+            from chat_rescue.sandbox.telegram_demo import play_telegram
 
-        await play(speed=args.speed)
+            await play_telegram(speed=args.speed)
+        elif args.platform == "slack":
+            from chat_rescue.sandbox.slack_demo import play_slack
+
+            await play_slack(speed=args.speed)
+        else:
+            from chat_rescue.demo import play
+
+            await play(speed=args.speed)
         return 0
     from chat_rescue import ops
 

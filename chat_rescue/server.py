@@ -99,9 +99,9 @@ class Bot:
 
     async def stop(self) -> None:
         """Stop everything in reverse order and close the store."""
+        await self.runtime.stop()  # first, so nothing is delivered through a closing client
         for adapter in reversed(self.adapters):
             await adapter.stop()
-        await self.runtime.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         self.store.close()

@@ -83,8 +83,11 @@ class Outbox:
             timeout = None
             if next_at is not None:
                 timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when the next held item may go."""
@@ -138,7 +141,8 @@ class Outbox:
         actions = [self._fresh(item.action) for item in batch]
         action = actions[0] if len(batch) == 1 else Digest(place, tuple(actions))
         try:
-            posted = await asyncio.wait_for(self.platform.deliver(action), DELIVERY_TIMEOUT)
+            async with asyncio.timeout(DELIVERY_TIMEOUT):
+                posted = await self.platform.deliver(action)
         except RetryLater as wait:
             self._next_free[place] = now + wait.after
             for item in batch:

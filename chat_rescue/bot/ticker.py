@@ -86,5 +86,8 @@ class Ticker:
             timeout = None
             if self._target is not None:
                 timeout = max(0.0, self.clock.real(self._target - now))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()

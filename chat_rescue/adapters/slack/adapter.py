@@ -1,0 +1,204 @@
+"""The Slack adapter: a workspace app on top of the rescue core (DESIGN §2, Slack)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from chat_rescue.adapters.slack import blocks
+from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
+from chat_rescue.adapters.slack.check import problems
+from chat_rescue.adapters.slack.deliver import SlackDelivery
+from chat_rescue.adapters.slack.errors import api_error
+from chat_rescue.adapters.slack.mentions import escape
+from chat_rescue.adapters.slack.people import Admins, channel_members
+from chat_rescue.adapters.slack.translate import (
+    PLATFORM,
+    Inbound,
+    Membership,
+    Workspace,
+    translate_action,
+    translate_event,
+)
+from chat_rescue.bot import commands
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import (
+    Action,
+    ClaimRefused,
+    CloseNotice,
+    ConversationRef,
+    Digest,
+    UpdateCard,
+)
+from chat_rescue.bot.outbox import Posted
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STALE = "That button no longer applies: the conversation has moved on."
+API_TIMEOUT = 10  # seconds; the outbox gives up on a delivery after 15
+
+
+class SlackAdapter:
+    """Events, clicks and `/rescue` in; cards, nudges and notices out.
+
+    `post_interval` paces chat.postMessage per channel (Slack allows about one a
+    second); card updates and ephemerals go at `update_interval` on lanes of their own.
+    """
+
+    name = PLATFORM
+
+    def __init__(self, settings: Settings, service: Service, clock: Clock, *,
+                 post_interval: float = 1.0, update_interval: float = 0.5) -> None:
+        self.settings = settings
+        self.service = service
+        self.clock = clock
+        self.post_interval = post_interval
+        self.update_interval = update_interval
+        token = _secret(settings.slack_bot_token)
+        self._app_token = _secret(settings.slack_app_token)
+        base_url = settings.slack_api_url.rstrip("/") + "/"
+        # No retry handlers: a 429 or an outage goes back to the outbox, which honours
+        # Retry-After and backs off, instead of being retried silently in here.
+        self.client = AsyncWebClient(token=token, base_url=base_url, timeout=API_TIMEOUT,
+                                     retry_handlers=[])
+        self.workspace = Workspace(settings.slack_team_channel,
+                                   frozenset(settings.intake_channels))
+        self.admins = Admins(self.client, settings.admins)
+        self.delivery = SlackDelivery(self.client, settings.slack_team_channel, clock,
+                                      service.store.attach)
+        self._signing_secret = _secret(settings.slack_signing_secret)
+        self.app = build_app(self.client, self._signing_secret, self,
+                             socket_mode=bool(self._app_token))
+        self._socket: AsyncSocketModeHandler | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- lifecycle (server.Adapter)
+
+    def routes(self, app: web.Application) -> None:
+        """POST /slack/events for events, clicks and commands (not in Socket Mode)."""
+        if not self._app_token and self._signing_secret:
+            app.router.add_post(EVENTS_PATH, http_handler(self.app))
+
+    async def start(self) -> None:
+        """Learn who we are and who the operators are; connect Socket Mode if configured."""
+        if not self._app_token and not self._signing_secret:
+            # Without it nobody can tell Slack's requests from forgeries: refuse to run.
+            raise RuntimeError("Slack: SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN "
+                               "for Socket Mode).")
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
+        try:
+            me = await self.client.auth_test()
+            members = await channel_members(self.client, self.workspace.team_channel)
+        except SlackApiError as failed:
+            await self.stop()
+            raise RuntimeError(f"Slack refused to start: {api_error(failed) or failed}. "
+                               "Run `chat-rescue check` for details.") from None
+        except (aiohttp.ClientError, TimeoutError) as failed:
+            await self.stop()
+            raise RuntimeError(f"Could not reach Slack at {self.settings.slack_api_url} "
+                               f"({type(failed).__name__}).") from None
+        bot_user = str(me.get("user_id") or "")
+        self.workspace = replace(self.workspace, operators=members - {bot_user},
+                                 bot_user=bot_user, bot_id=str(me.get("bot_id") or ""))
+        log.info("slack: %d operators in %s", len(self.workspace.operators),
+                 self.workspace.team_channel)
+        if self._app_token:
+            self._socket = AsyncSocketModeHandler(self.app, self._app_token)
+            await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        """Disconnect Socket Mode and close the HTTP session."""
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._session is not None:
+            self.client.session = None
+            await self._session.close()
+            self._session = None
+
+    async def check(self) -> list[str]:
+        """Reach Slack once: the token, the team channel, the intake channels."""
+        return await problems(self.settings, self.client)
+
+    # --- outbound (outbox.Platform)
+
+    async def deliver(self, action: Action) -> Posted | None:
+        return await self.delivery.deliver(action)
+
+    def destination(self, action: Action) -> str:
+        team = self.workspace.team_channel
+        if isinstance(action, Digest):
+            return action.lane
+        if isinstance(action, UpdateCard):
+            return f"update:{team}"
+        if isinstance(action, ClaimRefused):
+            return f"ephemeral:{team}"
+        if isinstance(action, CloseNotice):
+            return action.ref.channel
+        return team
+
+    def interval(self, destination: str) -> float:
+        if destination.startswith(("update:", "ephemeral:")):
+            return self.update_interval
+        return self.post_interval
+
+    # --- inbound (app.Listeners)
+
+    async def on_event(self, body: dict[str, Any]) -> None:
+        """An Events API event: a conversation event, an operator joining or leaving, or noise."""
+        found = translate_event(body, self.workspace, self.clock.now(),
+                                self.service.store.resolve)
+        if isinstance(found, Membership):
+            operators = self.workspace.operators
+            operators = operators | {found.user} if found.joined else operators - {found.user}
+            self.workspace = replace(self.workspace, operators=operators)
+        elif isinstance(found, Inbound):
+            self.service.handle(found.event, inbound_id=found.inbound_id)
+
+    async def on_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """A button click (already acked); one-tap notices show who pressed what."""
+        found = translate_action(body, self.workspace, self.clock.now())
+        if found is None:
+            return
+        decision = self.service.handle(found.event, inbound_id=found.inbound_id)
+        if decision is None or not body.get("response_url"):
+            return  # a retry of a click already handled
+        if any(isinstance(action, ClaimRefused) for action in decision.actions):
+            return  # the refusal arrives as an ephemeral through the outbox
+        message = body.get("message") or {}
+        pressed = blocks.pressed(message.get("blocks") or [], body)
+        try:
+            if decision.conversation is None:
+                await respond(text=STALE, response_type="ephemeral", replace_original=False)
+            elif pressed is not None:
+                await respond(text=str(message.get("text", "")), blocks=pressed,
+                              replace_original=True)
+        except (aiohttp.ClientError, TimeoutError) as failed:
+            log.info("could not answer the click: %s", failed)
+
+    async def on_command(self, command: dict[str, Any]) -> str:
+        """`/rescue …`: the reply (ephemeral) from the shared command module."""
+        channel, user = str(command.get("channel_id", "")), str(command.get("user_id", ""))
+        ctx = commands.CommandContext(
+            team=self.workspace.team,
+            here=ConversationRef(PLATFORM, channel),
+            user=user,
+            is_admin=await self.admins.is_admin(user),
+            intake=channel in self.workspace.intake,
+        )
+        return escape(commands.run(str(command.get("text") or ""), ctx, self.service))
+
+
+def _secret(value: Any) -> str:
+    return str(value.get_secret_value()) if value is not None else ""

@@ -1,0 +1,70 @@
+"""The slack-bolt app and its thin aiohttp glue.
+
+Three listeners cover everything Slack sends on the one URL: every Events API event,
+every button click, and the `/rescue` command. Bolt verifies signatures (401 on a
+bad one or a stale timestamp), acknowledges events before our listener runs, and
+waits for our `ack()` on clicks and commands, which we call before any slow work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+EVENTS_PATH = "/slack/events"
+ANYTHING = re.compile(".*")
+
+Payload = dict[str, Any]
+
+
+class Listeners(Protocol):
+    """What the adapter does with each kind of request, after Slack has been answered."""
+
+    async def on_event(self, body: Payload) -> None: ...
+
+    async def on_action(self, body: Payload, respond: AsyncRespond) -> None: ...
+
+    async def on_command(self, command: Payload) -> str: ...
+
+
+def build_app(client: AsyncWebClient, signing_secret: str, listeners: Listeners, *,
+              socket_mode: bool) -> AsyncApp:
+    """A bolt app that hands every request to `listeners` (signatures checked over HTTP)."""
+    app = AsyncApp(
+        name="chat-rescue",
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=not socket_mode,  # Socket Mode has no signatures
+    )
+
+    @app.event(ANYTHING)
+    async def event(body: Payload) -> None:  # bolt has acked already
+        await listeners.on_event(body)
+
+    @app.action(ANYTHING)
+    async def action(ack: AsyncAck, body: Payload, respond: AsyncRespond) -> None:
+        await ack()
+        await listeners.on_action(body, respond)
+
+    @app.command(ANYTHING)  # whatever the command is called in the manifest
+    async def command(ack: AsyncAck, command: Payload) -> None:
+        reply = await listeners.on_command(command)
+        await ack(text=reply, response_type="ephemeral")
+
+    return app
+
+
+def http_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for POST /slack/events: hand the request to bolt, return its answer."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    return handle

@@ -1,0 +1,215 @@
+"""Block Kit messages: inbox cards, nudges, inbox notices and digests, with their buttons.
+
+Every message has a plain `text` too (Slack shows it in notifications). Buttons carry
+the conversation key as their value; `app.py` maps their action ids back to events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chat_rescue.adapters.slack.mentions import channel, escalation_target, escape, user
+from chat_rescue.bot import texts
+from chat_rescue.bot.engine import card_status
+from chat_rescue.bot.model import (
+    Action,
+    CloseReminder,
+    Conversation,
+    Escalate,
+    Nudge,
+    ReturnToInbox,
+    State,
+)
+
+Block = dict[str, Any]
+
+CLAIM, SNOOZE, CLOSE, HAND_OFF, KEEP_OPEN, REPLY_NOW = (
+    "claim", "snooze", "close", "hand_off", "keep_open", "reply_now",
+)
+CARD_ACTIONS = "card_actions"
+_ACTOR = re.compile(r"(?<=\bby )([UW][A-Z0-9]{2,})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What chat.postMessage / chat.update get: fallback text and blocks."""
+
+    text: str
+    blocks: list[Block]
+
+
+def button(label: str, action_id: str, value: str = "", *, url: str = "",
+           style: str = "") -> Block:
+    """One button; `url` makes it a link button (Slack still sends a click, which we ack)."""
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label, "emoji": True},
+    }
+    if value:
+        element["value"] = value
+    if url:
+        element["url"] = url
+    if style:
+        element["style"] = style
+    return element
+
+
+def section(text: str, accessory: Block | None = None, block_id: str = "") -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    if block_id:
+        block["block_id"] = block_id
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def actions(block_id: str, *buttons: Block) -> Block:
+    return {"type": "actions", "block_id": block_id, "elements": list(buttons)}
+
+
+def card(conv: Conversation, now: float) -> Message:
+    """The inbox card: customer, channel, first words, waiting time, status, Claim."""
+    status = card_status(conv)
+    if conv.owner:
+        status = status.replace(conv.owner, user(conv.owner))
+    if conv.state is State.CLOSED:
+        line = status
+    elif conv.waiting_since is None:
+        line = f"{status} · answered"
+    else:
+        waited = texts.waited(now - conv.waiting_since)
+        nudged = status.endswith("customer waiting")  # "with X: customer waiting"
+        line = f"{status} {waited}" if nudged else f"{status} · customer waiting {waited}"
+    head = f"*{user(conv.customer)}* in {channel(conv.ref.channel)}"
+    quote = f"\n>{escape(conv.preview)}" if conv.preview else ""
+    blocks = [
+        section(head + quote),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]},
+    ]
+    if conv.owner is None and conv.state is not State.CLOSED:
+        blocks.append(actions(CARD_ACTIONS, button("Claim", CLAIM, conv.ref.key,
+                                                     style="primary")))
+    text = f"{user(conv.customer)} in {channel(conv.ref.channel)}: {line}"
+    return Message(text, blocks)
+
+
+def nudge(action: Nudge, permalink: str | None) -> Message:
+    """Are you still with this customer? Reply now / Snooze / Close / Hand off."""
+    text = nudge_text(action)
+    key = action.ref.key
+    buttons = [button("Reply now", REPLY_NOW, key, url=permalink, style="primary")] \
+        if permalink else []
+    buttons += [button("Snooze", SNOOZE, key), button("Close", CLOSE, key),
+                button("Hand off", HAND_OFF, key)]
+    return Message(text, [section(text), actions("nudge_actions", *buttons)])
+
+
+def returned(action: ReturnToInbox) -> Message:
+    """Back in the inbox, visible to the whole team, with Claim."""
+    text = returned_text(action)
+    claim = button("Claim", CLAIM, action.ref.key, style="primary")
+    return Message(text, [section(text), actions("inbox_actions", claim)])
+
+
+def told_owner(action: ReturnToInbox) -> str:
+    """The previous owner's line in the operator thread."""
+    return texts.returned_to_owner(_slack(action), user(action.previous_owner or ""))
+
+
+def escalated(action: Escalate) -> Message:
+    """More operators called in, mentioning the escalation target, with Claim."""
+    text = escalated_text(action)
+    claim = button("Claim", CLAIM, action.ref.key, style="primary")
+    return Message(text, [section(text), actions("inbox_actions", claim)])
+
+
+def close_reminder(action: CloseReminder) -> Message:
+    """If the conversation is over, please close it: Close / Keep open."""
+    text = reminder_text(action)
+    key = action.ref.key
+    buttons = [button("Close", CLOSE, key), button("Keep open", KEEP_OPEN, key)]
+    return Message(text, [section(text), actions("reminder_actions", *buttons)])
+
+
+def digest(notices: tuple[Action, ...]) -> Message:
+    """Several notices for the team channel in one message; unowned ones get Claim."""
+    lines = [notice_text(notice) for notice in notices]
+    title = texts.digest_title(len(notices))
+    blocks = [section(f"*{title}*")]
+    for number, (notice, line) in enumerate(zip(notices, lines, strict=True)):
+        claim = None
+        if isinstance(notice, ReturnToInbox | Escalate):
+            claim = button("Claim", CLAIM, notice.ref.key)
+        blocks.append(section("• " + line, claim, f"notice_{number}"))
+    return Message("\n".join([title, *("• " + line for line in lines)]), blocks)
+
+
+def pressed(message_blocks: list[Block], click: Mapping[str, Any]) -> list[Block] | None:
+    """The clicked message with its buttons replaced by who pressed what (not for cards,
+    which the outbox keeps current); None when there is nothing to replace."""
+    action = (click.get("actions") or [{}])[0]
+    where = action.get("block_id")
+    if not where or where == CARD_ACTIONS:
+        return None
+    label = (action.get("text") or {}).get("text") or action.get("action_id", "")
+    who = user(str((click.get("user") or {}).get("id", "")))
+    note: Block = {"type": "context",
+                   "elements": [{"type": "mrkdwn", "text": f"✓ {who} pressed *{label}*"}]}
+    changed: list[Block] = []
+    for block in message_blocks:
+        if block.get("block_id") != where:
+            changed.append(block)
+        elif block.get("type") == "actions":
+            changed.append(note)
+        else:
+            changed += [{k: v for k, v in block.items() if k != "accessory"}, note]
+    return changed if note in changed else None
+
+
+# --- the shared wording with Slack mentions --------------------------------
+
+
+def nudge_text(action: Nudge) -> str:
+    return texts.nudge(_slack(action), user(action.owner))
+
+
+def returned_text(action: ReturnToInbox) -> str:
+    return texts.returned(_slack(action))
+
+
+def escalated_text(action: Escalate) -> str:
+    return texts.escalated(_slack(action), escalation_target(action.target))
+
+
+def reminder_text(action: CloseReminder) -> str:
+    return texts.close_reminder(_slack(action), user(action.owner) if action.owner else "Hi")
+
+
+def notice_text(action: Action) -> str:
+    """One notice as a digest line."""
+    if isinstance(action, Nudge):
+        return nudge_text(action)
+    if isinstance(action, ReturnToInbox):
+        line = returned_text(action)
+        return f"{line} ({user(action.previous_owner)})" if action.previous_owner else line
+    if isinstance(action, Escalate):
+        return escalated_text(action)
+    if isinstance(action, CloseReminder):
+        return reminder_text(action)
+    raise TypeError(f"a digest cannot list {type(action).__name__}")
+
+
+def _slack(action: Any) -> Any:
+    """The action with its customer as a mention and free text escaped."""
+    changes: dict[str, str] = {}
+    if getattr(action, "customer", ""):
+        changes["customer"] = user(action.customer)
+    if getattr(action, "preview", ""):
+        changes["preview"] = escape(action.preview)
+    if getattr(action, "reason", ""):
+        changes["reason"] = _ACTOR.sub(r"<@\1>", escape(action.reason))
+    return replace(action, **changes) if changes else action

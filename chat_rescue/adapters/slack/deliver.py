@@ -1,0 +1,172 @@
+"""Model actions out: one Web API sequence per action type, unknown types refused.
+
+Slack's answers become the outbox's vocabulary: a 429 is `RetryLater(Retry-After)`,
+a channel that is gone or closed to us is `Undeliverable`, anything else (5xx,
+network) is raised as is so the outbox backs off and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from chat_rescue.adapters.slack import blocks
+from chat_rescue.adapters.slack.errors import api_error, outbox_verdict
+from chat_rescue.adapters.slack.mentions import escape, user
+from chat_rescue.adapters.slack.translate import card_alias
+from chat_rescue.bot import texts
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.model import (
+    Action,
+    ClaimRefused,
+    CloseNotice,
+    CloseReminder,
+    Conversation,
+    ConversationRef,
+    Digest,
+    Escalate,
+    Nudge,
+    PostCard,
+    ReturnToInbox,
+    UpdateCard,
+)
+from chat_rescue.bot.outbox import Posted
+
+log = logging.getLogger(__name__)
+
+# chat.update cannot find the card: post a fresh one instead.
+CARD_GONE = frozenset({"message_not_found", "cant_update_message"})
+
+Attach = Callable[[str, str, tuple[str, ...]], None]
+
+
+class SlackDelivery:
+    """Delivers actions through the Web API; `attach` records cards posted outside PostCard."""
+
+    def __init__(self, client: AsyncWebClient, team_channel: str, clock: Clock,
+                 attach: Attach) -> None:
+        self.client = client
+        self.team_channel = team_channel
+        self.clock = clock
+        self.attach = attach
+        # Steps of multi-message actions already sent, so a retry does not repeat them.
+        self._sent: set[tuple[str, ...]] = set()
+        self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
+            PostCard: self._post_card,
+            UpdateCard: self._update_card,
+            Nudge: self._nudge,
+            ReturnToInbox: self._returned,
+            Escalate: self._escalate,
+            CloseReminder: self._close_reminder,
+            CloseNotice: self._close_notice,
+            ClaimRefused: self._claim_refused,
+            Digest: self._digest,
+        }
+
+    async def deliver(self, action: Action) -> Posted | None:
+        """Deliver one action; raises RetryLater / Undeliverable / the API error."""
+        handler = self._handlers.get(type(action))
+        if handler is None:
+            raise TypeError(f"Slack cannot deliver {type(action).__name__}")
+        try:
+            return await handler(action)
+        except SlackApiError as failed:
+            verdict = outbox_verdict(failed)
+            if verdict is None:
+                raise
+            raise verdict from failed
+
+    # --- one handler per action type
+
+    async def _post_card(self, action: PostCard) -> Posted:
+        return await self._new_card(action.conversation)
+
+    async def _update_card(self, action: UpdateCard) -> Posted | None:
+        conv = action.conversation
+        if conv.card is None:
+            return await self._new_card(conv, attach=True)
+        message = blocks.card(conv, self.clock.now())
+        try:
+            await self.client.chat_update(channel=self.team_channel, ts=conv.card,
+                                          text=message.text, blocks=message.blocks)
+        except SlackApiError as failed:
+            if api_error(failed) not in CARD_GONE:
+                raise
+            log.info("card of %s is gone (%s); posting a new one", conv.ref.key, api_error(failed))
+            return await self._new_card(conv, attach=True)
+        return None
+
+    async def _nudge(self, action: Nudge) -> None:
+        link = await self._permalink(action.ref)
+        await self._post(blocks.nudge(action, link), thread=action.card)
+
+    async def _returned(self, action: ReturnToInbox) -> None:
+        step = (action.ref.key, "returned", f"{action.waited}", "told owner")
+        if action.previous_owner:  # in the operator thread (top level if there is no card)
+            await self._once(step, lambda: self._post_text(blocks.told_owner(action),
+                                                           thread=action.card))
+        await self._post(blocks.returned(action))
+        self._sent.discard(step)
+
+    async def _escalate(self, action: Escalate) -> None:
+        await self._post(blocks.escalated(action))
+
+    async def _close_reminder(self, action: CloseReminder) -> None:
+        await self._post(blocks.close_reminder(action), thread=action.card)
+
+    async def _close_notice(self, action: CloseNotice) -> None:
+        await self.client.chat_postMessage(
+            channel=action.ref.channel, thread_ts=action.ref.thread or None,
+            text=escape(texts.close_notice(action)))
+
+    async def _claim_refused(self, action: ClaimRefused) -> None:
+        await self.client.chat_postEphemeral(
+            channel=self.team_channel, user=action.operator,
+            text=texts.claim_refused(action, user(action.owner)))
+
+    async def _digest(self, action: Digest) -> None:
+        await self._post(blocks.digest(action.notices))
+
+    # --- helpers
+
+    async def _new_card(self, conv: Conversation, *, attach: bool = False) -> Posted:
+        message = blocks.card(conv, self.clock.now())
+        ts = await self._post(message)
+        posted = Posted(card=ts, aliases=(card_alias(ts),))
+        if attach:  # the outbox records cards only for PostCard
+            self.attach(conv.ref.key, posted.card, posted.aliases)
+        return posted
+
+    async def _post(self, message: blocks.Message, thread: str | None = None) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.team_channel, thread_ts=thread or None, text=message.text,
+            blocks=message.blocks, unfurl_links=False, unfurl_media=False)
+        return str(response["ts"])
+
+    async def _post_text(self, text: str, thread: str | None = None) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.team_channel, thread_ts=thread or None, text=text)
+        return str(response["ts"])
+
+    async def _once(self, step: tuple[str, ...], send: Callable[[], Awaitable[object]]) -> None:
+        if step in self._sent:
+            return
+        await send()
+        self._sent.add(step)
+
+    async def _permalink(self, ref: ConversationRef) -> str | None:
+        """A link to the customer's thread for *Reply now*; None if Slack will not say."""
+        try:
+            response = await self.client.chat_getPermalink(channel=ref.channel,
+                                                           message_ts=ref.thread)
+        except SlackApiError as failed:
+            if failed.response.status_code == 429:
+                raise
+            log.info("no permalink for %s: %s", ref.key, api_error(failed))
+            return None
+        link = response.get("permalink")
+        return str(link) if link else None

@@ -1,0 +1,170 @@
+"""Slack payloads in, model events out: one translator per payload type, nothing else.
+
+Pure functions of the payload, what we know about the workspace and the time; the
+only question they may ask is `resolve` (which conversation an inbox card belongs to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chat_rescue.adapters.slack import blocks
+from chat_rescue.bot.model import (
+    Claim,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    InboundEvent,
+    KeepOpen,
+    OperatorMessage,
+    Snooze,
+)
+
+PLATFORM = "slack"
+Payload = Mapping[str, Any]
+Resolve = Callable[[str], str | None]
+
+# Message subtypes that are somebody writing; edits, deletions, joins and the like are not.
+WRITTEN = frozenset({None, "thread_broadcast", "file_share", "me_message"})
+CLAIM_REACTION = "eyes"
+CLOSE_REACTION = "white_check_mark"
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """What translation needs to know: the channels, who the operators are, who we are."""
+
+    team_channel: str
+    intake: frozenset[str]
+    operators: frozenset[str] = frozenset()
+    bot_user: str = ""
+    bot_id: str = ""
+
+    @property
+    def team(self) -> str:
+        return f"{PLATFORM}:{self.team_channel}"
+
+    def ref(self, channel: str, thread: str) -> ConversationRef:
+        return ConversationRef(PLATFORM, channel, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An event for the service, with the id that makes Slack's retries harmless."""
+
+    event: InboundEvent
+    inbound_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Somebody joined or left the team channel: the operator list changes."""
+
+    user: str
+    joined: bool
+
+
+Translated = Inbound | Membership | None
+
+
+def card_alias(ts: str) -> str:
+    """The alias under which the store finds a conversation by its inbox card's ts."""
+    return f"{PLATFORM}:card:{ts}"
+
+
+def translate_event(body: Payload, ws: Workspace, now: float, resolve: Resolve) -> Translated:
+    """An Events API envelope (`event_callback`) as a model event, if it is one."""
+    event = body.get("event") or {}
+    translator = _EVENTS.get(str(event.get("type")))
+    if translator is None:
+        return None
+    return translator(event, str(body.get("event_id", "")), ws, now, resolve)
+
+
+def _message(event: Payload, event_id: str, ws: Workspace, now: float,
+             resolve: Resolve) -> Translated:
+    channel, author = event.get("channel"), event.get("user")
+    if channel not in ws.intake or event.get("subtype") not in WRITTEN:
+        return None
+    if not author or event.get("bot_id") or author == ws.bot_user:
+        return None
+    ts, thread = str(event.get("ts", "")), event.get("thread_ts")
+    inbound_id = f"{PLATFORM}:{event_id or ts}"
+    if author in ws.operators:
+        if not thread:
+            return None  # an operator's own post in the channel is nobody's conversation
+        return Inbound(OperatorMessage(ws.ref(channel, thread), now, author), inbound_id)
+    ref = ws.ref(channel, str(thread or ts))
+    text = str(event.get("text") or "")
+    return Inbound(CustomerMessage(ref, now, author, text, ws.team), inbound_id)
+
+
+def _reaction(event: Payload, event_id: str, ws: Workspace, now: float,
+              resolve: Resolve) -> Translated:
+    who, name, item = event.get("user"), event.get("reaction"), event.get("item") or {}
+    if who not in ws.operators or item.get("type") != "message":
+        return None
+    channel, ts = item.get("channel"), str(item.get("ts", ""))
+    if channel in ws.intake:
+        ref = ws.ref(channel, ts)
+    elif channel == ws.team_channel and (key := resolve(card_alias(ts))):
+        ref = ConversationRef.parse(key)
+    else:
+        return None
+    inbound_id = f"{PLATFORM}:{event_id}"
+    if name == CLAIM_REACTION:
+        return Inbound(Claim(ref, now, who, via="reaction"), inbound_id)
+    if name == CLOSE_REACTION:
+        return Inbound(Close(ref, now, who, via="reaction"), inbound_id)
+    return None
+
+
+def _membership(event: Payload, event_id: str, ws: Workspace, now: float,
+                resolve: Resolve) -> Translated:
+    who = event.get("user")
+    if event.get("channel") != ws.team_channel or not who or who == ws.bot_user:
+        return None
+    return Membership(str(who), joined=event.get("type") == "member_joined_channel")
+
+
+_EVENTS = {
+    "message": _message,
+    "reaction_added": _reaction,
+    "member_joined_channel": _membership,
+    "member_left_channel": _membership,
+}
+
+
+def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | None:
+    """A `block_actions` click on one of our buttons as a model event, if it is one."""
+    if body.get("type") != "block_actions" or not body.get("actions"):
+        return None
+    action = body["actions"][0]
+    make = _BUTTONS.get(str(action.get("action_id")))
+    who = str((body.get("user") or {}).get("id") or "")
+    ref = _button_ref(str(action.get("value") or ""))
+    if make is None or ref is None or not who:
+        return None
+    click = action.get("action_ts") or body.get("trigger_id") or ""
+    return Inbound(make(ref, now, who), f"{PLATFORM}:action:{click}")
+
+
+def _button_ref(value: str) -> ConversationRef | None:
+    """The conversation a button's value names; None for anything not ours."""
+    try:
+        ref = ConversationRef.parse(value)
+    except ValueError:
+        return None
+    return ref if ref.platform == PLATFORM and ref.channel and ref.thread else None
+
+
+_BUTTONS: dict[str, Callable[[ConversationRef, float, str], InboundEvent]] = {
+    blocks.CLAIM: lambda ref, at, who: Claim(ref, at, who, via="button"),
+    blocks.CLOSE: lambda ref, at, who: Close(ref, at, who, via="button"),
+    blocks.SNOOZE: Snooze,
+    blocks.HAND_OFF: HandOff,
+    blocks.KEEP_OPEN: KeepOpen,
+}

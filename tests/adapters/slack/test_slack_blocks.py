@@ -1,0 +1,108 @@
+"""Slack wording: mentions, escaping, and which buttons each message carries (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_rescue.adapters.slack import blocks
+from chat_rescue.adapters.slack.mentions import escalation_target, escape
+from chat_rescue.bot.model import (
+    CloseReminder,
+    Conversation,
+    ConversationRef,
+    Escalate,
+    Nudge,
+    ReturnToInbox,
+    State,
+)
+
+REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
+
+
+@pytest.mark.parametrize(
+    ("written", "mentioned"),
+    [
+        ("@here", "<!here>"),
+        ("@channel", "<!channel>"),
+        ("<!here>", "<!here>"),
+        ("S0OPS", "<!subteam^S0OPS>"),
+        ("<!subteam^S0OPS|@ops>", "<!subteam^S0OPS>"),
+        ("U0ANNA", "<@U0ANNA>"),
+        ("@U0ANNA", "<@U0ANNA>"),
+        ("<@U0ANNA|anna>", "<@U0ANNA>"),
+        ("@here S0OPS U0ANNA W0BOB", "<!here> <!subteam^S0OPS> <@U0ANNA> <@W0BOB>"),
+        ("@alice <script>", "@alice &lt;script&gt;"),
+    ],
+)
+def test_escalation_targets_become_mentions(written: str, mentioned: str) -> None:
+    assert escalation_target(written) == mentioned
+
+
+def test_customer_text_is_shown_literally() -> None:
+    assert escape("a < b & <!channel>") == "a &lt; b &amp; &lt;!channel&gt;"
+    conv = Conversation(REF, "slack:C0TEAM", "U0C", 0.0, preview="<!channel> help & <@U0X>",
+                        waiting_since=0.0)
+    shown = str(blocks.card(conv, 5.0).blocks)
+    assert "&lt;!channel&gt; help &amp; &lt;@U0X&gt;" in shown
+    assert "<!channel>" not in shown
+
+
+@pytest.mark.parametrize(
+    ("conv", "status", "claim"),
+    [
+        (Conversation(REF, "t", "U0C", 0.0, waiting_since=0.0), "waiting for an operator", True),
+        (Conversation(REF, "t", "U0C", 0.0, state=State.CLAIMED, owner="U0A", waiting_since=0.0),
+         "claimed by <@U0A> · customer waiting 1m30s", False),
+        (Conversation(REF, "t", "U0C", 0.0, state=State.WAITING_ON_CUSTOMER, owner="U0A"),
+         "with <@U0A> · answered", False),
+        (Conversation(REF, "t", "U0C", 0.0, state=State.CLOSED, owner="U0A"), "closed", False),
+    ],
+)
+def test_cards_show_status_waiting_time_and_claim_only_when_unowned(
+    conv: Conversation, status: str, claim: bool
+) -> None:
+    card = blocks.card(conv, 90.0)
+    assert status in str(card.blocks)
+    has_claim = any(b["type"] == "actions" for b in card.blocks)
+    assert has_claim is claim
+
+
+def test_notices_mention_people_and_carry_their_buttons() -> None:
+    nudge = blocks.nudge(Nudge(REF, "U0A", 300.0, "1.0", "U0C"), "https://x/p1")
+    assert nudge.text == "<@U0A>, are you still with <@U0C>? They have waited 5m."
+    assert [e["action_id"] for e in nudge.blocks[1]["elements"]] == [
+        "reply_now", "snooze", "close", "hand_off"]
+    without_link = blocks.nudge(Nudge(REF, "U0A", 300.0), None)
+    assert [e["action_id"] for e in without_link.blocks[1]["elements"]] == [
+        "snooze", "close", "hand_off"]
+    handed = ReturnToInbox(REF, "U0A", 60.0, "handed off by U0A", "U0C", "hi")
+    assert "handed off by <@U0A>" in blocks.returned(handed).text
+    assert blocks.told_owner(handed).startswith("<@U0A>, this conversation went back")
+    reminder = blocks.close_reminder(CloseReminder(REF, "U0A", 1800.0, None, "U0C"))
+    assert reminder.text.startswith("<@U0A>, <@U0C> has been silent for 30m")
+
+
+def test_a_digest_lists_every_notice_and_offers_claim_for_unowned_ones() -> None:
+    notices = (
+        ReturnToInbox(REF, "U0A", 60.0, "no first response within 30s", "U0C", "hi"),
+        Escalate(REF, "@here", 120.0, 1, "U0D", "hello"),
+        Nudge(REF, "U0B", 300.0, None, "U0E"),
+    )
+    digest = blocks.digest(notices)
+    assert digest.text.splitlines()[0] == "3 conversations need attention:"
+    assert len(digest.text.splitlines()) == 4
+    assert "(<@U0A>)" in digest.text and "<!here>" in digest.text and "<@U0B>," in digest.text
+    claims = [b.get("accessory", {}).get("action_id") for b in digest.blocks[1:]]
+    assert claims == ["claim", "claim", None]
+
+
+def test_pressing_a_notice_button_replaces_the_buttons_with_who_pressed() -> None:
+    nudge = blocks.nudge(Nudge(REF, "U0A", 300.0), None)
+    click = {"user": {"id": "U0A"},
+             "actions": [{"block_id": "nudge_actions", "action_id": "snooze",
+                          "text": {"text": "Snooze"}}]}
+    pressed = blocks.pressed(nudge.blocks, click)
+    assert pressed is not None and pressed[0] == nudge.blocks[0]
+    assert pressed[1]["type"] == "context" and "<@U0A> pressed *Snooze*" in str(pressed[1])
+    on_card = {**click, "actions": [{"block_id": "card_actions", "action_id": "claim"}]}
+    assert blocks.pressed(nudge.blocks, on_card) is None

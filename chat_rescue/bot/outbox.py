@@ -164,7 +164,8 @@ class Outbox:
                         type(action).__name__, error)
             return False
         self._next_free[place] = now + self.platform.interval(place)
-        if isinstance(posted, Posted) and isinstance(first.action, PostCard):
+        if isinstance(posted, Posted) and isinstance(first.action, PostCard | UpdateCard):
+            # An UpdateCard may have had to post the card afresh (the first post was lost).
             self.store.attach(first.action.conversation.ref.key, posted.card, posted.aliases)
         for item in batch:
             self.store.settle(item.id)

@@ -30,12 +30,27 @@ _KINDS: dict[str, type] = {
 }
 
 
+_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (*_KINDS.values(), Conversation, ConversationRef)
+}
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses as dicts, shallowly per level (asdict deep-copies every field)."""
+    names = _NAMES.get(type(value))
+    if names is None:
+        return value  # str, float, None, bool; StrEnums encode as their string
+    return {name: _plain(getattr(value, name)) for name in names}
+
+
 def encode_action(action: Action) -> tuple[str, str]:
     """(kind, json) for an action; Digests are made at delivery time and never stored."""
     kind = type(action).__name__
     if kind not in _KINDS:
         raise TypeError(f"cannot store action {kind}")
-    return kind, json.dumps(dataclasses.asdict(action), separators=(",", ":"))
+    return kind, _dumps(_plain(action))
 
 
 def decode_action(kind: str, payload: str) -> Action:

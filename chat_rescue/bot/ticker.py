@@ -22,12 +22,13 @@ from chat_rescue.storage.base import Store
 log = logging.getLogger(__name__)
 
 RETRY_FAILED = 30.0  # seconds before a deadline whose handling raised is tried again
+SLICE = 64  # deadlines fired per transaction, between which inbound work gets its turn
 
 
 class Ticker:
     """Fires `DeadlineDue` for every conversation whose deadline has come."""
 
-    def __init__(self, store: Store, service: Service, clock: Clock, *, batch: int = 500,
+    def __init__(self, store: Store, service: Service, clock: Clock, *, batch: int = SLICE,
                  on_fire: Callable[[float, float], None] | None = None) -> None:
         self.store = store
         self.service = service
@@ -37,7 +38,6 @@ class Ticker:
         self.fired = 0
         self._target: float | None = None
         self._wake = asyncio.Event()
-        self._failing: dict[str, float] = {}  # key -> when to try its deadline again
         service.on_deadline(self.poke)
 
     def poke(self, at: float) -> None:
@@ -46,43 +46,37 @@ class Ticker:
             self._wake.set()
 
     def fire_due(self, now: float) -> int:
-        """Fire up to one batch of due deadlines; returns how many were handled."""
-        # Fetch past the failing ones so they cannot fill a batch and starve the rest.
-        keys = self.store.due(now, self.batch + len(self._failing))
-        handled = 0
-        for key in keys:
-            if handled >= self.batch:
-                break
-            if self._failing.get(key, 0.0) > now:
-                continue
-            conv = self.store.load(key)
-            if conv is None or conv.deadline is None:
-                continue
-            try:
-                self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
-            except Exception:
-                # One broken conversation must not stop every other timer, nor spin the loop.
-                log.exception("deadline of %s failed; trying again in %gs", key, RETRY_FAILED)
-                self._failing[key] = now + RETRY_FAILED
-                continue
-            self._failing.pop(key, None)
-            handled += 1
-            self.fired += 1
-            if self.on_fire is not None:
-                self.on_fire(conv.deadline, self.clock.now())
-        return handled
+        """Fire up to one batch of due deadlines in one transaction; returns how many fired."""
+        due = self.store.due(now, self.batch)
+        fired: list[float] = []
+        with self.store.batch():
+            for key, deadline in due:
+                try:
+                    self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
+                except Exception:
+                    # One broken conversation must not stop every other timer, nor spin
+                    # the loop: its deadline moves on (in the store, so restarts agree).
+                    log.exception("deadline of %s failed; trying again in %gs", key,
+                                  RETRY_FAILED)
+                    self.store.postpone(key, now + RETRY_FAILED)
+                    continue
+                fired.append(deadline)
+        self.fired += len(fired)
+        if self.on_fire is not None:
+            fired_at = self.clock.now()
+            for deadline in fired:
+                self.on_fire(deadline, fired_at)
+        return len(fired)
 
     async def run(self) -> None:
         """Run forever: fire what is due, then sleep until the next deadline or a poke."""
         while True:
             self._wake.clear()
-            if self.fire_due(self.clock.now()) >= self.batch:
-                await asyncio.sleep(0)  # more are due: let inbound work in between batches
+            if self.fire_due(self.clock.now()):
+                await asyncio.sleep(0)  # let inbound work in between slices; more may be due
                 continue
             now = self.clock.now()
             self._target = self.store.next_deadline()
-            if self._target is not None and self._target <= now and self._failing:
-                self._target = min(self._failing.values())  # only failing ones are due
             timeout = None
             if self._target is not None:
                 timeout = max(0.0, self.clock.real(self._target - now))

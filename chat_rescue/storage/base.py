@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -61,8 +62,14 @@ class Store(Protocol):
     def next_deadline(self) -> float | None:
         """The earliest deadline of any conversation."""
 
-    def due(self, now: float, limit: int) -> list[str]:
-        """Keys of conversations whose deadline is at or before `now`, earliest first."""
+    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
+        """(key, deadline) of conversations due at or before `now`, earliest first."""
+
+    def postpone(self, key: str, until: float) -> None:
+        """Move a deadline whose handling failed, so it neither spins nor blocks others."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the commits inside into one transaction; each commit stays all-or-nothing."""
 
     def pending(self, limit: int) -> list[OutboxItem]:
         """Outbox items in the order they were queued."""

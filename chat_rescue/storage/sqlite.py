@@ -8,8 +8,11 @@ WAL journal with `synchronous=NORMAL`, schema migrations keyed on
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -121,6 +124,7 @@ class SQLiteStore:
         if path != ":memory:":
             self.db.enable_wal()
         self.conn = conn
+        self._batching = False
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         self.migrate()
@@ -156,6 +160,19 @@ class SQLiteStore:
 
     def commit(self, change: Change, now: float) -> Outcome:
         conn = self.conn
+        if self._batching:
+            # Inside batch(): a savepoint keeps this change all-or-nothing, cheaply.
+            conn.execute("SAVEPOINT change")
+            try:
+                outcome = self._write(change, now)
+            except BaseException:
+                conn.execute("ROLLBACK TO change")
+                conn.execute("RELEASE change")
+                raise
+            if outcome is not Outcome.COMMITTED:
+                conn.execute("ROLLBACK TO change")
+            conn.execute("RELEASE change")
+            return outcome
         conn.execute("BEGIN IMMEDIATE")
         try:
             outcome = self._write(change, now)
@@ -164,6 +181,23 @@ class SQLiteStore:
             raise
         conn.execute("COMMIT" if outcome is Outcome.COMMITTED else "ROLLBACK")
         return outcome
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._batching:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._batching = False
 
     def _write(self, change: Change, now: float) -> Outcome:
         conn = self.conn
@@ -237,13 +271,16 @@ class SQLiteStore:
         ).fetchone()
         return row[0] if row else None
 
-    def due(self, now: float, limit: int) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT key FROM conversations WHERE deadline IS NOT NULL AND deadline <= ? "
-            "ORDER BY deadline LIMIT ?",
+    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
+        rows: list[tuple[str, float]] = self.conn.execute(
+            "SELECT key, deadline FROM conversations WHERE deadline IS NOT NULL "
+            "AND deadline <= ? ORDER BY deadline LIMIT ?",
             (now, limit),
         ).fetchall()
-        return [r[0] for r in rows]
+        return rows
+
+    def postpone(self, key: str, until: float) -> None:
+        self.conn.execute("UPDATE conversations SET deadline = ? WHERE key = ?", (until, key))
 
     # -- outbox ------------------------------------------------------------------
 
@@ -350,20 +387,27 @@ def _items(rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem
     ]
 
 
+_get_columns = operator.attrgetter(*_COLUMNS)
+_BOOL_AT = [i for i, name in enumerate(_COLUMNS) if name in _BOOLS]
+_STATE_AT = _COLUMNS.index("state")
+_TIMER_AT = _COLUMNS.index("deadline_timer")
+
+
 def _row(conv: Conversation) -> tuple[object, ...]:
-    values = [getattr(conv, name) for name in _COLUMNS]
-    return tuple(
-        int(v) if name in _BOOLS else (str(v) if isinstance(v, State | Timer) else v)
-        for name, v in zip(_COLUMNS, values, strict=True)
-    )
+    values = list(_get_columns(conv))
+    for i in _BOOL_AT:
+        values[i] = int(values[i])
+    values[_STATE_AT] = values[_STATE_AT].value
+    if values[_TIMER_AT] is not None:
+        values[_TIMER_AT] = values[_TIMER_AT].value
+    return tuple(values)
 
 
 def _conversation(row: tuple[object, ...]) -> Conversation:
-    key = str(row[0])
-    fields = dict(zip(_COLUMNS, row[1:], strict=True))
-    fields["state"] = State(str(fields["state"]))
-    if fields["deadline_timer"] is not None:
-        fields["deadline_timer"] = Timer(str(fields["deadline_timer"]))
-    for name in _BOOLS:
-        fields[name] = bool(fields[name])
-    return Conversation(ref=ConversationRef.parse(key), **fields)  # type: ignore[arg-type]
+    values = list(row[1:])
+    for i in _BOOL_AT:
+        values[i] = bool(values[i])
+    values[_STATE_AT] = State(str(values[_STATE_AT]))
+    if values[_TIMER_AT] is not None:
+        values[_TIMER_AT] = Timer(str(values[_TIMER_AT]))
+    return Conversation(ConversationRef.parse(str(row[0])), *values)  # type: ignore[arg-type]

@@ -70,6 +70,10 @@ def store(backend: Backend, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
+def keys(store: Store, now: float, limit: int) -> list[str]:
+    return [key for key, _ in store.due(now, limit)]
+
+
 def ref(n: int = 1, channel: str = "C1") -> ConversationRef:
     return ConversationRef("slack", channel, f"{1700000000 + n}.000100")
 
@@ -268,21 +272,21 @@ def test_due_returns_deadlines_at_or_before_now_earliest_first(store: Store) -> 
     for n, deadline in deadlines.items():
         state = State.CLOSED if deadline is None else State.QUEUED
         store.commit(Change(new(n, deadline=deadline, state=state)), T0)
-    assert store.due(T0 + 5, 10) == []
-    assert store.due(T0 + 20, 10) == [ref(2).key, ref(3).key]  # at the deadline counts
-    assert store.due(T0 + 1e9, 10) == [ref(n).key for n in (2, 3, 1, 4)]
-    assert store.due(T0 + 1e9, 2) == [ref(2).key, ref(3).key]
+    assert keys(store, T0 + 5, 10) == []
+    assert keys(store, T0 + 20, 10) == [ref(2).key, ref(3).key]  # at the deadline counts
+    assert keys(store, T0 + 1e9, 10) == [ref(n).key for n in (2, 3, 1, 4)]
+    assert keys(store, T0 + 1e9, 2) == [ref(2).key, ref(3).key]
 
 
 def test_a_deadline_moves_with_the_conversation(store: Store) -> None:
     conv = new(deadline=T0 + 10)
     store.commit(Change(conv), T0)
     store.commit(Change(replace(conv, deadline=T0 + 500), expected_version=0), T0)
-    assert store.due(T0 + 100, 10) == []
+    assert keys(store, T0 + 100, 10) == []
     assert store.next_deadline() == T0 + 500
     closed = replace(conv, state=State.CLOSED, deadline=None, deadline_timer=None)
     store.commit(Change(closed, expected_version=1), T0)
-    assert store.due(T0 + 1e12, 10) == []
+    assert keys(store, T0 + 1e12, 10) == []
     assert store.next_deadline() is None
 
 
@@ -333,6 +337,28 @@ def test_heads_are_the_oldest_item_of_each_lane_of_one_platform(store: Store) ->
     store.settle(heads[1].id, retry_at=T0 + 60, error="rate limited")
     held = [i for i in store.heads("slack:", 100) if i.action == slack[0]]
     assert [(i.not_before, i.attempts) for i in held] == [(T0 + 60, 1)]
+
+
+def test_due_reports_each_deadline(store: Store) -> None:
+    store.commit(Change(conversation=new(1, deadline=T0 + 7)), T0)
+    assert store.due(T0 + 10, 5) == [(ref(1).key, T0 + 7)]
+
+
+def test_postpone_moves_a_deadline(store: Store) -> None:
+    store.commit(Change(conversation=new(1, deadline=T0 + 7)), T0)
+    store.postpone(ref(1).key, T0 + 100)
+    assert keys(store, T0 + 10, 5) == [] and store.next_deadline() == T0 + 100
+
+
+def test_a_batch_commits_together_but_each_change_stays_atomic(store: Store) -> None:
+    with store.batch():
+        assert store.commit(Change(conversation=new(1), inbound_id="a"), T0) is Outcome.COMMITTED
+        assert store.commit(Change(conversation=new(2), inbound_id="a"), T0) is Outcome.DUPLICATE
+    assert store.load(ref(1).key) is not None and store.load(ref(2).key) is None
+    with pytest.raises(RuntimeError), store.batch():
+        store.commit(Change(conversation=new(3)), T0)
+        raise RuntimeError("crash inside the batch")
+    assert store.load(ref(3).key) is None
 
 
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:

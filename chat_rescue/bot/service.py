@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
@@ -53,6 +54,7 @@ class Service:
         self.preview_chars = preview_chars
         self._policies: dict[tuple[str, str], Policy] = {}
         self._deadline_listeners: list[Callable[[float], None]] = []
+        self._waiting: list[_Submitted] = []
         self._outbox_listeners: list[Callable[[], None]] = []
 
     def on_deadline(self, listener: Callable[[float], None]) -> None:
@@ -123,6 +125,47 @@ class Service:
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
         raise RuntimeError(f"could not apply {type(event).__name__} to {event.ref.key}")
 
+    async def submit(
+        self,
+        event: InboundEvent,
+        *,
+        inbound_id: str | None = None,
+        extra_actions: Iterable[Action] = (),
+    ) -> engine.Decision | None:
+        """`handle`, group-committed: events that arrive in the same loop iteration share
+        one transaction (each still all-or-nothing). Returns once the commit is durable,
+        so an adapter that acknowledges after awaiting this never acknowledges a loss.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        done: asyncio.Future[engine.Decision | None] = loop.create_future()
+        self._waiting.append(_Submitted(event, inbound_id, tuple(extra_actions), done))
+        return await done
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        results: list[tuple[_Submitted, engine.Decision | None | BaseException]] = []
+        try:
+            with self.store.batch():
+                for item in waiting:
+                    try:
+                        outcome: engine.Decision | None | BaseException = self.handle(
+                            item.event, inbound_id=item.inbound_id,
+                            extra_actions=item.extra_actions)
+                    except Exception as failed:
+                        outcome = failed
+                    results.append((item, outcome))
+        except Exception as failed:  # the COMMIT itself failed: nothing of it is durable
+            results = [(item, failed) for item in waiting]
+        for item, outcome in results:
+            if item.done.done():
+                continue  # the submitter was cancelled
+            if isinstance(outcome, BaseException):
+                item.done.set_exception(outcome)
+            else:
+                item.done.set_result(outcome)
+
     def _notify(self, decision: engine.Decision, queued: bool) -> None:
         conv = decision.conversation
         if conv is not None and conv.deadline is not None:
@@ -131,6 +174,14 @@ class Service:
         if queued:
             for notify in self._outbox_listeners:
                 notify()
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    event: InboundEvent
+    inbound_id: str | None
+    extra_actions: tuple[Action, ...]
+    done: asyncio.Future[engine.Decision | None]
 
 
 def _preview(text: str, limit: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.commands import CommandContext, run
 from chat_rescue.bot.model import (
@@ -88,3 +90,46 @@ def test_a_lost_race_is_decided_again_and_yields_one_owner() -> None:
     assert conv is not None and conv.owner == "ben" and conv.state is State.CLAIMED
     assert decision is not None
     assert [type(a).__name__ for a in decision.actions] == ["ClaimRefused"]
+
+
+async def test_submitted_events_share_a_transaction_and_each_gets_its_result() -> None:
+    service, store, clock = make()
+    commits: list[str] = []
+    real_batch = store.batch
+
+    def counting_batch():  # type: ignore[no-untyped-def]
+        commits.append("batch")
+        return real_batch()
+
+    store.batch = counting_batch  # type: ignore[method-assign]
+    refs = [ConversationRef("test", "C1", f"t{n}") for n in range(5)]
+    results = await asyncio.gather(
+        *(service.submit(CustomerMessage(r, clock.now(), "alice", "hi"), inbound_id=r.key)
+          for r in refs),
+        service.submit(CustomerMessage(refs[0], clock.now(), "alice", "hi"),
+                       inbound_id=refs[0].key),
+    )
+    assert commits == ["batch"]
+    assert [d is not None for d in results] == [True] * 5 + [False]  # the repeat is skipped
+    assert all(store.load(r.key) is not None for r in refs)
+
+
+async def test_a_failing_event_does_not_sink_the_others_in_its_transaction() -> None:
+    service, store, clock = make()
+    good = ConversationRef("test", "C1", "good")
+    bad = ConversationRef("test", "C1", "bad")
+    real = service.handle
+
+    def handle(event, **kw):  # type: ignore[no-untyped-def]
+        if event.ref == bad:
+            raise RuntimeError("broken translator")
+        return real(event, **kw)
+
+    service.handle = handle  # type: ignore[method-assign]
+    outcomes = await asyncio.gather(
+        service.submit(CustomerMessage(bad, clock.now(), "x")),
+        service.submit(CustomerMessage(good, clock.now(), "y")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], RuntimeError)
+    assert store.load(good.key) is not None and store.load(bad.key) is None

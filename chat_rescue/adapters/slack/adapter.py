@@ -164,14 +164,14 @@ class SlackAdapter:
             operators = operators | {found.user} if found.joined else operators - {found.user}
             self.workspace = replace(self.workspace, operators=operators)
         elif isinstance(found, Inbound):
-            self.service.handle(found.event, inbound_id=found.inbound_id)
+            await self.service.submit(found.event, inbound_id=found.inbound_id)
 
     async def on_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         """A button click (already acked); one-tap notices show who pressed what."""
         found = translate_action(body, self.workspace, self.clock.now())
         if found is None:
             return
-        decision = self.service.handle(found.event, inbound_id=found.inbound_id)
+        decision = await self.service.submit(found.event, inbound_id=found.inbound_id)
         if decision is None or not body.get("response_url"):
             return  # a retry of a click already handled
         if any(isinstance(action, ClaimRefused) for action in decision.actions):

@@ -64,8 +64,8 @@ class Inbound:
         if isinstance(intent, tr.Relayed):
             if isinstance(intent.event, CustomerMessage):
                 self.memory.blocked.discard(intent.event.ref.key)
-            self.service.handle(intent.event, inbound_id=inbound_id,
-                                extra_actions=[intent.relay])
+            await self.service.submit(intent.event, inbound_id=inbound_id,
+                                      extra_actions=[intent.relay])
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
         elif isinstance(intent, tr.Ignored):
@@ -87,6 +87,8 @@ class Inbound:
 
     async def _act(self, intent: tr.Act, inbound_id: str) -> None:
         event = intent.event
+        # Synchronous on purpose: the presser is alerted before the outbox can deliver the
+        # ClaimRefused message that the alert replaces.
         decision = self.service.handle(event, inbound_id=inbound_id)
         if intent.query_id is None:
             return

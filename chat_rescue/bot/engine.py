@@ -7,6 +7,7 @@ to deliver, and the history events to record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot.durations import format_duration
@@ -90,17 +91,20 @@ def with_deadline(conv: Conversation, policy: Policy) -> Conversation:
     return replace(conv, deadline=at, deadline_timer=timer)
 
 
-def card_status(conv: Conversation) -> str:
-    """The status line an inbox card shows; the card is updated when it changes."""
+def card_status(conv: Conversation, name: Callable[[str], str] = str) -> str:
+    """The status line an inbox card shows (owners shown through `name`); the card is
+    updated when it changes.
+    """
     if conv.state is State.CLOSED:
         return "closed"
     if conv.owner is None:
         return "waiting for an operator" if conv.escalations == 0 else "overdue: operators called"
+    owner = name(conv.owner)
     if conv.state is State.CLAIMED:
-        return f"claimed by {conv.owner}"
+        return f"claimed by {owner}"
     if conv.state is State.WAITING_ON_OPERATOR and conv.nudged_at is not None:
-        return f"with {conv.owner}: customer waiting"
-    return f"with {conv.owner}"
+        return f"with {owner}: customer waiting"
+    return f"with {owner}"
 
 
 def decide(

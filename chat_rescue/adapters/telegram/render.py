@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.bot import texts
+from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
     Action,
     ClaimRefused,
@@ -95,16 +96,7 @@ def escaped(action: A, memory: Memory | None = None) -> A:
 
 def status_line(conv: Conversation, memory: Memory) -> str:
     """engine.card_status with names instead of user ids."""
-    owner = html.escape(memory.name(conv.owner)) if conv.owner else ""
-    if conv.state is State.CLOSED:
-        return "closed"
-    if conv.owner is None:
-        return "waiting for an operator" if conv.escalations == 0 else "overdue: operators called"
-    if conv.state is State.CLAIMED:
-        return f"claimed by {owner}"
-    if conv.state is State.WAITING_ON_OPERATOR and conv.nudged_at is not None:
-        return f"with {owner}: customer waiting"
-    return f"with {owner}"
+    return card_status(conv, lambda owner: html.escape(memory.name(owner)))
 
 
 def card(conv: Conversation, memory: Memory) -> str:

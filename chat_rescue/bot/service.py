@@ -99,7 +99,9 @@ class Service:
     ) -> engine.Decision | None:
         """Apply one event; None when `inbound_id` was processed before."""
         if isinstance(event, CustomerMessage):
-            event = replace(event, text=_preview(event.text, self.preview_chars))
+            preview = _preview(event.text, self.preview_chars)
+            if preview != event.text:
+                event = replace(event, text=preview)
         extra = tuple(extra_actions)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()

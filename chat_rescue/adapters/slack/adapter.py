@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 from typing import Any
@@ -10,6 +12,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -44,6 +47,11 @@ from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+class _Unreachable(Exception):
+    """Slack did not answer (network error, 5xx, 429): worth trying again later."""
+
+
 STALE = "That button no longer applies: the conversation has moved on."
 API_TIMEOUT = 10  # seconds; the outbox gives up on a delivery after 15
 
@@ -77,20 +85,43 @@ class SlackAdapter:
         self.delivery = SlackDelivery(self.client, settings.slack_team_channel, clock,
                                       service.store.attach)
         self._signing_secret = _secret(settings.slack_signing_secret)
+        self._token = token
+
+        # A plain function: bolt passes arguments by the parameter names it sees.
+        async def authorize(enterprise_id: str | None = None,
+                            team_id: str | None = None) -> AuthorizeResult:
+            return self._authorization(enterprise_id, team_id)
+
         self.app = build_app(self.client, self._signing_secret, self,
-                             socket_mode=bool(self._app_token))
+                             socket_mode=bool(self._app_token), authorize=authorize)
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.ready = False  # connected: who we are and who the operators are is known
+        self._connecting: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle (server.Adapter)
 
     def routes(self, app: web.Application) -> None:
         """POST /slack/events for events, clicks and commands (not in Socket Mode)."""
         if not self._app_token and self._signing_secret:
-            app.router.add_post(EVENTS_PATH, http_handler(self.app))
+            handler = http_handler(self.app)
+
+            async def slack_events(request: web.Request) -> web.StreamResponse:
+                if not self.ready:
+                    # Until Slack is reachable we cannot tell operators from customers:
+                    # 503 makes Slack deliver the request again later.
+                    return web.Response(status=503, text="chat-rescue is connecting to Slack")
+                return await handler(request)
+
+            app.router.add_post(EVENTS_PATH, slack_events)
 
     async def start(self) -> None:
-        """Learn who we are and who the operators are; connect Socket Mode if configured."""
+        """Learn who we are and who the operators are; connect Socket Mode if configured.
+
+        A configuration problem stops the start. An unreachable Slack does not: the
+        rest of the bot (timers, other platforms) runs, and this keeps connecting.
+        """
         if not self._app_token and not self._signing_secret:
             # Without it nobody can tell Slack's requests from forgeries: refuse to run.
             raise RuntimeError("Slack: SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN "
@@ -98,16 +129,28 @@ class SlackAdapter:
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
         try:
+            await self._connect()
+        except _Unreachable as down:
+            log.error("Slack is not reachable (%s); the bot runs on and keeps trying.", down)
+            self._connecting = asyncio.create_task(self._keep_connecting(),
+                                                   name="slack-connect")
+        except RuntimeError:
+            await self.stop()
+            raise
+
+    async def _connect(self) -> None:
+        try:
             me = await self.client.auth_test()
             members = await channel_members(self.client, self.workspace.team_channel)
         except SlackApiError as failed:
-            await self.stop()
+            status = failed.response.status_code if failed.response is not None else 0
+            if status >= 500 or status == 429:
+                raise _Unreachable(f"HTTP {status}") from None
             raise RuntimeError(f"Slack refused to start: {api_error(failed) or failed}. "
                                "Run `chat-rescue check` for details.") from None
         except (aiohttp.ClientError, TimeoutError) as failed:
-            await self.stop()
-            raise RuntimeError(f"Could not reach Slack at {self.settings.slack_api_url} "
-                               f"({type(failed).__name__}).") from None
+            raise _Unreachable(f"{self.settings.slack_api_url}: {type(failed).__name__}") \
+                from None
         bot_user = str(me.get("user_id") or "")
         self.workspace = replace(self.workspace, operators=members - {bot_user},
                                  bot_user=bot_user, bot_id=str(me.get("bot_id") or ""))
@@ -116,9 +159,38 @@ class SlackAdapter:
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()
+        self.ready = True
+
+    async def _keep_connecting(self) -> None:
+        delay = 1.0
+        while not self.ready:
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+            try:
+                await self._connect()
+            except _Unreachable as down:
+                log.warning("Slack still not reachable (%s); next try in %gs", down, delay)
+            except RuntimeError as refused:
+                log.error("%s", refused)
+                return
+        log.info("slack: connected")
+
+    def _authorization(self, enterprise_id: str | None, team_id: str | None
+                       ) -> AuthorizeResult:
+        """Who we are, from the start-time auth.test: no Web API call per request."""
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                               bot_token=self._token, bot_user_id=self.workspace.bot_user or None,
+                               bot_id=self.workspace.bot_id or None)
 
     async def stop(self) -> None:
         """Disconnect Socket Mode and close the HTTP session."""
+        self.ready = False
+        for task in [self._connecting, *self._background]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._connecting = None
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -176,10 +248,18 @@ class SlackAdapter:
             return  # a retry of a click already handled
         if any(isinstance(action, ClaimRefused) for action in decision.actions):
             return  # the refusal arrives as an ephemeral through the outbox
+        # Committed: Slack gets its 200 now; the button's new look follows.
+        task = asyncio.create_task(self._answer_click(decision.conversation is None, body,
+                                                      respond))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _answer_click(self, stale: bool, body: dict[str, Any],
+                            respond: AsyncRespond) -> None:
         message = body.get("message") or {}
         pressed = blocks.pressed(message.get("blocks") or [], body)
         try:
-            if decision.conversation is None:
+            if stale:
                 await respond(text=STALE, response_type="ephemeral", replace_original=False)
             elif pressed is not None:
                 await respond(text=str(message.get("text", "")), blocks=pressed,

@@ -2,8 +2,12 @@
 
 Three listeners cover everything Slack sends on the one URL: every Events API event,
 every button click, and the `/rescue` command. Bolt verifies signatures (401 on a
-bad one or a stale timestamp), acknowledges events before our listener runs, and
-waits for our `ack()` on clicks and commands, which we call before any slow work.
+bad one or a stale timestamp). Slack is answered only after the listener ran
+(`process_before_response`), so a 200 means the event is committed: a crash before
+that makes Slack resend it instead of losing it. The listeners only commit (well
+under a millisecond) and leave slow work (answering a click) to background tasks.
+Authorization comes from the adapter's start-time auth.test, so no request waits on
+(or fails with) the Web API.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 EVENTS_PATH = "/slack/events"
@@ -34,17 +39,20 @@ class Listeners(Protocol):
 
 
 def build_app(client: AsyncWebClient, signing_secret: str, listeners: Listeners, *,
-              socket_mode: bool) -> AsyncApp:
+              socket_mode: bool, authorize: Callable[..., Awaitable[AuthorizeResult]]
+              ) -> AsyncApp:
     """A bolt app that hands every request to `listeners` (signatures checked over HTTP)."""
     app = AsyncApp(
         name="chat-rescue",
         client=client,
         signing_secret=signing_secret,
+        authorize=authorize,
+        process_before_response=True,
         request_verification_enabled=not socket_mode,  # Socket Mode has no signatures
     )
 
     @app.event(ANYTHING)
-    async def event(body: Payload) -> None:  # bolt has acked already
+    async def event(body: Payload) -> None:  # bolt answers 200 once this returns
         await listeners.on_event(body)
 
     @app.action(ANYTHING)

@@ -1,9 +1,12 @@
 """The python-telegram-bot Application inside the project's event loop.
 
-Long polling by default (`updater.start_polling`, never `run_polling`, which would
-take over the process); with TELEGRAM_WEBHOOK_URL set, the webhook is registered
-with a secret and updates arrive on `POST /telegram/webhook` of the shared aiohttp
-app. Either way every update ends in the same `handle(update)`.
+Long polling by default, with our own getUpdates loop rather than PTB's Updater:
+the Updater confirms a batch (by asking for the next offset) while it is still
+handling it, so a kill would lose updates Telegram never sends again. Here an
+update is confirmed only after it was handled and committed. With
+TELEGRAM_WEBHOOK_URL set, the webhook is registered with a secret and updates
+arrive on `POST /telegram/webhook` of the shared aiohttp app. Either way every
+update ends in the same `handle(update)`.
 
 No rate limiter and no retries are configured in PTB on purpose: a 429 must reach
 the outbox, which owns pacing and retries.
@@ -12,6 +15,7 @@ the outbox, which owns pacing and retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -27,9 +31,10 @@ from telegram import (
     BotCommandScopeChat,
     Update,
 )
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from chat_rescue.adapters.telegram.deliver import retry_seconds
 from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,13 +78,13 @@ class TelegramApp:
             .base_url(settings.telegram_api_url)
             .base_file_url(file_url(settings.telegram_api_url))
         )
-        if self.webhook_url:
-            builder = builder.updater(None)
+        builder = builder.updater(None)  # see the module docstring: we poll ourselves
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self._webhook_lock = asyncio.Lock()
         self._serving = False
+        self._polling: asyncio.Task[None] | None = None
 
     @property
     def bot(self) -> Bot:
@@ -99,11 +104,33 @@ class TelegramApp:
             self._serving = True
             log.info("Telegram: webhook set, updates arrive on %s", WEBHOOK_PATH)
             return
-        updater = self.application.updater
-        assert updater is not None
-        await updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES,
-                                    error_callback=self._on_polling_error)
+        await self.bot.delete_webhook()  # polling and a webhook exclude each other
+        self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
         log.info("Telegram: long polling started")
+
+    async def _poll(self) -> None:
+        """getUpdates forever; the next offset (which confirms) only after handling."""
+        offset: int | None = None
+        backoff = 1.0
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+            except RetryAfter as wait:
+                await asyncio.sleep(retry_seconds(wait))
+                continue
+            except TelegramError as failed:
+                log.warning("Telegram polling: %s; retrying in %gs", self._scrub(failed), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(30.0, backoff * 2)
+                continue
+            backoff = 1.0
+            for update in updates:
+                try:
+                    await self.handle(update)
+                except Exception:
+                    log.exception("Telegram update %s failed", update.update_id)
+                offset = update.update_id + 1
 
     async def stop(self) -> None:
         """Stop polling (confirming what was processed) and close the HTTP client.
@@ -111,9 +138,11 @@ class TelegramApp:
         The webhook stays set so Telegram keeps updates until the bot is back.
         """
         self._serving = False
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -140,9 +169,6 @@ class TelegramApp:
         error = context.error
         log.error("Telegram update %s failed: %s: %s", update_id, type(error).__name__,
                   self._scrub(error) if error else "", exc_info=error)
-
-    def _on_polling_error(self, error: TelegramError) -> None:
-        log.warning("Telegram polling: %s", self._scrub(error))
 
     def _scrub(self, error: BaseException) -> str:
         return str(error).replace(self.token, "<token>")

@@ -1,0 +1,217 @@
+"""What the bot posted, read back from the sandboxes' records, per conversation and kind.
+
+Reliability tests compare these posts with the store's history (one nudge per 'nudged'
+event, one inbox notice per 'returned', ...) and find re-deliveries: the same post made
+again in a later life of the bot process. A post's `position` orders it among the
+platform's records (the Telegram call index, the Slack message ts) so that it can be
+placed between the kills a test recorded (`life`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from chat_rescue.sandbox.slack import SlackSandbox
+from chat_rescue.sandbox.telegram import TelegramSandbox
+
+# Notice kinds, named after the history event each one reports, and how their lines read.
+NOTICE_PHRASES = (
+    ("nudged", "are you still with"),
+    ("returned", "Back in the inbox ("),
+    ("told_owner", "this conversation went back to the inbox"),
+    ("escalated", "nobody has taken"),
+    ("reminded", "has been silent for"),
+)
+DIGEST_MARK = "conversations need attention:"
+# Where the customer's mention stands in each Slack notice (owners are mentioned too).
+_SLACK_CUSTOMER = tuple(re.compile(pattern) for pattern in (
+    r"are you still with <@([UW][A-Z0-9]+)>",
+    r"\): <@([UW][A-Z0-9]+)> has waited",
+    r"nobody has taken <@([UW][A-Z0-9]+)>",
+    r"<@([UW][A-Z0-9]+)> has been silent",
+))
+_SLACK_CARD = re.compile(r"^<@([UW][A-Z0-9]+)> in <#")
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One thing the bot made on a platform: a notice line, a card, a topic, a relay."""
+
+    platform: str
+    kind: str
+    conversation: str  # the customer token the test maps to its conversation
+    text: str  # what makes two posts "the same post"
+    position: float  # order among the platform's records
+    message: float  # position of the message holding it (a digest holds several lines)
+    digest: bool = False
+
+
+def notice_kind(line: str) -> str | None:
+    """The history event a notice line reports, if it is one."""
+    return next((kind for kind, phrase in NOTICE_PHRASES if phrase in line), None)
+
+
+def lines_of(text: str) -> tuple[list[str], bool]:
+    """The notice lines of a message: each bullet of a digest, or the message itself."""
+    if DIGEST_MARK in text.split("\n", 1)[0]:
+        return [line.removeprefix("• ") for line in text.split("\n")[1:]], True
+    return [text], False
+
+
+def slack_posts(sandbox: SlackSandbox, team_channel: str) -> list[Post]:
+    """Cards and notices the bot posted in the team channel (top level and threads).
+
+    Customers are their Slack user ids; a line in a card's thread that names no customer
+    (the note to the previous owner) belongs to the card's customer.
+    """
+    posts: list[Post] = []
+    for top in sandbox.messages(team_channel):
+        if top.get("bot_id") != sandbox.bot_id:
+            continue
+        text = str(top.get("text") or "")
+        card = _SLACK_CARD.match(text)
+        customer = card.group(1) if card else None
+        position = float(top["ts"])
+        if card:
+            posts.append(Post("slack", "card", card.group(1), "card", position, position))
+        else:
+            posts += _notices("slack", text, position, _slack_customer)
+        for reply in sandbox.messages(team_channel, str(top["ts"])):
+            if reply.get("bot_id") != sandbox.bot_id:
+                continue
+            at = float(reply["ts"])
+            posts += _notices("slack", str(reply.get("text") or ""), at, _slack_customer,
+                              default=customer)
+    return posts
+
+
+def telegram_posts(sandbox: TelegramSandbox, group: int, names: Mapping[str, str],
+                   operators: Mapping[str, str] | None = None) -> list[Post]:
+    """Topics, cards, announcements, notices and relays, from the calls the bot made
+    (minus those the sandbox refused, when it records them: `TelegramTestbed`).
+
+    `names` maps each customer's display name to the token used for them (their user id
+    as text); relays are named by their source message, `<chat>:<message id>`.
+    `operators` maps operators' display names to their ids: the bot learns names from
+    updates and forgets them on a restart (then it mentions the id), so a notice sent
+    again after a kill may name the owner differently.
+    """
+    topics = {t.thread_id: _name_in(t.name, names) for t in sandbox.topics(group)}
+
+    def customer_in(line: str) -> str | None:
+        return _name_in(line, names)
+
+    refused = getattr(sandbox, "refused", {})
+    posts: list[Post] = []
+    for index, call in enumerate(sandbox.calls):
+        if index in refused:
+            continue  # answered with an error: nothing was made
+        method, params = call.method.lower(), call.params
+        at = float(index)
+        if method == "createforumtopic":
+            who = _name_in(str(params.get("name", "")), names)
+            if who:
+                posts.append(Post("telegram", "topic", who, "topic", at, at))
+        elif method == "copymessage":
+            source = f"{params.get('from_chat_id')}:{params.get('message_id')}"
+            to_group = int(params.get("chat_id", 0)) == group
+            who = str(params.get("from_chat_id") if to_group else params.get("chat_id"))
+            kind = "relay_in" if to_group else "relay_out"
+            posts.append(Post("telegram", kind, who, source, at, at))
+        elif method == "sendmessage" and int(params.get("chat_id", 0)) == group:
+            text = re.sub(r"<[^>]*>", "", str(params.get("text", "")))
+            for name, user_id in (operators or {}).items():
+                text = text.replace(name, user_id)
+            thread = params.get("message_thread_id")
+            owner = topics.get(int(thread)) if thread is not None else None
+            if thread is not None and " wrote to the bot\n" in text:
+                who = customer_in(text.split("\n", 1)[0])
+                if who:
+                    posts.append(Post("telegram", "card", who, "card", at, at))
+            elif thread is None and text.startswith("🆕"):
+                who = customer_in(text)
+                if who:
+                    posts.append(Post("telegram", "announce", who, text, at, at))
+            else:
+                posts += _notices("telegram", text, at, customer_in, default=owner)
+    return posts
+
+
+@dataclass
+class Redeliveries:
+    """Posts beyond what the history accounts for, explained by kills or not."""
+
+    explained: list[Post] = field(default_factory=list)  # again in a later life: the window
+    unexplained: list[str] = field(default_factory=list)  # in the same life, or lost posts
+    missing: list[str] = field(default_factory=list)  # fewer posts than history events
+
+
+def compare(posts: Iterable[Post], expected: Mapping[tuple[str, str], int],
+            life: Mapping[str, Sequence[float]], kinds: Iterable[str]) -> Redeliveries:
+    """Posts of `kinds` against `expected[(conversation, kind)]` counts.
+
+    Extra posts are explained when an identical post was made in an earlier life of the
+    process (a kill between the platform call and the outbox row being settled);
+    `life[platform]` is the list of positions at which the bot was killed.
+    """
+    wanted = set(kinds)
+    grouped: dict[tuple[str, str], list[Post]] = defaultdict(list)
+    for post in posts:
+        if post.kind in wanted:
+            grouped[(post.conversation, post.kind)].append(post)
+    found = Redeliveries()
+    for key in sorted(set(grouped) | {k for k in expected if k[1] in wanted}):
+        made = sorted(grouped.get(key, []), key=lambda p: p.position)
+        excess = len(made) - expected.get(key, 0)
+        if excess < 0:
+            found.missing.append(f"{key}: {len(made)} posted, {expected.get(key, 0)} expected")
+            continue
+        again = [post for i, post in enumerate(made)
+                 if any(earlier.text == post.text
+                        and life_of(earlier, life) < life_of(post, life)
+                        for earlier in made[:i])]
+        found.explained += again[:excess]
+        if len(again) < excess:
+            found.unexplained.append(
+                f"{key}: {len(made)} posted, {expected.get(key, 0)} expected, only "
+                f"{len(again)} repeated after a kill: "
+                + ", ".join(f"{p.text!r}@{p.position:.6f}/life {life_of(p, life)}"
+                            for p in made))
+    return found
+
+
+def life_of(post: Post, life: Mapping[str, Sequence[float]]) -> int:
+    """How many kills happened before the post: 0 for the first process."""
+    return sum(1 for killed_at in life.get(post.platform, ()) if killed_at <= post.position)
+
+
+def _slack_customer(line: str) -> str | None:
+    for pattern in _SLACK_CUSTOMER:
+        if found := pattern.search(line):
+            return found.group(1)
+    return None
+
+
+def _name_in(text: str, names: Mapping[str, str]) -> str | None:
+    # Longest names first, so "Cust01" does not claim "Cust012"'s lines.
+    for name in sorted(names, key=len, reverse=True):
+        if name in text:
+            return names[name]
+    return None
+
+
+def _notices(platform: str, text: str, at: float, customer_in: Callable[[str], str | None],
+             default: str | None = None) -> list[Post]:
+    lines, digest = lines_of(text)
+    posts = []
+    for line in lines:
+        kind = notice_kind(line)
+        if kind is None:
+            continue
+        who = customer_in(line) or default
+        if who:
+            posts.append(Post(platform, kind, who, line, at, at, digest))
+    return posts

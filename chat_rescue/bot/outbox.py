@@ -22,6 +22,8 @@ DIGEST_MIN = 3  # this many notices for one channel at once become one digest
 DIGEST_MAX = 25  # and a digest lists at most this many
 MAX_ATTEMPTS = 12  # with backoff capped at 5 min: about an hour of trying
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
+PAUSE_AFTER_ERROR = 1.0
+GATHER_POKES = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +78,20 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Drain forever, sleeping until the next retry or pacing slot, or a poke."""
+        """Drain forever, sleeping until the next retry or pacing slot, or a poke.
+
+        An unexpected error (a bug, a full disk) is logged and the worker goes on after
+        a pause: one bad item must not stop delivery for the whole platform.
+        """
         while True:
             self._wake.clear()
-            next_at = await self.drain()
+            try:
+                next_at = await self.drain()
+            except Exception:
+                log.exception("%s: outbox worker failed; going on in %gs", self.platform.name,
+                              PAUSE_AFTER_ERROR)
+                await asyncio.sleep(PAUSE_AFTER_ERROR)
+                continue
             timeout = None
             if next_at is not None:
                 timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
@@ -88,6 +100,11 @@ class Outbox:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            if next_at is not None:
+                # A paced backlog is waiting, and pokes come once per stored event:
+                # gathering them for a moment keeps it from being rescanned hundreds of
+                # times a second under load.
+                await asyncio.sleep(GATHER_POKES)
 
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when the next held item may go."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -14,12 +13,15 @@ from chat_rescue.bot.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
+KEEP_INBOUND_IDS = 7 * 86400.0
+
 
 class Runtime:
     """The background tasks that turn stored deadlines and queued actions into messages."""
 
     def __init__(self, service: Service, clock: Clock, platforms: Sequence[Platform]) -> None:
         self.service = service
+        self.clock = clock
         self.ticker = Ticker(service.store, service, clock)
         self.outboxes = [Outbox(service.store, platform, clock) for platform in platforms]
         for outbox in self.outboxes:
@@ -27,19 +29,33 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start the ticker and the outbox workers."""
+        """Start the ticker, the outbox workers and the daily clean-up."""
         self._tasks.append(asyncio.create_task(self.ticker.run(), name="ticker"))
+        self._tasks.append(asyncio.create_task(self._forget_old_inbound_ids(), name="prune"))
         for outbox in self.outboxes:
             name = f"outbox:{outbox.platform.name}"
             self._tasks.append(asyncio.create_task(outbox.run(), name=name))
+
+    async def _forget_old_inbound_ids(self) -> None:
+        """Processed inbound ids are kept a week: platforms redeliver within minutes, and
+        Telegram may hand out an old update_id again after a long silence.
+        """
+        while True:
+            self.service.store.prune(self.clock.now() - KEEP_INBOUND_IDS)
+            await asyncio.sleep(3600)
 
     async def stop(self) -> None:
         """Cancel the tasks; state is in the store, so nothing is lost."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Shutting down must finish whatever a task died of (it was logged then).
+                log.exception("%s had stopped with an error", task.get_name())
         self._tasks.clear()
 
     async def drained(self, timeout: float = 10.0, poll: float = 0.02) -> bool:

@@ -99,5 +99,8 @@ class Store(Protocol):
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team."""
 
+    def prune(self, before: float) -> None:
+        """Forget processed inbound ids recorded before `before`."""
+
     def close(self) -> None:
         """Release the connection."""

@@ -18,7 +18,14 @@ from pathlib import Path
 import sqlite_utils
 
 from chat_rescue.bot.codec import decode_action, encode_action
-from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, State, Timer
+from chat_rescue.bot.model import (
+    Action,
+    Conversation,
+    ConversationRef,
+    HistoryEvent,
+    State,
+    Timer,
+)
 from chat_rescue.storage.base import Change, OutboxItem, Outcome
 
 _COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
@@ -98,8 +105,27 @@ _MIGRATION_2 = """
         CREATE INDEX outbox_lane ON outbox(lane, id);
 """
 
+# Outbox ids are reused once the outbox empties, so dead letters need ids of their own.
+_MIGRATION_3 = """
+        CREATE TABLE dead_letters_new (
+            id INTEGER PRIMARY KEY,
+            outbox_id INTEGER NOT NULL,
+            lane TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            last_error TEXT,
+            failed_at REAL NOT NULL
+        );
+        INSERT INTO dead_letters_new (outbox_id, lane, kind, payload, attempts, last_error,
+                                      failed_at)
+            SELECT id, lane, kind, payload, attempts, last_error, failed_at FROM dead_letters;
+        DROP TABLE dead_letters;
+        ALTER TABLE dead_letters_new RENAME TO dead_letters;
+"""
+
 # Each migration is a script run in one transaction with its version number; append only.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
 
 
 def _path_of(url: str) -> str:
@@ -125,6 +151,8 @@ class SQLiteStore:
             self.db.enable_wal()
         self.conn = conn
         self._batching = False
+        # Decoded outbox actions by id: a paced backlog is read again and again.
+        self._decoded: dict[int, Action] = {}
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         self.migrate()
@@ -289,7 +317,7 @@ class SQLiteStore:
             "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
-        return _items(rows)
+        return self._items(rows)
 
     def heads(self, prefix: str, limit: int) -> list[OutboxItem]:
         # A busy lane (one chatty conversation) must not hide the heads of the others.
@@ -299,7 +327,17 @@ class SQLiteStore:
             "ORDER BY id LIMIT ?",
             (prefix, _after(prefix), limit),
         ).fetchall()
-        return _items(rows)
+        return self._items(rows)
+
+    def _items(self, rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
+        decoded = self._decoded
+        items = []
+        for id_, lane, kind, payload, not_before, attempts in rows:
+            action = decoded.get(id_)
+            if action is None:
+                action = decoded[id_] = decode_action(kind, payload)
+            items.append(OutboxItem(id_, lane, action, not_before, attempts))
+        return items
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False, failed: bool = True) -> None:
@@ -307,13 +345,14 @@ class SQLiteStore:
             self.conn.execute("BEGIN")
             if dead:
                 self.conn.execute(
-                    "INSERT INTO dead_letters (id, lane, kind, payload, attempts, last_error, "
-                    "failed_at) SELECT id, lane, kind, payload, attempts + 1, ?, "
+                    "INSERT INTO dead_letters (outbox_id, lane, kind, payload, attempts, "
+                    "last_error, failed_at) SELECT id, lane, kind, payload, attempts + 1, ?, "
                     "not_before FROM outbox WHERE id = ?",
                     (error, item_id),
                 )
             if retry_at is None or dead:
                 self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+                self._decoded.pop(item_id, None)  # the id may be used again
             else:
                 self.conn.execute(
                     "UPDATE outbox SET not_before = ?, attempts = attempts + ?, last_error = ? "
@@ -378,13 +417,6 @@ class SQLiteStore:
 def _after(prefix: str) -> str:
     """The smallest string above every string that starts with `prefix` (for range scans)."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
-
-
-def _items(rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
-    return [
-        OutboxItem(id_, lane, decode_action(kind, payload), not_before, attempts)
-        for id_, lane, kind, payload, not_before, attempts in rows
-    ]
 
 
 _get_columns = operator.attrgetter(*_COLUMNS)

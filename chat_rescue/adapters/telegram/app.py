@@ -197,9 +197,14 @@ class TelegramApp:
             if not isinstance(payload, dict):
                 raise ValueError("not an object")
             update = Update.de_json(payload, self.bot)
-        except (ValueError, TypeError, KeyError):
+        except web.HTTPException:
+            raise  # 413 for a body over the size limit
+        except Exception:  # any shape PTB cannot read: answering 500 would bring it back forever
+            log.warning("Telegram webhook: a body that is not a Telegram update refused (400)")
             return web.Response(status=400, text="not a Telegram update")
         async with self._webhook_lock:  # one at a time, in arrival order, as polling does
+            if not self._serving:  # stopped while this one waited for its turn
+                return web.Response(status=503)
             try:
                 await self.handle(update)
             except Exception:

@@ -168,10 +168,24 @@ class SQLiteStore:
         self._select_sql = f"SELECT key, {', '.join(_COLUMNS)} FROM conversations WHERE key = ?"
 
     def migrate(self) -> int:
-        """Bring the schema to the newest version; returns that version."""
-        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        """Bring the schema to the newest version; returns that version.
+
+        Each step runs under the write lock and re-reads the version, so several
+        processes opening a new database at once migrate it exactly once.
+        """
+        conn = self.conn
+        for number, script in enumerate(MIGRATIONS, start=1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         return len(MIGRATIONS)
 
     # -- conversations --------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,5 +148,19 @@ def test_outbox_size_and_add_alias(db_path: Path) -> None:
         assert store.outbox_size() == 3
         store.add_alias("telegram:topic:9", REF.key)
         assert store.resolve("telegram:topic:9") == REF.key
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    db = tmp_path / "race.db"
+    code = f"from chat_rescue.storage.sqlite import SQLiteStore; SQLiteStore('sqlite:///{db}')"
+    starters = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+                for _ in range(6)]
+    failures = [p.stderr.read().decode() for p in starters if p.wait() != 0 and p.stderr]
+    assert failures == []
+    store = SQLiteStore(f"sqlite:///{db}")
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         store.close()

@@ -157,8 +157,8 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
     code = f"from chat_rescue.storage.sqlite import SQLiteStore; SQLiteStore('sqlite:///{db}')"
     starters = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
                 for _ in range(6)]
-    failures = [p.stderr.read().decode() for p in starters if p.wait() != 0 and p.stderr]
-    assert failures == []
+    errors = [p.communicate()[1].decode() for p in starters]
+    assert [p.returncode for p in starters] == [0] * 6, errors
     store = SQLiteStore(f"sqlite:///{db}")
     try:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

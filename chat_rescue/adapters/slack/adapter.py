@@ -105,7 +105,7 @@ class SlackAdapter:
     def routes(self, app: web.Application) -> None:
         """POST /slack/events for events, clicks and commands (not in Socket Mode)."""
         if not self._app_token and self._signing_secret:
-            handler = http_handler(self.app)
+            handler = http_handler(self.app, self._signing_secret)
 
             async def slack_events(request: web.Request) -> web.StreamResponse:
                 if not self.ready:

@@ -12,15 +12,21 @@ Authorization comes from the adapter's start-time auth.test, so no request waits
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 ANYTHING = re.compile(".*")
@@ -68,11 +74,46 @@ def build_app(client: AsyncWebClient, signing_secret: str, listeners: Listeners,
     return app
 
 
-def http_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler for POST /slack/events: hand the request to bolt, return its answer."""
+def http_handler(app: AsyncApp, signing_secret: str
+                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for POST /slack/events: hand the request to bolt, return its answer.
+
+    The signature is checked here first (bolt would parse the body before checking), and
+    a signed body that is not shaped like anything Slack sends gets 400, not a traceback.
+    """
+    verifier = SignatureVerifier(signing_secret)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not stamp.isdigit() or not verifier.is_valid(body, stamp, signature):
+            log.warning("Slack request refused: Invalid request signature or timestamp")
+            return web.Response(status=401, text="invalid request")
+        if not _shaped_like_slack(body, request.content_type):
+            log.warning("Slack request refused: a signed body Slack would not send")
+            return web.Response(status=400, text="not a Slack request")
         response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     return handle
+
+
+def _shaped_like_slack(body: bytes, content_type: str) -> bool:
+    """Events are a JSON object whose `event` is an object; clicks a form with a JSON
+    object `payload` whose `actions` is a list of objects; commands a plain form."""
+    try:
+        text = body.decode("utf-8")
+        if content_type == "application/json":
+            outer = json.loads(text)
+            return isinstance(outer, dict) and isinstance(outer.get("event", {}), dict) \
+                and all(isinstance(outer.get(k, ""), str) for k in ("type", "event_id"))
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" not in form:
+            return True  # a slash command
+        payload = json.loads(form["payload"][0])
+        actions = payload.get("actions", []) if isinstance(payload, dict) else None
+        return isinstance(actions, list) and all(isinstance(a, dict) for a in actions) \
+            and isinstance(payload.get("user", {}), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False

@@ -214,11 +214,6 @@ VALID_CLICK = {"type": "block_actions", "user": {"id": "U0OP"}, "trigger_id": "t
                             "action_ts": "1700000003.000100"}]}
 
 
-@bug("adapters/slack/translate.py reads payload fields without checking their types: "
-     "`channel not in ws.intake` raises TypeError for a list, `item.get` / "
-     "`body.get('user').get` AttributeError for a str, `body['actions'][0].get` for a "
-     "non-dict, and str(ts) of an object or a missing ts ('') becomes a conversation "
-     "key. Each should be a skip (None)")
 @FUZZ_BUG
 @example(payload={**VALID_MESSAGE, "event": {**VALID_MESSAGE["event"], "channel": ["C0HELP"]}})
 @example(payload={**VALID_REACTION, "event": {**VALID_REACTION["event"], "item": "x"}})

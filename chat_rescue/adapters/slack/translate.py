@@ -77,7 +77,9 @@ def card_alias(ts: str) -> str:
 
 def translate_event(body: Payload, ws: Workspace, now: float, resolve: Resolve) -> Translated:
     """An Events API envelope (`event_callback`) as a model event, if it is one."""
-    event = body.get("event") or {}
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return None
     translator = _EVENTS.get(str(event.get("type")))
     if translator is None:
         return None
@@ -86,12 +88,14 @@ def translate_event(body: Payload, ws: Workspace, now: float, resolve: Resolve) 
 
 def _message(event: Payload, event_id: str, ws: Workspace, now: float,
              resolve: Resolve) -> Translated:
-    channel, author = event.get("channel"), event.get("user")
+    channel, author = _word(event.get("channel")), _word(event.get("user"))
+    ts, thread = _word(event.get("ts")), event.get("thread_ts")
     if channel not in ws.intake or event.get("subtype") not in WRITTEN:
         return None
-    if not author or event.get("bot_id") or author == ws.bot_user:
+    if not author or not ts or event.get("bot_id") or author == ws.bot_user:
         return None
-    ts, thread = str(event.get("ts", "")), event.get("thread_ts")
+    if thread is not None and not _word(thread):
+        return None  # a thread_ts Slack would never send
     inbound_id = f"{PLATFORM}:{event_id or ts}"
     if author in ws.operators:
         if not thread:
@@ -104,10 +108,12 @@ def _message(event: Payload, event_id: str, ws: Workspace, now: float,
 
 def _reaction(event: Payload, event_id: str, ws: Workspace, now: float,
               resolve: Resolve) -> Translated:
-    who, name, item = event.get("user"), event.get("reaction"), event.get("item") or {}
-    if who not in ws.operators or item.get("type") != "message":
+    who, name, item = _word(event.get("user")), event.get("reaction"), event.get("item")
+    if not isinstance(item, dict) or who not in ws.operators or item.get("type") != "message":
         return None
-    channel, ts = item.get("channel"), str(item.get("ts", ""))
+    channel, ts = _word(item.get("channel")), _word(item.get("ts"))
+    if not channel or not ts:
+        return None
     if channel in ws.intake:
         ref = ws.ref(channel, ts)
     elif channel == ws.team_channel and (key := resolve(card_alias(ts))):
@@ -124,10 +130,15 @@ def _reaction(event: Payload, event_id: str, ws: Workspace, now: float,
 
 def _membership(event: Payload, event_id: str, ws: Workspace, now: float,
                 resolve: Resolve) -> Translated:
-    who = event.get("user")
+    who = _word(event.get("user"))
     if event.get("channel") != ws.team_channel or not who or who == ws.bot_user:
         return None
     return Membership(str(who), joined=event.get("type") == "member_joined_channel")
+
+
+def _word(value: object) -> str | None:
+    """A non-empty string field, or None for anything else (payloads are not trusted)."""
+    return value if isinstance(value, str) and value else None
 
 
 _EVENTS = {
@@ -140,11 +151,14 @@ _EVENTS = {
 
 def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | None:
     """A `block_actions` click on one of our buttons as a model event, if it is one."""
-    if body.get("type") != "block_actions" or not body.get("actions"):
+    actions, user = body.get("actions"), body.get("user")
+    if body.get("type") != "block_actions" or not isinstance(actions, list) or not actions:
         return None
-    action = body["actions"][0]
+    action = actions[0]
+    if not isinstance(action, dict) or not isinstance(user, dict):
+        return None
     make = _BUTTONS.get(str(action.get("action_id")))
-    who = str((body.get("user") or {}).get("id") or "")
+    who = _word(user.get("id")) or ""
     ref = _button_ref(str(action.get("value") or ""))
     if make is None or ref is None or not who:
         return None

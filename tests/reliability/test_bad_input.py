@@ -472,10 +472,6 @@ async def test_telegram_updates_that_are_not_ours_are_skipped_with_a_reason(
                for r in caplog.records)
 
 
-@bug("a wrong-typed field that PTB accepts (`text` a number) makes Service._preview "
-     "raise AttributeError ('int' has no 'split') inside the webhook -> 500 and a "
-     "traceback; Telegram would redeliver it forever. adapters/telegram/translate.py "
-     "should skip what it cannot read")
 async def test_a_telegram_message_with_a_numeric_text_is_refused_or_skipped(
     telegram: SupportGroup,
 ) -> None:

@@ -353,11 +353,6 @@ VALID_PRESS = {"update_id": 2, "callback_query": {
                 "chat": {"id": GROUP, "type": "supergroup", "title": "Support"}}}}
 
 
-@bug("adapters/telegram/translate.py trusts the field types PTB passes through unchecked: "
-     "a numeric `text` raises AttributeError in _message (`.startswith`), a button press "
-     "without `from` raises AttributeError in _callback (`query.from_user.id`), an entity "
-     "whose length is not a number raises TypeError in _command. Such updates should be "
-     "Ignored with a reason")
 @FUZZ_BUG
 @example(data={**VALID_UPDATE, "message": {**VALID_UPDATE["message"], "text": 5}})
 @example(data={**VALID_PRESS, "callback_query": {

@@ -116,11 +116,20 @@ def topic_alias(topic_id: int) -> str:
 
 
 def translate(update: Update, ctx: Context) -> Intent:
-    """What one update means; unknown kinds are ignored."""
+    """What one update means; unknown kinds, and fields of a type Telegram never sends
+    (python-telegram-bot passes them through unchecked), are ignored with a reason.
+    """
     for kind, translator in _TRANSLATORS:
         payload = getattr(update, kind)
         if payload is not None:
-            return translator(payload, ctx)
+            try:
+                intent = translator(payload, ctx)
+            except (AttributeError, TypeError, ValueError) as unreadable:
+                return Ignored(f"unreadable {kind}: {type(unreadable).__name__}")
+            if isinstance(intent, Relayed) and not isinstance(
+                    getattr(intent.event, "text", ""), str):
+                return Ignored(f"unreadable {kind}: text is not a string")
+            return intent
     return Ignored("update kind not used")
 
 

@@ -237,6 +237,11 @@ class SlackAdapter:
             self.workspace = replace(self.workspace, operators=operators)
         elif isinstance(found, Inbound):
             await self.service.submit(found.event, inbound_id=found.inbound_id)
+        else:
+            event = body.get("event")
+            kind = event.get("type") if isinstance(event, dict) else None
+            log.debug("slack event %s skipped: a %s that is no conversation's business",
+                      body.get("event_id"), kind)
 
     async def on_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         """A button click (already acked); one-tap notices show who pressed what."""

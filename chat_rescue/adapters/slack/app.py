@@ -85,6 +85,10 @@ def http_handler(app: AsyncApp, signing_secret: str
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:  # Slack sends UTF-8 only; the signature check needs text
+            return web.Response(status=400, text="not a Slack request")
         stamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
         if not stamp.isdigit() or not verifier.is_valid(body, stamp, signature):
@@ -106,8 +110,10 @@ def _shaped_like_slack(body: bytes, content_type: str) -> bool:
         text = body.decode("utf-8")
         if content_type == "application/json":
             outer = json.loads(text)
-            return isinstance(outer, dict) and isinstance(outer.get("event", {}), dict) \
-                and all(isinstance(outer.get(k, ""), str) for k in ("type", "event_id"))
+            event = outer.get("event", {}) if isinstance(outer, dict) else None
+            return isinstance(event, dict) \
+                and all(isinstance(outer.get(k, ""), str) for k in ("type", "event_id")) \
+                and isinstance(event.get("user", ""), str)
         form = parse_qs(text, keep_blank_values=True)
         if "payload" not in form:
             return True  # a slash command

@@ -232,7 +232,7 @@ async def test_outage_slack_the_first_event_after_a_start_is_acked_in_time(
     "KNOWN GAP: the bot now starts while the Slack Web API is down and keeps connecting "
     "(SlackAdapter._keep_connecting), but until it has the operator list it answers "
     "events 503 so Slack resends them later; this test expects the first event to be "
-    "taken at once. TelegramApp.start (getMe) still fails outright during an outage."))
+    "taken at once."))
 async def test_outage_slack_the_bot_starts_while_slack_is_down(tmp_path: Path) -> None:
     async with SlackTestbed() as sandbox:
         furnish_slack(sandbox)

@@ -194,3 +194,28 @@ async def outage_day(group: SupportGroup, sandbox: TelegramTestbed) -> dict[str,
         "out_of_order": journal.out_of_order(), "missing": found.missing,
         "twice": found.unexplained,
     }
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+@pytest.mark.parametrize("kind", ["5xx", "429"])
+async def test_outage_telegram_the_bot_starts_while_telegram_is_down(
+        tmp_path: Path, mode: str, kind: Kind) -> None:
+    """getMe fails at start: the bot runs on, keeps trying, and is whole once Telegram is back."""
+    async with TelegramTestbed(push_updates_to_webhook=mode == "webhook") as sandbox:
+        furnish(sandbox)
+        settings = sandbox_settings(sandbox, f"sqlite:///{tmp_path}/t.db",
+                                    webhook=mode == "webhook")
+        sandbox.outage(kind, 1.5)
+        group = await SupportGroup(sandbox, settings).start()  # does not raise
+        try:
+            assert not sandbox.calls_to("createForumTopic")
+            customer = People(sandbox).customer(1)
+            sandbox.private_message(customer, "Hello, anyone?")  # kept by Telegram meanwhile
+            thread = await group.topic(timeout=8.0)
+            await eventually(lambda: len(group.in_topic(thread)) >= 2)  # card + the copy
+            opened = [h for h in group.bot.store.history(None, 0) if h.kind == "opened"]
+        finally:
+            await group.stop()
+    assert len(sandbox.calls_to("getMe")) >= 2  # it failed, then it was tried again
+    assert len(sandbox.calls_to("createForumTopic")) == 1
+    assert len(opened) == 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from aiohttp import web
 from telegram import Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 
 from chat_rescue.adapters.telegram import health
 from chat_rescue.adapters.telegram.app import TelegramApp
@@ -15,11 +17,15 @@ from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay
-from chat_rescue.bot.outbox import Posted
+from chat_rescue.bot.outbox import Posted, RetryLater
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _Unreachable(Exception):
+    """Telegram did not answer (network error, 5xx, 429): worth trying again later."""
 
 
 class TelegramAdapter:
@@ -42,7 +48,8 @@ class TelegramAdapter:
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,
                                    self.support_chat_id)
-        self._started = False
+        self._started = False  # connected: getMe answered, polling or the webhook is on
+        self._connecting: asyncio.Task[None] | None = None
 
     # -- server.Adapter ----------------------------------------------------------------------
 
@@ -55,13 +62,51 @@ class TelegramAdapter:
                              "(it starts with -100)")
         # httpx logs every request URL at INFO, and Bot API URLs carry the token.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        await self.app.start()
+        try:
+            await self._connect()
+        except _Unreachable as down:
+            # Telegram keeps updates for a day, and the outbox holds what is to be sent:
+            # the rest of the bot (timers, other platforms) runs on while this retries.
+            log.error("Telegram is not reachable (%s); the bot runs on and keeps trying.", down)
+            self._connecting = asyncio.create_task(self._keep_connecting(),
+                                                   name="telegram-connect")
+
+    async def _connect(self) -> None:
+        """getMe, commands, polling or the webhook; _Unreachable when Telegram did not answer.
+
+        A refusal (a bad token, a bad request) is a configuration problem and raised as is.
+        """
+        try:
+            await self.app.start()
+        except BadRequest:  # a NetworkError subclass in PTB, but a refusal
+            raise
+        except (NetworkError, RetryAfter) as down:
+            raise _Unreachable(str(down).replace(self.app.token, "<token>")) from None
         self._started = True
 
+    async def _keep_connecting(self) -> None:
+        delay = 1.0
+        while not self._started:
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+            try:
+                await self._connect()
+            except _Unreachable as down:
+                log.warning("Telegram still not reachable (%s); next try in %gs", down, delay)
+            except TelegramError as refused:
+                log.error("Telegram refused to start: %s",
+                          str(refused).replace(self.app.token, "<token>"))
+                return
+        log.info("telegram: connected")
+
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self.app.stop()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+            self._connecting = None
+        self._started = False
+        await self.app.stop()
 
     async def check(self) -> list[str]:
         """getMe, and the bot's rights in the support group; never shows the token."""
@@ -83,6 +128,8 @@ class TelegramAdapter:
     # -- outbox.Platform ---------------------------------------------------------------------
 
     async def deliver(self, action: Action) -> Posted | None:
+        if self._connecting is not None and not self._started:  # down since the start
+            raise RetryLater(2.0, "not connected to Telegram yet")
         return await self.deliverer.deliver(action)
 
     def destination(self, action: Action) -> str:

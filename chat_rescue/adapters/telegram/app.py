@@ -95,9 +95,10 @@ class TelegramApp:
 
     async def start(self) -> None:
         """getMe, register commands, then poll or set the webhook."""
-        await self.application.initialize()
+        await self.application.initialize()  # each step is safe to repeat after a failure
         await self._set_commands()
-        await self.application.start()
+        if not self.application.running:
+            await self.application.start()
         if self.webhook_url:
             await self.bot.set_webhook(self.webhook_url, secret_token=self.secret,
                                        allowed_updates=ALLOWED_UPDATES)
@@ -146,6 +147,7 @@ class TelegramApp:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self.bot.shutdown()  # closes the HTTP clients even if getMe never answered
 
     async def _set_commands(self) -> None:
         scopes: list[tuple[list[BotCommand], BotCommandScope]] = [

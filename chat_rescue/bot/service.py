@@ -99,9 +99,9 @@ class Service:
     ) -> engine.Decision | None:
         """Apply one event; None when `inbound_id` was processed before."""
         if isinstance(event, CustomerMessage):
-            preview = _preview(event.text, self.preview_chars)
-            if preview != event.text:
-                event = replace(event, text=preview)
+            clipped = preview(event.text, self.preview_chars)
+            if clipped != event.text:
+                event = replace(event, text=clipped)
         extra = tuple(extra_actions)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
@@ -186,7 +186,7 @@ class _Submitted:
     done: asyncio.Future[engine.Decision | None]
 
 
-def _preview(text: str, limit: int) -> str:
+def preview(text: str, limit: int) -> str:
     """The short card preview: the only message text the store keeps."""
     flat = " ".join(text.split())
     if len(flat) <= limit:

@@ -44,6 +44,16 @@ class OutboxItem:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An inbound request acknowledged while it could not be handled yet (kept verbatim)."""
+
+    id: int
+    inbound_id: str
+    body: str
+    at: float
+
+
 class Store(Protocol):
     """Conversations with their deadlines, history, settings, outbox and seen inbound ids."""
 
@@ -101,6 +111,15 @@ class Store(Protocol):
 
     def prune(self, before: float) -> None:
         """Forget processed inbound ids recorded before `before`."""
+
+    def hold(self, platform: str, inbound_id: str, body: str, at: float) -> None:
+        """Keep a request to handle later; a second one with the same inbound id is ignored."""
+
+    def held(self, platform: str, limit: int) -> list[Held]:
+        """Held requests of a platform, in the order they arrived."""
+
+    def release(self, held_id: int) -> None:
+        """Forget a held request once it was handled."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -26,7 +26,7 @@ from chat_rescue.bot.model import (
     State,
     Timer,
 )
-from chat_rescue.storage.base import Change, OutboxItem, Outcome
+from chat_rescue.storage.base import Change, Held, OutboxItem, Outcome
 
 _COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
 _BOOLS = {"snoozed", "reminded"}
@@ -124,8 +124,19 @@ _MIGRATION_3 = """
         ALTER TABLE dead_letters_new RENAME TO dead_letters;
 """
 
+# Requests acknowledged while a platform was unreachable, handled once it is back.
+_MIGRATION_4 = """
+        CREATE TABLE held (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            inbound_id TEXT NOT NULL UNIQUE,
+            body TEXT NOT NULL,
+            at REAL NOT NULL
+        );
+"""
+
 # Each migration is a script run in one transaction with its version number; append only.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 
 
 def _path_of(url: str) -> str:
@@ -423,6 +434,22 @@ class SQLiteStore:
     def prune(self, before: float) -> None:
         """Forget inbound ids older than `before`; platforms stop redelivering long before."""
         self.conn.execute("DELETE FROM inbound WHERE seen_at < ?", (before,))
+
+    # -- held requests ---------------------------------------------------------
+
+    def hold(self, platform: str, inbound_id: str, body: str, at: float) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO held (platform, inbound_id, body, at) VALUES (?, ?, ?, ?)",
+            (platform, inbound_id, body, at))
+
+    def held(self, platform: str, limit: int) -> list[Held]:
+        rows = self.conn.execute(
+            "SELECT id, inbound_id, body, at FROM held WHERE platform = ? ORDER BY id LIMIT ?",
+            (platform, limit)).fetchall()
+        return [Held(*row) for row in rows]
+
+    def release(self, held_id: int) -> None:
+        self.conn.execute("DELETE FROM held WHERE id = ?", (held_id,))
 
     def close(self) -> None:
         self.conn.close()

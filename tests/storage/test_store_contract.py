@@ -474,3 +474,17 @@ def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:
     store.commit(Change(new(5, team="team-b", escalations=1)), T0)
     assert store.summary("team-a") == (3, 2)
     assert store.summary("team-b") == (1, 1)
+
+
+def test_held_requests_come_back_in_arrival_order_once_each(store: Store) -> None:
+    store.hold("slack", "slack:Ev2", '{"n": 2}', T0 + 2)
+    store.hold("slack", "slack:Ev1", '{"n": 1, "text": "שלום 👋"}', T0 + 1)
+    store.hold("telegram", "telegram:9", "{}", T0)
+    store.hold("slack", "slack:Ev2", '{"n": "a retry"}', T0 + 3)  # the same request again
+    held = store.held("slack", 10)
+    assert [(h.inbound_id, h.body, h.at) for h in held] == [
+        ("slack:Ev2", '{"n": 2}', T0 + 2), ("slack:Ev1", '{"n": 1, "text": "שלום 👋"}', T0 + 1)]
+    assert [h.inbound_id for h in store.held("slack", 1)] == ["slack:Ev2"]
+    store.release(held[0].id)
+    assert [h.inbound_id for h in store.held("slack", 10)] == ["slack:Ev1"]
+    assert [h.inbound_id for h in store.held("telegram", 10)] == ["telegram:9"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import replace
 from typing import Any
@@ -42,7 +43,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
-from chat_rescue.bot.service import Service
+from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ class _Unreachable(Exception):
 
 
 STALE = "That button no longer applies: the conversation has moved on."
+KEPT_FIELDS = {"type", "subtype", "channel", "user", "ts", "thread_ts", "bot_id", "text",
+               "reaction", "item"}
+CONNECTING = ("chat-rescue cannot reach Slack's Web API right now and is retrying; "
+              "please try again in a minute.")
 API_TIMEOUT = 10  # seconds; the outbox gives up on a delivery after 15
 
 
@@ -105,16 +110,34 @@ class SlackAdapter:
     def routes(self, app: web.Application) -> None:
         """POST /slack/events for events, clicks and commands (not in Socket Mode)."""
         if not self._app_token and self._signing_secret:
-            handler = http_handler(self.app, self._signing_secret)
+            handler = http_handler(self.app, self._signing_secret, self._while_connecting)
+            app.router.add_post(EVENTS_PATH, handler)
 
-            async def slack_events(request: web.Request) -> web.StreamResponse:
-                if not self.ready:
-                    # Until Slack is reachable we cannot tell operators from customers:
-                    # 503 makes Slack deliver the request again later.
-                    return web.Response(status=503, text="chat-rescue is connecting to Slack")
-                return await handler(request)
+    def _while_connecting(self, body: bytes, content_type: str) -> web.Response | None:
+        """Answer a verified request that cannot be handled before Slack is reachable.
 
-            app.router.add_post(EVENTS_PATH, slack_events)
+        Until the operator list is known, nobody can tell an operator's reply from a
+        customer's message. Events are kept in the store verbatim, acknowledged, and
+        handled in arrival order once connected (Slack gives up resending after three
+        tries in about five minutes, so a 503 would lose them in a longer outage). A
+        slash command is told to try again; a click gets 503, which Slack shows to the
+        person as a failure to try again.
+        """
+        if self.ready:
+            return None
+        if content_type == "application/json":
+            outer = json.loads(body)
+            if outer.get("type") != "event_callback":
+                return None  # url_verification needs no Web API
+            event_id = str(outer.get("event_id") or "")
+            if not event_id:
+                return web.Response(status=400, text="an event without event_id")
+            self.service.store.hold(PLATFORM, f"{PLATFORM}:{event_id}",
+                                    json.dumps(self._keepable(outer)), self.clock.now())
+            return web.Response(status=200)
+        if b"payload=" not in body:  # a slash command
+            return web.json_response({"response_type": "ephemeral", "text": CONNECTING})
+        return web.Response(status=503, text="chat-rescue is connecting to Slack")
 
     async def start(self) -> None:
         """Learn who we are and who the operators are; connect Socket Mode if configured.
@@ -159,7 +182,28 @@ class SlackAdapter:
         if self._app_token:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()
-        self.ready = True
+        await self._take_held()
+        self.ready = True  # no await since the last empty look at the held events
+
+    def _keepable(self, outer: dict[str, Any]) -> dict[str, Any]:
+        """What the translator reads of an event, with the text clipped to the card preview
+        (the only message text the store keeps)."""
+        event = {k: v for k, v in outer["event"].items() if k in KEPT_FIELDS}
+        if isinstance(event.get("text"), str):
+            event["text"] = preview(event["text"], self.service.preview_chars)
+        return {"type": outer["type"], "event_id": outer["event_id"], "event": event}
+
+    async def _take_held(self) -> None:
+        """Handle the events acknowledged while connecting, in arrival order, at their time."""
+        store = self.service.store
+        while held := store.held(PLATFORM, 100):
+            log.info("slack: handling %d events kept while Slack was unreachable", len(held))
+            for item in held:
+                try:
+                    await self._take_event(json.loads(item.body), item.at)
+                except Exception:  # one bad event must not stop the others or the connection
+                    log.exception("slack: a kept event %s could not be handled", item.inbound_id)
+                store.release(item.id)
 
     async def _keep_connecting(self) -> None:
         delay = 1.0
@@ -229,8 +273,10 @@ class SlackAdapter:
 
     async def on_event(self, body: dict[str, Any]) -> None:
         """An Events API event: a conversation event, an operator joining or leaving, or noise."""
-        found = translate_event(body, self.workspace, self.clock.now(),
-                                self.service.store.resolve)
+        await self._take_event(body, self.clock.now())
+
+    async def _take_event(self, body: dict[str, Any], at: float) -> None:
+        found = translate_event(body, self.workspace, at, self.service.store.resolve)
         if isinstance(found, Membership):
             operators = self.workspace.operators
             operators = operators | {found.user} if found.joined else operators - {found.user}

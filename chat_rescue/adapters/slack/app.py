@@ -74,12 +74,16 @@ def build_app(client: AsyncWebClient, signing_secret: str, listeners: Listeners,
     return app
 
 
-def http_handler(app: AsyncApp, signing_secret: str
+Early = Callable[[bytes, str], web.Response | None]
+
+
+def http_handler(app: AsyncApp, signing_secret: str, early: Early | None = None
                  ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler for POST /slack/events: hand the request to bolt, return its answer.
 
     The signature is checked here first (bolt would parse the body before checking), and
     a signed body that is not shaped like anything Slack sends gets 400, not a traceback.
+    `early(body, content_type)` sees each verified request first and may answer it itself.
     """
     verifier = SignatureVerifier(signing_secret)
 
@@ -97,6 +101,8 @@ def http_handler(app: AsyncApp, signing_secret: str
         if not _shaped_like_slack(body, request.content_type):
             log.warning("Slack request refused: a signed body Slack would not send")
             return web.Response(status=400, text="not a Slack request")
+        if early is not None and (answer := early(body, request.content_type)) is not None:
+            return answer
         response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 

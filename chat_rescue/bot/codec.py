@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from chat_rescue.bot.model import (
@@ -34,15 +36,27 @@ _NAMES: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
     for cls in (*_KINDS.values(), Conversation, ConversationRef)
 }
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """All fields' values as a tuple (attrgetter of one name returns the bare value)."""
+    get = operator.attrgetter(*names)
+    return (lambda value: (get(value),)) if len(names) == 1 else get
+
+
+_VALUES = {cls: _getter(names) for cls, names in _NAMES.items()}
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses as dicts, shallowly per level (asdict deep-copies every field)."""
-    names = _NAMES.get(type(value))
-    if names is None:
-        return value  # str, float, None, bool; StrEnums encode as their string
-    return {name: _plain(getattr(value, name)) for name in names}
+def _plain(value: Any) -> dict[str, Any]:
+    """A dataclass as a dict, nested dataclasses too (asdict deep-copies every field).
+
+    Leaves (str, float, None, bool; StrEnums encode as their string) are not visited:
+    this runs for every queued action, on the ingest hot path.
+    """
+    cls = type(value)
+    return {name: _plain(field) if type(field) in _NAMES else field
+            for name, field in zip(_NAMES[cls], _VALUES[cls](value), strict=True)}
 
 
 def encode_action(action: Action) -> tuple[str, str]:

@@ -97,7 +97,10 @@ class SlackAdapter:
                             team_id: str | None = None) -> AuthorizeResult:
             return self._authorization(enterprise_id, team_id)
 
-        self.app = build_app(self.client, self._signing_secret, self,
+        # Bolt gets a client without the token: it would warn that the token is ignored in
+        # favour of `authorize` (which hands it the token per request anyway).
+        bolt_client = AsyncWebClient(base_url=base_url, timeout=API_TIMEOUT, retry_handlers=[])
+        self.app = build_app(bolt_client, self._signing_secret, self,
                              socket_mode=bool(self._app_token), authorize=authorize)
         self._socket: AsyncSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None

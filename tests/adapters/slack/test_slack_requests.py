@@ -190,3 +190,13 @@ async def test_a_slow_users_info_is_a_refusal_not_a_missed_ack(
     assert time.monotonic() - started < 1.0
     assert reply.startswith("Sorry, only admins")
     world.sandbox.hang("users.info", 0)
+
+
+async def test_a_clean_start_logs_no_warning(world_for: World,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    world = await world_for()
+    ts = await world.says("Hello")
+    await world.card_of(ts)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert warnings == []

@@ -12,9 +12,11 @@ import time
 from pydantic import ValidationError
 
 from chat_rescue import logs
+from chat_rescue.bot.clock import SystemClock
+from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
-from chat_rescue.storage.sqlite import SQLiteStore
+from chat_rescue.storage.sqlite import SQLiteStore, database_file, describe
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ async def run() -> int:
 
 async def check() -> int:
     """Validate the configuration and reach each platform once; 0 when all is well."""
-    from chat_rescue.server import Bot
+    from chat_rescue.server import build_adapters
 
     settings = load_settings()
     if settings is None:
@@ -109,22 +111,24 @@ async def check() -> int:
     if not (settings.slack_enabled or settings.telegram_enabled):
         problems.append(NO_PLATFORM.splitlines()[0])
     try:
-        SQLiteStore(settings.database_url).close()
-        print(f"database: ok ({settings.database_url})")
-    except Exception as failed:
-        problems.append(f"DATABASE_URL cannot be opened: {failed}")
+        print(f"database: ok, {describe(settings.database_url)}")
+    except ValueError as failed:
+        problems.append(f"DATABASE_URL: {failed}")
     if not problems:
-        bot = Bot(settings)
+        # The adapters only talk to their platforms here: a scratch store keeps the
+        # check from creating or touching the real database.
+        service = Service(SQLiteStore("sqlite://"), settings.base_policy(), SystemClock())
+        adapters = build_adapters(settings, service, service.clock)
         try:
-            for adapter in bot.adapters:
+            for adapter in adapters:
                 found = await adapter.check()
                 print(f"{adapter.name}: " + ("ok" if not found else "problems found"))
                 problems += [f"{adapter.name}: {p}" for p in found]
         finally:
-            for adapter in bot.adapters:
+            for adapter in adapters:
                 with contextlib.suppress(Exception):
                     await adapter.stop()
-            bot.store.close()
+            service.store.close()
     for problem in problems:
         print(f"- {problem}")
     print("configuration ok" if not problems else f"{len(problems)} problem(s) found")
@@ -136,6 +140,10 @@ def stats(days: float, team: str | None) -> int:
     settings = load_settings()
     if settings is None:
         return 2
+    file = database_file(settings.database_url)
+    if file is not None and not file.exists():
+        print(f"No database at {file} yet: the bot creates it when it first runs.")
+        return 0
     store = SQLiteStore(settings.database_url)
     try:
         history = store.history(team, time.time() - days * 86400)

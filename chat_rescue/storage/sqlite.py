@@ -147,6 +147,46 @@ def _path_of(url: str) -> str:
     raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
 
 
+def database_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for an in-memory database)."""
+    path = _path_of(url)
+    return None if path == ":memory:" else Path(path)
+
+
+def describe(url: str) -> str:
+    """What `chat-rescue check` says about the database, without creating or changing it.
+
+    Raises ValueError, in plain words, when the bot could not use it.
+    """
+    file = database_file(url)
+    if file is None:
+        return "in memory: nothing is kept across restarts"
+    path = str(file)
+    if not file.exists():
+        parent = next(p for p in file.absolute().parents if p.exists())
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"{path} does not exist and {parent} is not writable")
+        return f"{path} will be created at the first start"
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise ValueError(f"{path} is not readable and writable by this user")
+    try:
+        conn = sqlite3.connect(f"{file.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            conversations = (conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
+                             if "conversations" in tables else 0)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as failed:
+        raise ValueError(f"{path} is not a usable SQLite database ({failed})") from None
+    if version > len(MIGRATIONS):
+        raise ValueError(f"{path} was written by a newer chat-rescue (schema {version}, "
+                         f"this one knows up to {len(MIGRATIONS)})")
+    later = " (brought up to date at the next start)" if version < len(MIGRATIONS) else ""
+    return f"{path}: {conversations} conversations, schema {version}{later}"
+
+
 class SQLiteStore:
     """The Store protocol on one SQLite file (or `:memory:`)."""
 

@@ -446,6 +446,8 @@ async def test_check_output_never_shows_a_secret(tmp_path: Path) -> None:
     outcome = dict(zip(cases, results, strict=True))
     assert outcome["good"][0] == 0, outcome["good"][1]
     assert "configuration ok" in outcome["good"][1]
+    assert "will be created at the first start" in outcome["good"][1]
+    assert not db.exists()  # a check creates nothing
     assert outcome["refused tokens"][0] == 1
     assert outcome["unreachable"][0] == 1
     assert outcome["invalid variables"][0] == 2

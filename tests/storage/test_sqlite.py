@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, Nudge, State, Timer
 from chat_rescue.storage.base import Change, Outcome
-from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore
+from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore, describe
 
 T0 = 1_700_000_000.0
 REF = ConversationRef("slack", "C1", "1700000001.000100")
@@ -164,3 +165,30 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         store.close()
+
+
+def test_describe_changes_nothing_and_says_what_it_found(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    assert describe("sqlite://") == "in memory: nothing is kept across restarts"
+    assert describe(url) == f"{db_path} will be created at the first start"
+    assert not db_path.exists()
+    store = SQLiteStore(url)
+    store.commit(Change(Conversation(REF, "team", "U1", T0)), T0)
+    store.close()
+    before = db_path.read_bytes()
+    assert describe(url) == f"{db_path}: 1 conversations, schema {len(MIGRATIONS)}"
+    assert db_path.read_bytes() == before
+
+
+def test_describe_explains_a_database_the_bot_cannot_use(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    db_path.write_bytes(b"this is not a database, just some text" * 100)
+    with pytest.raises(ValueError, match="not a usable SQLite database"):
+        describe(url)
+    db_path.unlink()
+    SQLiteStore(url).close()
+    newer = sqlite3.connect(db_path)
+    newer.execute("PRAGMA user_version = 99")
+    newer.close()
+    with pytest.raises(ValueError, match="newer chat-rescue"):
+        describe(url)

@@ -1,0 +1,76 @@
+"""The `chat-rescue` command as a user runs it: run, check and stats without a platform."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.model import Claim, ConversationRef, CustomerMessage, OperatorMessage
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.storage.sqlite import SQLiteStore
+
+
+def chat_rescue(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`chat-rescue ARGS` in `workdir` (no .env there) with only `env` configured."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SLACK_", "TELEGRAM_", "RESCUE_", "DATABASE_"))}
+    return subprocess.run(
+        [sys.executable, "-c", "from chat_rescue.cli import main; main()", *args],
+        cwd=workdir, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_run_without_a_platform_says_what_to_set_and_fails(tmp_path: Path) -> None:
+    done = chat_rescue(tmp_path, "run", DATABASE_URL=f"sqlite:///{tmp_path}/r.db")
+    assert done.returncode != 0
+    for variable in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TELEGRAM_BOT_TOKEN",
+                     "TELEGRAM_SUPPORT_CHAT_ID", "chat-rescue demo"):
+        assert variable in done.stdout + done.stderr
+
+
+def test_check_without_a_platform_fails_and_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    done = chat_rescue(tmp_path, "check", DATABASE_URL=f"sqlite:///{db}")
+    assert done.returncode == 1
+    assert "No platform is configured" in done.stdout
+    assert "will be created at the first start" in done.stdout
+    assert not db.exists()
+
+
+def test_check_names_each_invalid_variable(tmp_path: Path) -> None:
+    done = chat_rescue(tmp_path, "check", RESCUE_IDLE="5 minutes", PORT="a lot")
+    assert done.returncode == 2
+    assert "RESCUE_IDLE" in done.stderr and "PORT" in done.stderr
+
+
+def test_stats_without_a_database_says_so_and_creates_none(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    done = chat_rescue(tmp_path, "stats", DATABASE_URL=f"sqlite:///{db}")
+    assert done.returncode == 0
+    assert "No database" in done.stdout
+    assert not db.exists()
+
+
+def test_stats_prints_each_teams_figures_from_the_history(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    now = time.time() - 3600
+    clock = FakeClock(now)
+    service = Service(SQLiteStore(f"sqlite:///{db}"), Policy(), clock)
+    for n, team in enumerate(["support", "support", "billing"]):
+        ref = ConversationRef("slack", "C1", f"1.{n}")
+        service.handle(CustomerMessage(ref, now, f"U{n}", "Hello", team))
+        service.handle(Claim(ref, now + 5, "ana", via="button"))
+        service.handle(OperatorMessage(ref, now + 20 + n, "ana"))
+    service.store.close()
+    done = chat_rescue(tmp_path, "stats", DATABASE_URL=f"sqlite:///{db}")
+    assert done.returncode == 0, done.stderr
+    assert "Team billing" in done.stdout and "Team support" in done.stdout
+    support = done.stdout[done.stdout.index("Team support"):]
+    assert "Conversations           2" in support
+    assert "First response          p50 20s" in support
+    only = chat_rescue(tmp_path, "stats", "--team", "billing", DATABASE_URL=f"sqlite:///{db}")
+    assert "Team billing" in only.stdout and "Team support" not in only.stdout

@@ -267,6 +267,7 @@ async def deliver(group: SupportGroup, update: Json) -> None:
     status, _ = await telegram_post(group.settings.telegram_webhook_url,
                                     json.dumps(update).encode(), WEBHOOK_SECRET)
     assert status == 200
+    await group.adapter.inbound.settled()  # the reply, sent beside the next updates
 
 
 async def test_telegram_only_creators_and_administrators_change_settings(

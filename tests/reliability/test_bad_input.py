@@ -119,6 +119,7 @@ async def deliver(group: SupportGroup, update: Json) -> int:
     group.sandbox.updates.clear()
     status, _ = await telegram_post(group.settings.telegram_webhook_url,
                                     json.dumps(update).encode(), WEBHOOK_SECRET)
+    await group.adapter.inbound.settled()  # replies are sent beside the next updates
     return status
 
 

@@ -219,3 +219,37 @@ async def test_outage_telegram_the_bot_starts_while_telegram_is_down(
     assert len(sandbox.calls_to("getMe")) >= 2  # it failed, then it was tried again
     assert len(sandbox.calls_to("createForumTopic")) == 1
     assert len(opened) == 1
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_outage_telegram_a_hanging_button_answer_holds_no_update(
+        tmp_path: Path, mode: str) -> None:
+    """answerCallbackQuery hangs: the click is applied, and the updates behind it are too."""
+    async with TelegramTestbed(push_updates_to_webhook=mode == "webhook") as sandbox:
+        furnish(sandbox)
+        settings = sandbox_settings(sandbox, f"sqlite:///{tmp_path}/t.db",
+                                    webhook=mode == "webhook")
+        group = await SupportGroup(sandbox, settings).start()
+        try:
+            people = People(sandbox)
+            first, second = people.customer(1), people.customer(2)
+            sandbox.private_message(first, "Hello")
+            thread = await group.topic()
+            await group.drained()
+            sandbox.outage("hang", 3.0, methods={"answerCallbackQuery"})
+            group.press(BEN, group.card(thread), "Claim")
+            sandbox.private_message(second, "Me too")
+            sandbox.group_message(GROUP, ANA, "/rescue status", thread_id=thread)
+            began = time.monotonic()
+            await eventually(lambda: group.conversation(first)
+                             and group.conversation(first).owner == str(BEN))
+            await group.topic(1)  # the second customer's topic, made meanwhile
+            await eventually(lambda: any("Timers here" in m.get("text", "")
+                                         for m in group.in_topic(thread)))
+            took = time.monotonic() - began
+            answered = len(sandbox.calls_to("answerCallbackQuery"))
+        finally:
+            await group.stop()
+    print(f"updates behind a hanging answerCallbackQuery handled in {took * 1000:.0f} ms")
+    assert took < 1.5  # the answer itself hangs for 3 s
+    assert answered == 1

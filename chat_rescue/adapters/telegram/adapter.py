@@ -106,6 +106,7 @@ class TelegramAdapter:
                 await self._connecting
             self._connecting = None
         self._started = False
+        await self.inbound.close()  # replies under way, while the HTTP client is open
         await self.app.stop()
 
     async def check(self) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from telegram import Bot, ReplyParameters, Update
 from telegram.error import TelegramError
@@ -43,7 +46,13 @@ ANSWERS: dict[type, str] = {
 
 
 class Inbound:
-    """Applies one update at a time; every update_id changes the store at most once."""
+    """Applies one update at a time; every update_id changes the store at most once.
+
+    Updates are taken in order, so what an update changes is committed before the next is
+    looked at (a `/rescue set` waits for its admin check). The Telegram calls that only
+    follow up (answering a button, replying to a command, greeting) run beside the next
+    updates: one slow or hanging reply must not hold the queue behind it.
+    """
 
     def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
                  support_chat_id: int) -> None:
@@ -53,6 +62,8 @@ class Inbound:
         self.memory = memory
         self.support_chat_id = support_chat_id
         self.admin_problem: str | None = None
+        self._follow_ups: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}  # lane -> its latest call
 
     async def handle(self, update: Update) -> None:
         """Translate the update and carry it out."""
@@ -71,12 +82,48 @@ class Inbound:
         elif isinstance(intent, tr.Ignored):
             log.debug("update %s ignored: %s", update.update_id, intent.reason)
             if intent.query_id is not None:
-                await self._answer(intent.query_id)
+                self._later(self._answer(intent.query_id), "answers")
         elif self._first_time(inbound_id):
             if isinstance(intent, tr.Command):
                 await self._command(intent)
             else:
                 self._membership(intent)
+
+    def _later(self, call: Coroutine[Any, Any, None], lane: str = "replies") -> None:
+        """Run Telegram calls that follow a handled update without holding the next ones.
+
+        Calls of one lane run one after another (replies arrive in the order of the
+        commands); button answers have a lane of their own.
+        """
+        task = asyncio.create_task(self._logged(call, self._last.get(lane)))
+        self._last[lane] = task
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
+
+    @staticmethod
+    async def _logged(call: Coroutine[Any, Any, None], after: asyncio.Task[None] | None) -> None:
+        try:
+            if after is not None:
+                await asyncio.wait([after])
+            await call
+        except TelegramError as failed:
+            log.warning("Telegram: a reply could not be sent: %s", failed)
+        except Exception:
+            log.exception("Telegram: a reply failed")
+
+    async def settled(self) -> None:
+        """Wait until every reply under way is done."""
+        while self._follow_ups:
+            await asyncio.wait(set(self._follow_ups))
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Give replies under way a moment to finish, then cancel the rest."""
+        if not self._follow_ups:
+            return
+        _, late = await asyncio.wait(set(self._follow_ups), timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     def _first_time(self, inbound_id: str) -> bool:
         """Record the update as seen; False when it was processed before."""
@@ -98,11 +145,13 @@ class Inbound:
             # Shown to the presser alone; the queued ClaimRefused message is then skipped.
             self.memory.alerted.add((refused.ref.key, refused.operator))
             owner = self.memory.name(refused.owner)
-            await self._answer(intent.query_id, texts.claim_refused(refused, owner), alert=True)
+            self._later(self._answer(intent.query_id, texts.claim_refused(refused, owner),
+                                     alert=True), "answers")
         elif decision is not None and decision.changed:
-            await self._answer(intent.query_id, ANSWERS.get(type(event), ""))
+            self._later(self._answer(intent.query_id, ANSWERS.get(type(event), "")), "answers")
         else:
-            await self._answer(intent.query_id, "Nothing to do: it has moved on.")
+            self._later(self._answer(intent.query_id, "Nothing to do: it has moved on."),
+                        "answers")
 
     async def _answer(self, query_id: str, text: str = "", alert: bool = False) -> None:
         # An old or already answered query must not fail the update.
@@ -112,9 +161,10 @@ class Inbound:
     # -- commands ----------------------------------------------------------------------------
 
     async def _command(self, command: tr.Command) -> None:
+        """Applied in arrival order (the admin check is awaited); the reply follows later."""
         if command.private:
             if command.name in ("start", "help"):
-                await self.bot.send_message(command.chat_id, GREETING)
+                self._later(self._greet(command.chat_id))
             return
         if command.name == "rescue":
             ctx = commands.CommandContext(
@@ -124,9 +174,12 @@ class Inbound:
                 is_admin=await self._is_admin(command.user),
                 intake=False,
             )
-            await self._reply(command, commands.run(command.args, ctx, self.service))
+            self._later(self._reply(command, commands.run(command.args, ctx, self.service)))
         elif command.name == "close":
-            await self._reply(command, CLOSE_HINT)
+            self._later(self._reply(command, CLOSE_HINT))
+
+    async def _greet(self, chat_id: int) -> None:
+        await self.bot.send_message(chat_id, GREETING)
 
     async def _is_admin(self, user_id: str) -> bool:
         """Creator or administrator of the support group (asked every time: rights change)."""

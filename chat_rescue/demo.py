@@ -213,6 +213,19 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
     return summary
 
 
+def moments(steps: list[Step]) -> list[list[list[Step]]]:
+    """The day's steps grouped by time, then by conversation (in script order).
+
+    What happens at the same moment in different conversations is played at once, as
+    people would: played one after another, a burst of four customers would spread over
+    seconds of accelerated time and their timers with it.
+    """
+    grouped: dict[float, dict[int, list[Step]]] = {}
+    for step in steps:
+        grouped.setdefault(step.at, {}).setdefault(step.conv, []).append(step)
+    return [list(by_conv.values()) for by_conv in grouped.values()]
+
+
 async def _until(clock: FastClock, at: float) -> None:
     wait = clock.real(at - clock.now())
     if wait > 0:

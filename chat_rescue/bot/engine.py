@@ -107,6 +107,11 @@ def card_status(conv: Conversation, name: Callable[[str], str] = str) -> str:
     return f"with {owner}"
 
 
+def _card_view(conv: Conversation) -> tuple[str, bool]:
+    """What an inbox card shows: its status, and whether the customer waits on us."""
+    return card_status(conv), conv.waiting_since is not None
+
+
 def decide(
     conv: Conversation | None, event: InboundEvent, policy: Policy, now: float
 ) -> Decision:
@@ -137,7 +142,7 @@ def _finish(
     policy: Policy,
 ) -> Decision:
     after = with_deadline(after, policy)
-    if before is not None and card_status(before) != card_status(after):
+    if before is not None and _card_view(before) != _card_view(after):
         actions.append(UpdateCard(after))
     return Decision(after, tuple(actions), tuple(history))
 

@@ -58,9 +58,10 @@ async def play_slack(speed: float = 500.0, write: Callable[[str], None] = print)
             await world.start(pace=1.0)  # Slack's one message per second per channel
             watcher = asyncio.create_task(show.follow())
             try:
-                for step in demo._day():
-                    await _until(clock, demo.DAY_START + step.at)
-                    await Person(world, show).act(step)
+                for moment in demo.moments(demo._day()):
+                    await _until(clock, demo.DAY_START + moment[0][0].at)
+                    await asyncio.gather(*(Person(world, show).act_all(steps)
+                                           for steps in moment))
                 await _until(clock, demo.DAY_START + 6700)  # the last auto-closes
                 await world.bot.runtime.drained()
                 await asyncio.sleep(0.05)
@@ -96,6 +97,10 @@ class Person:
     def __init__(self, world: SlackWorld, show: Transcript) -> None:
         self.world = world
         self.show = show
+
+    async def act_all(self, steps: list[demo.Step]) -> None:
+        for step in steps:
+            await self.act(step)
 
     async def act(self, step: demo.Step) -> None:
         customer, where = demo.CUSTOMERS[step.conv]
@@ -223,6 +228,8 @@ class Transcript:
     def _plain(self, text: str) -> str:
         def name(match: re.Match[str]) -> str:
             kind, ref, label = match.groups()
+            if kind == "!" and ref.startswith("date^"):
+                return label or ""  # a time Slack would show in the reader's zone
             if kind == "@":
                 return "@" + self._name(ref)
             if kind == "#":

@@ -377,3 +377,13 @@ def test_a_claim_race_yields_exactly_one_owner(claimers: list[str]) -> None:
         refused += [a for a in run.at(1, Claim, who) if isinstance(a, ClaimRefused)]
     assert run.c.owner == claimers[0]
     assert [r.operator for r in refused] == [w for w in claimers if w != claimers[0]]
+
+
+def test_the_card_follows_who_waits_on_whom() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    assert card_status(run.c) == "with ana" and run.c.waiting_since is None
+    assert kinds(run.at(50, CustomerMessage, "alice")) == [UpdateCard]  # waiting again
+    assert kinds(run.at(55, CustomerMessage, "alice")) == []  # still waiting: no news
+    assert kinds(run.at(70, OperatorMessage, "ana")) == [UpdateCard]  # answered again

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chat_rescue.adapters.slack.mentions import channel, escalation_target, escape, user
+from chat_rescue.adapters.slack.mentions import (
+    channel,
+    clock_time,
+    escalation_target,
+    escape,
+    user,
+)
 from chat_rescue.bot import texts
 from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
@@ -81,9 +87,11 @@ def card(conv: Conversation, now: float) -> Message:
     elif conv.waiting_since is None:
         line = f"{status} · answered"
     else:
-        waited = texts.waited(now - conv.waiting_since)
+        # A time, not a duration: the card is updated when the state changes, not every
+        # minute, and "waiting 0s" would stay on it until then.
+        since = f"since {clock_time(conv.waiting_since)}"
         nudged = status.endswith("customer waiting")  # "with X: customer waiting"
-        line = f"{status} {waited}" if nudged else f"{status} · customer waiting {waited}"
+        line = f"{status} {since}" if nudged else f"{status} · customer waiting {since}"
     head = f"*{user(conv.customer)}* in {channel(conv.ref.channel)}"
     quote = f"\n>{escape(conv.preview)}" if conv.preview else ""
     blocks = [

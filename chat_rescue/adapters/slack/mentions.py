@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 _USER = re.compile(r"^@?([UW][A-Z0-9]{2,})$")
 _GROUP = re.compile(r"^@?(S[A-Z0-9]{2,})$")
@@ -20,6 +21,12 @@ def user(user_id: str) -> str:
 def channel(channel_id: str) -> str:
     """A link to a channel."""
     return f"<#{channel_id}>"
+
+
+def clock_time(epoch: float) -> str:
+    """A time of day that Slack shows in each reader's own time zone (UTC where it cannot)."""
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(epoch)}^{{time}}|{fallback}>"
 
 
 def escalation_target(target: str) -> str:

@@ -142,13 +142,17 @@ class Deliverer:
         if ids is None:
             return None  # the card was never posted: nothing to bring up to date
         topic, card = ids
-        try:
-            await self.bot.edit_message_text(
-                render.card(conv, self.memory), chat_id=self.group, message_id=card,
-                parse_mode=ParseMode.HTML, reply_markup=keyboards.card(conv))
-        except BadRequest as bad:
-            if not _is(bad, "not modified"):
-                log.warning("could not edit the card of %s: %s", conv.ref.key, bad.message)
+        text, markup = render.card(conv, self.memory), keyboards.card(conv)
+        shown = text + (markup.to_json() if markup else "")
+        if self.memory.cards.get(card) != shown:  # the card may not show what changed
+            try:
+                await self.bot.edit_message_text(
+                    text, chat_id=self.group, message_id=card, parse_mode=ParseMode.HTML,
+                    reply_markup=markup)
+            except BadRequest as bad:
+                if not _is(bad, "not modified"):
+                    log.warning("could not edit the card of %s: %s", conv.ref.key, bad.message)
+            self.memory.cards[card] = shown
         await self._sync_topic(conv, topic)
         return None
 

@@ -25,6 +25,8 @@ class Memory:
     # topic id -> the name we last gave it, and whether we last closed it.
     topic_names: dict[int, str] = field(default_factory=dict)
     topic_closed: dict[int, bool] = field(default_factory=dict)
+    # card message id -> what we last made it show (text and buttons).
+    cards: dict[int, str] = field(default_factory=dict)
 
     def remember(self, user: User | None) -> None:
         """Note a user's display name (from any update)."""

@@ -41,8 +41,9 @@ class Ticker:
         service.on_deadline(self.poke)
 
     def poke(self, at: float) -> None:
-        """A deadline at `at` was scheduled: wake up if it is sooner than the current target."""
+        """A deadline at `at` was scheduled: make it the target if it is sooner (no query)."""
         if self._target is None or at < self._target:
+            self._target = at
             self._wake.set()
 
     def fire_due(self, now: float) -> int:
@@ -69,14 +70,20 @@ class Ticker:
         return len(fired)
 
     async def run(self) -> None:
-        """Run forever: fire what is due, then sleep until the next deadline or a poke."""
+        """Run forever: fire what is due, then sleep until the next deadline or a poke.
+
+        A wake-up for a deadline queries what is due and, once that is done, the next
+        deadline; a poke carries its deadline and costs no query at all.
+        """
+        self._target = self.clock.now()  # overdue deadlines fire on the first wake-up
         while True:
             self._wake.clear()
-            if self.fire_due(self.clock.now()):
-                await asyncio.sleep(0)  # let inbound work in between slices; more may be due
-                continue
             now = self.clock.now()
-            self._target = self.store.next_deadline()
+            if self._target is not None and self._target <= now:
+                if self.fire_due(now) == self.batch:
+                    await asyncio.sleep(0)  # let inbound work in between slices; more is due
+                    continue
+                self._target = self.store.next_deadline()
             timeout = None
             if self._target is not None:
                 timeout = max(0.0, self.clock.real(self._target - now))

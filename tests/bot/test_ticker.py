@@ -398,3 +398,36 @@ async def test_a_failing_overdue_conversation_does_not_make_the_ticker_spin(
         await asyncio.sleep(0.1)  # 100 s of bot time: a few retries, not thousands
     assert 1 <= queries["due"] < 20
     assert bot.ticker.fired == 0
+
+
+async def test_a_poke_costs_no_query_and_a_deadline_one_of_each() -> None:
+    clock = FakeClock(T0)
+    bot = make_bot(None, clock)
+    queries = Counter[str]()
+    for name in ("due", "next_deadline"):
+        method = getattr(bot.store, name)
+
+        def counted(*args: object, _method: Callable[..., object] = method,
+                    _name: str = name) -> object:
+            queries[_name] += 1
+            return _method(*args)
+
+        setattr(bot.store, name, counted)
+    task = asyncio.create_task(bot.ticker.run())
+    try:
+        await asyncio.sleep(0.02)
+        assert queries == {"due": 1, "next_deadline": 1}  # the start: anything overdue?
+        for n in range(1, 6):  # five new conversations, each pokes with its deadline
+            bot.open(n)
+            await asyncio.sleep(0.01)
+        assert queries == {"due": 1, "next_deadline": 1}
+        clock.advance(120)  # all five accept deadlines are due
+        bot.ticker.poke(clock.now())  # the fake clock does not wake a sleeper by itself
+        assert await wait_for(lambda: bot.ticker.fired == 5)
+        await asyncio.sleep(0.02)
+        assert queries == {"due": 2, "next_deadline": 2}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bot.store.close()

@@ -191,18 +191,11 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
               "#help and #vip.\n")
         await runtime.start()
         try:
-            for step in _day():
-                await _until(clock, DAY_START + step.at)
-                if step.act == "rescue":
-                    _, channel = CUSTOMERS[step.conv]
-                    ctx = commands.CommandContext(
-                        TEAM, ConversationRef("console", channel), step.who,
-                        is_admin=step.who in ADMINS, intake=True)
-                    console.say(f"  to @{step.who}", f"/rescue {step.text} -> "
-                                + commands.run(step.text, ctx, service))
-                    continue
-                console.say(*_narrate(step))
-                service.handle(_event(step, clock.now()))
+            for moment in moments(_day()):
+                await _until(clock, DAY_START + moment[0][0].at)
+                with clock.held():  # what the script does at one time happens at once
+                    for step in (step for steps in moment for step in steps):
+                        _play(step, service, console, clock.now())
             await _until(clock, DAY_START + 6700)  # the last auto-closes and reminders
             await runtime.drained()
         finally:
@@ -211,6 +204,19 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
         store.close()
     write(summary)
     return summary
+
+
+def _play(step: Step, service: Service, console: ConsolePlatform, now: float) -> None:
+    if step.act == "rescue":
+        _, channel = CUSTOMERS[step.conv]
+        ctx = commands.CommandContext(
+            TEAM, ConversationRef("console", channel), step.who,
+            is_admin=step.who in ADMINS, intake=True)
+        console.say(f"  to @{step.who}", f"/rescue {step.text} -> "
+                    + commands.run(step.text, ctx, service))
+        return
+    console.say(*_narrate(step))
+    service.handle(_event(step, now))
 
 
 def moments(steps: list[Step]) -> list[list[list[Step]]]:

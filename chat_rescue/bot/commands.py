@@ -52,7 +52,7 @@ class CommandContext:
 
     `here` is the channel the command was typed in; `intake` says whether that is a
     customer channel (set changes its override) or the team channel (set changes
-    the team default).
+    the team default). `elsewhere`: neither, so nothing may be changed from there.
     """
 
     team: str
@@ -60,6 +60,7 @@ class CommandContext:
     user: str
     is_admin: bool
     intake: bool = False
+    elsewhere: bool = False
 
 
 class CommandError(ValueError):
@@ -122,6 +123,9 @@ def _scope(ctx: CommandContext) -> tuple[str, str]:
 def _change(ctx: CommandContext, service: Service, key: str, value: str) -> str:
     if not ctx.is_admin:
         return "Sorry, only admins can change rescue settings. Nothing was changed."
+    if ctx.elsewhere:
+        return ("Settings are changed in the team channel (the team default) or in an "
+                "intake channel (that channel). Nothing was changed.")
     scope, where = _scope(ctx)
     service.store.put_setting(scope, key, value, ctx.user, service.clock.now())
     service.settings_changed(ctx.team)

@@ -370,3 +370,14 @@ def test_stats_shows_the_figures_of_the_period(service: Service, clock: FakeCloc
     assert "Conversations           3" in run("stats 7d", admin(), service)
     other_team = CommandContext("team-b", INTAKE, "U0ANA", is_admin=True, intake=True)
     assert "Conversations           0" in run("stats", other_team, service)
+
+
+def test_settings_are_not_changed_from_a_channel_that_is_neither_team_nor_intake(
+    service: Service, store: SQLiteStore,
+) -> None:
+    random = ConversationRef("slack", "C0RANDOM")
+    ctx = CommandContext(TEAM, random, "U0ANA", is_admin=True, elsewhere=True)
+    for typed in ("set idle 1m", "escalate-to @here"):
+        assert run(typed, ctx, service).endswith("Nothing was changed.")
+    assert stored(store) == []
+    assert run("", ctx, service).startswith("Timers here:")  # reading is fine anywhere

@@ -330,6 +330,8 @@ class SlackAdapter:
             user=user,
             is_admin=await self.admins.is_admin(user),
             intake=channel in self.workspace.intake,
+            elsewhere=channel not in self.workspace.intake
+            and channel != self.workspace.team_channel,
         )
         return escape(commands.run(str(command.get("text") or ""), ctx, self.service))
 

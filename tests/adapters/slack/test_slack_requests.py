@@ -143,6 +143,13 @@ async def test_admin_set_in_the_team_channel_sets_the_team_default(world: SlackW
     assert world.bot.store.settings(f"team:{TEAM_KEY}") == {"accept": "1m"}
 
 
+async def test_admin_set_elsewhere_changes_nothing(world: SlackWorld) -> None:
+    reply = json.loads(await world.rescue("set accept 1m", user=ANNA, channel="C0RANDOM"))
+    assert reply["text"].endswith("Nothing was changed.")
+    assert world.bot.store.settings(f"team:{TEAM_KEY}") == {}
+    assert world.bot.store.settings("channel:slack:C0RANDOM") == {}
+
+
 async def test_configured_admins_may_change_settings(world_for: World) -> None:
     world = await world_for(slack_admins=f"{BOB}, U0SOMEONE")
     reply = json.loads(await world.rescue("set first_response 1m", user=BOB))["text"]

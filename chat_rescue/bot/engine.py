@@ -262,7 +262,8 @@ def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) ->
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
     if conv.state is not State.WAITING_ON_CUSTOMER:
         return None
-    return replace(conv, timer_from=now, reminded=False), [], []
+    kept = replace(conv, timer_from=now, reminded=False)
+    return kept, [], [_event(conv, "kept_open", event.at, event.by)]
 
 
 def _return_to_inbox(conv: Conversation, now: float, reason: str,

@@ -221,6 +221,7 @@ def test_close_reminder_then_keep_open_restarts_the_silence() -> None:
     assert run.c.deadline is None  # reminded once, auto_close off
     run.at(2000, KeepOpen, "ana")
     assert run.c.deadline == T0 + 2000 + 1800
+    assert run.history == ["kept_open"]
 
 
 def test_auto_close_closes_with_the_closing_message() -> None:

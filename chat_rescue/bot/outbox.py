@@ -19,7 +19,7 @@ from chat_rescue.storage.base import OutboxItem, Store
 log = logging.getLogger(__name__)
 
 DIGEST_MIN = 3  # this many notices for one channel at once become one digest
-DIGEST_MAX = 25  # and a digest lists at most this many
+DIGEST_MAX = 20  # and a digest lists at most this many (Slack: 50 blocks a message)
 MAX_ATTEMPTS = 12  # with backoff capped at 5 min: about an hour of trying
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
 PAUSE_AFTER_ERROR = 1.0

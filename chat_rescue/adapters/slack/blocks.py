@@ -144,15 +144,26 @@ def close_reminder(action: CloseReminder) -> Message:
 
 
 def digest(notices: tuple[Action, ...]) -> Message:
-    """Several notices for the team channel in one message; unowned ones get Claim."""
+    """Several notices for the team channel in one message, each with the buttons it has
+    on its own: Claim beside an unowned one, the owner's one-tap actions under a nudge or
+    a close reminder (Reply now needs a permalink call per nudge, so it is left out)."""
     lines = [notice_text(notice) for notice in notices]
     title = texts.digest_title(len(notices))
     blocks = [section(f"*{title}*")]
     for number, (notice, line) in enumerate(zip(notices, lines, strict=True)):
-        claim = None
+        where = f"notice_{number}"
         if isinstance(notice, ReturnToInbox | Escalate):
-            claim = button("Claim", CLAIM, notice.ref.key)
-        blocks.append(section("• " + line, claim, f"notice_{number}"))
+            blocks.append(section("• " + line, button("Claim", CLAIM, notice.ref.key), where))
+            continue
+        blocks.append(section("• " + line, block_id=where))
+        if isinstance(notice, Nudge):
+            key = notice.ref.key
+            blocks.append(actions(f"{where}_actions", button("Snooze", SNOOZE, key),
+                                  button("Close", CLOSE, key), button("Hand off", HAND_OFF, key)))
+        elif isinstance(notice, CloseReminder):
+            key = notice.ref.key
+            blocks.append(actions(f"{where}_actions", button("Close", CLOSE, key),
+                                  button("Keep open", KEEP_OPEN, key)))
     return Message("\n".join([title, *("• " + line for line in lines)]), blocks)
 
 

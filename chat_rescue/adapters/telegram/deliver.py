@@ -265,13 +265,19 @@ class Deliverer:
         return None
 
     async def _digest(self, action: Digest) -> None:
-        choices = [
-            (notice.ref.key, notice.customer or "customer")
-            for notice in action.notices
-            if isinstance(notice, ReturnToInbox | Escalate)
-        ]
+        choices = []
+        for notice in action.notices:
+            if isinstance(notice, ReturnToInbox | Escalate):
+                kind = "claim"
+            elif isinstance(notice, Nudge):
+                kind = "nudge"
+            elif isinstance(notice, CloseReminder):
+                kind = "reminder"
+            else:
+                continue
+            choices.append((kind, notice.ref.key, notice.customer or "customer"))
         await self._send(render.digest(action.notices, self.memory),
-                         markup=keyboards.claims(choices))
+                         markup=keyboards.digest(choices))
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -67,11 +67,24 @@ def close_reminder(key: str) -> InlineKeyboardMarkup:
         [[_button("Close", "close", key), _button("Keep open", "keep", key)]])
 
 
-def claims(choices: Iterable[tuple[str, str]]) -> InlineKeyboardMarkup | None:
-    """One "Claim <customer>" row per (key, customer), for a digest; None when there are none."""
+DIGEST_VERBS = {  # what each kind of notice offers, as on its own message
+    "claim": (("Claim", "claim"),),
+    "nudge": (("Snooze", "snooze"), ("Close", "close"), ("Hand off", "handoff")),
+    "reminder": (("Close", "close"), ("Keep open", "keep")),
+}
+
+
+def digest(choices: Iterable[tuple[str, str, str]]) -> InlineKeyboardMarkup | None:
+    """One row per (kind, key, customer) of a digest, its buttons named after the customer
+    ("Claim Alice"; "Snooze Bob", "Close", "Hand off"); None when there are none."""
     rows, seen = [], set()
-    for key, customer in choices:
-        if key not in seen:
-            seen.add(key)
-            rows.append([_button(f"Claim {customer}"[:60], "claim", key)])
+    for kind, key, customer in choices:
+        if (kind, key) in seen:
+            continue
+        seen.add((kind, key))
+        verbs = DIGEST_VERBS[kind]
+        first_label, first_verb = verbs[0]
+        row = [_button(f"{first_label} {customer}"[:60], first_verb, key)]
+        row += [_button(label, verb, key) for label, verb in verbs[1:]]
+        rows.append(row)
     return InlineKeyboardMarkup(rows) if rows else None

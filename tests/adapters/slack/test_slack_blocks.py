@@ -82,18 +82,26 @@ def test_notices_mention_people_and_carry_their_buttons() -> None:
     assert reminder.text.startswith("<@U0A>, <@U0C> has been silent for 30m")
 
 
-def test_a_digest_lists_every_notice_and_offers_claim_for_unowned_ones() -> None:
+def test_a_digest_lists_every_notice_with_the_buttons_it_has_alone() -> None:
     notices = (
         ReturnToInbox(REF, "U0A", 60.0, "no first response within 30s", "U0C", "hi"),
         Escalate(REF, "@here", 120.0, 1, "U0D", "hello"),
         Nudge(REF, "U0B", 300.0, None, "U0E"),
+        CloseReminder(REF, "U0B", 1800.0, None, "U0F"),
     )
     digest = blocks.digest(notices)
-    assert digest.text.splitlines()[0] == "3 conversations need attention:"
-    assert len(digest.text.splitlines()) == 4
+    assert digest.text.splitlines()[0] == "4 conversations need attention:"
+    assert len(digest.text.splitlines()) == 5
     assert "(<@U0A>)" in digest.text and "<!here>" in digest.text and "<@U0B>," in digest.text
-    claims = [b.get("accessory", {}).get("action_id") for b in digest.blocks[1:]]
-    assert claims == ["claim", "claim", None]
+    shown = [(b["type"], b.get("accessory", {}).get("action_id"),
+              [e["action_id"] for e in b.get("elements", [])]) for b in digest.blocks[1:]]
+    assert shown == [
+        ("section", "claim", []), ("section", "claim", []),
+        ("section", None, []), ("actions", None, ["snooze", "close", "hand_off"]),
+        ("section", None, []), ("actions", None, ["close", "keep_open"]),
+    ]
+    ids = [b.get("block_id") for b in digest.blocks[1:]]
+    assert len(set(ids)) == len(ids)  # a click names the block it came from
 
 
 def test_pressing_a_notice_button_replaces_the_buttons_with_who_pressed() -> None:

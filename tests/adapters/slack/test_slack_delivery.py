@@ -100,6 +100,41 @@ async def test_a_burst_of_overdue_conversations_arrives_as_one_digest(
         await restarted.stop()
 
 
+async def test_nudges_in_a_digest_keep_their_one_tap_actions(
+    sandbox: SlackSandbox, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(rescue_idle="300ms", rescue_escalate="10m")
+    world = SlackWorld(sandbox, settings)
+    await world.start()
+    started = []
+    for n in range(3):
+        ts = await world.says(f"Question {n}")
+        await world.says("Here to help", thread=ts, user=ANNA)
+        started.append(ts)
+    await eventually(lambda: all(world.conv(ts).owner == ANNA for ts in started))
+    for ts in started:
+        await world.says("And one more thing", thread=ts)
+    await eventually(lambda: all(world.conv(ts).state is State.WAITING_ON_OPERATOR
+                                 for ts in started))
+    await world.bot.runtime.drained()
+    await world.stop()  # down while the idle timers run out
+    await asyncio.sleep(0.5)
+
+    restarted = SlackWorld(sandbox, settings)
+    await restarted.start()
+    try:
+        await eventually(lambda: all(restarted.conv(ts).nudged_at for ts in started))
+        await restarted.bot.runtime.drained()
+        [digest] = [m for m in restarted.team_posts() if "need attention" in m["text"]]
+        assert digest["text"].count("are you still with") == 3
+        assert buttons(digest) == ["snooze", "close", "hand_off"] * 3
+        await restarted.click(ANNA, "snooze", digest)
+        await eventually(lambda: restarted.conv(started[0]).snoozed)
+        assert restarted.conv(started[0]).nudged_at is None
+    finally:
+        await restarted.stop()
+
+
 async def test_posts_are_paced_per_channel_and_updates_have_their_own_lane(
     sandbox: SlackSandbox, settings_for: Callable[..., Settings]
 ) -> None:

@@ -105,7 +105,7 @@ async def test_a_card_is_not_posted_twice_when_a_later_step_hits_flood_control(r
     assert len(rig.sandbox.messages(GROUP, None)) == 1
 
 
-async def test_a_digest_is_one_general_message_with_a_claim_per_conversation(rig: Rig) -> None:
+async def test_a_digest_is_one_general_message_with_each_notices_buttons(rig: Rig) -> None:
     alice, bruno = await rig.post(), await rig.post(OTHER, "Bruno")
     before = len(rig.sandbox.messages(GROUP, None))
     notices = (
@@ -120,7 +120,10 @@ async def test_a_digest_is_one_general_message_with_a_claim_per_conversation(rig
     digest = general[-1]
     assert digest["text"].startswith("3 conversations need attention:")
     assert "@oncall" in digest["text"] and "are you still with Alice" in digest["text"]
-    assert buttons(digest) == ["Claim Alice", "Claim Bruno"]
+    assert buttons(digest) == ["Claim Alice", "Claim Bruno", "Snooze Alice", "Close",
+                               "Hand off"]
+    rows = digest["reply_markup"]["inline_keyboard"]
+    assert [len(row) for row in rows] == [1, 1, 3]  # one row per notice
 
 
 async def test_a_refused_claim_without_an_alert_is_said_in_the_topic(rig: Rig) -> None:

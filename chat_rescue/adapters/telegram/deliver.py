@@ -47,6 +47,8 @@ from chat_rescue.bot.service import Service
 
 log = logging.getLogger(__name__)
 
+ADMINS_FOR = 600.0  # seconds the support group's administrator list is trusted
+
 T = TypeVar("T")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Bad Requests that a fixed configuration cures: retried with backoff, not dropped.
@@ -78,6 +80,7 @@ class Deliverer:
         self.memory = memory
         self.group = support_chat_id
         self._steps: OrderedDict[Hashable, Any] = OrderedDict()
+        self._admins: tuple[float, str | None] = (0.0, None)  # when asked, their mentions
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
             PostCard: self._post_card,
             UpdateCard: self._update_card,
@@ -244,7 +247,31 @@ class Deliverer:
 
     async def _escalate(self, action: Escalate) -> None:
         topic = self._topic(action.ref, action.card)
-        await self._send(render.escalated(action), markup=self._claim_markup(action.ref, topic))
+        everyone = await self._administrators() if render.calls_everyone(action.target) else None
+        await self._send(render.escalated(action, everyone),
+                         markup=self._claim_markup(action.ref, topic))
+
+    async def _administrators(self) -> str | None:
+        """Mentions of the support group's human administrators (asked at most every
+        ADMINS_FOR seconds): Telegram has no @here, so they are who `@here` calls in.
+        None (the target stays as written) when Telegram cannot tell us."""
+        asked_at, mentions = self._admins
+        if mentions is not None and self.clock.now() - asked_at < ADMINS_FOR:
+            return mentions
+        try:
+            members = await self.bot.get_chat_administrators(self.group)
+        except RetryAfter:
+            raise
+        except TelegramError as failed:
+            log.warning("could not list the support group's administrators for @here: %s",
+                        failed)
+            return mentions
+        people = [m.user for m in members if not m.user.is_bot]
+        for person in people:
+            self.memory.remember(person)
+        mentions = " ".join(render.mention(str(p.id), self.memory) for p in people) or None
+        self._admins = (self.clock.now(), mentions)
+        return mentions
 
     async def _close_reminder(self, action: CloseReminder) -> None:
         await self._send(render.close_reminder(action, self.memory),
@@ -276,7 +303,11 @@ class Deliverer:
             else:
                 continue
             choices.append((kind, notice.ref.key, notice.customer or "customer"))
-        await self._send(render.digest(action.notices, self.memory),
+        everyone = None
+        if any(isinstance(n, Escalate) and render.calls_everyone(n.target)
+               for n in action.notices):
+            everyone = await self._administrators()
+        await self._send(render.digest(action.notices, self.memory, everyone),
                          markup=keyboards.digest(choices))
 
     # -- helpers -----------------------------------------------------------------------------

@@ -128,9 +128,20 @@ def returned(action: ReturnToInbox, memory: Memory) -> str:
     return "↩️ " + texts.returned(escaped(action, memory))
 
 
-def escalated(action: Escalate) -> str:
+EVERYONE = re.compile(r"(?<!\w)@(here|channel|everyone|all)\b", re.IGNORECASE)
+
+
+def calls_everyone(target: str) -> bool:
+    """Whether an escalation target asks for everybody (`@here` and its Slack cousins),
+    which Telegram has no mention for."""
+    return EVERYONE.search(target) is not None
+
+
+def escalated(action: Escalate, everyone: str | None = None) -> str:
+    """The escalation; `everyone` (mentions of the people on duty) stands in for `@here`."""
     safe = escaped(action)
-    return "🚨 " + texts.escalated(safe, safe.target)
+    target = safe.target if everyone is None else EVERYONE.sub(lambda _: everyone, safe.target)
+    return "🚨 " + texts.escalated(safe, target)
 
 
 def close_reminder(action: CloseReminder, memory: Memory) -> str:
@@ -142,21 +153,21 @@ def claim_refused(action: ClaimRefused, memory: Memory) -> str:
     return f"{mention(action.operator, memory)}: {texts.claim_refused(action, owner)}"
 
 
-def digest_line(action: Action, memory: Memory) -> str:
+def digest_line(action: Action, memory: Memory, everyone: str | None = None) -> str:
     """One notice as a line of a digest."""
     if isinstance(action, Nudge):
         return nudge(action, memory)
     if isinstance(action, ReturnToInbox):
         return texts.returned(escaped(action, memory))
     if isinstance(action, Escalate):
-        return escalated(action).removeprefix("🚨 ")
+        return escalated(action, everyone).removeprefix("🚨 ")
     if isinstance(action, CloseReminder):
         return close_reminder(action, memory)
     return html.escape(texts.describe(action))
 
 
-def digest(notices: tuple[Action, ...], memory: Memory) -> str:
+def digest(notices: tuple[Action, ...], memory: Memory, everyone: str | None = None) -> str:
     """Several notices for the support group as one General-topic message."""
     lines = [texts.digest_title(len(notices))]
-    lines += [f"• {digest_line(notice, memory)}" for notice in notices]
+    lines += [f"• {digest_line(notice, memory, everyone)}" for notice in notices]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
     assert "🆕 Alice is waiting" in transcript  # announced in General
     assert "→ Alice            Hi Alice" in transcript  # the reply reached the customer
     assert "are you still with" in transcript and "[Snooze] [Close] [Hand off]" in transcript
-    assert "↩️ Back in the inbox" in transcript and "🚨 @here" in transcript
+    assert "↩️ Back in the inbox" in transcript and "🚨 Ana nobody has taken" in transcript
     assert "Sorry, only admins can change rescue settings" in transcript
     assert "(topic closed)" in transcript and "(topic reopened)" in transcript
     assert "We are closing this chat for now" in transcript  # auto-close, to the customer

@@ -157,3 +157,15 @@ async def test_close_command_closes_the_topic_and_the_customer_reopens_it(world:
     assert conv.state is State.WAITING_ON_OPERATOR and conv.owner == str(BEN)
     assert len(group.topics()) == 1  # the same topic, reused
     assert group.history()[-2:] == ["closed", "reopened"]
+
+
+async def test_at_here_calls_in_the_groups_administrators_by_mention(world: World) -> None:
+    group = await world(rescue_accept="300ms", rescue_escalate_to="@here")
+    group.sandbox.private_message(ALICE, "Anyone?")
+    await group.topic()
+    await eventually(lambda: any(t.startswith("🚨") for t in texts(group.general())))
+    sent = [c["text"] for c in group.sandbox.calls_to("sendMessage")
+            if str(c.get("text", "")).startswith("🚨")]
+    assert '<a href="tg://user?id=7">' in sent[0]  # Ana, the group's creator, is notified
+    assert "@here" not in sent[0]  # Telegram has no such mention: it would notify nobody
+    assert len(group.sandbox.calls_to("getChatAdministrators")) == 1

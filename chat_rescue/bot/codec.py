@@ -60,22 +60,38 @@ def _plain(value: Any) -> dict[str, Any]:
 
 
 def encode_action(action: Action) -> tuple[str, str]:
-    """(kind, json) for an action; Digests are made at delivery time and never stored."""
+    """(kind, json) for an action; Digests are made at delivery time and never stored.
+
+    A card action stores only its conversation's key: the outbox renders the card from
+    the conversation as it is at delivery (`Outbox._fresh`), so a snapshot would be
+    dead weight on every write.
+    """
     kind = type(action).__name__
     if kind not in _KINDS:
         raise TypeError(f"cannot store action {kind}")
+    if isinstance(action, PostCard | UpdateCard):
+        return kind, _dumps({"key": action.conversation.ref.key})
     return kind, _dumps(_plain(action))
 
 
 def decode_action(kind: str, payload: str) -> Action:
-    """The action that `encode_action` stored."""
+    """The action that `encode_action` stored (a card action with `unloaded` standing in
+    for its conversation, which the outbox loads)."""
     fields = json.loads(payload)
+    if "key" in fields:
+        card: Action = _KINDS[kind](unloaded(ConversationRef.parse(fields["key"])))
+        return card
     if "ref" in fields:
         fields["ref"] = ConversationRef(**fields["ref"])
-    if "conversation" in fields:
+    if "conversation" in fields:  # card actions queued by earlier versions, stored whole
         fields["conversation"] = conversation_from_dict(fields["conversation"])
     action: Action = _KINDS[kind](**fields)
     return action
+
+
+def unloaded(ref: ConversationRef) -> Conversation:
+    """A stand-in for a conversation known only by its key (version -1: never stored)."""
+    return Conversation(ref, team="", customer="", opened_at=0.0, version=-1)
 
 
 def conversation_from_dict(fields: dict[str, Any]) -> Conversation:

@@ -156,6 +156,12 @@ class Outbox:
         if self._next_free.get(place, 0.0) > now:
             return False  # an earlier delivery in this round took the slot
         actions = [self._fresh(item.action) for item in batch]
+        if len(batch) == 1 and isinstance(actions[0], PostCard | UpdateCard) \
+                and actions[0].conversation.version < 0:
+            log.warning("%s: no conversation %s to show on a card; dropped",
+                        self.platform.name, actions[0].conversation.ref.key)
+            self.store.settle(first.id, error="conversation not found", dead=True)
+            return True
         action = actions[0] if len(batch) == 1 else Digest(place, tuple(actions))
         try:
             async with asyncio.timeout(DELIVERY_TIMEOUT):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -23,6 +24,7 @@ from chat_rescue.bot.model import (
     Nudge,
     PostCard,
     ReturnToInbox,
+    State,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import (
@@ -124,6 +126,12 @@ def nudge(n: int, channel: str = "C1") -> Nudge:
 
 
 def queue(store: SQLiteStore, *actions: Action, at: float = T0) -> None:
+    """Queue actions; the conversations their cards show are stored first (the outbox
+    renders a card from the conversation as it is at delivery)."""
+    for action in actions:
+        if isinstance(action, PostCard | UpdateCard) \
+                and store.load(action.conversation.ref.key) is None:
+            store.commit(Change(action.conversation), at)
     store.commit(Change(actions=actions), at)
 
 
@@ -255,6 +263,19 @@ async def test_an_undeliverable_action_becomes_a_dead_letter(
     assert dead_letters(store) == [("Nudge", 1, "channel_not_found")]
     assert lane(platform.actions(), 1) == ["UpdateCard"]  # the lane moves on
     assert store.pending(10) == []
+
+
+async def test_cards_show_the_conversation_as_it_is_at_delivery(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform
+) -> None:
+    queue(store, PostCard(conv(1)))
+    claimed = replace(conv(1), owner="ana", state=State.CLAIMED, version=1)
+    store.commit(Change(claimed, expected_version=0), T0)
+    store.commit(Change(actions=(PostCard(conv(7)),)), T0)  # a conversation never stored
+    await outbox.drain()
+    [shown] = platform.actions()
+    assert isinstance(shown, PostCard) and shown.conversation.owner == "ana"
+    assert dead_letters(store) == [("PostCard", 1, "conversation not found")]
 
 
 async def test_after_max_attempts_the_action_becomes_a_dead_letter(

@@ -75,7 +75,7 @@ async def test_crash_a_confirmed_telegram_update_survives_a_kill(
         card_id = int(read(database, "SELECT card FROM conversations")[0][0].split(":")[1])
         card = sandbox.message(GROUP, card_id)
         assert card is not None
-        # Answering the button is slow today; Bruno writes meanwhile.
+        # The button's answer hangs; Bruno writes meanwhile (and must not wait for it).
         sandbox.hang("answerCallbackQuery", 5.0)
         sandbox.callback_query(ANA, card, f"claim:telegram:{ALICE}:")
         bruno = sandbox.private_message(BRUNO, "Hello? Anyone?")

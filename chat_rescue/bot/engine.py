@@ -108,8 +108,11 @@ def card_status(conv: Conversation, name: Callable[[str], str] = str) -> str:
 
 
 def _card_view(conv: Conversation) -> tuple[str, bool]:
-    """What an inbox card shows: its status, and whether the customer waits on us."""
-    return card_status(conv), conv.waiting_since is not None
+    """What an inbox card shows: its status and, while nobody owns the conversation,
+    whether the customer waits. An owned card shows who has it (and a nudge once the
+    customer waited too long), not every turn of the exchange: a card update per message
+    would crowd the paced team channel for nothing."""
+    return card_status(conv), conv.owner is None and conv.waiting_since is not None
 
 
 def decide(

@@ -82,16 +82,12 @@ def card(conv: Conversation, now: float) -> Message:
     status = card_status(conv)
     if conv.owner:
         status = status.replace(conv.owner, user(conv.owner))
-    if conv.state is State.CLOSED:
-        line = status
-    elif conv.waiting_since is None:
-        line = f"{status} · answered"
-    else:
-        # A time, not a duration: the card is updated when the state changes, not every
+    if conv.state in (State.QUEUED, State.CLAIMED) and conv.waiting_since is not None:
+        # A time, not a duration: the card is updated when its status changes, not every
         # minute, and "waiting 0s" would stay on it until then.
-        since = f"since {clock_time(conv.waiting_since)}"
-        nudged = status.endswith("customer waiting")  # "with X: customer waiting"
-        line = f"{status} {since}" if nudged else f"{status} · customer waiting {since}"
+        line = f"{status} · customer waiting since {clock_time(conv.waiting_since)}"
+    else:
+        line = status  # "with X" (and ": customer waiting" once nudged), or "closed"
     head = f"*{user(conv.customer)}* in {channel(conv.ref.channel)}"
     quote = f"\n>{escape(conv.preview)}" if conv.preview else ""
     blocks = [

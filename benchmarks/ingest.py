@@ -54,6 +54,7 @@ from chat_rescue.bot.model import (
     CustomerMessage,
     InboundEvent,
     OperatorMessage,
+    lane_of,
 )
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
@@ -178,10 +179,7 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
         outbox = []
         for action in change.actions:
             kind, payload = encode_action(action)
-            lane = action.conversation.ref.key if hasattr(action, "conversation") else (
-                action.ref.key  # type: ignore[union-attr]
-            )
-            outbox.append((lane, kind, payload, now, now))
+            outbox.append((lane_of(action), kind, payload, now, now))
         key = conv.ref.key if conv is not None else ""
         ops.append(RawOp((change.inbound_id, now), insert, update, history, outbox, key))
     sqls = (store._insert_sql, store._update_sql, store._select_sql)

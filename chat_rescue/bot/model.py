@@ -304,3 +304,13 @@ class HistoryEvent:
     at: float
     actor: str | None = None
     value: float | None = None
+
+
+def lane_of(action: Action) -> str:
+    """The outbox lane an action is queued on: its conversation's key (so a conversation's
+    actions are delivered in the order they were queued)."""
+    if isinstance(action, PostCard | UpdateCard):
+        return action.conversation.ref.key
+    if isinstance(action, Digest):
+        raise TypeError("a Digest is made at delivery time and never queued")
+    return action.ref.key

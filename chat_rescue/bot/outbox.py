@@ -9,15 +9,17 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, UpdateCard
+from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, UpdateCard, lane_of
 from chat_rescue.storage.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
+HEADS = 1000  # lane heads looked at per pass
 DIGEST_MIN = 3  # this many notices for one channel at once become one digest
 DIGEST_MAX = 20  # and a digest lists at most this many (Slack: 50 blocks a message)
 MAX_ATTEMPTS = 12  # with backoff capped at 5 min: about an hour of trying
@@ -72,10 +74,31 @@ class Outbox:
         self._next_free: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._prefix = f"{platform.name}:"
+        # What the last look at the outbox found, so that a poke for actions that could
+        # not go anyway costs nothing: the lanes that already wait (all of them, unless
+        # the look hit its limit), and when the worker wakes up by itself.
+        self._waiting: set[str] = set()
+        self._waiting_complete = False
+        self._asleep_until: float | None = None
 
-    def poke(self) -> None:
-        """Actions were queued: look at the outbox now."""
-        self._wake.set()
+    def poke(self, actions: Sequence[Action] = ()) -> None:
+        """Actions were queued: look at the outbox now, unless none of them can go before
+        the worker wakes up anyway (each waits behind an older item of its conversation
+        or for its destination's pacing slot). Without `actions`, always look."""
+        if not actions or any(self._could_go(action) for action in actions):
+            self._wake.set()
+
+    def _could_go(self, action: Action) -> bool:
+        lane = lane_of(action)
+        if not lane.startswith(self._prefix):
+            return False  # another platform's
+        if self._waiting_complete and lane in self._waiting:
+            return False  # behind an older item of its conversation
+        free_at = self._next_free.get(self._where(action), 0.0)
+        if self._asleep_until is not None and free_at >= self._asleep_until:
+            self._waiting.add(lane)  # the worker looks at it when it wakes up anyway
+            return False
+        return True
 
     async def run(self) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke.
@@ -95,11 +118,13 @@ class Outbox:
             timeout = None
             if next_at is not None:
                 timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
+            self._asleep_until = next_at
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            self._asleep_until = None
             if next_at is not None:
                 # A paced backlog is waiting, and pokes come once per stored event:
                 # gathering them for a moment keeps it from being rescanned hundreds of
@@ -121,12 +146,15 @@ class Outbox:
     def _ready(self, now: float) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
         ready, next_at = [], None
-        for item in self.store.heads(self._prefix, 1000):
+        heads = self.store.heads(self._prefix, HEADS)
+        for item in heads:
             hold = max(item.not_before, self._next_free.get(self._where(item.action), 0.0))
             if hold > now:
                 next_at = hold if next_at is None else min(next_at, hold)
             else:
                 ready.append(item)
+        self._waiting = {item.lane for item in heads}
+        self._waiting_complete = len(heads) < HEADS
         return ready, next_at
 
     def _batches(self, ready: list[OutboxItem]) -> list[list[OutboxItem]]:

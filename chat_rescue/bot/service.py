@@ -55,14 +55,14 @@ class Service:
         self._policies: dict[tuple[str, str], Policy] = {}
         self._deadline_listeners: list[Callable[[float], None]] = []
         self._waiting: list[_Submitted] = []
-        self._outbox_listeners: list[Callable[[], None]] = []
+        self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
 
     def on_deadline(self, listener: Callable[[float], None]) -> None:
         """Call `listener(at)` whenever a conversation gets a deadline (the ticker's wake-up)."""
         self._deadline_listeners.append(listener)
 
-    def on_outbox(self, listener: Callable[[], None]) -> None:
-        """Call `listener()` whenever actions were queued (the outbox worker's wake-up)."""
+    def on_outbox(self, listener: Callable[[tuple[Action, ...]], None]) -> None:
+        """Call `listener(actions)` whenever actions were queued (the outbox's wake-up)."""
         self._outbox_listeners.append(listener)
 
     def policy(self, team: str, ref: ConversationRef) -> Policy:
@@ -123,7 +123,7 @@ class Service:
                 log.info("skipped %s: already processed", inbound_id)
                 return None
             if outcome is Outcome.COMMITTED:
-                self._notify(decision, bool(change.actions))
+                self._notify(decision, change.actions)
                 return decision
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
         raise RuntimeError(f"could not apply {type(event).__name__} to {event.ref.key}")
@@ -169,14 +169,14 @@ class Service:
             else:
                 item.done.set_result(outcome)
 
-    def _notify(self, decision: engine.Decision, queued: bool) -> None:
+    def _notify(self, decision: engine.Decision, queued: tuple[Action, ...]) -> None:
         conv = decision.conversation
         if conv is not None and conv.deadline is not None:
             for listener in self._deadline_listeners:
                 listener(conv.deadline)
         if queued:
             for notify in self._outbox_listeners:
-                notify()
+                notify(queued)
 
 
 @dataclass(frozen=True, slots=True)

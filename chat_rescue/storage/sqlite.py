@@ -25,6 +25,7 @@ from chat_rescue.bot.model import (
     HistoryEvent,
     State,
     Timer,
+    lane_of,
 )
 from chat_rescue.storage.base import Change, Held, OutboxItem, Outcome
 
@@ -326,10 +327,7 @@ class SQLiteStore:
             rows = []
             for action in change.actions:
                 kind, payload = encode_action(action)
-                lane = action.conversation.ref.key if hasattr(action, "conversation") else (
-                    action.ref.key  # type: ignore[union-attr]
-                )
-                rows.append((lane, kind, payload, now, now))
+                rows.append((lane_of(action), kind, payload, now, now))
             conn.executemany(
                 "INSERT INTO outbox (lane, kind, payload, not_before, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",

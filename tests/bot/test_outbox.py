@@ -38,7 +38,7 @@ from chat_rescue.bot.outbox import (
 )
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
-from chat_rescue.storage.base import Change
+from chat_rescue.storage.base import Change, OutboxItem
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -468,3 +468,57 @@ async def test_the_running_outbox_is_woken_by_new_actions_and_honours_retry_afte
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_poke_wakes_the_worker_only_for_what_could_go_before_it_wakes_anyway(
+    store: SQLiteStore,
+) -> None:
+    clock = FastClock(T0, speed=1000)
+    platform = FakePlatform(clock, interval=600.0)  # one post per 10 min (0.6 s) a channel
+    outbox = Outbox(store, platform, clock)
+    service = Service(store, Policy(), clock)
+    service.on_outbox(outbox.poke)
+    scans = 0
+    heads = store.heads
+
+    def counted(prefix: str, limit: int) -> list[OutboxItem]:
+        nonlocal scans
+        scans += 1
+        return heads(prefix, limit)
+
+    store.heads = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(outbox.run())
+    try:
+        service.handle(CustomerMessage(ref(1), clock.now(), "cust-1", "hi", "team-a"))
+        await wait_until(lambda: len(platform.delivered) == 1)  # card 1; C1 is paced now
+        service.handle(CustomerMessage(ref(2), clock.now(), "cust-2", "hi", "team-a"))
+        await wait_until(lambda: outbox._asleep_until is not None)
+        before = scans
+        for n in range(3, 13):  # ten more for the paced channel, apart: no rescans
+            service.handle(CustomerMessage(ref(n), clock.now(), f"cust-{n}", "hi", "team-a"))
+            await asyncio.sleep(0.015)  # longer than the worker gathers pokes
+        other = ConversationRef("fake", "C2", "t1")  # a channel that is free: one look
+        service.handle(CustomerMessage(other, clock.now(), "cust-x", "hi", "team-a"))
+        await wait_until(lambda: any(a.conversation.ref == other for _, a in platform.delivered
+                                     if isinstance(a, PostCard)))
+        assert scans - before <= 2  # the free channel's card: one look, one after it went
+        service.handle(CustomerMessage(ConversationRef("slack", "C1", "t9"), clock.now(),
+                                       "cust-y", "hi", "team-a"))  # not this platform's
+        await asyncio.sleep(0.01)
+        assert scans - before <= 2
+        # The paced ones still go, one per slot, in order, when the worker wakes up.
+        await wait_until(lambda: len(platform.delivered) == 4, timeout=3.0)
+        cards = [a.conversation.ref for _, a in platform.delivered if isinstance(a, PostCard)]
+        assert cards == [ref(1), other, ref(2), ref(3)]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 0.5) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout
+    while not check():
+        assert loop.time() < until, "condition not met in time"
+        await asyncio.sleep(0.001)

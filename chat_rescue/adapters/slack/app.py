@@ -28,6 +28,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 
+
+class _TokenNotices(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN (read from the environment whatever it is given) is
+    unused when a client and `authorize` are passed; that is the design here (the token
+    comes from the adapter's settings, per request through `authorize`), so the warning
+    would only alarm whoever reads the log at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_TokenNotices())
+
 EVENTS_PATH = "/slack/events"
 ANYTHING = re.compile(".*")
 

@@ -28,116 +28,12 @@ from chat_rescue.bot.model import (
     lane_of,
 )
 from chat_rescue.storage.base import Change, Held, OutboxItem, Outcome
+from chat_rescue.storage.schema import MIGRATIONS
+
+__all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
 
 _COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
 _BOOLS = {"snoozed", "reminded"}
-
-
-_MIGRATION_1 = """
-        CREATE TABLE conversations (
-            key TEXT PRIMARY KEY,
-            team TEXT NOT NULL,
-            customer TEXT NOT NULL,
-            opened_at REAL NOT NULL,
-            state TEXT NOT NULL,
-            owner TEXT,
-            preview TEXT NOT NULL DEFAULT '',
-            timer_from REAL NOT NULL,
-            waiting_since REAL,
-            queued_at REAL,
-            first_reply_at REAL,
-            last_customer_at REAL,
-            last_operator_at REAL,
-            nudged_at REAL,
-            snoozed INTEGER NOT NULL DEFAULT 0,
-            reminded INTEGER NOT NULL DEFAULT 0,
-            escalations INTEGER NOT NULL DEFAULT 0,
-            card TEXT,
-            deadline REAL,
-            deadline_timer TEXT,
-            version INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX conversations_deadline ON conversations(deadline)
-            WHERE deadline IS NOT NULL;
-        CREATE INDEX conversations_team_state ON conversations(team, state);
-        CREATE TABLE history (
-            id INTEGER PRIMARY KEY,
-            conversation TEXT NOT NULL,
-            team TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            at REAL NOT NULL,
-            actor TEXT,
-            value REAL
-        );
-        CREATE INDEX history_team_at ON history(team, at);
-        CREATE TABLE settings (
-            scope TEXT NOT NULL,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            updated_by TEXT,
-            updated_at REAL,
-            PRIMARY KEY (scope, key)
-        );
-        CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY,
-            lane TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            not_before REAL NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created_at REAL NOT NULL
-        );
-        CREATE TABLE dead_letters (
-            id INTEGER PRIMARY KEY,
-            lane TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            last_error TEXT,
-            failed_at REAL NOT NULL
-        );
-        CREATE TABLE inbound (id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-        CREATE INDEX inbound_seen_at ON inbound(seen_at);
-        CREATE TABLE aliases (alias TEXT PRIMARY KEY, conversation TEXT NOT NULL);
-"""
-
-_MIGRATION_2 = """
-        CREATE INDEX outbox_lane ON outbox(lane, id);
-"""
-
-# Outbox ids are reused once the outbox empties, so dead letters need ids of their own.
-_MIGRATION_3 = """
-        CREATE TABLE dead_letters_new (
-            id INTEGER PRIMARY KEY,
-            outbox_id INTEGER NOT NULL,
-            lane TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            last_error TEXT,
-            failed_at REAL NOT NULL
-        );
-        INSERT INTO dead_letters_new (outbox_id, lane, kind, payload, attempts, last_error,
-                                      failed_at)
-            SELECT id, lane, kind, payload, attempts, last_error, failed_at FROM dead_letters;
-        DROP TABLE dead_letters;
-        ALTER TABLE dead_letters_new RENAME TO dead_letters;
-"""
-
-# Requests acknowledged while a platform was unreachable, handled once it is back.
-_MIGRATION_4 = """
-        CREATE TABLE held (
-            id INTEGER PRIMARY KEY,
-            platform TEXT NOT NULL,
-            inbound_id TEXT NOT NULL UNIQUE,
-            body TEXT NOT NULL,
-            at REAL NOT NULL
-        );
-"""
-
-# Each migration is a script run in one transaction with its version number; append only.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 
 
 def _path_of(url: str) -> str:

@@ -95,10 +95,10 @@ class Outbox:
         if self._waiting_complete and lane in self._waiting:
             return False  # behind an older item of its conversation
         free_at = self._next_free.get(self._where(action), 0.0)
-        if self._asleep_until is not None and free_at >= self._asleep_until:
-            self._waiting.add(lane)  # the worker looks at it when it wakes up anyway
-            return False
-        return True
+        # Not before its destination's slot, which comes no sooner than the worker's own
+        # wake-up: it is looked at then. (Not noted as waiting: the commit that queued it
+        # may still roll back.)
+        return self._asleep_until is None or free_at < self._asleep_until
 
     async def run(self) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke.
@@ -207,13 +207,16 @@ class Outbox:
             return True
         except Exception as failed:  # network errors, 5xx, timeouts: back off and retry
             error = f"{type(failed).__name__}: {failed}"
+            given_up = False
             for item in batch:
                 dead = item.attempts + 1 >= MAX_ATTEMPTS
                 delay = min(300.0, 2.0 ** item.attempts)
                 self.store.settle(item.id, retry_at=now + delay, error=error, dead=dead)
-            log.warning("%s: delivery of %s failed (%s); retrying", self.platform.name,
-                        type(action).__name__, error)
-            return False
+                given_up |= dead
+            log.warning("%s: delivery of %s failed (%s); %s", self.platform.name,
+                        type(action).__name__, error,
+                        "given up (dead letter)" if given_up else "retrying")
+            return given_up  # a dead letter leaves the outbox: what waited behind it may go now
         self._next_free[place] = now + self.platform.interval(place)
         if isinstance(posted, Posted) and isinstance(first.action, PostCard | UpdateCard):
             # An UpdateCard may have had to post the card afresh (the first post was lost).

@@ -84,6 +84,7 @@ class Ticker:
                     await asyncio.sleep(0)  # let inbound work in between slices; more is due
                     continue
                 self._target = self.store.next_deadline()
+                now = self.clock.now()  # firing took time: sleep from now, not from before
             timeout = None
             if self._target is not None:
                 timeout = max(0.0, self.clock.real(self._target - now))

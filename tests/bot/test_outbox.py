@@ -293,6 +293,21 @@ async def test_after_max_attempts_the_action_becomes_a_dead_letter(
     assert store.pending(10) == []
 
 
+async def test_what_waited_behind_a_dead_letter_goes_in_the_same_drain(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    platform.fail = lambda action: ConnectionError("reset") if isinstance(action, Nudge) \
+        else None
+    queue(store, nudge(1), CloseNotice(ref(1), "bye"))
+    for _ in range(MAX_ATTEMPTS - 1):
+        await outbox.drain()
+        clock.advance(300)
+    assert platform.actions() == []  # the nudge holds its lane through its retries
+    assert await outbox.drain() is None  # the last failure: a dead letter ...
+    assert platform.actions() == [CloseNotice(ref(1), "bye")]  # ... and the lane moves on
+    assert store.pending(10) == []
+
+
 async def test_rate_limit_waits_do_not_use_up_the_failure_budget(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:

@@ -11,6 +11,7 @@ messages against the store's history).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,7 @@ from chat_rescue.sandbox.slack_world import (
 )
 from chat_rescue.sandbox.slack_world import furnish as furnish_slack
 from chat_rescue.sandbox.testbeds import Kind, SlackTestbed
+from chat_rescue.storage.base import Held
 
 PHASE = 2.5  # seconds of each kind of outage
 PHASES: tuple[Kind, ...] = ("5xx", "429", "hang")
@@ -261,3 +263,32 @@ async def test_outage_slack_the_bot_starts_while_slack_is_down(tmp_path: Path) -
     assert conv is not None and conv.owner == ANNA  # the reply was taken after the message
     assert len(opened) == 1
     assert "Is anyone there?" in str(card)
+
+
+async def test_outage_slack_kept_events_survive_a_store_error_while_taken(
+        tmp_path: Path) -> None:
+    """The store fails while the kept events are handled: they stay kept, and the
+    connection is tried again; nothing acknowledged is dropped."""
+    async with SlackTestbed() as sandbox:
+        furnish_slack(sandbox)
+        sandbox.outage("5xx", 1.5)
+        world = SlackWorld(sandbox, sandbox_settings(sandbox, f"sqlite:///{tmp_path}/t.db"))
+        try:
+            await world.start()
+            ts = await world.says("Is anyone there?")
+            store = world.bot.store
+            real_held, failures = store.held, []
+
+            def flaky_held(platform: str, limit: int) -> list[Held]:
+                if not failures:
+                    failures.append("database is locked")
+                    raise sqlite3.OperationalError("database is locked")
+                return real_held(platform, limit)
+
+            store.held = flaky_held  # type: ignore[method-assign]
+            await eventually(lambda: world.adapter.ready, timeout=12.0)
+            await world.card_of(ts)
+            left = real_held("slack", 10)
+        finally:
+            await world.stop()
+    assert failures == ["database is locked"] and left == []

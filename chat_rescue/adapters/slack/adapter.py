@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 from dataclasses import replace
 from typing import Any
 
@@ -182,7 +183,7 @@ class SlackAdapter:
                                  bot_user=bot_user, bot_id=str(me.get("bot_id") or ""))
         log.info("slack: %d operators in %s", len(self.workspace.operators),
                  self.workspace.team_channel)
-        if self._app_token:
+        if self._app_token and self._socket is None:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()
         await self._take_held()
@@ -199,14 +200,21 @@ class SlackAdapter:
     async def _take_held(self) -> None:
         """Handle the events acknowledged while connecting, in arrival order, at their time."""
         store = self.service.store
-        while held := store.held(PLATFORM, 100):
-            log.info("slack: handling %d events kept while Slack was unreachable", len(held))
-            for item in held:
-                try:
-                    await self._take_event(json.loads(item.body), item.at)
-                except Exception:  # one bad event must not stop the others or the connection
-                    log.exception("slack: a kept event %s could not be handled", item.inbound_id)
-                store.release(item.id)
+        try:
+            while held := store.held(PLATFORM, 100):
+                log.info("slack: handling %d events kept while Slack was unreachable",
+                         len(held))
+                for item in held:
+                    try:
+                        await self._take_event(json.loads(item.body), item.at)
+                    except sqlite3.Error:
+                        raise  # the store, not the event: keep it and try again later
+                    except Exception:  # one bad event must not stop the others
+                        log.exception("slack: a kept event %s could not be handled; dropped",
+                                      item.inbound_id)
+                    store.release(item.id)
+        except sqlite3.Error as failed:
+            raise _Unreachable(f"the store failed handling kept events: {failed}") from None
 
     async def _keep_connecting(self) -> None:
         delay = 1.0

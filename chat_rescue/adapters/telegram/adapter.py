@@ -50,6 +50,7 @@ class TelegramAdapter:
                                    self.support_chat_id)
         self._started = False  # connected: getMe answered, polling or the webhook is on
         self._connecting: asyncio.Task[None] | None = None
+        self._refused = False
 
     # -- server.Adapter ----------------------------------------------------------------------
 
@@ -94,8 +95,10 @@ class TelegramAdapter:
             except _Unreachable as down:
                 log.warning("Telegram still not reachable (%s); next try in %gs", down, delay)
             except TelegramError as refused:
-                log.error("Telegram refused to start: %s",
+                log.error("Telegram refused to start: %s. Fix the configuration "
+                          "(`chat-rescue check`) and restart; nothing queued is lost.",
                           str(refused).replace(self.app.token, "<token>"))
+                self._refused = True
                 return
         log.info("telegram: connected")
 
@@ -106,7 +109,8 @@ class TelegramAdapter:
                 await self._connecting
             self._connecting = None
         self._started = False
-        await self.inbound.close()  # replies under way, while the HTTP client is open
+        await self.app.stop_intake()  # no new updates, so no new replies ...
+        await self.inbound.close()  # ... and those under way finish while the client is open
         await self.app.stop()
 
     async def check(self) -> list[str]:
@@ -130,6 +134,8 @@ class TelegramAdapter:
 
     async def deliver(self, action: Action) -> Posted | None:
         if self._connecting is not None and not self._started:  # down since the start
+            if self._refused:  # kept for after a restart with a configuration that works
+                raise RetryLater(300.0, "Telegram refused the bot's start")
             raise RetryLater(2.0, "not connected to Telegram yet")
         return await self.deliverer.deliver(action)
 

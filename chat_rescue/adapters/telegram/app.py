@@ -133,17 +133,21 @@ class TelegramApp:
                     log.exception("Telegram update %s failed", update.update_id)
                 offset = update.update_id + 1
 
-    async def stop(self) -> None:
-        """Stop polling (confirming what was processed) and close the HTTP client.
-
-        The webhook stays set so Telegram keeps updates until the bot is back.
-        """
+    async def stop_intake(self) -> None:
+        """Take no more updates: stop polling, answer webhook calls 503 (Telegram resends)."""
         self._serving = False
         if self._polling is not None:
             self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None
+
+    async def stop(self) -> None:
+        """Stop taking updates and close the HTTP client.
+
+        The webhook stays set so Telegram keeps updates until the bot is back.
+        """
+        await self.stop_intake()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()

@@ -152,10 +152,12 @@ class Deliverer:
                 await self.bot.edit_message_text(
                     text, chat_id=self.group, message_id=card, parse_mode=ParseMode.HTML,
                     reply_markup=markup)
+                self.memory.shown_on_card(card, shown)
             except BadRequest as bad:
-                if not _is(bad, "not modified"):
+                if _is(bad, "not modified"):
+                    self.memory.shown_on_card(card, shown)
+                else:
                     log.warning("could not edit the card of %s: %s", conv.ref.key, bad.message)
-            self.memory.cards[card] = shown
         await self._sync_topic(conv, topic)
         return None
 

@@ -104,7 +104,11 @@ class Inbound:
     async def _logged(call: Coroutine[Any, Any, None], after: asyncio.Task[None] | None) -> None:
         try:
             if after is not None:
-                await asyncio.wait([after])
+                try:
+                    await asyncio.wait([after])
+                except asyncio.CancelledError:
+                    call.close()  # never started: close it rather than leave it unawaited
+                    raise
             await call
         except TelegramError as failed:
             log.warning("Telegram: a reply could not be sent: %s", failed)

@@ -36,6 +36,12 @@ class Memory:
             self.names.pop(next(iter(self.names)))
         self.names[str(user.id)] = user.full_name
 
+    def shown_on_card(self, card: int, shown: str) -> None:
+        """Note what a card now shows (the oldest notes go first, as for names)."""
+        if len(self.cards) >= MAX_NAMES and card not in self.cards:
+            self.cards.pop(next(iter(self.cards)))
+        self.cards[card] = shown
+
     def name(self, user_id: str) -> str:
         """The display name of a user id, or the id when we have not seen them."""
         return self.names.get(user_id, user_id)

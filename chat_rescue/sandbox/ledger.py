@@ -213,5 +213,15 @@ def _notices(platform: str, text: str, at: float, customer_in: Callable[[str], s
             continue
         who = customer_in(line) or default
         if who:
-            posts.append(Post(platform, kind, who, line, at, at, digest))
+            posts.append(Post(platform, kind, who, same_notice(line), at, at, digest))
     return posts
+
+
+_MARK = re.compile(r"^[^\w<@]+\s")  # a status emoji before a notice ("🚨 ", "↩️ ")
+_OWNER = re.compile(r" \([^()]*\)$")  # a digest line's "(previous owner)"
+
+
+def same_notice(line: str) -> str:
+    """A notice as the same post whether sent alone or as a digest line: a notice re-sent
+    after a kill may be folded into a digest the second time."""
+    return _OWNER.sub("", _MARK.sub("", line))

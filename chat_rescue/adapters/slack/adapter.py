@@ -18,6 +18,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from chat_rescue.adapters.connecting import Unreachable, keep_connecting
 from chat_rescue.adapters.slack import blocks
 from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
 from chat_rescue.adapters.slack.check import problems
@@ -49,9 +50,6 @@ from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-class _Unreachable(Exception):
-    """Slack did not answer (network error, 5xx, 429): worth trying again later."""
 
 
 STALE = "That button no longer applies: the conversation has moved on."
@@ -157,7 +155,7 @@ class SlackAdapter:
         self.client.session = self._session
         try:
             await self._connect()
-        except _Unreachable as down:
+        except Unreachable as down:
             log.error("Slack is not reachable (%s); the bot runs on and keeps trying.", down)
             self._connecting = asyncio.create_task(self._keep_connecting(),
                                                    name="slack-connect")
@@ -172,11 +170,11 @@ class SlackAdapter:
         except SlackApiError as failed:
             status = failed.response.status_code if failed.response is not None else 0
             if status >= 500 or status == 429:
-                raise _Unreachable(f"HTTP {status}") from None
+                raise Unreachable(f"HTTP {status}") from None
             raise RuntimeError(f"Slack refused to start: {api_error(failed) or failed}. "
                                "Run `chat-rescue check` for details.") from None
         except (aiohttp.ClientError, TimeoutError) as failed:
-            raise _Unreachable(f"{self.settings.slack_api_url}: {type(failed).__name__}") \
+            raise Unreachable(f"{self.settings.slack_api_url}: {type(failed).__name__}") \
                 from None
         bot_user = str(me.get("user_id") or "")
         self.workspace = replace(self.workspace, operators=members - {bot_user},
@@ -214,21 +212,13 @@ class SlackAdapter:
                                       item.inbound_id)
                     store.release(item.id)
         except sqlite3.Error as failed:
-            raise _Unreachable(f"the store failed handling kept events: {failed}") from None
+            raise Unreachable(f"the store failed handling kept events: {failed}") from None
 
     async def _keep_connecting(self) -> None:
-        delay = 1.0
-        while not self.ready:
-            await asyncio.sleep(delay)
-            delay = min(60.0, delay * 2)
-            try:
-                await self._connect()
-            except _Unreachable as down:
-                log.warning("Slack still not reachable (%s); next try in %gs", down, delay)
-            except RuntimeError as refused:
-                log.error("%s", refused)
-                return
-        log.info("slack: connected")
+        try:
+            await keep_connecting(self._connect, "Slack")
+        except RuntimeError as refused:
+            log.error("%s", refused)
 
     def _authorization(self, enterprise_id: str | None, team_id: str | None
                        ) -> AuthorizeResult:

@@ -10,6 +10,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 
+from chat_rescue.adapters.connecting import Unreachable, keep_connecting
 from chat_rescue.adapters.telegram import health
 from chat_rescue.adapters.telegram.app import TelegramApp
 from chat_rescue.adapters.telegram.deliver import Deliverer
@@ -23,9 +24,6 @@ from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-class _Unreachable(Exception):
-    """Telegram did not answer (network error, 5xx, 429): worth trying again later."""
 
 
 class TelegramAdapter:
@@ -65,7 +63,7 @@ class TelegramAdapter:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
             await self._connect()
-        except _Unreachable as down:
+        except Unreachable as down:
             # Telegram keeps updates for a day, and the outbox holds what is to be sent:
             # the rest of the bot (timers, other platforms) runs on while this retries.
             log.error("Telegram is not reachable (%s); the bot runs on and keeps trying.", down)
@@ -73,7 +71,7 @@ class TelegramAdapter:
                                                    name="telegram-connect")
 
     async def _connect(self) -> None:
-        """getMe, commands, polling or the webhook; _Unreachable when Telegram did not answer.
+        """getMe, commands, polling or the webhook; Unreachable when Telegram did not answer.
 
         A refusal (a bad token, a bad request) is a configuration problem and raised as is.
         """
@@ -82,25 +80,17 @@ class TelegramAdapter:
         except BadRequest:  # a NetworkError subclass in PTB, but a refusal
             raise
         except (NetworkError, RetryAfter) as down:
-            raise _Unreachable(str(down).replace(self.app.token, "<token>")) from None
+            raise Unreachable(str(down).replace(self.app.token, "<token>")) from None
         self._started = True
 
     async def _keep_connecting(self) -> None:
-        delay = 1.0
-        while not self._started:
-            await asyncio.sleep(delay)
-            delay = min(60.0, delay * 2)
-            try:
-                await self._connect()
-            except _Unreachable as down:
-                log.warning("Telegram still not reachable (%s); next try in %gs", down, delay)
-            except TelegramError as refused:
-                log.error("Telegram refused to start: %s. Fix the configuration "
-                          "(`chat-rescue check`) and restart; nothing queued is lost.",
-                          str(refused).replace(self.app.token, "<token>"))
-                self._refused = True
-                return
-        log.info("telegram: connected")
+        try:
+            await keep_connecting(self._connect, "Telegram")
+        except TelegramError as refused:
+            log.error("Telegram refused to start: %s. Fix the configuration "
+                      "(`chat-rescue check`) and restart; nothing queued is lost.",
+                      str(refused).replace(self.app.token, "<token>"))
+            self._refused = True
 
     async def stop(self) -> None:
         if self._connecting is not None:

@@ -86,7 +86,7 @@ class SlackAdapter:
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
         self.admins = Admins(self.client, settings.admins)
-        self.delivery = SlackDelivery(self.client, settings.slack_team_channel, clock,
+        self.delivery = SlackDelivery(self.client, settings.slack_team_channel,
                                       service.store.attach)
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._token = token

@@ -77,7 +77,7 @@ def actions(block_id: str, *buttons: Block) -> Block:
     return {"type": "actions", "block_id": block_id, "elements": list(buttons)}
 
 
-def card(conv: Conversation, now: float) -> Message:
+def card(conv: Conversation) -> Message:
     """The inbox card: customer, channel, first words, waiting time, status, Claim."""
     status = card_status(conv)
     if conv.owner:

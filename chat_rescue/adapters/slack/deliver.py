@@ -19,7 +19,6 @@ from chat_rescue.adapters.slack.errors import api_error, outbox_verdict
 from chat_rescue.adapters.slack.mentions import escape, user
 from chat_rescue.adapters.slack.translate import card_alias
 from chat_rescue.bot import texts
-from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
     ClaimRefused,
@@ -47,11 +46,9 @@ Attach = Callable[[str, str, tuple[str, ...]], None]
 class SlackDelivery:
     """Delivers actions through the Web API; `attach` records cards posted outside PostCard."""
 
-    def __init__(self, client: AsyncWebClient, team_channel: str, clock: Clock,
-                 attach: Attach) -> None:
+    def __init__(self, client: AsyncWebClient, team_channel: str, attach: Attach) -> None:
         self.client = client
         self.team_channel = team_channel
-        self.clock = clock
         self.attach = attach
         # Steps of multi-message actions already sent, so a retry does not repeat them.
         self._sent: set[tuple[str, ...]] = set()
@@ -89,7 +86,7 @@ class SlackDelivery:
         conv = action.conversation
         if conv.card is None:
             return await self._new_card(conv, attach=True)
-        message = blocks.card(conv, self.clock.now())
+        message = blocks.card(conv)
         try:
             await self.client.chat_update(channel=self.team_channel, ts=conv.card,
                                           text=message.text, blocks=message.blocks)
@@ -134,7 +131,7 @@ class SlackDelivery:
     # --- helpers
 
     async def _new_card(self, conv: Conversation, *, attach: bool = False) -> Posted:
-        message = blocks.card(conv, self.clock.now())
+        message = blocks.card(conv)
         ts = await self._post(message)
         posted = Posted(card=ts, aliases=(card_alias(ts),))
         if attach:  # the outbox records cards only for PostCard

@@ -42,7 +42,7 @@ def test_customer_text_is_shown_literally() -> None:
     assert escape("a < b & <!channel>") == "a &lt; b &amp; &lt;!channel&gt;"
     conv = Conversation(REF, "slack:C0TEAM", "U0C", 0.0, preview="<!channel> help & <@U0X>",
                         waiting_since=0.0)
-    shown = str(blocks.card(conv, 5.0).blocks)
+    shown = str(blocks.card(conv).blocks)
     assert "&lt;!channel&gt; help &amp; &lt;@U0X&gt;" in shown
     assert "<!channel>" not in shown
 
@@ -61,7 +61,7 @@ def test_customer_text_is_shown_literally() -> None:
 def test_cards_show_status_waiting_time_and_claim_only_when_unowned(
     conv: Conversation, status: str, claim: bool
 ) -> None:
-    card = blocks.card(conv, 90.0)
+    card = blocks.card(conv)
     assert status in str(card.blocks)
     has_claim = any(b["type"] == "actions" for b in card.blocks)
     assert has_claim is claim

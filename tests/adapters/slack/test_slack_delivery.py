@@ -163,7 +163,7 @@ async def test_posts_are_paced_per_channel_and_updates_have_their_own_lane(
 @pytest.fixture
 async def delivery(sandbox: SlackSandbox) -> SlackDelivery:
     client = AsyncWebClient(token=sandbox.bot_token, base_url=sandbox.api_url, retry_handlers=[])
-    return SlackDelivery(client, TEAM, FakeClock(), lambda key, card, aliases: None)
+    return SlackDelivery(client, TEAM, lambda key, card, aliases: None)
 
 
 async def test_a_missing_channel_is_undeliverable(sandbox: SlackSandbox,

@@ -55,6 +55,7 @@ from chat_rescue.bot.model import (
     InboundEvent,
     OperatorMessage,
     lane_of,
+    priority_of,
 )
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
@@ -179,7 +180,7 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
         outbox = []
         for action in change.actions:
             kind, payload = encode_action(action)
-            outbox.append((lane_of(action), kind, payload, now, now))
+            outbox.append((lane_of(action), priority_of(action), kind, payload, 0.0, now))
         key = conv.ref.key if conv is not None else ""
         ops.append(RawOp((change.inbound_id, now), insert, update, history, outbox, key))
     sqls = (store._insert_sql, store._update_sql, store._select_sql)
@@ -189,8 +190,8 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
 
 HISTORY_SQL = ("INSERT INTO history (conversation, team, kind, at, actor, value) "
                "VALUES (?, ?, ?, ?, ?, ?)")
-OUTBOX_SQL = ("INSERT INTO outbox (lane, kind, payload, not_before, created_at) "
-              "VALUES (?, ?, ?, ?, ?)")
+OUTBOX_SQL = ("INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
+              "VALUES (?, ?, ?, ?, ?, ?)")
 INBOUND_SQL = "INSERT OR IGNORE INTO inbound (id, seen_at) VALUES (?, ?)"
 
 

@@ -14,6 +14,7 @@ from chat_rescue.bot.outbox import Platform
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
+from chat_rescue.bot.supervise import Loops
 from chat_rescue.storage.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,37 @@ def build_adapters(settings: Settings, service: Service, clock: Clock) -> list[A
     return adapters
 
 
+OVERDUE_LIMIT = 60.0  # a deadline this late means the ticker is not doing its job
+
+
+def health(bot: Bot) -> dict[str, object]:
+    """What /healthz reports: each loop's state, the oldest overdue deadline and the
+    oldest action waiting for delivery (seconds), and "failing" when a loop is dead or
+    a deadline is more than a minute overdue."""
+    now = bot.clock.now()
+    loops = bot.loops.states()
+    report: dict[str, object] = {"status": "ok", "loops": loops}
+    try:
+        deadline = bot.store.next_deadline()
+        queued = bot.store.oldest_pending()
+    except Exception as failed:  # the store itself is what fails
+        report.update(status="failing", error=f"store: {type(failed).__name__}: {failed}")
+        return report
+    overdue = max(0.0, now - deadline) if deadline is not None else 0.0
+    report["oldest_overdue_s"] = round(overdue, 3)
+    report["oldest_pending_s"] = round(max(0.0, now - queued), 3) if queued is not None else 0.0
+    if overdue > OVERDUE_LIMIT or any(state in ("dead", "stopped") for state in loops.values()):
+        report["status"] = "failing"
+    return report
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process runs and the store answers."""
-    service = request.app[SERVICE]
-    service.store.next_deadline()
-    return web.json_response({"ok": True})
+    """Liveness as JSON; 503 when failing, so a load balancer or supervisor can act."""
+    report = health(request.app[BOT])
+    return web.json_response(report, status=200 if report["status"] == "ok" else 503)
 
 
-SERVICE = web.AppKey("service", Service)
+BOT: web.AppKey[Bot] = web.AppKey("bot")
 
 
 class Bot:
@@ -73,9 +97,10 @@ class Bot:
                                preview_chars=settings.rescue_preview_chars)
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
-        self.runtime = Runtime(self.service, self.clock, self.adapters)
+        self.loops = Loops()
+        self.runtime = Runtime(self.service, self.clock, self.adapters, loops=self.loops)
         self.app = web.Application(client_max_size=MAX_BODY)
-        self.app[SERVICE] = self.service
+        self.app[BOT] = self
         self.app.router.add_get("/healthz", healthz)
         for adapter in self.adapters:
             adapter.routes(self.app)

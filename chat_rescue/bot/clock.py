@@ -9,9 +9,13 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Epoch seconds now, and how much real time a span of clock time takes."""
+    """Epoch seconds now, a monotonic reading in the same units (for pacing and backoff,
+    which a stepped wall clock must not stretch), and how much real time a span of clock
+    time takes."""
 
     def now(self) -> float: ...
+
+    def monotonic(self) -> float: ...
 
     def real(self, seconds: float) -> float: ...
 
@@ -21,6 +25,9 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def real(self, seconds: float) -> float:
         return seconds
@@ -53,21 +60,42 @@ class FastClock:
         finally:
             self._held = None
 
+    def monotonic(self) -> float:
+        # Its own reading: neither `held` nor a new origin may stop or step it.
+        return time.monotonic() * self.speed
+
     def real(self, seconds: float) -> float:
         return seconds / self.speed
 
 
 class FakeClock:
-    """A clock that moves only when told to (tests)."""
+    """A clock that moves only when told to (tests). Setting `t` or `advance` moves both
+    readings; `step` moves the wall clock alone, as NTP or a resumed VM does."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.t = start
+        self._wall = start
+        self._mono = start  # the two agree until the wall clock is stepped
+
+    @property
+    def t(self) -> float:
+        return self._wall
+
+    @t.setter
+    def t(self, at: float) -> None:
+        self.advance(at - self._wall)
 
     def now(self) -> float:
-        return self.t
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._mono
 
     def real(self, seconds: float) -> float:
         return 0.0
 
     def advance(self, seconds: float) -> None:
-        self.t += seconds
+        self._wall += seconds
+        self._mono += seconds
+
+    def step(self, seconds: float) -> None:
+        self._wall += seconds

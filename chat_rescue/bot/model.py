@@ -273,7 +273,7 @@ class Relay:
 class Digest:
     """Several notices for one channel, delivered as one message instead of a flood."""
 
-    lane: str
+    destination: str
     notices: tuple[Action, ...] = field(default_factory=tuple)
 
 
@@ -306,11 +306,30 @@ class HistoryEvent:
     value: float | None = None
 
 
+def audience_of(action: Action) -> str:
+    """Who an action is for: "customer" (their own chat or thread) or "team" (the
+    operators' channel). The two never wait for each other: a reply to a customer does
+    not queue behind the team channel's pacing."""
+    if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+        return "customer"
+    return "team"
+
+
 def lane_of(action: Action) -> str:
-    """The outbox lane an action is queued on: its conversation's key (so a conversation's
-    actions are delivered in the order they were queued)."""
-    if isinstance(action, PostCard | UpdateCard):
-        return action.conversation.ref.key
+    """The outbox lane an action is queued on: its conversation and audience
+    (`<key>>customer` or `<key>>team`). A lane delivers in order; lanes run side by side."""
     if isinstance(action, Digest):
         raise TypeError("a Digest is made at delivery time and never queued")
-    return action.ref.key
+    ref = action.conversation.ref if isinstance(action, PostCard | UpdateCard) else action.ref
+    return f"{ref.key}>{audience_of(action)}"
+
+
+def key_of_lane(lane: str) -> str:
+    """The conversation key of a lane."""
+    return lane.rpartition(">")[0]
+
+
+def priority_of(action: Action) -> int:
+    """Within a lane and a destination, lower goes first: copies of messages between the
+    customer and the operators (0) before cards, renames and notices (1)."""
+    return 0 if isinstance(action, Relay) else 1

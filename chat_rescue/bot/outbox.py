@@ -1,6 +1,19 @@
-"""Delivers queued actions to a platform: in order per conversation, paced per
-channel, folded into digests when many notices for one channel are due at once,
-retried with backoff (honouring "retry after N s"), never dropped silently.
+"""Delivers queued actions to a platform.
+
+- **Lanes**: one per conversation and audience. What goes to a customer never waits
+  behind the team channel; within a lane, order is kept, except that copies of messages
+  between the customer and the operators go before cards and notices.
+- **Paced** per destination; the ready heads of all lanes take a destination's slots in
+  order of (priority, age), so copies of messages go first there too.
+- **Current**: a card is drawn from the conversation as it is at delivery, and one card
+  update settles the older ones queued for it; a notice whose reason has gone by its
+  turn (answered, claimed, closed, replaced) is dropped and recorded, not sent.
+- **Digests** when many notices for one destination are due at once.
+- **Leased**: an item is leased (stored, with an expiry) before it is sent, so two
+  processes never send one item, and a crashed sender's item is taken over later.
+- **Retried** with backoff (honouring "retry after N s"); given up after about an hour
+  (dead letters), never dropped silently. Pacing and backoff run on the monotonic clock:
+  a wall clock stepped back does not hold a channel.
 """
 
 from __future__ import annotations
@@ -8,24 +21,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, UpdateCard, lane_of
+from chat_rescue.bot.model import (
+    NOTICES,
+    Action,
+    Conversation,
+    Digest,
+    HistoryEvent,
+    PostCard,
+    UpdateCard,
+    key_of_lane,
+    lane_of,
+)
+from chat_rescue.bot.stale import stale_because
+from chat_rescue.bot.supervise import Loop
 from chat_rescue.storage.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
 HEADS = 1000  # lane heads looked at per pass
 DIGEST_MIN = 3  # this many notices for one channel at once become one digest
-DIGEST_MAX = 20  # and a digest lists at most this many (Slack: 50 blocks a message)
-MAX_ATTEMPTS = 12  # with backoff capped at 5 min: about an hour of trying
+DIGEST_MAX = 20  # and a digest lists at most this many (an adapter may split it further)
+MAX_ATTEMPTS = 20  # backoff 1 s, 2 s … capped at 5 min: the last try about an hour on
+LONGEST_BACKOFF = 300.0
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
-PAUSE_AFTER_ERROR = 1.0
+LEASE = 60.0  # an item leased and not settled by then is another worker's to take
 GATHER_POKES = 0.01
+
+
+def worker_name() -> str:
+    """`<host>:<pid>:<random>`: who holds a lease, and a way to tell whether they live."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def worker_alive(name: str) -> bool:
+    """False only for a worker of this host whose process has ended (another host's
+    workers are waited for until their leases run out)."""
+    host, _, rest = name.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process of that id
+    return True
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones (0 = the first failed)."""
+    return min(LONGEST_BACKOFF, 2.0 ** attempts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +92,8 @@ class Posted:
 
 
 class RetryLater(Exception):  # noqa: N818 - reads as what the platform said
-    """The platform asked us to wait (HTTP 429 and friends) or pacing says so."""
+    """The platform asked us to wait (HTTP 429 and friends), pacing says so, or the bot
+    lacks a right that an admin must give: not counted as a failed attempt."""
 
     def __init__(self, after: float, reason: str = "rate limited") -> None:
         super().__init__(f"{reason}; retry after {after:g}s")
@@ -66,12 +122,18 @@ class Platform(Protocol):
 class Outbox:
     """One worker per platform, draining that platform's lanes of the store's outbox."""
 
-    def __init__(self, store: Store, platform: Platform, clock: Clock) -> None:
+    def __init__(self, store: Store, platform: Platform, clock: Clock, *,
+                 owner: str | None = None) -> None:
         self.store = store
         self.platform = platform
         self.clock = clock
         self.delivered = 0
+        self.dropped = 0
+        self.owner = owner or worker_name()
+        # Monotonic readings: when each destination's next slot comes, and when items this
+        # worker put back (a retry, a rate limit) may go again.
         self._next_free: dict[str, float] = {}
+        self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
         self._wake = asyncio.Event()
         self._prefix = f"{platform.name}:"
         # What the last look at the outbox found, so that a poke for actions that could
@@ -83,8 +145,8 @@ class Outbox:
 
     def poke(self, actions: Sequence[Action] = ()) -> None:
         """Actions were queued: look at the outbox now, unless none of them can go before
-        the worker wakes up anyway (each waits behind an older item of its conversation
-        or for its destination's pacing slot). Without `actions`, always look."""
+        the worker wakes up anyway (each waits behind an older item of its lane or for its
+        destination's pacing slot). Without `actions`, always look."""
         if not actions or any(self._could_go(action) for action in actions):
             self._wake.set()
 
@@ -93,31 +155,43 @@ class Outbox:
         if not lane.startswith(self._prefix):
             return False  # another platform's
         if self._waiting_complete and lane in self._waiting:
-            return False  # behind an older item of its conversation
+            return False  # behind an older item of its lane
         free_at = self._next_free.get(self._where(action), 0.0)
         # Not before its destination's slot, which comes no sooner than the worker's own
         # wake-up: it is looked at then. (Not noted as waiting: the commit that queued it
         # may still roll back.)
         return self._asleep_until is None or free_at < self._asleep_until
 
-    async def run(self) -> None:
-        """Drain forever, sleeping until the next retry or pacing slot, or a poke.
+    def retry_now(self) -> None:
+        """What waited for a retry goes now (the cause is cured: rights given back)."""
+        self.store.hurry(self._prefix)
+        self._next_free.clear()
+        self._wake.set()
 
-        An unexpected error (a bug, a full disk) is logged and the worker goes on after
-        a pause: one bad item must not stop delivery for the whole platform.
-        """
+    def take_over_dead(self) -> int:
+        """End the leases of workers of this host whose process is gone (killed, crashed):
+        their items go now, not when the leases run out. Returns how many items."""
+        taken = 0
+        for holder in self.store.lease_holders(self.clock.now()):
+            if holder != self.owner and not worker_alive(holder):
+                taken += self.store.end_leases(holder)
+        if taken:
+            log.info("%s: took over %d items leased by a worker that is gone",
+                     self.platform.name, taken)
+        return taken
+
+    async def run(self, loop: Loop | None = None) -> None:
+        """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
+        (the store failing, a bug) ends the call: its supervisor pauses and calls again."""
+        self.take_over_dead()
         while True:
             self._wake.clear()
-            try:
-                next_at = await self.drain()
-            except Exception:
-                log.exception("%s: outbox worker failed; going on in %gs", self.platform.name,
-                              PAUSE_AFTER_ERROR)
-                await asyncio.sleep(PAUSE_AFTER_ERROR)
-                continue
+            next_at = await self.drain()
+            if loop is not None:
+                loop.ok()
             timeout = None
             if next_at is not None:
-                timeout = max(0.0, self.clock.real(next_at - self.clock.now()))
+                timeout = max(0.0, self.clock.real(next_at - self.clock.monotonic()))
             self._asleep_until = next_at
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.
@@ -132,23 +206,25 @@ class Outbox:
                 await asyncio.sleep(GATHER_POKES)
 
     async def drain(self) -> float | None:
-        """Deliver everything that may go now; return when the next held item may go."""
+        """Deliver everything that may go now; return when (monotonic) the next may go."""
         while True:
-            ready, next_at = self._ready(self.clock.now())
+            ready, next_at = self._ready()
             if not ready:
                 return next_at
             progressed = False
             for batch in self._batches(ready):
                 progressed |= await self._send(batch)
             if not progressed:
-                return self._ready(self.clock.now())[1]
+                return self._ready()[1]
 
-    def _ready(self, now: float) -> tuple[list[OutboxItem], float | None]:
+    def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
+        wall, now = self.clock.now(), self.clock.monotonic()
         ready, next_at = [], None
-        heads = self.store.heads(self._prefix, HEADS)
+        heads = self.store.heads(self._prefix, HEADS, wall)
         for item in heads:
-            hold = max(item.not_before, self._next_free.get(self._where(item.action), 0.0))
+            hold = max(self._hold(item, wall, now),
+                       self._next_free.get(self._where(item.action), 0.0))
             if hold > now:
                 next_at = hold if next_at is None else min(next_at, hold)
             else:
@@ -157,10 +233,20 @@ class Outbox:
         self._waiting_complete = len(heads) < HEADS
         return ready, next_at
 
+    def _hold(self, item: OutboxItem, wall: float, now: float) -> float:
+        """When (monotonic) an item may go. The stored `not_before` is wall time (another
+        process, or this one before a restart, wrote it): re-based on the monotonic clock
+        and never more than the longest backoff away, so a wall clock stepped back an hour
+        holds nothing for that hour."""
+        held = self._holds.get(item.id)
+        if held is not None and held[0] == item.not_before:
+            return held[1]  # as this worker set it (the store was not changed since)
+        return now + min(max(0.0, item.not_before - wall), LONGEST_BACKOFF)
+
     def _batches(self, ready: list[OutboxItem]) -> list[list[OutboxItem]]:
         by_place: dict[str, list[OutboxItem]] = defaultdict(list)
         batches = []
-        for item in ready:
+        for item in ready:  # in order of (priority, id): copies of messages first
             if isinstance(item.action, NOTICES):
                 by_place[self._where(item.action)].append(item)
             else:
@@ -170,69 +256,113 @@ class Outbox:
                 batches += [items[i:i + DIGEST_MAX] for i in range(0, len(items), DIGEST_MAX)]
             else:
                 batches += [[item] for item in items]
-        batches.sort(key=lambda b: b[0].id)
+        order = {item.id: n for n, item in enumerate(ready)}
+        batches.sort(key=lambda b: order[b[0].id])
         return batches
 
     def _where(self, action: Action) -> str:
         return self.platform.destination(action)
 
+    def _settle_later(self, item: OutboxItem, after: float, *, error: str,
+                      failed: bool, dead: bool = False) -> None:
+        """Put an item back for `after` seconds (its lease ends), or give it up."""
+        retry_at = self.clock.now() + after
+        self._holds[item.id] = (retry_at, self.clock.monotonic() + after)
+        self.store.settle(item.id, retry_at=retry_at, error=error, failed=failed, dead=dead)
+        if dead:
+            self._holds.pop(item.id, None)
+
+    def _settled(self, item: OutboxItem, record: HistoryEvent | None = None) -> None:
+        self._holds.pop(item.id, None)
+        self.store.settle(item.id, record=record)
+
     async def _send(self, batch: list[OutboxItem]) -> bool:
-        """Deliver one item or one digest; True if it left the outbox."""
-        now = self.clock.now()
-        first = batch[0]
-        place = self._where(first.action)
-        if self._next_free.get(place, 0.0) > now:
+        """Deliver one item or one digest; True if anything left the outbox."""
+        place = self._where(batch[0].action)
+        if self._next_free.get(place, 0.0) > self.clock.monotonic():
             return False  # an earlier delivery in this round took the slot
-        actions = [self._fresh(item.action) for item in batch]
-        if len(batch) == 1 and isinstance(actions[0], PostCard | UpdateCard) \
-                and actions[0].conversation.version < 0:
-            log.warning("%s: no conversation %s to show on a card; dropped",
-                        self.platform.name, actions[0].conversation.ref.key)
-            self.store.settle(first.id, error="conversation not found", dead=True)
-            return True
-        action = actions[0] if len(batch) == 1 else Digest(place, tuple(actions))
+        wall = self.clock.now()
+        taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
+                                     wall))
+        batch = [item for item in batch if item.id in taken]  # the others: someone else's
+        mark = self.store.outbox_mark()  # before the conversations are read for the cards
+        sendable: list[tuple[OutboxItem, Action]] = []
+        for item in batch:
+            if not isinstance(item.action, (PostCard, UpdateCard, *NOTICES)):
+                sendable.append((item, item.action))  # copies of messages, ephemerals
+                continue
+            conv = self.store.load(key_of_lane(item.lane))
+            why = stale_because(item.action, conv)
+            if why is not None:
+                self._drop(item, conv, why)
+                continue
+            if isinstance(item.action, PostCard | UpdateCard) and conv is None:
+                log.warning("%s: no conversation %s to show on a card; dropped",
+                            self.platform.name, item.lane)
+                self.store.settle(item.id, error="conversation not found", dead=True)
+                continue
+            sendable.append((item, self._fresh(item.action, conv)))
+        if not sendable:
+            return bool(batch)
+        items = [item for item, _ in sendable]
+        actions = [action for _, action in sendable]
+        action = actions[0] if len(actions) == 1 else Digest(place, tuple(actions))
         try:
             async with asyncio.timeout(DELIVERY_TIMEOUT):
                 posted = await self.platform.deliver(action)
         except RetryLater as wait:
-            self._next_free[place] = now + wait.after
-            for item in batch:
-                self.store.settle(item.id, retry_at=now + wait.after, error=str(wait),
-                                  failed=False)
+            self._next_free[place] = self.clock.monotonic() + wait.after
+            for item in items:
+                self._settle_later(item, wait.after, error=str(wait), failed=False)
             return False
         except Undeliverable as gone:
             log.warning("%s: giving up on %s: %s", self.platform.name, type(action).__name__, gone)
-            for item in batch:
+            for item in items:
+                self._holds.pop(item.id, None)
                 self.store.settle(item.id, error=str(gone), dead=True)
             return True
         except Exception as failed:  # network errors, 5xx, timeouts: back off and retry
             error = f"{type(failed).__name__}: {failed}"
             given_up = False
-            for item in batch:
+            for item in items:
                 dead = item.attempts + 1 >= MAX_ATTEMPTS
-                delay = min(300.0, 2.0 ** item.attempts)
-                self.store.settle(item.id, retry_at=now + delay, error=error, dead=dead)
+                self._settle_later(item, backoff(item.attempts), error=error, failed=True,
+                                   dead=dead)
                 given_up |= dead
             log.warning("%s: delivery of %s failed (%s); %s", self.platform.name,
                         type(action).__name__, error,
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
-        self._next_free[place] = now + self.platform.interval(place)
-        if isinstance(posted, Posted) and isinstance(first.action, PostCard | UpdateCard):
-            # An UpdateCard may have had to post the card afresh (the first post was lost).
-            self.store.attach(first.action.conversation.ref.key, posted.card, posted.aliases)
-        for item in batch:
-            self.store.settle(item.id)
-        self.delivered += len(batch)
+        self._next_free[place] = self.clock.monotonic() + self.platform.interval(place)
+        first = items[0]
+        if isinstance(first.action, PostCard | UpdateCard):
+            if isinstance(posted, Posted):
+                # An UpdateCard may have had to post the card afresh (the first post was lost).
+                self.store.attach(key_of_lane(first.lane), posted.card, posted.aliases)
+            self.store.supersede(first.lane, mark, first.id)
+        for item in items:
+            self._settled(item)
+        self.delivered += len(items)
         return True
 
-    def _fresh(self, action: Action) -> Action:
+    def _drop(self, item: OutboxItem, conv: Conversation | None, why: str) -> None:
+        """A notice whose reason has gone: not sent, and recorded in the history."""
+        kind = type(item.action).__name__
+        log.info("%s: %s for %s not sent: %s", self.platform.name, kind, item.lane, why)
+        record = None
+        if conv is not None:
+            record = HistoryEvent(conv.ref, conv.team, "notice_dropped", self.clock.now(),
+                                  kind)
+        self._holds.pop(item.id, None)
+        self.store.settle(item.id, record=record)
+        self.dropped += 1
+
+    def _fresh(self, action: Action, current: Conversation | None) -> Action:
         """Cards render the conversation as it is now; notices point at its current card."""
+        if current is None:
+            return action
         if isinstance(action, PostCard | UpdateCard):
-            current = self.store.load(action.conversation.ref.key)
-            return replace(action, conversation=current) if current else action
-        if isinstance(action, NOTICES) and action.card is None:
-            current = self.store.load(action.ref.key)
-            if current is not None and current.card is not None:
-                return replace(action, card=current.card)
+            return replace(action, conversation=current)
+        if isinstance(action, NOTICES) and action.card is None and current.card is not None:
+            return replace(action, card=current.card)
         return action

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.outbox import Outbox, Platform
 from chat_rescue.bot.service import Service
+from chat_rescue.bot.supervise import Loop, Loops
 from chat_rescue.bot.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -19,29 +20,38 @@ KEEP_INBOUND_IDS = 7 * 86400.0
 class Runtime:
     """The background tasks that turn stored deadlines and queued actions into messages."""
 
-    def __init__(self, service: Service, clock: Clock, platforms: Sequence[Platform]) -> None:
+    def __init__(self, service: Service, clock: Clock, platforms: Sequence[Platform], *,
+                 loops: Loops | None = None) -> None:
         self.service = service
         self.clock = clock
+        self.loops = loops or Loops()
         self.ticker = Ticker(service.store, service, clock)
         self.outboxes = [Outbox(service.store, platform, clock) for platform in platforms]
         for outbox in self.outboxes:
             service.on_outbox(outbox.poke)
+            bind = getattr(outbox.platform, "bind_outbox", None)
+            if bind is not None:  # an adapter that can tell when to retry at once
+                bind(outbox)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Start the ticker, the outbox workers and the daily clean-up."""
-        self._tasks.append(asyncio.create_task(self.ticker.run(), name="ticker"))
-        self._tasks.append(asyncio.create_task(self._forget_old_inbound_ids(), name="prune"))
+        supervise = self.loops.supervise
+        self._tasks.append(asyncio.create_task(supervise("ticker", self.ticker.run),
+                                               name="ticker"))
+        self._tasks.append(asyncio.create_task(supervise("prune", self._forget_old_inbound_ids),
+                                               name="prune"))
         for outbox in self.outboxes:
             name = f"outbox:{outbox.platform.name}"
-            self._tasks.append(asyncio.create_task(outbox.run(), name=name))
+            self._tasks.append(asyncio.create_task(supervise(name, outbox.run), name=name))
 
-    async def _forget_old_inbound_ids(self) -> None:
+    async def _forget_old_inbound_ids(self, loop: Loop) -> None:
         """Processed inbound ids are kept a week: platforms redeliver within minutes, and
         Telegram may hand out an old update_id again after a long silence.
         """
         while True:
             self.service.store.prune(self.clock.now() - KEEP_INBOUND_IDS)
+            loop.ok()
             await asyncio.sleep(3600)
 
     async def stop(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import ConversationRef, DeadlineDue
 from chat_rescue.bot.service import Service
+from chat_rescue.bot.supervise import Loop
 from chat_rescue.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,18 @@ class Ticker:
                 self.on_fire(deadline, fired_at)
         return len(fired)
 
-    async def run(self) -> None:
+    async def run(self, loop: Loop | None = None) -> None:
         """Run forever: fire what is due, then sleep until the next deadline or a poke.
 
         A wake-up for a deadline queries what is due and, once that is done, the next
-        deadline; a poke carries its deadline and costs no query at all.
+        deadline; a poke carries its deadline and costs no query at all. A store error
+        ends the call; its supervisor pauses and calls again, and overdue deadlines fire
+        on that first wake-up as after a restart.
         """
         self._target = self.clock.now()  # overdue deadlines fire on the first wake-up
         while True:
+            if loop is not None:
+                loop.ok()
             self._wake.clear()
             now = self.clock.now()
             if self._target is not None and self._target <= now:

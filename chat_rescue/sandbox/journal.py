@@ -14,19 +14,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_rescue.bot.model import Action, Digest
+from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, Relay, UpdateCard, lane_of
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.server import Bot
 from chat_rescue.storage.base import Change, Outcome
 
 Deliver = Callable[[Action], Coroutine[Any, Any, Posted | None]]
-
-
-def lane_of(action: Action) -> str:
-    """The outbox lane (the conversation key) an action is queued in, as the store does."""
-    holder: Any = getattr(action, "conversation", None) or action
-    key: str = holder.ref.key
-    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +43,10 @@ class OutboxJournal:
     queued: dict[str, list[tuple[float, Action]]] = field(
         default_factory=lambda: defaultdict(list))
     attempts: list[Attempt] = field(default_factory=list)
+    store: Any = None
 
     def attach(self, bot: Bot) -> OutboxJournal:
+        self.store = bot.store
         commit = bot.store.commit
 
         def journaled_commit(change: Change, now: float) -> Outcome:
@@ -91,28 +86,56 @@ class OutboxJournal:
         return lanes
 
     def out_of_order(self) -> list[str]:
-        """Lanes whose deliveries are not exactly their queued actions, in queue order."""
+        """Lanes whose deliveries break the outbox's order: copies of messages in the
+        order queued, and the rest in the order queued, leaving out only card updates
+        that a later card delivery covered and notices dropped because their reason had
+        gone (a copy may overtake a card or a notice of its lane; nothing else may)."""
         problems = []
         delivered = self.delivered()
         for lane in sorted(set(self.queued) | set(delivered)):
-            wanted = [type(a).__name__ for _, a in self.queued.get(lane, [])]
-            got = [type(a).__name__ for _, a in delivered.get(lane, [])]
-            if wanted != got:
-                problems.append(f"{lane}: queued {wanted}, delivered {got}")
+            queued = self.queued.get(lane, [])
+            got = delivered.get(lane, [])
+            copies_wanted = [_name(a) for _, a in queued if isinstance(a, Relay)]
+            copies_got = [_name(a) for _, a in got if isinstance(a, Relay)]
+            rest_wanted: list[tuple[float, Action]] = [
+                (t, a) for t, a in queued if not isinstance(a, Relay)]
+            rest_got: list[tuple[float, Action]] = [
+                (t, a) for t, a in got if not isinstance(a, Relay)]
+            if copies_wanted != copies_got or not _covers(rest_wanted, rest_got):
+                problems.append(f"{lane}: queued {[_name(a) for _, a in queued]}, "
+                                f"delivered {[_name(a) for _, a in got]}")
         return problems
 
     def drained_at(self, queued_before: float) -> float | None:
-        """When the last action queued before `queued_before` was delivered (None: not yet)."""
-        delivered = self.delivered()
-        last = 0.0
-        for lane, queued in self.queued.items():
-            count = sum(1 for at, _ in queued if at < queued_before)
-            done = delivered.get(lane, [])
-            if len(done) < count:
-                return None
-            if count:
-                last = max(last, done[count - 1][0])
-        return last
+        """When the last delivery happened, once nothing queued before `queued_before`
+        waits (None: something still does)."""
+        waiting = self.store.oldest_pending() if self.store is not None else None
+        if waiting is not None and waiting < self.epoch_of(queued_before):
+            return None
+        done = [a.at for a in self.attempts if a.delivered]
+        return max(done, default=queued_before)
+
+    def epoch_of(self, monotonic: float) -> float:
+        return time.time() - (time.monotonic() - monotonic)
 
     def failures(self, platform: str) -> int:
         return sum(1 for a in self.attempts if a.platform == platform and not a.delivered)
+
+
+def _name(action: Action) -> str:
+    return type(action).__name__
+
+
+def _covers(queued: list[tuple[float, Action]], delivered: list[tuple[float, Action]]) -> bool:
+    """`delivered` is `queued` in order, less card updates that a card delivered after
+    they were queued showed, and notices (dropped once their reason had gone)."""
+    cards_at = [at for at, d in delivered if isinstance(d, PostCard | UpdateCard)]
+    position = 0
+    for queued_at, action in queued:
+        if position < len(delivered) and _name(delivered[position][1]) == _name(action):
+            position += 1
+        elif isinstance(action, UpdateCard) and any(at >= queued_at for at in cards_at):
+            continue  # superseded: the card was drawn after this update was queued
+        elif not isinstance(action, NOTICES):
+            return False
+    return position == len(delivered)

@@ -10,10 +10,11 @@ placed between the kills a test recorded (`life`).
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.telegram import TelegramSandbox
 
@@ -26,6 +27,11 @@ NOTICE_PHRASES = (
     ("reminded", "has been silent for"),
 )
 DIGEST_MARK = "conversations need attention:"
+TIMER_EVENTS = ("nudged", "returned", "escalated", "reminded")
+# A notice the outbox dropped (its reason had gone by its turn) is recorded as
+# `notice_dropped` with its action's name: the event it will not be posted for.
+DROPPED = {"Nudge": "nudged", "ReturnToInbox": "returned", "Escalate": "escalated",
+           "CloseReminder": "reminded"}
 # Where the customer's mention stands in each Slack notice (owners are mentioned too).
 _SLACK_CUSTOMER = tuple(re.compile(pattern) for pattern in (
     r"are you still with <@([UW][A-Z0-9]+)>",
@@ -138,6 +144,19 @@ def telegram_posts(sandbox: TelegramSandbox, group: int, names: Mapping[str, str
             else:
                 posts += _notices("telegram", text, at, customer_in, default=owner)
     return posts
+
+
+def expected_notices(history: Iterable[HistoryEvent],
+                     who: Callable[[HistoryEvent], str]) -> Counter[tuple[str, str]]:
+    """(customer, kind) -> how many notices the history calls for: one per timer event,
+    less those the outbox dropped."""
+    wanted: Counter[tuple[str, str]] = Counter()
+    for event in history:
+        if event.kind in TIMER_EVENTS:
+            wanted[(who(event), event.kind)] += 1
+        elif event.kind == "notice_dropped" and event.actor in DROPPED:
+            wanted[(who(event), DROPPED[event.actor])] -= 1
+    return wanted
 
 
 @dataclass

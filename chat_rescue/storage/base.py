@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -84,15 +85,41 @@ class Store(Protocol):
     def pending(self, limit: int) -> list[OutboxItem]:
         """Outbox items in the order they were queued."""
 
-    def heads(self, prefix: str, limit: int) -> list[OutboxItem]:
-        """The oldest pending item of each lane starting with `prefix`, oldest first."""
+    def heads(self, prefix: str, limit: int, now: float) -> list[OutboxItem]:
+        """The head (lowest priority, then oldest) of each lane starting with `prefix` that
+        has no lease unexpired at `now`, in that order."""
+
+    def lease(self, item_ids: Sequence[int], owner: str, until: float,
+              now: float) -> list[int]:
+        """Take items for `owner` until `until` before sending them; returns those taken
+        (none of a lane in which another item is leased)."""
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
-               dead: bool = False, failed: bool = True) -> None:
-        """Delivered (no arguments), to retry at `retry_at`, or given up (`dead`).
+               dead: bool = False, failed: bool = True,
+               record: HistoryEvent | None = None) -> None:
+        """Delivered or dropped (no arguments), to retry at `retry_at` (the lease ends), or
+        given up (`dead`); `record` is written with it (why it was dropped).
 
         A retry counts as a failed attempt unless `failed=False` (a rate-limit wait).
         """
+
+    def lease_holders(self, now: float) -> list[str]:
+        """The workers holding unexpired leases."""
+
+    def end_leases(self, owner: str) -> int:
+        """End the leases of a worker known to be dead (its items go to the next taker)."""
+
+    def hurry(self, prefix: str) -> int:
+        """Let the items of lanes starting with `prefix` that wait for a retry go now."""
+
+    def outbox_mark(self) -> int:
+        """The newest outbox id so far: what a card drawn now covers."""
+
+    def supersede(self, lane: str, through: int, keep: int) -> int:
+        """Forget the lane's unleased card updates up to id `through`, except `keep`."""
+
+    def oldest_pending(self) -> float | None:
+        """When the oldest action still waiting to be delivered was queued."""
 
     def settings(self, scope: str) -> dict[str, str]:
         """Stored `/rescue` settings for a scope (a team or a channel)."""

@@ -108,4 +108,19 @@ _MIGRATION_4 = """
         );
 """
 
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
+# Lanes per conversation *and audience* (what goes to the customer never waits behind
+# the team channel), a priority within a lane (copies of messages first), and a lease
+# taken before an item is sent, so two processes never send one item.
+_MIGRATION_5 = """
+        ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE outbox ADD COLUMN locked_by TEXT;
+        ALTER TABLE outbox ADD COLUMN locked_until REAL;
+        UPDATE outbox SET priority = 0 WHERE kind = 'Relay';
+        UPDATE outbox SET lane = lane || CASE
+            WHEN kind = 'CloseNotice' OR (kind = 'Relay' AND json_extract(payload, '$.to_customer'))
+            THEN '>customer' ELSE '>team' END;
+        DROP INDEX outbox_lane;
+        CREATE INDEX outbox_lane ON outbox(lane, priority, id)
+"""
+
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from chat_rescue.bot.codec import decode_action, encode_action
+from chat_rescue.bot.codec import encode_action
 from chat_rescue.bot.model import (
     Action,
     Conversation,
@@ -26,12 +26,15 @@ from chat_rescue.bot.model import (
     State,
     Timer,
     lane_of,
+    priority_of,
 )
-from chat_rescue.storage.base import Change, Held, OutboxItem, Outcome
+from chat_rescue.storage.base import Change, Held, Outcome
 from chat_rescue.storage.schema import MIGRATIONS
+from chat_rescue.storage.sqlite_outbox import OutboxTables
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
 
+NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 _COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
 _BOOLS = {"snoozed", "reminded"}
 
@@ -84,7 +87,7 @@ def describe(url: str) -> str:
     return f"{path}: {conversations} conversations, schema {version}{later}"
 
 
-class SQLiteStore:
+class SQLiteStore(OutboxTables):
     """The Store protocol on one SQLite file (or `:memory:`)."""
 
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
@@ -223,10 +226,10 @@ class SQLiteStore:
             rows = []
             for action in change.actions:
                 kind, payload = encode_action(action)
-                rows.append((lane_of(action), kind, payload, now, now))
+                rows.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
             conn.executemany(
-                "INSERT INTO outbox (lane, kind, payload, not_before, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return Outcome.COMMITTED
@@ -268,60 +271,6 @@ class SQLiteStore:
 
     def postpone(self, key: str, until: float) -> None:
         self.conn.execute("UPDATE conversations SET deadline = ? WHERE key = ?", (until, key))
-
-    # -- outbox ------------------------------------------------------------------
-
-    def pending(self, limit: int) -> list[OutboxItem]:
-        rows = self.conn.execute(
-            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return self._items(rows)
-
-    def heads(self, prefix: str, limit: int) -> list[OutboxItem]:
-        # A busy lane (one chatty conversation) must not hide the heads of the others.
-        rows = self.conn.execute(
-            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox WHERE id IN "
-            "(SELECT min(id) FROM outbox WHERE lane >= ? AND lane < ? GROUP BY lane) "
-            "ORDER BY id LIMIT ?",
-            (prefix, _after(prefix), limit),
-        ).fetchall()
-        return self._items(rows)
-
-    def _items(self, rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
-        decoded = self._decoded
-        items = []
-        for id_, lane, kind, payload, not_before, attempts in rows:
-            action = decoded.get(id_)
-            if action is None:
-                action = decoded[id_] = decode_action(kind, payload)
-            items.append(OutboxItem(id_, lane, action, not_before, attempts))
-        return items
-
-    def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
-               dead: bool = False, failed: bool = True) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN")
-            if dead:
-                self.conn.execute(
-                    "INSERT INTO dead_letters (outbox_id, lane, kind, payload, attempts, "
-                    "last_error, failed_at) SELECT id, lane, kind, payload, attempts + 1, ?, "
-                    "not_before FROM outbox WHERE id = ?",
-                    (error, item_id),
-                )
-            if retry_at is None or dead:
-                self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-                self._decoded.pop(item_id, None)  # the id may be used again
-            else:
-                self.conn.execute(
-                    "UPDATE outbox SET not_before = ?, attempts = attempts + ?, last_error = ? "
-                    "WHERE id = ?",
-                    (retry_at, int(failed), error, item_id),
-                )
-
-    def outbox_size(self) -> int:
-        """How many actions wait to be delivered."""
-        return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     # -- settings and reports ----------------------------------------------------------
 
@@ -387,11 +336,6 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _after(prefix: str) -> str:
-    """The smallest string above every string that starts with `prefix` (for range scans)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
 
 
 _get_columns = operator.attrgetter(*_COLUMNS)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -15,6 +18,7 @@ from chat_rescue.bot.model import (
     Action,
     ClaimRefused,
     CloseNotice,
+    CloseReminder,
     Conversation,
     ConversationRef,
     CustomerMessage,
@@ -23,6 +27,7 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Relay,
     ReturnToInbox,
     State,
     UpdateCard,
@@ -77,9 +82,9 @@ class FakePlatform:
 
     def destination(self, action: Action) -> str:
         if isinstance(action, Digest):
-            return action.lane
-        if isinstance(action, CloseNotice):
-            return f"customer:{action.ref.channel}"
+            return action.destination
+        if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+            return f"customer:{action.ref.channel}:{action.ref.thread}"
         if isinstance(action, PostCard | UpdateCard):
             return f"team:{action.conversation.ref.channel}"
         return f"team:{action.ref.channel}"
@@ -125,13 +130,33 @@ def nudge(n: int, channel: str = "C1") -> Nudge:
     return Nudge(ref(n, channel), "ana", 300.0, None, f"cust-{n}")
 
 
+def current_for(action: Action) -> Conversation | None:
+    """A conversation in which `action` is current: a card's own, a nudged one for a
+    nudge, and so on (the outbox drops a notice whose reason has gone)."""
+    if isinstance(action, PostCard | UpdateCard):
+        return action.conversation
+    if isinstance(action, Nudge):
+        return Conversation(action.ref, "team-a", action.customer, T0, owner=action.owner,
+                            state=State.WAITING_ON_OPERATOR, nudged_at=T0)
+    if isinstance(action, CloseReminder):
+        return Conversation(action.ref, "team-a", action.customer, T0, owner=action.owner,
+                            state=State.WAITING_ON_CUSTOMER, reminded=True)
+    if isinstance(action, Escalate):
+        return Conversation(action.ref, "team-a", action.customer, T0,
+                            escalations=action.count)
+    if isinstance(action, ReturnToInbox):
+        return Conversation(action.ref, "team-a", action.customer, T0)
+    return None
+
+
 def queue(store: SQLiteStore, *actions: Action, at: float = T0) -> None:
-    """Queue actions; the conversations their cards show are stored first (the outbox
-    renders a card from the conversation as it is at delivery)."""
+    """Queue actions; the conversations they speak of are stored first, as they are when
+    the engine queues such actions (the outbox renders cards from them and drops notices
+    that are no longer true of them)."""
     for action in actions:
-        if isinstance(action, PostCard | UpdateCard) \
-                and store.load(action.conversation.ref.key) is None:
-            store.commit(Change(action.conversation), at)
+        conversation = current_for(action)
+        if conversation is not None and store.load(conversation.ref.key) is None:
+            store.commit(Change(conversation), at)
     store.commit(Change(actions=actions), at)
 
 
@@ -159,15 +184,74 @@ def lane(actions: list[Action], n: int) -> list[str]:
 async def test_each_conversations_actions_arrive_in_the_order_queued(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform
 ) -> None:
-    queue(store, PostCard(conv(1)), PostCard(conv(2)), UpdateCard(conv(1)), nudge(1))
-    queue(store, Escalate(ref(2), "@here", 120.0, 1), UpdateCard(conv(2)),
-          CloseNotice(ref(1), "bye"), UpdateCard(conv(1)))
+    one = replace(conv(1), state=State.WAITING_ON_OPERATOR, owner="ana", nudged_at=T0)
+    queue(store, PostCard(one), PostCard(conv(2)), nudge(1))
+    queue(store, Escalate(ref(2), "@here", 120.0, 0), ClaimRefused(ref(2), "ben", "ana"),
+          CloseNotice(ref(1), "bye"), ClaimRefused(ref(1), "ben", "ana"))
     assert await outbox.drain() is None
     delivered = platform.actions()
-    assert lane(delivered, 1) == ["PostCard", "UpdateCard", "Nudge", "CloseNotice", "UpdateCard"]
-    assert lane(delivered, 2) == ["PostCard", "Escalate", "UpdateCard"]
+    # The closing message is the customer's lane: it never waited behind the team's.
+    assert lane(delivered, 1) == ["PostCard", "CloseNotice", "Nudge", "ClaimRefused"]
+    assert lane(delivered, 2) == ["PostCard", "Escalate", "ClaimRefused"]
     assert store.pending(100) == []
-    assert outbox.delivered == 8
+    assert outbox.delivered == 7
+
+
+async def test_copies_of_messages_go_before_cards_and_notices_of_their_lane(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    platform = FakePlatform(clock, interval=3.0)  # a paced team channel
+    outbox = Outbox(store, platform, clock)
+    queue(store, PostCard(conv(1)), Escalate(ref(1), "@here", 120.0, 0),
+          PostCard(conv(2)), Relay(ref(1), False, "u1", "m1"), Relay(ref(2), False, "u2", "m2"))
+    for _ in range(10):
+        next_at = await outbox.drain()
+        if next_at is None:
+            break
+        clock.t = next_at
+    kinds = [type(a).__name__ for a in platform.actions()]
+    # Then the rest by age, each lane in its order (the escalation waited for its card).
+    assert kinds == ["Relay", "Relay", "PostCard", "Escalate", "PostCard"]
+
+
+async def test_what_goes_to_the_customer_never_waits_behind_the_team_channel(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    platform = FakePlatform(clock, interval=3.0)
+    outbox = Outbox(store, platform, clock)
+    queue(store, *(UpdateCard(conv(n)) for n in range(1, 6)))
+    queue(store, *(Relay(ref(n), True, "-100", f"m{n}") for n in range(1, 6)))
+    await outbox.drain()  # every customer's reply, and one team post in this slot
+    assert [type(a).__name__ for a in platform.actions()] == ["Relay"] * 5 + ["UpdateCard"]
+
+
+async def test_one_card_update_settles_those_queued_before_it(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform
+) -> None:
+    queue(store, PostCard(conv(1)), UpdateCard(conv(1)), nudge(2), UpdateCard(conv(1)))
+    queue(store, UpdateCard(conv(1)))
+    await outbox.drain()
+    assert lane(platform.actions(), 1) == ["PostCard"]  # it showed what they would have
+    assert store.pending(10) == []
+    assert outbox.delivered == 2  # the card and the nudge; the updates were covered
+
+
+async def test_a_notice_whose_reason_has_gone_is_dropped_and_recorded(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform
+) -> None:
+    queue(store, nudge(1), Escalate(ref(2), "@here", 120.0, 1),
+          Escalate(ref(2), "@here", 240.0, 2))
+    answered = replace(current_for(nudge(1)), state=State.WAITING_ON_CUSTOMER,  # type: ignore[type-var]
+                       nudged_at=None, version=1)
+    store.commit(Change(answered, expected_version=0), T0)
+    later = replace(current_for(Escalate(ref(2), "@here", 0.0, 2)), version=1)  # type: ignore[type-var]
+    store.commit(Change(later, expected_version=0), T0)
+    await outbox.drain()
+    assert platform.actions() == [Escalate(ref(2), "@here", 240.0, 2)]
+    assert outbox.dropped == 2
+    dropped = [(e.ref, e.actor) for e in store.history(None, 0) if e.kind == "notice_dropped"]
+    assert dropped == [(ref(1), "Nudge"), (ref(2), "Escalate")]
+    assert store.pending(10) == []
 
 
 async def test_a_failing_head_holds_its_conversation_only(
@@ -298,13 +382,13 @@ async def test_what_waited_behind_a_dead_letter_goes_in_the_same_drain(
 ) -> None:
     platform.fail = lambda action: ConnectionError("reset") if isinstance(action, Nudge) \
         else None
-    queue(store, nudge(1), CloseNotice(ref(1), "bye"))
+    queue(store, nudge(1), ClaimRefused(ref(1), "ben", "ana"))
     for _ in range(MAX_ATTEMPTS - 1):
         await outbox.drain()
         clock.advance(300)
     assert platform.actions() == []  # the nudge holds its lane through its retries
     assert await outbox.drain() is None  # the last failure: a dead letter ...
-    assert platform.actions() == [CloseNotice(ref(1), "bye")]  # ... and the lane moves on
+    assert platform.actions() == [ClaimRefused(ref(1), "ben", "ana")]  # ... the lane moves on
     assert store.pending(10) == []
 
 
@@ -430,14 +514,14 @@ async def test_a_posted_card_is_attached_and_later_notices_point_at_it(
     loaded = store.load(r.key)
     assert loaded is not None and loaded.card == "card-1"
     assert store.resolve("fake:alias-1") == r.key
-    delivered_post, delivered_escalate, delivered_update = platform.actions()
+    # The card drawn after the escalation showed it: the update queued with it was covered.
+    delivered_post, delivered_escalate = platform.actions()
+    assert store.pending(10) == []
     assert isinstance(delivered_post, PostCard)
     assert delivered_post.conversation.escalations == 1  # rendered as it is now
     assert isinstance(delivered_escalate, Escalate)
     assert delivered_escalate.card == "card-1"
     assert delivered_escalate.target == "@here"
-    assert isinstance(delivered_update, UpdateCard)
-    assert delivered_update.conversation.card == "card-1"
 
 
 async def test_a_card_update_renders_the_conversation_as_it_is_now(
@@ -496,10 +580,10 @@ async def test_a_poke_wakes_the_worker_only_for_what_could_go_before_it_wakes_an
     scans = 0
     heads = store.heads
 
-    def counted(prefix: str, limit: int) -> list[OutboxItem]:
+    def counted(prefix: str, limit: int, now: float) -> list[OutboxItem]:
         nonlocal scans
         scans += 1
-        return heads(prefix, limit)
+        return heads(prefix, limit, now)
 
     store.heads = counted  # type: ignore[method-assign]
     task = asyncio.create_task(outbox.run())
@@ -537,3 +621,79 @@ async def wait_until(check: Callable[[], bool], timeout: float = 0.5) -> None:
     while not check():
         assert loop.time() < until, "condition not met in time"
         await asyncio.sleep(0.001)
+
+
+# --- clocks, leases, giving up ------------------------------------------------------------
+
+
+async def test_a_wall_clock_stepped_back_an_hour_holds_no_channel(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    platform = FakePlatform(clock, interval=3.0)
+    outbox = Outbox(store, platform, clock)
+    queue(store, UpdateCard(conv(1)), UpdateCard(conv(2)))
+    await outbox.drain()  # the first goes; the channel's next slot is 3 s away
+    clock.step(-3600)  # NTP, or a VM resumed: the wall clock jumps back an hour
+    clock.advance(3)
+    assert await outbox.drain() is None
+    assert [type(a).__name__ for a in platform.actions()] == ["UpdateCard", "UpdateCard"]
+
+
+async def test_a_retry_after_a_clock_step_waits_its_backoff_not_the_step(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    platform.script = [ConnectionError("reset")]
+    queue(store, nudge(1))
+    await outbox.drain()  # failed: retry in 1 s
+    clock.step(-3600)
+    clock.advance(1)
+    await outbox.drain()
+    assert platform.actions() == [nudge(1)]
+
+
+async def test_a_restarted_worker_rebases_stored_holds_on_its_own_clock(
+    store: SQLiteStore, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    (item,) = store.pending(1)
+    # Written by a process whose wall clock was an hour ahead: a hold "until +1 h 10 s".
+    store.settle(item.id, retry_at=clock.now() + 3610, error="reset")
+    fresh = Outbox(store, platform, clock)
+    next_at = await fresh.drain()
+    assert next_at is not None and next_at - clock.monotonic() <= outbox_module.LONGEST_BACKOFF
+
+
+def test_giving_up_takes_about_an_hour_of_backoff() -> None:
+    waited = sum(outbox_module.backoff(n) for n in range(MAX_ATTEMPTS - 1))
+    assert 55 * 60 <= waited <= 65 * 60
+
+
+async def test_an_item_leased_by_another_live_worker_is_not_sent(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1), nudge(2))
+    first = store.pending(1)[0]
+    other = "elsewhere:1:abc"  # another host: waited for until its lease runs out
+    assert store.lease([first.id], other, clock.now() + outbox_module.LEASE, clock.now())
+    await outbox.drain()
+    assert platform.actions() == [nudge(2)]
+    outbox.take_over_dead()
+    await outbox.drain()
+    assert platform.actions() == [nudge(2)]  # still theirs
+    clock.advance(outbox_module.LEASE)
+    await outbox.drain()
+    assert platform.actions() == [nudge(2), nudge(1)]  # the lease ran out: taken over
+
+
+async def test_items_of_a_dead_worker_of_this_host_are_taken_over_at_once(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    (item,) = store.pending(1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: ASYNC221
+                          capture_output=True, text=True, check=True)
+    holder = f"{socket.gethostname()}:{dead.stdout.strip()}:abc"  # that process has ended
+    store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
+    assert outbox.take_over_dead() == 1
+    await outbox.drain()
+    assert platform.actions() == [nudge(1)]

@@ -38,6 +38,7 @@ import pytest_asyncio
 
 from chat_rescue.sandbox.bot_process import BotProcess
 from chat_rescue.sandbox.ledger import (
+    DROPPED,
     Post,
     Redeliveries,
     compare,
@@ -574,9 +575,12 @@ def expected_posts(run: CrashRun) -> dict[tuple[str, str], int]:
     wanted: Counter[tuple[str, str]] = Counter()
     for key, row in run.rows.items():
         who = token(key, row)
-        for kind, _, _ in run.history.get(key, []):
+        for kind, _, actor in run.history.get(key, []):
             if kind in TIMER_EVENTS:
                 wanted[(who, kind)] += 1
+            elif kind == "notice_dropped" and actor in DROPPED:
+                # Its reason had gone by its turn (answered, claimed, replaced): not posted.
+                wanted[(who, DROPPED[actor])] -= 1
         wanted[(who, "card")] = 1
         if key.startswith("telegram:"):
             wanted[(who, "topic")] = wanted[(who, "announce")] = 1

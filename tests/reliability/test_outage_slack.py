@@ -19,7 +19,7 @@ from typing import Any
 
 from chat_rescue.bot.model import NOTICES
 from chat_rescue.sandbox.journal import OutboxJournal
-from chat_rescue.sandbox.ledger import compare, slack_posts
+from chat_rescue.sandbox.ledger import compare, expected_notices, slack_posts
 from chat_rescue.sandbox.slack_world import (
     ANNA,
     BOB,
@@ -153,8 +153,8 @@ async def outage_day(world: SlackWorld, sandbox: SlackTestbed) -> dict[str, Any]
         pass
     dead = store.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     history = store.history(None, 0)
-    expected = Counter((store.load(h.ref.key).customer, h.kind)  # type: ignore[union-attr]
-                       for h in history if h.kind in TIMER_EVENTS)
+    expected = expected_notices(
+        history, lambda h: store.load(h.ref.key).customer)  # type: ignore[union-attr]
     for key in store.conn.execute("SELECT key, customer FROM conversations"):
         expected[(key[1], "card")] = 1
     found = compare(slack_posts(sandbox, TEAM), expected, {}, (*TIMER_EVENTS, "card"))

@@ -22,7 +22,7 @@ import pytest
 
 from chat_rescue.bot.model import NOTICES
 from chat_rescue.sandbox.journal import OutboxJournal
-from chat_rescue.sandbox.ledger import compare, telegram_posts
+from chat_rescue.sandbox.ledger import compare, expected_notices, telegram_posts
 from chat_rescue.sandbox.telegram_support import (
     ANA,
     BEN,
@@ -161,10 +161,7 @@ async def outage_day(group: SupportGroup, sandbox: TelegramTestbed) -> dict[str,
         pass
     dead = store.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     history = store.history(None, 0)
-    expected: Counter[tuple[str, str]] = Counter()
-    for h in history:
-        if h.kind in TIMER_EVENTS:
-            expected[(h.ref.channel, h.kind)] += 1
+    expected = expected_notices(history, lambda h: h.ref.channel)
     for (key,) in store.conn.execute("SELECT key FROM conversations"):
         customer = key.split(":")[1]
         for kind in ("topic", "card", "announce"):

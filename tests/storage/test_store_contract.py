@@ -321,9 +321,10 @@ def test_pending_keeps_queue_order_and_the_limit(store: Store) -> None:
     assert [i.action for i in items] == [as_stored(PostCard(a)), nudge(1),
                                          as_stored(PostCard(b)), as_stored(UpdateCard(a)),
                                          CloseNotice(a.ref, "bye")]
-    assert [i.lane for i in items] == [a.ref.key, a.ref.key, b.ref.key, a.ref.key, a.ref.key]
+    team_a, team_b = f"{a.ref.key}>team", f"{b.ref.key}>team"
+    assert [i.lane for i in items] == [team_a, team_a, team_b, team_a, f"{a.ref.key}>customer"]
     assert [i.attempts for i in items] == [0] * 5
-    assert [i.not_before for i in items] == [T0, T0, T0 + 1, T0 + 2, T0 + 2]
+    assert [i.not_before for i in items] == [0.0] * 5  # no hold until a failure sets one
     assert len({i.id for i in items}) == 5
     assert [i.id for i in store.pending(2)] == [i.id for i in items[:2]]
 
@@ -335,18 +336,77 @@ def test_heads_are_the_oldest_item_of_each_lane_of_one_platform(store: Store) ->
     lookalike = Nudge(ConversationRef("slackish", "C1", "t1"), "ana", 1.0)
     store.commit(Change(actions=(*busy, other, lookalike, *slack)), T0)
 
-    heads = store.heads("slack:", 100)
+    heads = store.heads("slack:", 100, T0)
     assert [i.action for i in heads] == [busy[0], *slack]  # oldest first, one per lane
-    assert [i.action for i in store.heads("slack:", 2)] == [busy[0], slack[0]]
-    assert [i.action for i in store.heads("telegram:", 100)] == [other]
-    assert store.heads("console:", 100) == []
+    assert [i.action for i in store.heads("slack:", 2, T0)] == [busy[0], slack[0]]
+    assert [i.action for i in store.heads("telegram:", 100, T0)] == [other]
+    assert store.heads("console:", 100, T0) == []
 
     store.settle(heads[0].id)
-    assert store.heads("slack:", 100)[0].action == busy[1]
+    assert store.heads("slack:", 100, T0)[0].action == busy[1]
     # A held head (retry later) is still the head: nothing behind it may overtake it.
     store.settle(heads[1].id, retry_at=T0 + 60, error="rate limited")
-    held = [i for i in store.heads("slack:", 100) if i.action == slack[0]]
+    held = [i for i in store.heads("slack:", 100, T0) if i.action == slack[0]]
     assert [(i.not_before, i.attempts) for i in held] == [(T0 + 60, 1)]
+
+
+def test_a_copy_of_a_message_heads_its_lane_before_older_cards(store: Store) -> None:
+    conv = new()
+    relay = Relay(conv.ref, False, "U1", "m1")
+    store.commit(Change(conv, actions=(PostCard(conv), nudge(), relay)), T0)
+    assert [i.action for i in store.heads("slack:", 10, T0)] == [relay]
+    to_customer = Relay(conv.ref, True, "-100", "m2")
+    store.commit(Change(actions=(to_customer,)), T0)
+    heads = store.heads("slack:", 10, T0)
+    assert [i.action for i in heads] == [relay, to_customer]  # two lanes: team, customer
+    assert [i.lane for i in heads] == [f"{conv.ref.key}>team", f"{conv.ref.key}>customer"]
+
+
+def test_a_leased_lane_offers_no_head_until_the_lease_runs_out(store: Store) -> None:
+    conv = new()
+    store.commit(Change(conv, actions=(PostCard(conv), nudge())), T0)
+    (head,) = store.heads("slack:", 10, T0)
+    assert store.lease([head.id], "worker-a", T0 + 60, T0) == [head.id]
+    assert store.lease([head.id], "worker-b", T0 + 61, T0 + 1) == []  # taken
+    assert store.heads("slack:", 10, T0 + 59) == []  # and its lane waits, in order
+    second = store.pending(10)[1]
+    assert store.lease([second.id], "worker-b", T0 + 61, T0 + 1) == []
+    # worker-a died: after the lease, the same item is the head again, for anyone.
+    assert [i.id for i in store.heads("slack:", 10, T0 + 60)] == [head.id]
+    assert store.lease([head.id], "worker-b", T0 + 120, T0 + 60) == [head.id]
+    store.settle(head.id)
+    assert [i.id for i in store.heads("slack:", 10, T0 + 61)] == [second.id]
+
+
+def test_a_retry_ends_the_lease(store: Store) -> None:
+    store.commit(Change(actions=(nudge(),)), T0)
+    (head,) = store.heads("slack:", 10, T0)
+    store.lease([head.id], "worker-a", T0 + 60, T0)
+    store.settle(head.id, retry_at=T0 + 5, error="rate limited", failed=False)
+    assert [i.id for i in store.heads("slack:", 10, T0 + 1)] == [head.id]
+
+
+def test_supersede_forgets_older_card_updates_of_the_lane(store: Store) -> None:
+    a, b = new(1), new(2)
+    store.commit(Change(a, actions=(UpdateCard(a), nudge(1), UpdateCard(a))), T0)
+    store.commit(Change(b, actions=(UpdateCard(b),)), T0)
+    mark = store.outbox_mark()
+    store.commit(Change(actions=(UpdateCard(a),)), T0)  # after the mark: a newer state
+    first = store.pending(10)[0]
+    assert store.supersede(first.lane, mark, first.id) == 1
+    names = {f"{a.ref.key}>team": "a", f"{b.ref.key}>team": "b"}
+    kinds = [(type(i.action).__name__, names[i.lane]) for i in store.pending(10)]
+    assert kinds == [("UpdateCard", "a"), ("Nudge", "a"), ("UpdateCard", "b"),
+                     ("UpdateCard", "a")]
+
+
+def test_oldest_pending_is_when_the_oldest_waiting_action_was_queued(store: Store) -> None:
+    assert store.oldest_pending() is None
+    store.commit(Change(actions=(nudge(1),)), T0)
+    store.commit(Change(actions=(nudge(2),)), T0 + 5)
+    assert store.oldest_pending() == T0
+    store.settle(store.pending(1)[0].id)
+    assert store.oldest_pending() == T0 + 5
 
 
 def test_due_reports_each_deadline(store: Store) -> None:
@@ -374,7 +434,7 @@ def test_a_batch_commits_together_but_each_change_stays_atomic(store: Store) -> 
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:
     emoji = Nudge(ConversationRef("console", "🆘-room", "t1"), "ana", 1.0)
     store.commit(Change(actions=(emoji,)), T0)
-    assert [i.action for i in store.heads("console:", 10)] == [emoji]
+    assert [i.action for i in store.heads("console:", 10, T0)] == [emoji]
 
 
 def test_every_storable_action_round_trips(store: Store) -> None:
@@ -409,7 +469,8 @@ def test_settle_delivered_retry_and_dead(store: Store, backend: Backend) -> None
 
     store.settle(nudged.id, error="channel_not_found", dead=True)
     assert [i.id for i in store.pending(10)] == [update.id]
-    assert backend.dead_letters(store) == [(conv.ref.key, "Nudge", 3, "channel_not_found")]
+    assert backend.dead_letters(store) == [(f"{conv.ref.key}>team", "Nudge", 3,
+                                            "channel_not_found")]
 
 
 # --- aliases --------------------------------------------------------------------

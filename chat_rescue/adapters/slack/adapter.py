@@ -256,7 +256,7 @@ class SlackAdapter:
     def destination(self, action: Action) -> str:
         team = self.workspace.team_channel
         if isinstance(action, Digest):
-            return action.lane
+            return action.destination
         if isinstance(action, UpdateCard):
             return f"update:{team}"
         if isinstance(action, ClaimRefused):

@@ -1,0 +1,46 @@
+"""Whether a queued notice still has its reason when its turn comes to be delivered.
+
+Pure: a notice and the conversation as it is now. A nudge queued before an outage must
+not reach an owner who has answered since; a repeat escalation that a later one
+replaced, or a return to the inbox that someone claimed in the meantime, is dropped.
+"""
+
+from __future__ import annotations
+
+from chat_rescue.bot.model import (
+    Action,
+    CloseReminder,
+    Conversation,
+    Escalate,
+    Nudge,
+    ReturnToInbox,
+    State,
+)
+
+
+def stale_because(action: Action, conv: Conversation | None) -> str | None:
+    """Why `action` would say something no longer true of `conv`; None while it holds (and
+    for anything that is not a notice: cards, copies of messages, closing messages)."""
+    if not isinstance(action, Nudge | CloseReminder | ReturnToInbox | Escalate):
+        return None
+    if conv is None:
+        return None  # nothing to judge it by (never so in the bot: it stores both at once)
+    if conv.state is State.CLOSED:
+        return "closed since"
+    if isinstance(action, Nudge):
+        if conv.state is not State.WAITING_ON_OPERATOR or conv.nudged_at is None:
+            return "answered since"
+        if conv.owner != action.owner:
+            return "has another owner now"
+        return None
+    if isinstance(action, CloseReminder):
+        if conv.state is not State.WAITING_ON_CUSTOMER or not conv.reminded:
+            return "the customer wrote since"
+        if conv.owner != action.owner:
+            return "has another owner now"
+        return None
+    if conv.owner is not None:
+        return f"claimed since by {conv.owner}"
+    if isinstance(action, Escalate) and conv.escalations > action.count:
+        return "a later call for help replaced it"
+    return None

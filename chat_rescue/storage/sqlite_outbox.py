@@ -1,0 +1,152 @@
+"""The outbox half of SQLiteStore: lane heads, leases, settling, superseding.
+
+A lane is one conversation's actions for one audience (`<key>>team`, `<key>>customer`).
+Its head is its item of lowest (priority, id). A worker leases the heads it is about to
+send (`locked_by`, `locked_until`, wall-clock epoch seconds, because another process reads
+them); a lane with an unexpired lease on any item offers no head, so a lane's order holds
+across processes, and a crashed sender's item is taken over once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from chat_rescue.bot.codec import decode_action
+from chat_rescue.bot.model import Action, HistoryEvent
+from chat_rescue.storage.base import OutboxItem
+
+_RANK = 1 << 40  # rank = priority * _RANK + id: lowest rank first, one integer to compare
+
+
+class OutboxTables:
+    """Outbox methods of the Store protocol over `self.conn` (mixed into SQLiteStore)."""
+
+    conn: sqlite3.Connection
+    _decoded: dict[int, Action]
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        rows = self.conn.execute(
+            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return self._items(rows)
+
+    def heads(self, prefix: str, limit: int, now: float) -> list[OutboxItem]:
+        # A busy lane (one chatty conversation) must not hide the heads of the others.
+        rows = self.conn.execute(
+            "SELECT o.id, o.lane, o.kind, o.payload, o.not_before, o.attempts FROM outbox o "
+            f"JOIN (SELECT min(priority * {_RANK} + id) AS rank FROM outbox "
+            "      WHERE lane >= ? AND lane < ? GROUP BY lane "
+            "      HAVING coalesce(max(locked_until), 0) <= ?) h "
+            f"ON o.id = h.rank % {_RANK} ORDER BY h.rank LIMIT ?",
+            (prefix, _after(prefix), now, limit),
+        ).fetchall()
+        return self._items(rows)
+
+    def lease(self, item_ids: Sequence[int], owner: str, until: float,
+              now: float) -> list[int]:
+        """Take the items for `owner` until `until`; returns those taken. An item is not
+        taken while any item of its lane is leased by someone (its order would break)."""
+        taken = []
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for item_id in item_ids:
+                cursor = self.conn.execute(
+                    "UPDATE outbox SET locked_by = ?, locked_until = ? WHERE id = ? AND NOT "
+                    "EXISTS (SELECT 1 FROM outbox busy WHERE busy.lane = outbox.lane "
+                    "AND busy.locked_until > ?)",
+                    (owner, until, item_id, now),
+                )
+                if cursor.rowcount:
+                    taken.append(item_id)
+        return taken
+
+    def lease_holders(self, now: float) -> list[str]:
+        """Who holds unexpired leases."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT locked_by FROM outbox WHERE locked_until > ?", (now,)).fetchall()
+        return [str(owner) for (owner,) in rows]
+
+    def end_leases(self, owner: str) -> int:
+        """End every lease of `owner` (a worker known to be dead); returns how many."""
+        return self.conn.execute(
+            "UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE locked_by = ?",
+            (owner,)).rowcount
+
+    def _items(self, rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
+        decoded = self._decoded
+        items = []
+        for id_, lane, kind, payload, not_before, attempts in rows:
+            action = decoded.get(id_)
+            if action is None:
+                action = decoded[id_] = decode_action(kind, payload)
+            items.append(OutboxItem(id_, lane, action, not_before, attempts))
+        return items
+
+    def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
+               dead: bool = False, failed: bool = True,
+               record: HistoryEvent | None = None) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            if dead:
+                self.conn.execute(
+                    "INSERT INTO dead_letters (outbox_id, lane, kind, payload, attempts, "
+                    "last_error, failed_at) SELECT id, lane, kind, payload, attempts + 1, ?, "
+                    "max(not_before, created_at) FROM outbox WHERE id = ?",
+                    (error, item_id),
+                )
+            if retry_at is None or dead:
+                self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+                self._decoded.pop(item_id, None)  # the id may be used again
+            else:
+                self.conn.execute(
+                    "UPDATE outbox SET not_before = ?, attempts = attempts + ?, last_error = ?, "
+                    "locked_by = NULL, locked_until = NULL WHERE id = ?",
+                    (retry_at, int(failed), error, item_id),
+                )
+            if record is not None:
+                self.conn.execute(
+                    "INSERT INTO history (conversation, team, kind, at, actor, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.ref.key, record.team, record.kind, record.at, record.actor,
+                     record.value),
+                )
+
+    def hurry(self, prefix: str) -> int:
+        """Items of lanes starting with `prefix` that wait for a retry may go now."""
+        return self.conn.execute(
+            "UPDATE outbox SET not_before = 0 WHERE lane >= ? AND lane < ? AND not_before > 0",
+            (prefix, _after(prefix))).rowcount
+
+    def outbox_mark(self) -> int:
+        """The newest outbox id so far (0 when empty): what `supersede` may cover."""
+        row = self.conn.execute("SELECT max(id) FROM outbox").fetchone()
+        return int(row[0] or 0)
+
+    def supersede(self, lane: str, through: int, keep: int) -> int:
+        """Forget the lane's card updates up to id `through` but `keep` (the one sent): a
+        card is drawn from the conversation as it is at delivery, so the one update sent
+        showed what they would have. Returns how many were forgotten."""
+        gone = self.conn.execute(
+            "DELETE FROM outbox WHERE lane = ? AND kind = 'UpdateCard' AND id <= ? "
+            "AND id != ? AND locked_until IS NULL RETURNING id",
+            (lane, through, keep),
+        ).fetchall()
+        for (item_id,) in gone:
+            self._decoded.pop(item_id, None)
+        return len(gone)
+
+    def outbox_size(self) -> int:
+        """How many actions wait to be delivered."""
+        return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def oldest_pending(self) -> float | None:
+        """When the oldest action still waiting was queued (epoch seconds)."""
+        row = self.conn.execute("SELECT min(created_at) FROM outbox").fetchone()
+        return None if row[0] is None else float(row[0])
+
+
+def _after(prefix: str) -> str:
+    """The smallest string above every string that starts with `prefix` (for range scans)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"

@@ -128,10 +128,10 @@ class SupportGroup:
         return self.sandbox.topics(GROUP)
 
     async def topic(self, index: int = 0, timeout: float = 3.0) -> int:
-        """The thread id of the `index`-th topic, once its card is attached to a conversation."""
+        """The thread id of the `index`-th topic, once its card is posted and attached."""
         topics = await eventually(lambda: len(self.topics()) > index and self.topics(), timeout)
         thread: int = topics[index].thread_id
-        await eventually(lambda: self.bot.store.resolve(f"telegram:topic:{thread}"), timeout)
+        await eventually(lambda: self._card_id(thread), timeout)
         return thread
 
     def topic_name(self, thread: int) -> str:
@@ -147,7 +147,20 @@ class SupportGroup:
         return self.sandbox.messages(GROUP, thread)
 
     def card(self, thread: int) -> Json:
-        return self.in_topic(thread)[0]
+        """The conversation's card in the topic (a copy of the customer's first message
+        may come before it)."""
+        card_id = self._card_id(thread)
+        return next(m for m in self.in_topic(thread) if m["message_id"] == card_id)
+
+    def copies(self, thread: int) -> list[Json]:
+        """What the topic shows besides the card: copies, notes, nudges, in order."""
+        card_id = self._card_id(thread)
+        return [m for m in self.in_topic(thread) if m["message_id"] != card_id]
+
+    def _card_id(self, thread: int) -> int:
+        key = self.bot.store.resolve(f"telegram:topic:{thread}")
+        conv = self.bot.store.load(key) if key else None
+        return int((conv.card if conv and conv.card else ":0").partition(":")[2] or 0)
 
     def general(self) -> list[Json]:
         """What the bot posted in the General topic."""
@@ -176,3 +189,4 @@ class SupportGroup:
 
     def say_in_topic(self, user_id: int, thread: int, text: str) -> Json:
         return self.sandbox.group_message(GROUP, user_id, text, thread_id=thread)
+

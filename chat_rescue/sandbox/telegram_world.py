@@ -238,6 +238,13 @@ class TelegramWorld:
             self.add_user(user_id, f"User {user_id}")
         self._group(chat_id).members[user_id] = status
 
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """An administrator deletes a forum topic by hand; its messages go with it."""
+        chat = self._group(chat_id)
+        del chat.topics[thread_id]
+        chat.messages = {mid: m for mid, m in chat.messages.items()
+                         if m.get("message_thread_id") != thread_id}
+
     def block_user(self, user_id: int) -> None:
         """The user blocks the bot: every send to their private chat answers 403."""
         self.blocked.add(user_id)

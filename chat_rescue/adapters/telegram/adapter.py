@@ -18,7 +18,7 @@ from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay
-from chat_rescue.bot.outbox import Posted, RetryLater
+from chat_rescue.bot.outbox import Outbox, Posted, RetryLater
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 
@@ -122,6 +122,11 @@ class TelegramAdapter:
 
     # -- outbox.Platform ---------------------------------------------------------------------
 
+    def bind_outbox(self, outbox: Outbox) -> None:
+        """The outbox worker that delivers for this adapter: told to retry at once when
+        the bot gets its rights in the support group back."""
+        self.inbound.on_rights_back = outbox.retry_now
+
     async def deliver(self, action: Action) -> Posted | None:
         if self._connecting is not None and not self._started:  # down since the start
             if self._refused:  # kept for after a restart with a configuration that works
@@ -132,7 +137,7 @@ class TelegramAdapter:
     def destination(self, action: Action) -> str:
         """`chat:<id>` for a customer's private chat, `group:<id>` for the support group."""
         if isinstance(action, Digest):
-            return action.lane
+            return action.destination
         if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
             return f"chat:{action.ref.channel}"
         return f"group:{self.support_chat_id}"

@@ -24,6 +24,7 @@ from telegram.warnings import PTBDeprecationWarning
 from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.health import mark_blocked
 from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
@@ -31,7 +32,6 @@ from chat_rescue.bot.model import (
     ClaimRefused,
     CloseNotice,
     CloseReminder,
-    Conversation,
     ConversationRef,
     Digest,
     Escalate,
@@ -39,7 +39,6 @@ from chat_rescue.bot.model import (
     PostCard,
     Relay,
     ReturnToInbox,
-    State,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
@@ -54,6 +53,7 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Bad Requests that a fixed configuration cures: retried with backoff, not dropped.
 FIXABLE = ("not enough rights", "chat not found", "chat_admin_required", "need administrator")
 MAX_STEPS = 1000
+RIGHTS_RETRY = 60.0  # seconds between tries while the bot lacks a right
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -81,6 +81,8 @@ class Deliverer:
         self.group = support_chat_id
         self._steps: OrderedDict[Hashable, Any] = OrderedDict()
         self._admins: tuple[float, str | None] = (0.0, None)  # when asked, their mentions
+        self.topics = Topics(bot, service.store, memory, support_chat_id, self._send)
+        self.lacking: str | None = None  # the right the bot was last refused for
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
             PostCard: self._post_card,
             UpdateCard: self._update_card,
@@ -108,9 +110,14 @@ class Deliverer:
                                 "set TELEGRAM_SUPPORT_CHAT_ID to it") from moved
         except BadRequest as bad:
             if _is(bad, *FIXABLE):
-                raise
+                # Only an admin can cure this: keep the action (it goes once the right is
+                # given back) without using up its attempts, and say what is missing.
+                await self._lacking(bad.message)
+                raise RetryLater(RIGHTS_RETRY, f"the bot lacks a right in the support group "
+                                 f"({bad.message})") from bad
             raise Undeliverable(f"Telegram refused {type(action).__name__}: {bad.message}") \
                 from bad
+        self.lacking = None
         self._forget(action)
         return posted
 
@@ -119,32 +126,32 @@ class Deliverer:
     async def _post_card(self, action: PostCard) -> Posted:
         conv = action.conversation
         key = conv.ref.key
-
-        async def create_topic() -> int:
-            name = render.topic_name(conv)
-            topic = await self.bot.create_forum_topic(self.group, name)
-            self.memory.topic_names[topic.message_thread_id] = name
-            self.memory.topic_closed[topic.message_thread_id] = False
-            return topic.message_thread_id
-
-        topic = await self._once((key, "topic"), create_topic)
-        card = await self._once((key, "card"), lambda: self._send(
-            render.card(conv, self.memory), thread=topic, markup=keyboards.card(conv)))
+        ids = render.parse_card(conv.card)
+        if ids is not None and ids[1] != NO_CARD and conv.card:
+            topic, card = ids[0], conv.card  # posted before a restart: announce it only
+        else:  # into its topic, made now unless a copy of a message made it first
+            topic, card = await self.topics.send_in(
+                key, lambda t: self.topics.post_card(conv, t), posts_card=True)
         try:
             await self._once((key, "announce"), lambda: self._send(
                 render.announcement(conv),
                 markup=keyboards.claim(key, render.topic_link(self.group, topic))))
         except BadRequest as bad:  # the topic and card exist: losing the announcement is minor
+            if _is(bad, *FIXABLE):
+                raise
             log.warning("could not announce a new conversation in General: %s", bad.message)
         self._forget(key)
-        return Posted(render.card_id(topic, card.message_id), (topic_alias(topic),))
+        return Posted(card, (topic_alias(topic),))
 
     async def _update_card(self, action: UpdateCard) -> None:
         conv = action.conversation
         ids = render.parse_card(conv.card)
         if ids is None:
-            return None  # the card was never posted: nothing to bring up to date
+            return None  # nothing posted yet: the PostCard queued before this shows it all
         topic, card = ids
+        if card == NO_CARD:
+            await self.topics.sync(conv, topic)
+            return None  # the card itself is still to come (its PostCard is queued)
         text, markup = render.card(conv, self.memory), keyboards.card(conv)
         shown = text + (markup.to_json() if markup else "")
         if self.memory.cards.get(card) != shown:  # the card may not show what changed
@@ -156,32 +163,19 @@ class Deliverer:
             except BadRequest as bad:
                 if _is(bad, "not modified"):
                     self.memory.shown_on_card(card, shown)
+                elif _is(bad, "message to edit not found", *GONE):
+                    # Deleted by hand (or with its topic): a new card, in a new topic if need be.
+                    topic, _ = await self.topics.send_in(
+                        conv.ref.key, lambda t: self.topics.post_card(conv, t), posts_card=True)
                 else:
-                    log.warning("could not edit the card of %s: %s", conv.ref.key, bad.message)
-        await self._sync_topic(conv, topic)
-        return None
-
-    async def _sync_topic(self, conv: Conversation, topic: int, *,
-                          open_close: bool = True) -> None:
-        """Topic name shows the status; a closed conversation has a closed topic."""
-        closed = conv.state is State.CLOSED
-        if open_close and not closed and self.memory.topic_closed.get(topic) is not False:
-            await self._topic_call(self.bot.reopen_forum_topic(self.group, topic))
-            self.memory.topic_closed[topic] = False
-        name = render.topic_name(conv)
-        if self.memory.topic_names.get(topic) != name:
-            await self._topic_call(self.bot.edit_forum_topic(self.group, topic, name=name))
-            self.memory.topic_names[topic] = name
-        if open_close and closed and self.memory.topic_closed.get(topic) is not True:
-            await self._topic_call(self.bot.close_forum_topic(self.group, topic))
-            self.memory.topic_closed[topic] = True
-
-    async def _topic_call(self, call: Awaitable[bool]) -> None:
+                    raise
         try:
-            await call
+            await self.topics.sync(conv, topic)
         except BadRequest as bad:
-            if not _is(bad, "not_modified", "not modified"):
+            if not _is(bad, *GONE):
                 raise
+            await self.topics.heal(conv, bad.message)
+        return None
 
     # -- relaying ----------------------------------------------------------------------------
 
@@ -193,26 +187,19 @@ class Deliverer:
             except (Forbidden, BadRequest) as gone:
                 await self._customer_gone(action.ref, gone)
             return None
-        topic = self._topic(action.ref)
-        if topic is None:
-            raise Undeliverable("the conversation has no topic to copy into")
-        try:
-            await self._copy_to_topic(action, topic)
-        except BadRequest as bad:
-            if not _is(bad, "topic_closed"):
-                raise
-            # Closed underneath us (or by hand): a customer's message opens it again.
-            await self._topic_call(self.bot.reopen_forum_topic(self.group, topic))
-            self.memory.topic_closed[topic] = False
-            await self._copy_to_topic(action, topic)
-        conv = self.service.store.load(action.ref.key)
+        key = action.ref.key
+        if self.service.store.load(key) is None:
+            raise Undeliverable("no conversation to copy into")
+        topic = await self.topics.send_in(key, lambda t: self._copy_to_topic(action, t))
+        conv = self.service.store.load(key)
         if conv is not None:
-            await self._best_effort(self._sync_topic(conv, topic, open_close=False))
+            await self._best_effort(self.topics.sync(conv, topic, open_close=False))
         return None
 
-    async def _copy_to_topic(self, action: Relay, topic: int) -> None:
+    async def _copy_to_topic(self, action: Relay, topic: int) -> int:
         await self.bot.copy_message(self.group, int(action.from_chat), int(action.message_id),
                                     message_thread_id=topic)
+        return topic
 
     async def _customer_gone(self, ref: ConversationRef, error: TelegramError) -> None:
         """The customer blocked the bot (or never started it): record once, tell the topic.
@@ -236,16 +223,15 @@ class Deliverer:
     # -- notices -----------------------------------------------------------------------------
 
     async def _nudge(self, action: Nudge) -> None:
-        await self._send(render.nudge(action, self.memory), thread=self._topic(action.ref,
-                         action.card), markup=keyboards.nudge(action.ref.key))
+        await self._in_topic(action.ref, render.nudge(action, self.memory),
+                             keyboards.nudge(action.ref.key))
 
     async def _returned(self, action: ReturnToInbox) -> None:
-        topic = self._topic(action.ref, action.card)
-        if action.previous_owner and topic is not None:
-            await self._once((action, "owner"), lambda: self._send(
-                render.returned_to_owner(action, self.memory), thread=topic))
+        if action.previous_owner:
+            await self._once((action, "owner"), lambda: self._in_topic(
+                action.ref, render.returned_to_owner(action, self.memory)))
         await self._send(render.returned(action, self.memory),
-                         markup=self._claim_markup(action.ref, topic))
+                         markup=self._claim_markup(action.ref, self._topic(action.ref)))
 
     async def _escalate(self, action: Escalate) -> None:
         topic = self._topic(action.ref, action.card)
@@ -276,9 +262,8 @@ class Deliverer:
         return mentions
 
     async def _close_reminder(self, action: CloseReminder) -> None:
-        await self._send(render.close_reminder(action, self.memory),
-                         thread=self._topic(action.ref, action.card),
-                         markup=keyboards.close_reminder(action.ref.key))
+        await self._in_topic(action.ref, render.close_reminder(action, self.memory),
+                             keyboards.close_reminder(action.ref.key))
 
     async def _close_notice(self, action: CloseNotice) -> None:
         try:
@@ -289,8 +274,7 @@ class Deliverer:
     async def _claim_refused(self, action: ClaimRefused) -> None:
         if self.memory.take_alerted(action.ref.key, action.operator):
             return None  # the presser already saw it as an alert on the button
-        await self._send(render.claim_refused(action, self.memory),
-                         thread=self._topic(action.ref))
+        await self._in_topic(action.ref, render.claim_refused(action, self.memory))
         return None
 
     async def _digest(self, action: Digest) -> None:
@@ -317,6 +301,12 @@ class Deliverer:
     def _claim_markup(self, ref: ConversationRef, topic: int | None) -> InlineKeyboardMarkup:
         link = render.topic_link(self.group, topic) if topic is not None else None
         return keyboards.claim(ref.key, link)
+
+    async def _in_topic(self, ref: ConversationRef, text: str,
+                        markup: InlineKeyboardMarkup | None = None) -> Message:
+        """A message into the conversation's topic (made anew if it was deleted)."""
+        return await self.topics.send_in(
+            ref.key, lambda topic: self._send(text, thread=topic, markup=markup))
 
     def _topic(self, ref: ConversationRef, card: str | None = None) -> int | None:
         """The conversation's topic id, from the card id (the stored one when not given)."""
@@ -347,6 +337,19 @@ class Deliverer:
     def _forget(self, owner: Hashable) -> None:
         for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:
             del self._steps[step]
+
+    async def _lacking(self, message: str) -> None:
+        """Say once (log and General) which right the bot lacks, until it works again."""
+        if self.lacking is not None:
+            return
+        self.lacking = message
+        log.error("Telegram: the bot cannot do its work in the support group: %s. Make it an "
+                  "administrator with 'Manage Topics' (and 'Delete messages'); `chat-rescue "
+                  "check` tells what is missing. Nothing is lost meanwhile.", message)
+        await self._best_effort(self._send(
+            "⚠️ chat-rescue cannot work here: Telegram says <i>"
+            f"{html.escape(message)}</i>. Make the bot an administrator with "
+            "<b>Manage Topics</b>; what waits is sent as soon as it can be."))
 
     async def _best_effort(self, call: Awaitable[Any]) -> None:
         """A secondary call after the action's main effect: failing it must not repeat that."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Bot, ReplyParameters, Update
@@ -62,6 +62,7 @@ class Inbound:
         self.memory = memory
         self.support_chat_id = support_chat_id
         self.admin_problem: str | None = None
+        self.on_rights_back: Callable[[], None] = lambda: None
         self._follow_ups: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # lane -> its latest call
 
@@ -214,6 +215,7 @@ class Inbound:
             if self.admin_problem:
                 log.info("Telegram: the bot may manage topics in the support group again")
             self.admin_problem = None
+            self.on_rights_back()  # what waited for the rights goes now
             return
         self.admin_problem = lost_rights(change.status)
         log.error("Telegram: %s", self.admin_problem)

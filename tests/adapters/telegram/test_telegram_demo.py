@@ -7,7 +7,8 @@ from chat_rescue.sandbox.telegram_demo import play_telegram
 
 async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
     lines: list[str] = []
-    summary = await play_telegram(speed=3000, write=lines.append)
+    # Slow enough that the real time a post takes (~10 ms) stays seconds of demo time.
+    summary = await play_telegram(speed=1000, write=lines.append)
     transcript = "\n".join(lines)
     assert "(topic created: ⏳ Alice · waiting)" in transcript
     assert "🆕 Alice is waiting" in transcript  # announced in General

@@ -26,7 +26,7 @@ async def test_first_message_opens_a_topic_with_a_card_and_an_announcement(
 
     [topic] = group.topics()
     assert "Alice" in topic.name and "waiting" in topic.name
-    card, copy = group.in_topic(thread)
+    copy, card = group.in_topic(thread)  # the customer's words first, then the card
     assert "Alice" in card["text"] and "order #1042" in card["text"]
     assert buttons(card) == ["Claim", "Close"]
     assert copy["text"] == "Hi, my order #1042 hasn't arrived"
@@ -45,7 +45,7 @@ async def test_messages_are_copied_both_ways_including_a_photo(world: World) -> 
     thread = await group.topic()
     group.sandbox.private_message(ALICE, photo=True, caption="the damaged box")
     await eventually(lambda: len(group.in_topic(thread)) == 3)
-    photo = group.in_topic(thread)[2]
+    photo = group.copies(thread)[1]
     assert photo["photo"] and photo["caption"] == "the damaged box"
 
     group.say_in_topic(BEN, thread, "Sorry about that, a new one is on its way")

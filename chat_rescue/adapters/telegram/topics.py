@@ -1,0 +1,123 @@
+"""Each conversation's forum topic: made when first needed and stored at once, made anew
+when Telegram says it is gone, its name and open/closed state kept in step with the status.
+
+The stored card id is `<topic>:<card message>`; `<topic>:0` is a topic whose card is not
+posted yet (a copy of the customer's first message may go before the card does). So an
+operator's first message in a new topic always finds its conversation, and neither a
+retry nor a restart makes a second topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import Bot, Message
+from telegram.error import BadRequest
+
+from chat_rescue.adapters.telegram import keyboards, render
+from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.translate import topic_alias
+from chat_rescue.bot.model import Conversation, State
+from chat_rescue.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NO_CARD = 0
+# What Telegram says about a topic that was deleted (or never was).
+GONE = ("message thread not found", "topic_deleted", "topic_id_invalid", "thread not found")
+
+Send = Callable[..., Awaitable[Message]]
+
+
+def says(error: BadRequest, *needles: str) -> bool:
+    text = error.message.lower()
+    return any(needle.lower() in text for needle in needles)
+
+
+class Topics:
+    """Finds, makes and heals conversations' topics in the support group."""
+
+    def __init__(self, bot: Bot, store: Store, memory: Memory, group: int, send: Send) -> None:
+        self.bot = bot
+        self.store = store
+        self.memory = memory
+        self.group = group
+        self._send = send  # Deliverer._send: a message into a topic or General
+
+    async def of(self, conv: Conversation) -> int:
+        """The conversation's topic, made (and stored) when it has none yet."""
+        ids = render.parse_card(conv.card)
+        return ids[0] if ids is not None else await self._create(conv)
+
+    async def _create(self, conv: Conversation) -> int:
+        name = render.topic_name(conv)
+        topic = (await self.bot.create_forum_topic(self.group, name)).message_thread_id
+        self.memory.topic_names[topic] = name
+        self.memory.topic_closed[topic] = False
+        self.store.attach(conv.ref.key, render.card_id(topic, NO_CARD), (topic_alias(topic),))
+        return topic
+
+    async def post_card(self, conv: Conversation, topic: int) -> tuple[int, str]:
+        """Post the card into the topic; returns the topic and the card id (also stored)."""
+        card = await self._send(render.card(conv, self.memory), thread=topic,
+                                markup=keyboards.card(conv))
+        card_id = render.card_id(topic, card.message_id)
+        self.store.attach(conv.ref.key, card_id, (topic_alias(topic),))
+        return topic, card_id
+
+    async def heal(self, conv: Conversation, why: str, *, with_card: bool = True) -> int:
+        """The topic is gone (deleted by hand, say): make a new one with a new card, so
+        the customer is never cut off; what was waiting is delivered into it."""
+        log.warning("Telegram: the topic of %s is gone (%s); making a new one", conv.ref.key,
+                    why)
+        topic = await self._create(conv)
+        if with_card:
+            await self.post_card(conv, topic)
+        return topic
+
+    async def send_in(self, key: str, send: Callable[[int], Awaitable[T]], *,
+                      posts_card: bool = False) -> T:
+        """`send(topic)` into the conversation's topic: reopened if closed underneath us,
+        made anew if gone (with a new card, unless `send` posts it)."""
+        conv = self.store.load(key)
+        if conv is None:
+            raise LookupError(f"no conversation {key}")
+        topic = await self.of(conv)
+        try:
+            return await send(topic)
+        except BadRequest as bad:
+            if says(bad, "topic_closed"):
+                await self.call(self.bot.reopen_forum_topic(self.group, topic))
+                self.memory.topic_closed[topic] = False
+                return await send(topic)
+            if not says(bad, *GONE):
+                raise
+            topic = await self.heal(self.store.load(key) or conv, bad.message,
+                                    with_card=not posts_card)
+        return await send(topic)
+
+    async def sync(self, conv: Conversation, topic: int, *, open_close: bool = True) -> None:
+        """Topic name shows the status; a closed conversation has a closed topic."""
+        closed = conv.state is State.CLOSED
+        if open_close and not closed and self.memory.topic_closed.get(topic) is not False:
+            await self.call(self.bot.reopen_forum_topic(self.group, topic))
+            self.memory.topic_closed[topic] = False
+        name = render.topic_name(conv)
+        if self.memory.topic_names.get(topic) != name:
+            await self.call(self.bot.edit_forum_topic(self.group, topic, name=name))
+            self.memory.topic_names[topic] = name
+        if open_close and closed and self.memory.topic_closed.get(topic) is not True:
+            await self.call(self.bot.close_forum_topic(self.group, topic))
+            self.memory.topic_closed[topic] = True
+
+    async def call(self, call: Awaitable[bool]) -> None:
+        """A topic call where "nothing to change" is fine."""
+        try:
+            await call
+        except BadRequest as bad:
+            if not says(bad, "not_modified", "not modified"):
+                raise
+

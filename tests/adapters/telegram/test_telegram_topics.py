@@ -1,0 +1,64 @@
+"""Topics that heal: a topic deleted by hand, a card deleted, rights taken away; the
+customer is never cut off and nothing waits for ever."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from chat_rescue.sandbox.telegram_support import ALICE, BEN, GROUP, SupportGroup, eventually
+
+World = Callable[..., Awaitable[SupportGroup]]
+
+
+async def test_a_deleted_topic_is_made_anew_and_what_waited_is_delivered(world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hi, my parcel is late")
+    old = await group.topic()
+    await group.drained()
+    group.sandbox.delete_topic(GROUP, old)  # an operator tidies up the forum by hand
+    group.sandbox.private_message(ALICE, "Hello? Anyone there?")
+    group.sandbox.private_message(ALICE, "Order #1042")
+    await eventually(lambda: len(group.topics()) == 1 and group.topics()[0].thread_id != old)
+    new = group.topics()[0].thread_id
+    await group.drained()
+    conv = group.conversation()
+    assert conv is not None and conv.card is not None and conv.card.startswith(f"{new}:")
+    assert "Alice" in group.card(new)["text"]  # a new card, with its buttons
+    assert [m.get("text") for m in group.copies(new)] == ["Hello? Anyone there?", "Order #1042"]
+    # The team answers in the new topic, and the customer gets it.
+    group.sandbox.group_message(GROUP, BEN, "Sorry for the wait!", thread_id=new)
+    await eventually(lambda: any(m.get("text") == "Sorry for the wait!"
+                                 for m in group.to_customer()))
+    assert group.bot.store.resolve(f"telegram:topic:{new}") == conv.ref.key
+
+
+async def test_a_deleted_card_is_posted_again(world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hi")
+    thread = await group.topic()
+    await group.drained()
+    card = group.card(thread)
+    del group.sandbox.chat(GROUP).messages[card["message_id"]]
+    group.sandbox.group_message(GROUP, BEN, "On it", thread_id=thread)  # the card changes
+    await eventually(lambda: group._card_id(thread) not in (0, card["message_id"]))
+    await group.drained()
+    assert "Ben" in group.card(thread)["text"]
+
+
+async def test_without_rights_nothing_is_given_up_and_the_team_is_told(world: World) -> None:
+    group = await world()
+    group.sandbox.set_member(GROUP, group.sandbox.bot_id, "member")  # demoted by someone
+    group.sandbox.private_message(ALICE, "Hi, my parcel is late")
+    await eventually(lambda: any("cannot work here" in str(m.get("text"))
+                                 for m in group.general()))
+    await eventually(lambda: any(i.not_before > 0 for i in group.bot.store.pending(10)))
+    assert all(item.attempts == 0 for item in group.bot.store.pending(10))  # not counted
+    notices = [m for m in group.general() if "cannot work here" in str(m.get("text"))]
+    assert len(notices) == 1 and "Manage Topics" in notices[0]["text"]
+    dead = group.bot.store.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    assert dead == 0
+    # An admin gives the rights back: Telegram says so, and what waited goes at once.
+    group.sandbox.my_chat_member(GROUP, "member", "administrator")
+    thread = await group.topic()
+    await group.drained()
+    assert [m.get("text") for m in group.copies(thread)] == ["Hi, my parcel is late"]

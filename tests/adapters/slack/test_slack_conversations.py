@@ -58,6 +58,14 @@ async def test_a_customer_message_opens_a_conversation_with_an_inbox_card(
     assert button(card, "claim")["value"] == f"slack:{HELP}:{ts}"
 
 
+async def test_the_card_shows_the_customer_text_as_slack_sent_it(world: SlackWorld) -> None:
+    # Slack's wire text for: Is 2 < 3 & 4 > 1? @here ask @bob (a mention Slack converted)
+    ts = await world.says(f"Is 2 &lt; 3 &amp; 4 &gt; 1? <!here> ask <@{BOB}>")
+    card = await world.card_of(ts)
+    quote = str(card["blocks"][0]["text"]["text"]).split("\n>", 1)[1]
+    assert quote == f"Is 2 &lt; 3 &amp; 4 &gt; 1? @\u2060here ask <@{BOB}>"
+
+
 async def test_follow_ups_in_the_thread_belong_to_the_same_conversation(
     world: SlackWorld,
 ) -> None:

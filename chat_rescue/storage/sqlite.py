@@ -229,6 +229,11 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+        if change.aliases:
+            conn.executemany(
+                "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)",
+                change.aliases,
+            )
         return Outcome.COMMITTED
 
     def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:

@@ -343,18 +343,28 @@ class SlackAdapter:
             log.info("could not answer the click: %s", failed)
 
     async def on_command(self, command: dict[str, Any]) -> str:
-        """`/rescue …`: the reply (ephemeral) from the shared command module."""
+        """`/rescue …`: the reply (ephemeral) from the shared command module.
+
+        Only a verb that changes something waits for users.info (the admin check, cached
+        for people.ADMIN_TTL); the others answer operators and the configured admins.
+        """
         channel, user = str(command.get("channel_id", "")), str(command.get("user_id", ""))
+        text = str(command.get("text") or "")
+        if commands.changes_settings(text):
+            is_admin = await self.admins.is_admin(user)
+        else:
+            is_admin = user in self.admins.configured
         ctx = commands.CommandContext(
             team=self.workspace.team,
             here=ConversationRef(PLATFORM, channel),
             user=user,
-            is_admin=await self.admins.is_admin(user),
+            is_admin=is_admin,
             intake=channel in self.workspace.intake,
             elsewhere=channel not in self.workspace.intake
             and channel != self.workspace.team_channel,
+            is_operator=user in self.workspace.operators,
         )
-        return escape(commands.run(str(command.get("text") or ""), ctx, self.service))
+        return escape(commands.run(text, ctx, self.service))
 
 
 def _secret(value: Any) -> str:

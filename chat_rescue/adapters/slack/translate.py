@@ -136,7 +136,7 @@ def _reaction(event: Payload, event_id: str, ws: Workspace, now: float,
         return None
     if channel in ws.intake:
         # A message in a thread we saw, else the thread's first message (which may be
-        # nobody's: the service finds no conversation under that key, and says so).
+        # nobody's: then the adapter finds no conversation under that key and logs it).
         key = resolve(message_alias(channel, ts))
         ref = ConversationRef.parse(key) if key else ws.ref(channel, ts)
     elif channel == ws.team_channel:

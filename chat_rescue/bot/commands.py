@@ -44,6 +44,9 @@ HELP = "\n".join(
 
 MAX_TARGET = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The verbs that change something and so need an admin; every other verb only reads.
+CHANGING = frozenset({"set", "escalate-to"})
+TEAM_ONLY = "Only the support team can use /rescue."
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class CommandContext:
     `here` is the channel the command was typed in; `intake` says whether that is a
     customer channel (set changes its override) or the team channel (set changes
     the team default). `elsewhere`: neither, so nothing may be changed from there.
+    `is_operator`: one of the support team; the verbs that only read answer operators
+    and admins, and tell anybody else `TEAM_ONLY`.
     """
 
     team: str
@@ -61,10 +66,18 @@ class CommandContext:
     is_admin: bool
     intake: bool = False
     elsewhere: bool = False
+    is_operator: bool = True
 
 
 class CommandError(ValueError):
     """Malformed input; the message is the one-line explanation."""
+
+
+def changes_settings(text: str) -> bool:
+    """Whether `/rescue <text>` is a verb that changes something (its author must be an
+    admin), known before running it so an adapter asks the platform only then."""
+    words = text.split()
+    return bool(words) and words[0].lower() in CHANGING
 
 
 def run(text: str, ctx: CommandContext, service: Service) -> str:
@@ -78,6 +91,8 @@ def run(text: str, ctx: CommandContext, service: Service) -> str:
 def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
     verb = words[0].lower() if words else "status"
     args = words[1:]
+    if verb not in CHANGING and not (ctx.is_operator or ctx.is_admin):
+        return TEAM_ONLY
     if verb == "help":
         return HELP
     if verb == "status":

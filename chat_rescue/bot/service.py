@@ -97,13 +97,19 @@ class Service:
         *,
         inbound_id: str | None = None,
         extra_actions: Iterable[Action] = (),
+        aliases: Iterable[str] = (),
     ) -> engine.Decision | None:
-        """Apply one event; None when `inbound_id` was processed before."""
+        """Apply one event; None when `inbound_id` was processed before.
+
+        `aliases` (platform ids of the event's message) are recorded as leading to the
+        event's conversation, in the same transaction, if that conversation exists.
+        """
         if isinstance(event, CustomerMessage):
             clipped = preview(event.text, self.preview_chars)
             if clipped != event.text:
                 event = replace(event, text=clipped)
         extra = tuple(extra_actions)
+        names = tuple(aliases)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             conv = self.store.load(event.ref.key)
@@ -115,8 +121,11 @@ class Service:
                 history=decision.history,
                 actions=decision.actions + extra,
                 inbound_id=inbound_id,
+                aliases=tuple((name, event.ref.key) for name in names)
+                if conv is not None or decision.conversation is not None else (),
             )
-            if change.conversation is None and not change.actions and inbound_id is None:
+            if change.conversation is None and not change.actions and inbound_id is None \
+                    and not change.aliases:
                 return decision
             outcome = self.store.commit(change, now)
             if outcome is Outcome.DUPLICATE:
@@ -134,6 +143,7 @@ class Service:
         *,
         inbound_id: str | None = None,
         extra_actions: Iterable[Action] = (),
+        aliases: Iterable[str] = (),
     ) -> engine.Decision | None:
         """`handle`, group-committed: events that arrive in the same loop iteration share
         one transaction (each still all-or-nothing). Returns once the commit is durable,
@@ -143,7 +153,8 @@ class Service:
         if not self._waiting:
             loop.call_soon(self._flush)
         done: asyncio.Future[engine.Decision | None] = loop.create_future()
-        self._waiting.append(_Submitted(event, inbound_id, tuple(extra_actions), done))
+        self._waiting.append(_Submitted(event, inbound_id, tuple(extra_actions), done,
+                                        tuple(aliases)))
         return await done
 
     def _flush(self) -> None:
@@ -155,7 +166,7 @@ class Service:
                     try:
                         outcome: engine.Decision | None | BaseException = self.handle(
                             item.event, inbound_id=item.inbound_id,
-                            extra_actions=item.extra_actions)
+                            extra_actions=item.extra_actions, aliases=item.aliases)
                     except Exception as failed:
                         outcome = failed
                     results.append((item, outcome))
@@ -185,6 +196,7 @@ class _Submitted:
     inbound_id: str | None
     extra_actions: tuple[Action, ...]
     done: asyncio.Future[engine.Decision | None]
+    aliases: tuple[str, ...] = ()
 
 
 def preview(text: str, limit: int) -> str:

@@ -24,7 +24,9 @@ class Change:
     """Everything one inbound event writes, committed atomically or not at all.
 
     `expected_version` is the version the change was decided on (None: a new
-    conversation), so a claim race between replicas yields one owner.
+    conversation), so a claim race between replicas yields one owner. `aliases` are
+    (alias, conversation key) pairs: platform ids, such as a message in a conversation's
+    thread, that `Store.resolve` leads back to the conversation.
     """
 
     conversation: Conversation | None = None
@@ -32,6 +34,7 @@ class Change:
     history: tuple[HistoryEvent, ...] = ()
     actions: tuple[Action, ...] = ()
     inbound_id: str | None = None
+    aliases: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,11 @@ class SQLiteStore(OutboxTables):
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        if change.aliases:
+            conn.executemany(
+                "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)",
+                change.aliases,
+            )
         return Outcome.COMMITTED
 
     def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from chat_rescue.bot.clock import FakeClock
-from chat_rescue.bot.commands import HELP, USAGE, CommandContext, run
+from chat_rescue.bot.commands import (
+    HELP,
+    TEAM_ONLY,
+    USAGE,
+    CommandContext,
+    changes_settings,
+    run,
+)
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.model import (
     Close,
@@ -182,6 +189,35 @@ def test_only_admins_change_settings(
 def test_members_may_read(service: Service) -> None:
     assert run("status", member(), service).startswith("Timers here:")
     assert run("stats", member(), service).startswith("Last 7d:")
+
+
+def outsider(*, is_admin: bool = False) -> CommandContext:
+    return CommandContext(TEAM, INTAKE, "U0CUST", is_admin=is_admin, intake=True,
+                          is_operator=False)
+
+
+@pytest.mark.parametrize("text", ["", "status", "stats", "stats 30d", "help", "frobnicate"])
+def test_only_the_support_team_and_admins_may_read(text: str, service: Service) -> None:
+    assert run(text, outsider(), service) == TEAM_ONLY
+    assert run(text, outsider(is_admin=True), service) != TEAM_ONLY
+
+
+def test_outsiders_who_try_a_change_are_told_it_needs_an_admin(
+    service: Service, store: SQLiteStore
+) -> None:
+    assert run("set idle 1m", outsider(), service).startswith("Sorry, only admins")
+    assert run("set idle 1m", outsider(is_admin=True), service) == \
+        "idle is now 1m for this channel."
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [("set idle 1m", True), ("SET idle", True), ("escalate-to @here", True), ("", False),
+     ("status", False), ("stats 7d", False), ("help", False), ("frobnicate", False)],
+)
+def test_the_verbs_that_change_settings_are_known_before_running(text: str,
+                                                                 changes: bool) -> None:
+    assert changes_settings(text) is changes
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -37,6 +37,18 @@ def test_the_same_inbound_id_is_processed_once() -> None:
     assert len(store.pending(10)) == 1
 
 
+def test_aliases_are_recorded_for_conversations_that_exist() -> None:
+    service, store, clock = make()
+    opened = CustomerMessage(REF, clock.now(), "alice", "hello", "team")
+    service.handle(opened, inbound_id="slack:Ev1", aliases=("message:C1:t2",))
+    service.handle(OperatorMessage(REF, clock.now(), "ana"), inbound_id="slack:Ev2",
+                   aliases=("message:C1:t3",))
+    nobody = OperatorMessage(ConversationRef("test", "C1", "t9"), clock.now(), "ana")
+    service.handle(nobody, inbound_id="slack:Ev3", aliases=("message:C1:t10",))
+    assert store.resolve("message:C1:t2") == store.resolve("message:C1:t3") == REF.key
+    assert store.resolve("message:C1:t10") is None  # a thread that is no conversation
+
+
 def test_only_a_short_preview_of_the_message_is_stored() -> None:
     service, store, clock = make(preview_chars=10)
     service.handle(CustomerMessage(REF, clock.now(), "alice", "my card number is 4111 1111"))

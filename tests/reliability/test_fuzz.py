@@ -26,6 +26,7 @@ from chat_rescue.adapters.slack import blocks
 from chat_rescue.adapters.slack.translate import (
     Inbound,
     Membership,
+    Skipped,
     Workspace,
     translate_action,
     translate_event,
@@ -119,12 +120,15 @@ def resolve(alias: str) -> str | None:
 
 
 def slack_result_is_sound(found: object) -> None:
-    assert found is None or isinstance(found, Inbound | Membership)
+    assert found is None or isinstance(found, Inbound | Membership | Skipped)
     if isinstance(found, Inbound):
         ref = found.event.ref
         assert ref.platform == "slack" and ref.channel and ref.thread
         assert reads_back(ref)
         assert isinstance(found.inbound_id, str) and found.inbound_id.startswith("slack:")
+        assert all(alias.startswith(f"slack:message:{ref.channel}:") for alias in found.aliases)
+    if isinstance(found, Skipped):
+        assert isinstance(found.reason, str) and found.reason
     if isinstance(found, Membership):
         assert isinstance(found.user, str) and found.user
 

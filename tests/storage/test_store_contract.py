@@ -488,6 +488,25 @@ def test_attach_sets_the_card_and_aliases_resolve(store: Store) -> None:
     assert store.resolve("topic:43") is None
 
 
+def test_aliases_are_written_with_a_change_and_only_if_it_is(store: Store) -> None:
+    conv = new()
+    key = conv.ref.key
+    first = Change(conv, inbound_id="slack:Ev1", aliases=(("message:C1:1700.2", key),))
+    assert store.commit(first, T0) is Outcome.COMMITTED
+    assert store.resolve("message:C1:1700.2") == key
+    again = replace(first, aliases=(("message:C1:1700.3", key),))
+    assert store.commit(again, T0) is Outcome.DUPLICATE
+    stale = Change(replace(conv, owner="ana"), expected_version=7,
+                   aliases=(("message:C1:1700.4", key),))
+    assert store.commit(stale, T0) is Outcome.CONFLICT
+    # an event that changes nothing in a conversation still records where its message is
+    assert store.commit(Change(inbound_id="slack:Ev2", aliases=(("message:C1:1700.5", key),)),
+                        T0) is Outcome.COMMITTED
+    assert store.resolve("message:C1:1700.5") == key
+    assert store.resolve("message:C1:1700.3") is None
+    assert store.resolve("message:C1:1700.4") is None
+
+
 def test_a_change_decided_before_attach_cannot_erase_the_card(store: Store) -> None:
     conv = new()
     store.commit(Change(conv), T0)

@@ -27,9 +27,12 @@ from chat_rescue.adapters.slack.errors import api_error
 from chat_rescue.adapters.slack.mentions import escape
 from chat_rescue.adapters.slack.people import Admins, channel_members
 from chat_rescue.adapters.slack.translate import (
+    CLAIM_REACTION,
+    CLOSE_REACTION,
     PLATFORM,
     Inbound,
     Membership,
+    Skipped,
     Workspace,
     translate_action,
     translate_event,
@@ -38,10 +41,13 @@ from chat_rescue.bot import commands
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
+    Claim,
     ClaimRefused,
+    Close,
     CloseNotice,
     ConversationRef,
     Digest,
+    InboundEvent,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
@@ -283,12 +289,29 @@ class SlackAdapter:
             operators = operators | {found.user} if found.joined else operators - {found.user}
             self.workspace = replace(self.workspace, operators=operators)
         elif isinstance(found, Inbound):
-            await self.service.submit(found.event, inbound_id=found.inbound_id)
+            decision = await self.service.submit(found.event, inbound_id=found.inbound_id,
+                                                 aliases=found.aliases)
+            if decision is not None and decision.conversation is None:
+                self._unknown_reaction(found.event)
+        elif isinstance(found, Skipped):
+            log.info("slack: %s ignored: %s", body.get("event_id"), found.reason)
         else:
             event = body.get("event")
             kind = event.get("type") if isinstance(event, dict) else None
             log.debug("slack event %s skipped: a %s that is no conversation's business",
                       body.get("event_id"), kind)
+
+    def _unknown_reaction(self, event: InboundEvent) -> None:
+        """Say so when a claim or close reaction changed nothing because its message is no
+        conversation's (a reaction on a known one that changes nothing needs no word)."""
+        if not isinstance(event, Claim | Close) or event.via != "reaction":
+            return
+        if self.service.store.load(event.ref.key) is not None:
+            return
+        name, who = ((CLAIM_REACTION, event.operator) if isinstance(event, Claim)
+                     else (CLOSE_REACTION, event.by))
+        log.info("slack: %s reaction by %s on %s/%s ignored: the message belongs to no "
+                 "conversation", name, who, event.ref.channel, event.ref.thread)
 
     async def on_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         """A button click (already acked); one-tap notices show who pressed what."""
@@ -320,18 +343,28 @@ class SlackAdapter:
             log.info("could not answer the click: %s", failed)
 
     async def on_command(self, command: dict[str, Any]) -> str:
-        """`/rescue …`: the reply (ephemeral) from the shared command module."""
+        """`/rescue …`: the reply (ephemeral) from the shared command module.
+
+        Only a verb that changes something waits for users.info (the admin check, cached
+        for people.ADMIN_TTL); the others answer operators and the configured admins.
+        """
         channel, user = str(command.get("channel_id", "")), str(command.get("user_id", ""))
+        text = str(command.get("text") or "")
+        if commands.changes_settings(text):
+            is_admin = await self.admins.is_admin(user)
+        else:
+            is_admin = user in self.admins.configured
         ctx = commands.CommandContext(
             team=self.workspace.team,
             here=ConversationRef(PLATFORM, channel),
             user=user,
-            is_admin=await self.admins.is_admin(user),
+            is_admin=is_admin,
             intake=channel in self.workspace.intake,
             elsewhere=channel not in self.workspace.intake
             and channel != self.workspace.team_channel,
+            is_operator=user in self.workspace.operators,
         )
-        return escape(commands.run(str(command.get("text") or ""), ctx, self.service))
+        return escape(commands.run(text, ctx, self.service))
 
 
 def _secret(value: Any) -> str:

@@ -16,6 +16,7 @@ from chat_rescue.adapters.slack.mentions import (
     clock_time,
     escalation_target,
     escape,
+    shown_preview,
     user,
 )
 from chat_rescue.bot import texts
@@ -89,7 +90,7 @@ def card(conv: Conversation) -> Message:
     else:
         line = status  # "with X" (and ": customer waiting" once nudged), or "closed"
     head = f"*{user(conv.customer)}* in {channel(conv.ref.channel)}"
-    quote = f"\n>{escape(conv.preview)}" if conv.preview else ""
+    quote = f"\n>{shown_preview(conv.preview)}" if conv.preview else ""
     blocks = [
         section(head + quote),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]},
@@ -219,12 +220,13 @@ def notice_text(action: Action) -> str:
 
 
 def _slack(action: Any) -> Any:
-    """The action with its customer as a mention and free text escaped."""
+    """The action with its customer as a mention, the preview as Slack sent it (calling
+    nobody) and other free text escaped."""
     changes: dict[str, str] = {}
     if getattr(action, "customer", ""):
         changes["customer"] = user(action.customer)
     if getattr(action, "preview", ""):
-        changes["preview"] = escape(action.preview)
+        changes["preview"] = shown_preview(action.preview)
     if getattr(action, "reason", ""):
         changes["reason"] = _ACTOR.sub(r"<@\1>", escape(action.reason))
     return replace(action, **changes) if changes else action

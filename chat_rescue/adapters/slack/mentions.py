@@ -56,3 +56,54 @@ def _one_target(word: str) -> str:
 def escape(text: str) -> str:
     """Text shown literally: Slack's three control characters escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Slack's control sequences in message text: an entity <…>, one of the three escapes, a
+# control character that Slack itself would have escaped, or a typed @here / @channel.
+_PIECE = re.compile(r"<([^<>]*)>|&(?:lt|gt|amp);|([&<>])|@((?i:here|channel|everyone))\b")
+# What clipping to the preview length can leave of an entity just before the "…".
+_CUT = re.compile(r"(?:<[^<>]*|&[a-z]{0,3})(?=…$)")
+_KEPT = re.compile(r"^(?:@[UW][A-Z0-9]{2,}|#[CG][A-Z0-9]{2,}|(?i:https?://|mailto:|tel:)[^|\s]+)"
+                   r"(?:\|[^|]*)?$")
+# Between "@" and a word, a word joiner shows "@here" but keeps it from being a mention.
+_QUIET = "@\u2060"
+
+
+def shown_preview(sent: str) -> str:
+    """Message text as Slack sent it (escaped once, entities as `<…>`), ready for a card.
+
+    Shown as the customer wrote it: the escapes are kept, not escaped again. User
+    mentions, channels and web links stay as Slack formats them (a mentioned user sees
+    the card as a mention); `<!here>`, `<!channel>`, `<!everyone>`, user groups and a
+    typed "@here" are shown as words that notify nobody. An entity cut in half by the
+    preview length is left out.
+    """
+    return _PIECE.sub(_shown_piece, _CUT.sub("", sent))
+
+
+def _shown_piece(found: re.Match[str]) -> str:
+    entity, stray, special = found[1], found[2], found[3]
+    if special is not None:
+        return _QUIET + special
+    if stray is not None:
+        return escape(stray)
+    if entity is None:
+        return found[0]  # &lt; &gt; &amp;: unescaped once and escaped again, as they are
+    if _KEPT.match(entity):
+        return f"<{entity}>"
+    if entity.startswith("!"):
+        return _quiet(entity[1:])
+    return escape(f"<{entity}>")
+
+
+def _quiet(special: str) -> str:
+    """`<!here>`, `<!subteam^S…|@ops>`, `<!date^…|text>` and the like, notifying nobody."""
+    name, _, label = special.partition("|")
+    command = name.partition("^")[0].lower()
+    if command in _SPECIAL:
+        return _QUIET + command
+    if command == "subteam":
+        return _QUIET + (label.lstrip("@") or "group")
+    if label:
+        return _PIECE.sub(_shown_piece, label)  # a date's fallback text, say
+    return _QUIET + command

@@ -15,7 +15,9 @@ from chat_rescue.adapters.slack.errors import api_error
 
 log = logging.getLogger(__name__)
 
-ADMIN_TTL = 60.0  # seconds a users.info answer about admin rights is trusted
+# Seconds a users.info answer about one user's admin rights is trusted: a burst of
+# `/rescue set` costs one call, and a revoked admin keeps the rights at most this long.
+ADMIN_TTL = 60.0
 ADMIN_LOOKUP = 2.0  # seconds: `/rescue` must be answered within Slack's 3
 
 

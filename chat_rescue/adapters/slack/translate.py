@@ -53,10 +53,20 @@ class Workspace:
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """An event for the service, with the id that makes Slack's retries harmless."""
+    """An event for the service, with the id that makes Slack's retries harmless and the
+    aliases (`message_alias`) under which its message will lead to its conversation."""
 
     event: InboundEvent
     inbound_id: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A claim or close reaction that leads to no conversation, and why (worth a log line:
+    the operator meant something by it)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +77,18 @@ class Membership:
     joined: bool
 
 
-Translated = Inbound | Membership | None
+Translated = Inbound | Membership | Skipped | None
 
 
 def card_alias(ts: str) -> str:
     """The alias under which the store finds a conversation by its inbox card's ts."""
     return f"{PLATFORM}:card:{ts}"
+
+
+def message_alias(channel: str, ts: str) -> str:
+    """The alias under which the store finds a conversation by a message in its thread
+    (reactions name only the message; a thread's first message is the conversation's key)."""
+    return f"{PLATFORM}:message:{channel}:{ts}"
 
 
 def translate_event(body: Payload, ws: Workspace, now: float, resolve: Resolve) -> Translated:
@@ -97,29 +113,41 @@ def _message(event: Payload, event_id: str, ws: Workspace, now: float,
     if thread is not None and not _word(thread):
         return None  # a thread_ts Slack would never send
     inbound_id = f"{PLATFORM}:{event_id or ts}"
+    aliases = (message_alias(channel, ts),) if thread and thread != ts else ()
     if author in ws.operators:
         if not thread:
             return None  # an operator's own post in the channel is nobody's conversation
-        return Inbound(OperatorMessage(ws.ref(channel, thread), now, author), inbound_id)
+        return Inbound(OperatorMessage(ws.ref(channel, thread), now, author), inbound_id,
+                       aliases)
     ref = ws.ref(channel, str(thread or ts))
     text = str(event.get("text") or "")
-    return Inbound(CustomerMessage(ref, now, author, text, ws.team), inbound_id)
+    return Inbound(CustomerMessage(ref, now, author, text, ws.team), inbound_id, aliases)
 
 
 def _reaction(event: Payload, event_id: str, ws: Workspace, now: float,
               resolve: Resolve) -> Translated:
     who, name, item = _word(event.get("user")), event.get("reaction"), event.get("item")
-    if not isinstance(item, dict) or who not in ws.operators or item.get("type") != "message":
+    if name not in (CLAIM_REACTION, CLOSE_REACTION) or who not in ws.operators:
+        return None  # any other reaction, or anybody else's, is just a reaction
+    if not isinstance(item, dict) or item.get("type") != "message":
         return None
     channel, ts = _word(item.get("channel")), _word(item.get("ts"))
     if not channel or not ts:
         return None
     if channel in ws.intake:
-        ref = ws.ref(channel, ts)
-    elif channel == ws.team_channel and (key := resolve(card_alias(ts))):
+        # A message in a thread we saw, else the thread's first message (which may be
+        # nobody's: then the adapter finds no conversation under that key and logs it).
+        key = resolve(message_alias(channel, ts))
+        ref = ConversationRef.parse(key) if key else ws.ref(channel, ts)
+    elif channel == ws.team_channel:
+        key = resolve(card_alias(ts))
+        if not key:
+            return Skipped(f"{name} reaction by {who} on {channel}/{ts}: a team-channel "
+                           "message that is no inbox card")
         ref = ConversationRef.parse(key)
     else:
-        return None
+        return Skipped(f"{name} reaction by {who} in {channel}: neither the team channel "
+                       "nor an intake channel")
     inbound_id = f"{PLATFORM}:{event_id}"
     if name == CLAIM_REACTION:
         return Inbound(Claim(ref, now, who, via="reaction"), inbound_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat_rescue.adapters.slack import blocks
-from chat_rescue.adapters.slack.mentions import escalation_target, escape
+from chat_rescue.adapters.slack.mentions import escalation_target, escape, shown_preview
 from chat_rescue.bot.model import (
     CloseReminder,
     Conversation,
@@ -38,13 +38,57 @@ def test_escalation_targets_become_mentions(written: str, mentioned: str) -> Non
     assert escalation_target(written) == mentioned
 
 
-def test_customer_text_is_shown_literally() -> None:
+def test_bot_text_is_escaped_for_display() -> None:
     assert escape("a < b & <!channel>") == "a &lt; b &amp; &lt;!channel&gt;"
-    conv = Conversation(REF, "slack:C0TEAM", "U0C", 0.0, preview="<!channel> help & <@U0X>",
-                        waiting_since=0.0)
-    shown = str(blocks.card(conv).blocks)
-    assert "&lt;!channel&gt; help &amp; &lt;@U0X&gt;" in shown
-    assert "<!channel>" not in shown
+
+
+WJ = "\u2060"  # the word joiner that keeps a shown @here from being a mention
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        # Slack sends text escaped once: shown as sent, not escaped a second time
+        ("a &lt; b &amp;&amp; c &gt; d", "a &lt; b &amp;&amp; c &gt; d"),
+        ("typed &amp;lt; literally", "typed &amp;lt; literally"),
+        ("&lt;!channel&gt; typed as text", "&lt;!channel&gt; typed as text"),
+        # people, channels and links as Slack formats them
+        ("ask <@U0BOB> or <@W0ANNA|anna>", "ask <@U0BOB> or <@W0ANNA|anna>"),
+        ("see <#C0HELP|help>", "see <#C0HELP|help>"),
+        ("<https://x.example/a?b=1&amp;c=2|the page> and <mailto:a@x.example>",
+         "<https://x.example/a?b=1&amp;c=2|the page> and <mailto:a@x.example>"),
+        # nobody is called in by a preview
+        ("<!channel> help", f"@{WJ}channel help"),
+        ("<!here|here> <!everyone> <!group>", f"@{WJ}here @{WJ}everyone @{WJ}group"),
+        ("<!subteam^S0OPS|@ops> please", f"@{WJ}ops please"),
+        ("<!subteam^S0OPS>", f"@{WJ}group"),
+        ("@here and @channel typed plainly", f"@{WJ}here and @{WJ}channel typed plainly"),
+        ("<!date^1700000000^{date}|14 Nov &amp; later>", "14 Nov &amp; later"),
+        # what Slack would not send is shown literally
+        ("<@not an id> <javascript:alert(1)|x>",
+         "&lt;@not an id&gt; &lt;javascript:alert(1)|x&gt;"),
+        ("stray & and > and <", "stray &amp; and &gt; and &lt;"),
+        # clipped by the preview length: a half entity is left out, not shown broken
+        ("my order &am…", "my order …"),
+        ("a &lt…", "a …"),
+        ("ask <@U0B…", "ask …"),
+        ("see <https://x.example/long-pa…", "see …"),
+        ("<!chan…", "…"),
+        ("done &amp;…", "done &amp;…"),
+    ],
+)
+def test_previews_are_shown_as_slack_sent_them(sent: str, shown: str) -> None:
+    assert shown_preview(sent) == shown
+
+
+def test_cards_and_notices_show_the_preview_once_escaped_and_calling_nobody() -> None:
+    sent = "2 &lt; 3 <!here> ask <@U0BOB>"
+    shown = f"2 &lt; 3 @{WJ}here ask <@U0BOB>"
+    conv = Conversation(REF, "slack:C0TEAM", "U0C", 0.0, preview=sent, waiting_since=0.0)
+    assert blocks.card(conv).blocks[0]["text"]["text"].endswith(f"\n>{shown}")
+    escalated = blocks.escalated(Escalate(REF, "@here", 120.0, 1, "U0D", sent))
+    assert escalated.text.endswith(f'"{shown}"')
+    assert escalated.text.count("<!here>") == 1  # the escalation target, not the preview
 
 
 @pytest.mark.parametrize(

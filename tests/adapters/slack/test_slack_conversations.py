@@ -58,6 +58,14 @@ async def test_a_customer_message_opens_a_conversation_with_an_inbox_card(
     assert button(card, "claim")["value"] == f"slack:{HELP}:{ts}"
 
 
+async def test_the_card_shows_the_customer_text_as_slack_sent_it(world: SlackWorld) -> None:
+    # Slack's wire text for: Is 2 < 3 & 4 > 1? @here ask @bob (a mention Slack converted)
+    ts = await world.says(f"Is 2 &lt; 3 &amp; 4 &gt; 1? <!here> ask <@{BOB}>")
+    card = await world.card_of(ts)
+    quote = str(card["blocks"][0]["text"]["text"]).split("\n>", 1)[1]
+    assert quote == f"Is 2 &lt; 3 &amp; 4 &gt; 1? @\u2060here ask <@{BOB}>"
+
+
 async def test_follow_ups_in_the_thread_belong_to_the_same_conversation(
     world: SlackWorld,
 ) -> None:
@@ -109,6 +117,43 @@ async def test_claim_by_eyes_reaction_on_the_inbox_card(world: SlackWorld) -> No
     card = await world.card_of(ts)
     await world.react(CARL, "eyes", str(card["ts"]), channel=TEAM)
     await eventually(lambda: world.conv(ts).owner == CARL)
+
+
+async def test_eyes_and_check_mark_count_on_any_message_of_the_thread(
+    world: SlackWorld,
+) -> None:
+    ts = await world.says("My parcel is lost")
+    await world.card_of(ts)
+    follow_up = await world.says("It was due on Monday", thread=ts)
+    await world.react(BOB, "eyes", follow_up)
+    await eventually(lambda: world.conv(ts).owner == BOB)
+    reply = await world.says("Looking into it", thread=ts, user=BOB)
+    await eventually(lambda: world.conv(ts).state is State.WAITING_ON_CUSTOMER)
+    await world.react(BOB, "white_check_mark", reply)
+    await eventually(lambda: world.conv(ts).state is State.CLOSED)
+    history = world.bot.store.history(f"slack:{TEAM}", 0)
+    assert [(h.kind, h.actor) for h in history if h.kind in ("claimed", "closed")] == [
+        ("claimed", BOB), ("closed", BOB)]
+
+
+async def test_claim_and_close_reactions_that_lead_nowhere_are_logged(
+    world: SlackWorld, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="chat_rescue.adapters.slack")
+    announcement = await world.says("We close at 6 today", user=ANNA)  # nobody's conversation
+    await world.react(BOB, "white_check_mark", announcement)
+    chatter = world.slack.message_event(TEAM, ANNA, "coffee?")
+    await world.slack.send_event(chatter)
+    await world.react(BOB, "eyes", str(chatter["ts"]), channel=TEAM)
+    await world.react(BOB, "eyes", "1700000000.000001", channel="C0RANDOM")
+    await world.react(BOB, "tada", announcement)  # any other reaction is just a reaction
+    said = [r.getMessage() for r in caplog.records
+            if r.levelname == "INFO" and "reaction" in r.getMessage()]
+    assert len(said) == 3, said
+    assert announcement in said[0] and "no conversation" in said[0]
+    assert str(chatter["ts"]) in said[1] and "inbox card" in said[1]
+    assert "C0RANDOM" in said[2]
+    assert world.conv(announcement) is None
 
 
 async def test_claim_by_replying_in_the_thread(world: SlackWorld) -> None:

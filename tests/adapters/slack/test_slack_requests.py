@@ -119,6 +119,41 @@ async def test_rescue_status_and_help_are_ephemeral(world: SlackWorld) -> None:
     assert "/rescue set &lt;timer&gt; &lt;dur&gt;" in help_text  # shown literally in Slack
 
 
+async def test_only_the_support_team_may_use_rescue(world_for: World) -> None:
+    world = await world_for(slack_admins="U0LISTED")
+    for typed in ("", "stats", "help", "stats 30d"):
+        reply = json.loads(await world.rescue(typed, user=CUSTOMER, channel=HELP))
+        assert reply == {"response_type": "ephemeral",
+                         "text": "Only the support team can use /rescue."}
+    assert json.loads(await world.rescue("help", user=BOB))["text"].startswith("chat-rescue")
+    listed = json.loads(await world.rescue("", user="U0LISTED"))["text"]  # not an operator
+    assert listed.startswith("Timers here:")
+    refused = json.loads(await world.rescue("set idle 1m", user=CUSTOMER))["text"]
+    assert refused.startswith("Sorry, only admins")
+    assert world.bot.store.settings(f"channel:slack:{HELP}") == {}
+
+
+async def test_users_info_is_asked_only_for_changes_and_briefly_remembered(
+    world: SlackWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def asked() -> list[str]:
+        return [str(call.params.get("user")) for call in world.sandbox.calls_to("users.info")]
+
+    for typed in ("", "stats", "help"):
+        await world.rescue(typed, user=BOB)
+        await world.rescue(typed, user=ANNA)
+        await world.rescue(typed, user=CUSTOMER)
+    assert asked() == []
+    await world.rescue("set idle 1m", user=ANNA)
+    await world.rescue("set idle 2m", user=ANNA)
+    await world.rescue("escalate-to @here", user=BOB)
+    assert asked() == [ANNA, BOB]  # each answer is trusted for people.ADMIN_TTL
+    monkeypatch.setattr(people, "ADMIN_TTL", 0.0)
+    await world.rescue("set idle 3m", user=ANNA)
+    assert asked() == [ANNA, BOB, ANNA]
+    assert world.bot.store.settings(f"channel:slack:{HELP}") == {"idle": "3m"}
+
+
 async def test_non_admins_cannot_change_settings(world: SlackWorld) -> None:
     reply = json.loads(await world.rescue("set idle 1m", user=BOB))["text"]
     assert reply == "Sorry, only admins can change rescue settings. Nothing was changed."

@@ -9,7 +9,9 @@ import pytest
 from chat_rescue.adapters.slack.translate import (
     Inbound,
     Membership,
+    Skipped,
     Workspace,
+    message_alias,
     translate_action,
     translate_event,
 )
@@ -29,10 +31,14 @@ NOW = 1_700_000_100.0
 TOP = "1700000000.000100"
 REF = ConversationRef("slack", "C0HELP", TOP)
 CARD_TS = "1700000001.000200"
+FOLLOW_UP, REPLY = "1700000020.000100", "1700000030.000100"  # messages in TOP's thread
+SKIPPED = object()  # a claim or close reaction that leads nowhere (logged with its reason)
 
 
 def resolve(alias: str) -> str | None:
-    return REF.key if alias == f"slack:card:{CARD_TS}" else None
+    known = {f"slack:card:{CARD_TS}", message_alias("C0HELP", FOLLOW_UP),
+             message_alias("C0HELP", REPLY)}
+    return REF.key if alias in known else None
 
 
 def envelope(**event: Any) -> dict[str, Any]:
@@ -77,8 +83,16 @@ EVENTS = [
     ("check mark", reaction("white_check_mark"), Close(REF, NOW, "U0OP", via="reaction")),
     ("eyes on the inbox card", reaction("eyes", channel="C0TEAM", ts=CARD_TS),
      Claim(REF, NOW, "U0OP", via="reaction")),
-    ("eyes on another team message", reaction("eyes", channel="C0TEAM", ts="9.9"), None),
+    ("eyes on a customer's follow-up", reaction("eyes", ts=FOLLOW_UP),
+     Claim(REF, NOW, "U0OP", via="reaction")),
+    ("check mark on an operator's reply", reaction("white_check_mark", ts=REPLY),
+     Close(REF, NOW, "U0OP", via="reaction")),
+    ("eyes on an intake message no thread knows", reaction("eyes", ts="9.9"),
+     Claim(ConversationRef("slack", "C0HELP", "9.9"), NOW, "U0OP", via="reaction")),
+    ("eyes on another team message", reaction("eyes", channel="C0TEAM", ts="9.9"), SKIPPED),
+    ("eyes in a channel we do not watch", reaction("eyes", channel="C0ELSE"), SKIPPED),
     ("eyes by a customer", reaction("eyes", user="U0CUST"), None),
+    ("tada on another team message", reaction("tada", channel="C0TEAM", ts="9.9"), None),
     ("another reaction", reaction("tada"), None),
     ("unknown event type", envelope(type="app_mention", user="U0CUST"), None),
     ("empty envelope", {}, None),
@@ -91,8 +105,25 @@ def test_events(payload: dict[str, Any], expected: object) -> None:
     found = translate_event(payload, WS, NOW, resolve)
     if expected is None:
         assert found is None
+    elif expected is SKIPPED:
+        assert isinstance(found, Skipped) and found.reason
     else:
-        assert found == Inbound(expected, "slack:Ev01")  # type: ignore[arg-type]
+        assert isinstance(found, Inbound)
+        assert (found.event, found.inbound_id) == (expected, "slack:Ev01")
+
+
+def test_messages_in_a_thread_are_recorded_as_leading_to_it() -> None:
+    follow_up = translate_event(message(thread_ts=TOP, ts=FOLLOW_UP), WS, NOW, resolve)
+    reply = translate_event(message(user="U0OP", thread_ts=TOP, ts=REPLY), WS, NOW, resolve)
+    broadcast = translate_event(message(thread_ts=TOP, ts="1700000040.000100",
+                                        subtype="thread_broadcast"), WS, NOW, resolve)
+    top = translate_event(message(ts=TOP), WS, NOW, resolve)
+    assert isinstance(follow_up, Inbound) and isinstance(reply, Inbound)
+    assert isinstance(broadcast, Inbound) and isinstance(top, Inbound)
+    assert follow_up.aliases == (message_alias("C0HELP", FOLLOW_UP),)
+    assert reply.aliases == (message_alias("C0HELP", REPLY),)
+    assert broadcast.aliases == (message_alias("C0HELP", "1700000040.000100"),)
+    assert top.aliases == ()  # a thread's first message is found by its ts already
 
 
 @pytest.mark.parametrize(

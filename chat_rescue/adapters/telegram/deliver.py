@@ -128,6 +128,10 @@ class Deliverer:
             return topic.message_thread_id
 
         topic = await self._once((key, "topic"), create_topic)
+        # Known from now on, not once the card is up: a 429 on the group may hold the card
+        # while an operator already writes in the topic, and that reply must reach the
+        # customer. Repeated on every attempt (it is idempotent) so a store error retries it.
+        self.service.store.add_alias(topic_alias(topic), key)
         card = await self._once((key, "card"), lambda: self._send(
             render.card(conv, self.memory), thread=topic, markup=keyboards.card(conv)))
         try:

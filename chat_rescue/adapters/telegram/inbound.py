@@ -80,7 +80,8 @@ class Inbound:
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
         elif isinstance(intent, tr.Ignored):
-            log.debug("update %s ignored: %s", update.update_id, intent.reason)
+            log.log(logging.INFO if intent.notable else logging.DEBUG, "update %s ignored: %s",
+                    update.update_id, intent.reason)
             if intent.query_id is not None:
                 self._later(self._answer(intent.query_id), "answers")
         elif self._first_time(inbound_id):

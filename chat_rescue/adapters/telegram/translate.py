@@ -96,10 +96,15 @@ class MembershipChanged:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """Nothing to do (a note, a service message, another chat); a pressed button is answered."""
+    """Nothing to do (a note, a service message, another chat); a pressed button is answered.
+
+    `notable` ones are logged at INFO, not DEBUG: they may be a message somebody meant us
+    to carry (an operator writing in a topic the bot does not know).
+    """
 
     reason: str
     query_id: str | None = None
+    notable: bool = False
 
 
 Intent = Relayed | Act | Command | MembershipChanged | Ignored
@@ -166,7 +171,7 @@ def _message(message: Message, ctx: Context) -> Intent:
             return Act(Close(ConversationRef.parse(key), ctx.now, str(user.id), via="command"))
         return Command(name, args, message.chat.id, message.message_id, str(user.id), thread_id)
     if key is None:
-        return Ignored("not in a customer's topic")
+        return Ignored("not in a customer's topic", notable=thread_id is not None)
     if not _relayable(message):
         return Ignored("nothing to copy")
     ref = ConversationRef.parse(key)

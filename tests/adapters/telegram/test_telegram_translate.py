@@ -75,7 +75,7 @@ CASES: list[tuple[str, Callable[[TelegramWorld], dict[str, Any]], tr.Intent]] = 
     ("internal note", lambda w: w.group_message(GROUP, BEN, "//call her back", TOPIC),
      tr.Ignored("internal note")),
     ("topic of no customer", lambda w: w.group_message(GROUP, BEN, "lunch?", 12),
-     tr.Ignored("not in a customer's topic")),
+     tr.Ignored("not in a customer's topic", notable=True)),
     ("General", lambda w: w.group_message(GROUP, BEN, "morning all"),
      tr.Ignored("not in a customer's topic")),
     ("another group", lambda w: w.group_message(OTHER_GROUP, BEN, "hi", TOPIC),

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits for news
 FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0  # seconds after a failure, doubling while it lasts
 PRIVATE_COMMANDS = [BotCommand("start", "Talk to our support team")]

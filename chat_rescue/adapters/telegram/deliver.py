@@ -54,6 +54,7 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Bad Requests that a fixed configuration cures: retried with backoff, not dropped.
 FIXABLE = ("not enough rights", "chat not found", "chat_admin_required", "need administrator")
 MAX_STEPS = 1000
+EDITED_MARK = "✏️ edited:"  # before the copy of an edited message
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -190,25 +191,38 @@ class Deliverer:
     # -- relaying ----------------------------------------------------------------------------
 
     async def _relay(self, action: Relay) -> None:
+        """Copy a message across; an edited one is copied again (copyMessage takes its
+        current content) after a short mark saying it is an edit, sent once."""
         if action.to_customer:
+            chat = int(action.ref.channel)
             try:
-                await self.bot.copy_message(int(action.ref.channel), int(action.from_chat),
-                                            int(action.message_id))
+                if action.edited:
+                    await self._once((action, "mark"),
+                                     lambda: self.bot.send_message(chat, EDITED_MARK))
+                await self.bot.copy_message(chat, int(action.from_chat), int(action.message_id))
             except (Forbidden, BadRequest) as gone:
                 await self._customer_gone(action.ref, gone)
             return None
         topic = self._topic(action.ref)
         if topic is None:
             raise Undeliverable("the conversation has no topic to copy into")
-        try:
+
+        async def copy() -> None:
+            if action.edited:
+                await self._once((action, "mark"), lambda: self._send(EDITED_MARK, thread=topic))
             await self._copy_to_topic(action, topic)
+
+        try:
+            await copy()
         except BadRequest as bad:
             if not _is(bad, "topic_closed"):
                 raise
+            if action.edited:  # an edit is no new message: it opens nothing
+                raise Undeliverable("an edit for a closed topic") from bad
             # Closed underneath us (or by hand): a customer's message opens it again.
             await self._topic_call(self.bot.reopen_forum_topic(self.group, topic))
             self.memory.topic_closed[topic] = False
-            await self._copy_to_topic(action, topic)
+            await copy()
         conv = self.service.store.load(action.ref.key)
         if conv is not None:
             await self._best_effort(self._sync_topic(conv, topic, open_close=False))

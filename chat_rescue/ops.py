@@ -20,8 +20,9 @@ from chat_rescue.storage.sqlite import SQLiteStore, database_file, describe
 
 log = logging.getLogger(__name__)
 
+# What `run` and `check` say when no platform is configured: one text, so they agree.
 NO_PLATFORM = """\
-No platform is configured, so there is nothing to run.
+No platform is configured.
 Set at least one of:
   Slack:    SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_TEAM_CHANNEL, SLACK_INTAKE_CHANNELS
   Telegram: TELEGRAM_BOT_TOKEN, TELEGRAM_SUPPORT_CHAT_ID
@@ -109,7 +110,7 @@ async def check() -> int:
         return 2
     problems = missing_variables(settings)
     if not (settings.slack_enabled or settings.telegram_enabled):
-        problems.append(NO_PLATFORM.splitlines()[0])
+        problems.append(NO_PLATFORM.replace("\n", "\n  "))  # the lines under its "- "
     try:
         print(f"database: ok, {describe(settings.database_url)}")
     except ValueError as failed:

@@ -41,6 +41,20 @@ def test_check_without_a_platform_fails_and_creates_nothing(tmp_path: Path) -> N
     assert not db.exists()
 
 
+def test_check_without_a_platform_names_what_to_set_as_run_does(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    checked = chat_rescue(tmp_path, "check", DATABASE_URL=url)
+    ran = chat_rescue(tmp_path, "run", DATABASE_URL=url)
+    advice = [line.strip() for line in ran.stderr.splitlines() if line.strip()]
+    assert len(advice) >= 4
+    shown = [line.strip() for line in checked.stdout.splitlines()]
+    for line in advice:
+        assert any(line in seen for seen in shown), line
+    for variable in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TELEGRAM_BOT_TOKEN",
+                     "TELEGRAM_SUPPORT_CHAT_ID", "chat-rescue demo"):
+        assert variable in checked.stdout
+
+
 def test_check_names_each_invalid_variable(tmp_path: Path) -> None:
     done = chat_rescue(tmp_path, "check", RESCUE_IDLE="5 minutes", PORT="a lot")
     assert done.returncode == 2

@@ -261,12 +261,17 @@ class ClaimRefused:
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """Copy a message between the customer side and the operator side (Telegram)."""
+    """Copy a message between the customer side and the operator side (Telegram).
+
+    `edited`: the message was edited after it was copied; its current content is copied
+    again, marked as an edit.
+    """
 
     ref: ConversationRef
     to_customer: bool
     from_chat: str
     message_id: str
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,19 @@ class Service:
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
         raise RuntimeError(f"could not apply {type(event).__name__} to {event.ref.key}")
 
+    def queue(self, actions: Iterable[Action], *, inbound_id: str | None = None) -> bool:
+        """Queue actions that change no conversation (the copy of an edited message), with
+        `inbound_id` recorded; False when it was processed before (nothing queued)."""
+        queued = tuple(actions)
+        outcome = self.store.commit(Change(actions=queued, inbound_id=inbound_id),
+                                    self.clock.now())
+        if outcome is Outcome.DUPLICATE:
+            log.info("skipped %s: already processed", inbound_id)
+            return False
+        for notify in self._outbox_listeners:
+            notify(queued)
+        return True
+
     async def submit(
         self,
         event: InboundEvent,

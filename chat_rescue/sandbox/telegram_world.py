@@ -29,6 +29,9 @@ SERVICE_KEYS = frozenset(
 MEDIA_KINDS = ("photo", "document", "voice", "sticker", "video", "audio", "animation")
 COPYABLE_KEYS = ("text", "entities", "caption", "caption_entities", *MEDIA_KINDS)
 STATUSES = frozenset({"creator", "administrator", "member", "left", "kicked"})
+# The `from` of what an administrator posts anonymously ("Remain anonymous" in their rights).
+GROUP_ANONYMOUS_BOT: JSON = {
+    "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 ADMIN_RIGHTS: JSON = {
     "can_be_edited": False,
     "is_anonymous": False,
@@ -328,6 +331,37 @@ class TelegramWorld:
             chat, user, text_content(text), thread_id=thread_id, reply_to=reply_to
         )
         return self._queue_new({"message": message}, update_id)
+
+    def anonymous_admin_message(
+        self, chat_id: int, text: str, thread_id: int | None = None, *,
+        signature: str | None = None, update_id: int | None = None,
+    ) -> JSON:
+        """An administrator who remains anonymous writes in a group: the message comes from
+        GroupAnonymousBot with the group itself as `sender_chat` (and their custom title as
+        `author_signature`, if they have one)."""
+        chat = self._group(chat_id)
+        if thread_id is not None and thread_id not in chat.topics:
+            raise ValueError(f"chat {chat_id} has no topic {thread_id}")
+        content: JSON = {"sender_chat": self.chat_json(chat), **text_content(text)}
+        if signature:
+            content["author_signature"] = signature
+        message = self.new_message(chat, GROUP_ANONYMOUS_BOT, content, thread_id=thread_id)
+        return self._queue_new({"message": message}, update_id)
+
+    def edit_message(
+        self, chat_id: int, message_id: int, text: str, *, update_id: int | None = None
+    ) -> JSON:
+        """Its author edits a message: its text (or a media message's caption) is replaced
+        where it is stored, so copies made from now on show the edit, and an
+        `edited_message` update is queued."""
+        chat = self.chats[chat_id]
+        old = self._existing(chat, message_id)
+        kept = {k: v for k, v in old.items()
+                if k not in ("text", "entities", "caption", "caption_entities")}
+        changes = text_content(text) if "text" in old else {"caption": text}
+        edited = {**kept, **changes, "edit_date": self.now()}
+        chat.messages[message_id] = edited
+        return self._queue_new({"edited_message": edited}, update_id)
 
     def callback_query(
         self,

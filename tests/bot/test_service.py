@@ -11,6 +11,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     CustomerMessage,
     OperatorMessage,
+    Relay,
     State,
     Timer,
 )
@@ -47,6 +48,19 @@ def test_aliases_are_recorded_for_conversations_that_exist() -> None:
     service.handle(nobody, inbound_id="slack:Ev3", aliases=("message:C1:t10",))
     assert store.resolve("message:C1:t2") == store.resolve("message:C1:t3") == REF.key
     assert store.resolve("message:C1:t10") is None  # a thread that is no conversation
+
+
+def test_queued_actions_change_no_conversation_and_are_queued_once() -> None:
+    service, store, clock = make()
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "hello", "team"))
+    before, woken = store.load(REF.key), []
+    service.on_outbox(woken.append)
+    copy = Relay(REF, False, "C1", "7", edited=True)
+    assert service.queue([copy], inbound_id="telegram:9") is True
+    assert service.queue([copy], inbound_id="telegram:9") is False
+    assert store.load(REF.key) == before and len(store.history("team", 0)) == 1
+    assert [item.action for item in store.pending(10)][1:] == [copy]
+    assert woken == [(copy,)]
 
 
 def test_only_a_short_preview_of_the_message_is_stored() -> None:

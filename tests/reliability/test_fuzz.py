@@ -242,7 +242,7 @@ GROUP, OTHER_GROUP, TOPIC = -1001234567890, -1009999999999, 11
 ALICE, ANA = 42, 7
 ALIASES = {tr.topic_alias(TOPIC): f"telegram:{ALICE}:"}
 CTX = tr.Context(GROUP, NOW, ALIASES.get, "rescue_sandbox_bot")
-INTENTS = (tr.Relayed, tr.Act, tr.Command, tr.MembershipChanged, tr.Ignored)
+INTENTS = (tr.Relayed, tr.Edited, tr.Act, tr.Command, tr.MembershipChanged, tr.Ignored)
 
 
 def telegram_result_is_sound(intent: object) -> None:
@@ -250,6 +250,8 @@ def telegram_result_is_sound(intent: object) -> None:
     if isinstance(intent, tr.Relayed | tr.Act):
         ref = intent.event.ref
         assert ref.platform == "telegram" and reads_back(ref)
+    if isinstance(intent, tr.Edited):
+        assert intent.relay.edited and reads_back(intent.relay.ref)
     if isinstance(intent, tr.Ignored):
         assert intent.reason  # every skip says why
 

@@ -174,6 +174,35 @@ async def test_an_operator_reply_in_a_topic_arrives_as_a_topic_message(
     assert (relayed["message_id"], relayed["text"]) == (reply.message_id, "On it!")
 
 
+async def test_an_anonymous_admin_posts_as_the_group(sandbox: TelegramSandbox, bot: Bot) -> None:
+    topic = await bot.create_forum_topic(GROUP, "Customer")
+    sandbox.anonymous_admin_message(GROUP, "On it", topic.message_thread_id, signature="Lead")
+    (update,) = await bot.get_updates()
+    message = update.message
+    assert message is not None and message.from_user is not None
+    assert (message.from_user.id, message.from_user.username, message.from_user.is_bot) == (
+        1087968824, "GroupAnonymousBot", True)
+    assert message.sender_chat is not None and message.sender_chat.id == GROUP
+    assert message.author_signature == "Lead" and message.is_topic_message
+
+
+async def test_an_edit_arrives_as_edited_message_and_copies_show_it(
+    sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    sent = sandbox.private_message(CUSTOMER, "typo", update_id=1)
+    sandbox.edit_message(CUSTOMER, sent["message"]["message_id"], "/fixed it")
+    (_, update) = await bot.get_updates()
+    edited = update.edited_message
+    assert update.message is None and edited is not None and edited.edit_date is not None
+    assert edited.message_id == sent["message"]["message_id"] and edited.text == "/fixed it"
+    assert edited.entities[0].type == "bot_command"
+    await bot.copy_message(GROUP, CUSTOMER, edited.message_id)
+    assert sandbox.messages(GROUP)[-1]["text"] == "/fixed it"
+    await bot.get_updates(offset=update.update_id + 1, allowed_updates=["message"])
+    sandbox.edit_message(CUSTOMER, sent["message"]["message_id"], "again")
+    assert await bot.get_updates() == ()  # not asked for
+
+
 async def test_copying_from_a_chat_the_bot_cannot_see_fails(
     sandbox: TelegramSandbox, bot: Bot
 ) -> None:

@@ -3,7 +3,9 @@
 Long polling by default, with our own getUpdates loop rather than PTB's Updater:
 the Updater confirms a batch (by asking for the next offset) while it is still
 handling it, so a kill would lose updates Telegram never sends again. Here an
-update is confirmed only after it was handled and committed. With
+update is confirmed only after it was handled and committed; one whose handling
+failed (a store error) is asked for again after a pause, as the webhook answers 500
+and Telegram sends it again. With
 TELEGRAM_WEBHOOK_URL set, the webhook is registered with a secret and updates
 arrive on `POST /telegram/webhook` of the shared aiohttp app. Either way every
 update ends in the same `handle(update)`.
@@ -41,8 +43,9 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits for news
+FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0  # seconds after a failure, doubling while it lasts
 PRIVATE_COMMANDS = [BotCommand("start", "Talk to our support team")]
 GROUP_COMMANDS = [
     BotCommand("rescue", "Rescue timers, escalation and stats (/rescue help)"),
@@ -59,7 +62,11 @@ def file_url(api_url: str) -> str:
 
 
 class TelegramApp:
-    """Builds the Application, runs polling or the webhook, and serves the webhook route."""
+    """Builds the Application, runs polling or the webhook, and serves the webhook route.
+
+    `state` says how taking updates goes, for a health check: "alive", "failing" (getUpdates
+    or handling an update fails, and is being retried; `last_error` says what), "stopped".
+    """
 
     def __init__(self, settings: Settings, handle: UpdateHandler) -> None:
         token = settings.telegram_bot_token
@@ -85,6 +92,11 @@ class TelegramApp:
         self._webhook_lock = asyncio.Lock()
         self._serving = False
         self._polling: asyncio.Task[None] | None = None
+        self.state = "stopped"
+        self.last_error: str | None = None  # while failing: what failed
+        self.first_pause, self.max_pause = FIRST_PAUSE, MAX_PAUSE
+        self._offset: int | None = None  # the first update not handled yet
+        self._failures = 0  # in a row, since the last update or poll that went through
 
     @property
     def bot(self) -> Bot:
@@ -103,39 +115,74 @@ class TelegramApp:
             await self.bot.set_webhook(self.webhook_url, secret_token=self.secret,
                                        allowed_updates=ALLOWED_UPDATES)
             self._serving = True
+            self.state = "alive"
             log.info("Telegram: webhook set, updates arrive on %s", WEBHOOK_PATH)
             return
         await self.bot.delete_webhook()  # polling and a webhook exclude each other
+        self.state = "alive"
         self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
         log.info("Telegram: long polling started")
 
     async def _poll(self) -> None:
-        """getUpdates forever; the next offset (which confirms) only after handling."""
-        offset: int | None = None
-        backoff = 1.0
+        """getUpdates forever; the next offset (which confirms) only after handling.
+
+        Nothing ends it but stop_intake: when getUpdates or an update fails, it pauses
+        (doubling up to `max_pause`) and asks again from the first update not handled, so
+        the updates before it in the batch stay confirmed and the failed one comes again.
+        """
         while True:
             try:
                 updates = await self.bot.get_updates(
-                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
-            except RetryAfter as wait:
+                    offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+            except RetryAfter as wait:  # flood control is no failure: wait as told
                 await asyncio.sleep(retry_seconds(wait))
                 continue
-            except TelegramError as failed:
-                log.warning("Telegram polling: %s; retrying in %gs", self._scrub(failed), backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(30.0, backoff * 2)
+            except Exception as failed:
+                await self._failed("getUpdates", failed)
                 continue
-            backoff = 1.0
+            if not updates:
+                self._going()
             for update in updates:
                 try:
                     await self.handle(update)
-                except Exception:
-                    log.exception("Telegram update %s failed", update.update_id)
-                offset = update.update_id + 1
+                except Exception as failed:
+                    await self._failed(f"update {update.update_id}", failed, trace=True)
+                    break
+                self._offset = update.update_id + 1
+                self._going()
+
+    async def _failed(self, what: str, error: Exception, *, trace: bool = False) -> None:
+        """Note a polling failure and pause before the retry (doubling while it lasts)."""
+        pause = min(self.max_pause, self.first_pause * 2 ** min(self._failures, 16))
+        self._note_failure(what, error, f"retrying it after {pause:g}s, then up to every "
+                           f"{self.max_pause:g}s while it fails", trace=trace)
+        await asyncio.sleep(pause)
+
+    def _note_failure(self, what: str, error: Exception, then: str, *, trace: bool) -> None:
+        """State "failing"; logged once per kind of error while it lasts, not per retry.
+
+        A traceback comes with the first of a kind from handling an update: that may be a
+        bug rather than an outage.
+        """
+        kind = f"{type(error).__name__}: {self._scrub(error)}"
+        self._failures += 1
+        if kind != self.last_error:
+            log.warning("Telegram: %s failed (%s); %s (logged once)", what, kind, then,
+                        exc_info=error if trace else None)
+        self.state, self.last_error = "failing", kind
+
+    def _going(self) -> None:
+        """getUpdates answered or an update was handled: taking updates is alive."""
+        if self.state == "failing":
+            log.info("Telegram: updates go through again after %d failed attempt(s) (%s)",
+                     self._failures, self.last_error)
+        self.state, self.last_error = "alive", None
+        self._failures = 0
 
     async def stop_intake(self) -> None:
         """Take no more updates: stop polling, answer webhook calls 503 (Telegram resends)."""
         self._serving = False
+        self.state = "stopped"
         if self._polling is not None:
             self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,7 +260,9 @@ class TelegramApp:
                 return web.Response(status=503)
             try:
                 await self.handle(update)
-            except Exception:
-                log.exception("Telegram webhook: update %s failed", update.update_id)
+            except Exception as failed:
+                self._note_failure(f"webhook update {update.update_id}", failed,
+                                   "answered 500, so Telegram sends it again", trace=True)
                 return web.Response(status=500)
+            self._going()
         return web.Response(status=200)

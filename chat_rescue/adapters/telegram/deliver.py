@@ -54,6 +54,7 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 FIXABLE = ("not enough rights", "chat not found", "chat_admin_required", "need administrator")
 MAX_STEPS = 1000
 RIGHTS_RETRY = 60.0  # seconds between tries while the bot lacks a right
+EDITED_MARK = "✏️ edited:"  # before the copy of an edited message
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -180,17 +181,29 @@ class Deliverer:
     # -- relaying ----------------------------------------------------------------------------
 
     async def _relay(self, action: Relay) -> None:
+        """Copy a message across; an edited one is copied again (copyMessage takes its
+        current content) after a short mark saying it is an edit, sent once."""
         if action.to_customer:
+            chat = int(action.ref.channel)
             try:
-                await self.bot.copy_message(int(action.ref.channel), int(action.from_chat),
-                                            int(action.message_id))
+                if action.edited:
+                    await self._once((action, "mark"),
+                                     lambda: self.bot.send_message(chat, EDITED_MARK))
+                await self.bot.copy_message(chat, int(action.from_chat), int(action.message_id))
             except (Forbidden, BadRequest) as gone:
                 await self._customer_gone(action.ref, gone)
             return None
         key = action.ref.key
         if self.service.store.load(key) is None:
             raise Undeliverable("no conversation to copy into")
-        topic = await self.topics.send_in(key, lambda t: self._copy_to_topic(action, t))
+
+        async def copy(topic: int) -> int:
+            if action.edited:
+                await self._once((action, "mark"), lambda: self._send(EDITED_MARK, thread=topic))
+            return await self._copy_to_topic(action, topic)
+
+        # An edit is no new message: it reopens no closed topic (Telegram refuses; dropped).
+        topic = await self.topics.send_in(key, copy, reopen=not action.edited)
         conv = self.service.store.load(key)
         if conv is not None:
             await self._best_effort(self.topics.sync(conv, topic, open_close=False))

@@ -24,7 +24,9 @@ from chat_rescue.bot.model import (
     CustomerMessage,
     HandOff,
     KeepOpen,
+    Relay,
     Snooze,
+    State,
 )
 from chat_rescue.bot.service import Service
 from chat_rescue.storage.base import Change, Outcome
@@ -78,10 +80,13 @@ class Inbound:
                 self.memory.blocked.discard(intent.event.ref.key)
             await self.service.submit(intent.event, inbound_id=inbound_id,
                                       extra_actions=[intent.relay])
+        elif isinstance(intent, tr.Edited):
+            self._edited(intent.relay, inbound_id, update.update_id)
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
         elif isinstance(intent, tr.Ignored):
-            log.debug("update %s ignored: %s", update.update_id, intent.reason)
+            log.log(logging.INFO if intent.notable else logging.DEBUG, "update %s ignored: %s",
+                    update.update_id, intent.reason)
             if intent.query_id is not None:
                 self._later(self._answer(intent.query_id), "answers")
         elif self._first_time(inbound_id):
@@ -135,6 +140,16 @@ class Inbound:
         outcome = self.service.store.commit(Change(inbound_id=inbound_id), self.clock.now())
         return outcome is not Outcome.DUPLICATE
 
+    def _edited(self, relay: Relay, inbound_id: str, update_id: int) -> None:
+        """Copy an edit across while the conversation is open. It is no turn: no claim, no
+        reply, no timer moves, and it does not reopen a closed conversation."""
+        conv = self.service.store.load(relay.ref.key)
+        if conv is None or conv.state is State.CLOSED:
+            log.info("update %s ignored: an edit in a conversation that is %s",
+                     update_id, "closed" if conv else "unknown")
+            return
+        self.service.queue([relay], inbound_id=inbound_id)
+
     # -- buttons and /close ------------------------------------------------------------------
 
     async def _act(self, intent: tr.Act, inbound_id: str) -> None:
@@ -187,7 +202,12 @@ class Inbound:
         await self.bot.send_message(chat_id, GREETING)
 
     async def _is_admin(self, user_id: str) -> bool:
-        """Creator or administrator of the support group (asked every time: rights change)."""
+        """Creator or administrator of the support group (asked every time: rights change).
+
+        The group's own id is its anonymous administrators (see translate._sender).
+        """
+        if user_id == str(self.support_chat_id):
+            return True
         try:
             member = await self.bot.get_chat_member(self.support_chat_id, int(user_id))
         except TelegramError as failed:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from telegram import User
 
 MAX_NAMES = 10_000
+ANONYMOUS_ADMIN = "anonymous admin"
 
 
 @dataclass
@@ -43,7 +44,12 @@ class Memory:
         self.cards[card] = shown
 
     def name(self, user_id: str) -> str:
-        """The display name of a user id, or the id when we have not seen them."""
+        """The display name of a user id, or the id when we have not seen them.
+
+        A chat id (negative) as an operator is the support group's anonymous administrators.
+        """
+        if user_id.startswith("-"):
+            return ANONYMOUS_ADMIN
         return self.names.get(user_id, user_id)
 
     def take_alerted(self, key: str, operator: str) -> bool:

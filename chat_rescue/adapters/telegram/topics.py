@@ -79,9 +79,10 @@ class Topics:
         return topic
 
     async def send_in(self, key: str, send: Callable[[int], Awaitable[T]], *,
-                      posts_card: bool = False) -> T:
-        """`send(topic)` into the conversation's topic: reopened if closed underneath us,
-        made anew if gone (with a new card, unless `send` posts it)."""
+                      posts_card: bool = False, reopen: bool = True) -> T:
+        """`send(topic)` into the conversation's topic: reopened if closed underneath us
+        (unless not to `reopen`), made anew if gone (with a new card, unless `send` posts
+        it)."""
         conv = self.store.load(key)
         if conv is None:
             raise LookupError(f"no conversation {key}")
@@ -89,11 +90,11 @@ class Topics:
         try:
             return await send(topic)
         except BadRequest as bad:
-            if says(bad, "topic_closed"):
+            if says(bad, "topic_closed") and reopen:
                 await self.call(self.bot.reopen_forum_topic(self.group, topic))
                 self.memory.topic_closed[topic] = False
                 return await send(topic)
-            if not says(bad, *GONE):
+            if says(bad, "topic_closed") or not says(bad, *GONE):
                 raise
             topic = await self.heal(self.store.load(key) or conv, bad.message,
                                     with_card=not posts_card)

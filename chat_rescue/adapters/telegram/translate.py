@@ -31,6 +31,8 @@ NOTE_PREFIX = "//"
 RELAYABLE = ("text", "photo", "document", "voice", "sticker", "video", "audio", "animation",
              "video_note", "location", "venue", "contact", "dice")  # fmt: skip
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
+GREETINGS = ("start", "help")  # the only commands a customer sends to the bot itself
+ANONYMOUS_ADMIN_BOT = 1087968824  # GroupAnonymousBot: the sender of anonymous admins' posts
 
 ButtonEvent = Claim | Close | Snooze | HandOff | KeepOpen
 
@@ -54,6 +56,14 @@ class Relayed:
     """A message to copy across: the customer wrote, or an operator replied in the topic."""
 
     event: CustomerMessage | OperatorMessage
+    relay: Relay
+
+
+@dataclass(frozen=True, slots=True)
+class Edited:
+    """A message was edited: copy it across again, marked as an edit. No turn of the
+    conversation (no claim, no reply, no timer moves)."""
+
     relay: Relay
 
 
@@ -96,13 +106,18 @@ class MembershipChanged:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """Nothing to do (a note, a service message, another chat); a pressed button is answered."""
+    """Nothing to do (a note, a service message, another chat); a pressed button is answered.
+
+    `notable` ones are logged at INFO, not DEBUG: they may be a message somebody meant us
+    to carry (an operator writing in a topic the bot does not know).
+    """
 
     reason: str
     query_id: str | None = None
+    notable: bool = False
 
 
-Intent = Relayed | Act | Command | MembershipChanged | Ignored
+Intent = Relayed | Edited | Act | Command | MembershipChanged | Ignored
 
 
 def customer_ref(chat_id: int | str) -> ConversationRef:
@@ -136,42 +151,83 @@ def translate(update: Update, ctx: Context) -> Intent:
 # --- messages -----------------------------------------------------------------------------
 
 
-def _message(message: Message, ctx: Context) -> Intent:
-    user = message.from_user
-    if user is None or user.is_bot:
+def _message(message: Message, ctx: Context, *, edited: bool = False) -> Intent:
+    sender = _sender(message, ctx)
+    if sender is None:
         return Ignored("sent by a bot or anonymously")
+    if edited and message.location is not None:
+        return Ignored("a live location moved")  # sent again and again while it is shared
     private = message.chat.type == "private"
     if not private and (message.text or message.caption or "").startswith(NOTE_PREFIX):
         return Ignored("internal note")
+    if private:
+        return _from_customer(message, ctx, edited)
     command = _command(message, ctx)
     if command is not None and not command[0]:
         return Ignored("a command for another bot")
-    if private:
-        if command is not None:
-            name, args = command
-            return Command(name, args, message.chat.id, message.message_id, str(user.id),
-                           private=True)
-        if not _relayable(message):
-            return Ignored("nothing to copy")
-        ref = customer_ref(message.chat.id)
-        event = CustomerMessage(ref, ctx.now, user.full_name, _preview(message), ctx.team)
-        return Relayed(event, Relay(ref, False, str(message.chat.id), str(message.message_id)))
     if message.chat.id != ctx.support_chat_id:
         return Ignored("not the support group")
     thread_id = message.message_thread_id if message.is_topic_message else None
     key = ctx.resolve(topic_alias(thread_id)) if thread_id is not None else None
     if command is not None:
         name, args = command
+        if edited:
+            return Ignored("an edited command")
         if name == "close" and key is not None:
-            return Act(Close(ConversationRef.parse(key), ctx.now, str(user.id), via="command"))
-        return Command(name, args, message.chat.id, message.message_id, str(user.id), thread_id)
+            return Act(Close(ConversationRef.parse(key), ctx.now, sender, via="command"))
+        return Command(name, args, message.chat.id, message.message_id, sender, thread_id)
     if key is None:
-        return Ignored("not in a customer's topic")
+        return Ignored("not in a customer's topic", notable=thread_id is not None)
     if not _relayable(message):
         return Ignored("nothing to copy")
     ref = ConversationRef.parse(key)
-    reply = OperatorMessage(ref, ctx.now, str(user.id))
-    return Relayed(reply, Relay(ref, True, str(message.chat.id), str(message.message_id)))
+    relay = Relay(ref, True, str(message.chat.id), str(message.message_id), edited=edited)
+    if edited:
+        return Edited(relay)
+    return Relayed(OperatorMessage(ref, ctx.now, sender), relay)
+
+
+def _edited_message(message: Message, ctx: Context) -> Intent:
+    return _message(message, ctx, edited=True)
+
+
+def _from_customer(message: Message, ctx: Context, edited: bool) -> Intent:
+    """Everything a customer writes is for the team, commands too ("/refund …"), except a
+    bare /start or /help: those are for the bot, which greets them."""
+    command = _command(message, ctx)
+    if command is not None and command[0] in GREETINGS and not command[1]:
+        if edited:
+            return Ignored("an edited command")
+        return Command(command[0], "", message.chat.id, message.message_id,
+                       str(message.chat.id), private=True)
+    if not _relayable(message):
+        return Ignored("nothing to copy")
+    ref = customer_ref(message.chat.id)
+    relay = Relay(ref, False, str(message.chat.id), str(message.message_id), edited=edited)
+    if edited:
+        return Edited(relay)
+    user = message.from_user
+    name = user.full_name if user is not None else ""
+    return Relayed(CustomerMessage(ref, ctx.now, name, _preview(message), ctx.team), relay)
+
+
+def _sender(message: Message, ctx: Context) -> str | None:
+    """Who wrote, as a user id; None for bots (our own messages above all).
+
+    An administrator posting anonymously writes as GroupAnonymousBot with the support group
+    as `sender_chat`: the bot cannot tell such administrators apart, so they are one
+    operator, the group's own id.
+    """
+    user = message.from_user
+    if user is None:
+        return None
+    if not user.is_bot:
+        return str(user.id)
+    chat = message.sender_chat
+    if user.id == ANONYMOUS_ADMIN_BOT and chat is not None \
+            and chat.id == ctx.support_chat_id == message.chat.id:
+        return str(ctx.support_chat_id)
+    return None
 
 
 def _command(message: Message, ctx: Context) -> tuple[str, str] | None:
@@ -233,6 +289,7 @@ def _membership(change: ChatMemberUpdated, ctx: Context) -> Intent:
 
 _TRANSLATORS: tuple[tuple[str, Callable[..., Intent]], ...] = (
     ("message", _message),
+    ("edited_message", _edited_message),
     ("callback_query", _callback),
     ("my_chat_member", _membership),
 )

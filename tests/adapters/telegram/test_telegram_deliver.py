@@ -42,6 +42,7 @@ from chat_rescue.sandbox.telegram_support import (
     furnish,
     sandbox_settings,
 )
+from chat_rescue.sandbox.telegram_world import replace_topic
 from chat_rescue.storage.sqlite import SQLiteStore
 
 REF = ConversationRef("telegram", str(ALICE), "")
@@ -152,6 +153,27 @@ async def test_close_notice_goes_to_the_customer_unless_they_blocked_the_bot(rig
         await rig.adapter.deliver(Relay(REF, True, str(GROUP), "1"))
     kinds = [event.kind for event in rig.service.store.history(None, 0)]
     assert kinds.count("customer_blocked") == 1
+
+
+async def test_an_edit_is_marked_once_even_when_its_copy_hits_flood_control(rig: Rig) -> None:
+    conv = await rig.post()
+    ids = render.parse_card(conv.card)
+    assert ids is not None
+    topic = ids[0]
+    asked = rig.sandbox.private_message(ALICE, "typo")["message"]["message_id"]
+    rig.sandbox.edit_message(ALICE, asked, "fixed")
+    rig.sandbox.fail_next("copyMessage", 429, retry_after=3)
+    edit = Relay(REF, False, str(ALICE), str(asked), edited=True)
+    with pytest.raises(RetryLater):
+        await rig.adapter.deliver(edit)
+    await rig.adapter.deliver(edit)
+    mark, copy = rig.sandbox.messages(GROUP, topic)[1:]  # after the card
+    assert mark["text"] == "✏️ edited:" and copy["text"] == "fixed"
+
+    replace_topic(rig.sandbox.chats[GROUP], topic, closed=True)  # an edit opens nothing
+    with pytest.raises(Undeliverable):
+        await rig.adapter.deliver(edit)
+    assert rig.sandbox.topics(GROUP)[0].closed
 
 
 async def test_permanent_refusals_are_undeliverable_and_outages_propagate(rig: Rig) -> None:

@@ -86,6 +86,26 @@ async def test_flood_control_is_honoured_through_the_outbox(world: World) -> Non
     assert len(group.sandbox.calls_to("copyMessage")) == 2  # one 429, one retry
 
 
+async def test_a_reply_in_a_new_topic_reaches_the_customer_while_its_card_waits(
+        world: World) -> None:
+    """The topic is made, then the group answers 429: an operator who writes in the topic
+    before its card is up is still heard by the customer."""
+    group = await world()
+    group.sandbox.fail_next("sendMessage", 429, retry_after=2)
+    group.sandbox.private_message(ALICE, "Hello")
+    await eventually(lambda: group.sandbox.calls_to("sendMessage"))  # the card, refused
+    [topic] = group.topics()
+    group.say_in_topic(BEN, topic.thread_id, "Hi Alice, on it")
+    # The customer's own lane: it does not wait for the card, held back by the 429.
+    [reply] = await eventually(group.to_customer, timeout=5)
+    assert reply["text"] == "Hi Alice, on it"
+    await group.drained()
+    copy, card = group.in_topic(topic.thread_id)
+    assert copy["text"] == "Hello" and "Ben" in card["text"]
+    conv = group.conversation()
+    assert conv is not None and conv.owner == str(BEN) and conv.first_reply_at is not None
+
+
 async def test_a_server_error_is_retried(world: World) -> None:
     group = await world()
     group.sandbox.fail_next("createForumTopic", 502)

@@ -58,6 +58,20 @@ def card(w: TelegramWorld) -> dict[str, Any]:
     return w.new_message(group, w.bot_user, {"text": "card"}, thread_id=TOPIC)
 
 
+def channel_post(w: TelegramWorld) -> dict[str, Any]:
+    """Somebody writes "as" a channel: Channel_Bot with the channel as sender_chat."""
+    update = w.anonymous_admin_message(GROUP, "Sale!", TOPIC)
+    channel = {"id": -1001111111111, "type": "channel", "title": "Deals"}
+    sender = {"id": 136817688, "is_bot": True, "first_name": "Channel",
+              "username": "Channel_Bot"}
+    return {**update, "message": {**update["message"], "from": sender, "sender_chat": channel}}
+
+
+def edit(w: TelegramWorld, update: dict[str, Any], text: str) -> dict[str, Any]:
+    message = update["message"]
+    return w.edit_message(message["chat"]["id"], message["message_id"], text)
+
+
 CASES: list[tuple[str, Callable[[TelegramWorld], dict[str, Any]], tr.Intent]] = [
     ("customer text", lambda w: w.private_message(ALICE, "Hi there"),
      tr.Relayed(CustomerMessage(REF, NOW, "Alice", "Hi there", TEAM),
@@ -70,12 +84,34 @@ CASES: list[tuple[str, Callable[[TelegramWorld], dict[str, Any]], tr.Intent]] = 
                 Relay(REF, False, str(ALICE), "1"))),
     ("customer /start", lambda w: w.private_message(ALICE, "/start"),
      tr.Command("start", "", ALICE, 1, str(ALICE), private=True)),
+    ("customer /help@this_bot", lambda w: w.private_message(ALICE, f"/help@{BOT_USERNAME}"),
+     tr.Command("help", "", ALICE, 1, str(ALICE), private=True)),
+    ("customer writing a command", lambda w: w.private_message(ALICE, "/refund it never came"),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "/refund it never came", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
+    ("customer /start with words", lambda w: w.private_message(ALICE, "/start where is it"),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "/start where is it", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
+    ("customer /help@other_bot", lambda w: w.private_message(ALICE, "/help@other_bot"),
+     tr.Relayed(CustomerMessage(REF, NOW, "Alice", "/help@other_bot", TEAM),
+                Relay(REF, False, str(ALICE), "1"))),
     ("operator reply in the topic", lambda w: w.group_message(GROUP, BEN, "On it", TOPIC),
      tr.Relayed(OperatorMessage(REF, NOW, str(BEN)), Relay(REF, True, str(GROUP), "13"))),
     ("internal note", lambda w: w.group_message(GROUP, BEN, "//call her back", TOPIC),
      tr.Ignored("internal note")),
+    ("anonymous admin in the topic",
+     lambda w: w.anonymous_admin_message(GROUP, "On it", TOPIC, signature="Boss"),
+     tr.Relayed(OperatorMessage(REF, NOW, str(GROUP)), Relay(REF, True, str(GROUP), "13"))),
+    ("anonymous admin's note",
+     lambda w: w.anonymous_admin_message(GROUP, "// her again", TOPIC),
+     tr.Ignored("internal note")),
+    ("anonymous admin's /close",
+     lambda w: w.anonymous_admin_message(GROUP, "/close", TOPIC),
+     tr.Act(Close(REF, NOW, str(GROUP), via="command"))),
+    ("a channel posting in the topic", lambda w: channel_post(w),
+     tr.Ignored("sent by a bot or anonymously")),
     ("topic of no customer", lambda w: w.group_message(GROUP, BEN, "lunch?", 12),
-     tr.Ignored("not in a customer's topic")),
+     tr.Ignored("not in a customer's topic", notable=True)),
     ("General", lambda w: w.group_message(GROUP, BEN, "morning all"),
      tr.Ignored("not in a customer's topic")),
     ("another group", lambda w: w.group_message(OTHER_GROUP, BEN, "hi", TOPIC),
@@ -160,9 +196,47 @@ def test_service_messages_and_bots_are_not_relayed() -> None:
     assert meaning(from_bot) == tr.Ignored("sent by a bot or anonymously")
 
 
-def test_edits_and_other_update_kinds_are_ignored() -> None:
-    def edited(w: TelegramWorld) -> dict[str, Any]:
-        message = w.private_message(ALICE, "typo")["message"]
-        return {"update_id": 5, "edited_message": {**message, "text": "fixed", "edit_date": 1}}
+EDITS: list[tuple[str, Callable[[TelegramWorld], dict[str, Any]], tr.Intent]] = [
+    ("customer's edit", lambda w: edit(w, w.private_message(ALICE, "typo"), "fixed"),
+     tr.Edited(Relay(REF, False, str(ALICE), "1", edited=True))),
+    ("customer's edited caption",
+     lambda w: edit(w, w.private_message(ALICE, photo=True, caption="box"), "the box"),
+     tr.Edited(Relay(REF, False, str(ALICE), "1", edited=True))),
+    ("operator's edit in the topic",
+     lambda w: edit(w, w.group_message(GROUP, BEN, "On it", TOPIC), "On it, Alice"),
+     tr.Edited(Relay(REF, True, str(GROUP), "13", edited=True))),
+    ("anonymous admin's edit",
+     lambda w: edit(w, w.anonymous_admin_message(GROUP, "On it", TOPIC), "On it!"),
+     tr.Edited(Relay(REF, True, str(GROUP), "13", edited=True))),
+    ("an edited note", lambda w: edit(w, w.group_message(GROUP, BEN, "// a", TOPIC), "// b"),
+     tr.Ignored("internal note")),
+    ("an edited command", lambda w: edit(w, w.private_message(ALICE, "/start"), "/help"),
+     tr.Ignored("an edited command")),
+    ("an edit elsewhere", lambda w: edit(w, w.group_message(GROUP, BEN, "hi", 12), "hey"),
+     tr.Ignored("not in a customer's topic", notable=True)),
+    ("a live location moving", lambda w: live_location(w),
+     tr.Ignored("a live location moved")),
+]
 
-    assert meaning(edited) == tr.Ignored("update kind not used")
+
+def live_location(w: TelegramWorld) -> dict[str, Any]:
+    message = w.private_message(ALICE, "here")["message"]
+    moved = {k: v for k, v in message.items() if k not in ("text", "entities")}
+    spot = {"latitude": 48.85, "longitude": 2.35, "live_period": 900}
+    return {"update_id": 5, "edited_message": {**moved, "location": spot, "edit_date": 1}}
+
+
+@pytest.mark.parametrize(("case", "make", "expected"), EDITS, ids=[c[0] for c in EDITS])
+def test_edits(case: str, make: Callable[[TelegramWorld], dict[str, Any]],
+               expected: tr.Intent) -> None:
+    assert meaning(make) == expected
+
+
+def test_other_update_kinds_are_ignored() -> None:
+    def reaction(w: TelegramWorld) -> dict[str, Any]:
+        return {"update_id": 5, "message_reaction": {
+            "chat": w.chat_json(w.chats[ALICE]), "message_id": 1, "date": 1,
+            "user": w.users[ALICE], "old_reaction": [],
+            "new_reaction": [{"type": "emoji", "emoji": "👍"}]}}
+
+    assert meaning(reaction) == tr.Ignored("update kind not used")

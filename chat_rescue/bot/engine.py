@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from chat_rescue.bot import authority
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.model import (
     Action,
     Claim,
-    ClaimRefused,
     Close,
     CloseNotice,
     CloseReminder,
@@ -29,6 +29,8 @@ from chat_rescue.bot.model import (
     Nudge,
     OperatorMessage,
     PostCard,
+    Refusal,
+    Refused,
     ReturnToInbox,
     Snooze,
     State,
@@ -51,6 +53,11 @@ class Decision:
     @property
     def changed(self) -> bool:
         return bool(self.actions or self.history)
+
+    @property
+    def refusal(self) -> Refused | None:
+        """The answer to a press that changed nothing, if this was one."""
+        return next((a for a in self.actions if isinstance(a, Refused)), None)
 
 
 NOTHING = Decision(None)
@@ -124,8 +131,14 @@ def decide(
             opened, actions, history = _open(event, policy, now)
             return _finish(None, opened, actions, history, policy)
         return NOTHING
+    if isinstance(event, authority.PRESSES):
+        refused = authority.refusal(conv, event)
+        if refused is not None:  # changes nothing; the presser is told why
+            return _unchanged(conv, policy, (refused,))
     step = _STEPS[type(event)]
     outcome = step(conv, event, policy, now)  # type: ignore[operator]
+    if isinstance(outcome, Refused):
+        return _unchanged(conv, policy, (outcome,))
     if outcome is None:
         # Nothing happened, but a changed policy may have moved the deadline.
         refreshed = with_deadline(conv, policy)
@@ -135,6 +148,11 @@ def decide(
 
 
 Outcome = tuple[Conversation, list[Action], list[HistoryEvent]]
+
+
+def _unchanged(conv: Conversation, policy: Policy, actions: tuple[Action, ...]) -> Decision:
+    refreshed = with_deadline(conv, policy)  # a changed policy may have moved the deadline
+    return Decision(refreshed if refreshed is not conv else None, actions)
 
 
 def _finish(
@@ -227,11 +245,12 @@ def _operator_message(
     return answered, [], history
 
 
+# Press steps run once `authority.refusal` let the press through.
+
+
 def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outcome | None:
     if conv.state is State.CLOSED or conv.owner == event.operator:
         return None
-    if conv.owner is not None:
-        return conv, [ClaimRefused(conv.ref, event.operator, conv.owner)], []
     waiting = conv.waiting_since is not None
     claimed = replace(
         conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
@@ -249,9 +268,10 @@ def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outc
     return closed, [], [_event(conv, "closed", event.at, event.by)]
 
 
-def _snooze(conv: Conversation, event: Snooze, policy: Policy, now: float) -> Outcome | None:
-    if conv.state is not State.WAITING_ON_OPERATOR or conv.nudged_at is None or conv.snoozed:
-        return None
+def _snooze(conv: Conversation, event: Snooze, policy: Policy,
+            now: float) -> Outcome | Refused | None:
+    if conv.snoozed:  # once per customer wait: the next nudge's Snooze says so
+        return Refused(conv.ref, event.by, Refusal.SNOOZED, conv.owner)
     snoozed = replace(conv, timer_from=now, nudged_at=None, snoozed=True)
     return snoozed, [], [_event(conv, "snoozed", event.at, event.by)]
 
@@ -263,8 +283,6 @@ def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) ->
 
 
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
-    if conv.state is not State.WAITING_ON_CUSTOMER:
-        return None
     kept = replace(conv, timer_from=now, reminded=False)
     return kept, [], [_event(conv, "kept_open", event.at, event.by)]
 
@@ -293,7 +311,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if timer is Timer.IDLE:
         waited = _since(conv.waiting_since, now)
         nudged = replace(conv, nudged_at=now)
-        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer)
+        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer,
+                      authority.nudge_id(nudged))
         return nudged, [nudge], [_event(conv, "nudged", now, conv.owner, waited)]
     if timer is Timer.ESCALATE:
         length = format_duration(policy.escalate)
@@ -305,8 +324,10 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
         timer = Timer.AUTO_CLOSE  # both passed while we were down: no pointless reminder
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
-        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer)
-        return replace(conv, reminded=True), [reminder], [_event(conv, "reminded", now, conv.owner)]
+        reminded = replace(conv, reminded=True)
+        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer,
+                                 authority.reminder_id(reminded))
+        return reminded, [reminder], [_event(conv, "reminded", now, conv.owner)]
     goodbye: list[Action] = []
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))

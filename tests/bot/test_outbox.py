@@ -13,7 +13,6 @@ from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import FakeClock, FastClock
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     Conversation,
     ConversationRef,
@@ -23,6 +22,8 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     ReturnToInbox,
     State,
     UpdateCard,
@@ -174,9 +175,9 @@ async def test_a_failing_head_holds_its_conversation_only(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:
     platform.fail = lambda a: ConnectionError("reset") if a == nudge(1) else None
-    queue(store, nudge(1), UpdateCard(conv(1)), ClaimRefused(ref(2), "ben", "ana"))
+    queue(store, nudge(1), UpdateCard(conv(1)), Refused(ref(2), "ben", Refusal.CLAIMED, "ana"))
     await outbox.drain()
-    assert platform.actions() == [ClaimRefused(ref(2), "ben", "ana")]
+    assert platform.actions() == [Refused(ref(2), "ben", Refusal.CLAIMED, "ana")]
     platform.fail = lambda a: None
     clock.advance(1)
     await outbox.drain()

@@ -28,7 +28,6 @@ from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Conversation,
@@ -37,6 +36,7 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refused,
     Relay,
     ReturnToInbox,
     State,
@@ -90,7 +90,7 @@ class Deliverer:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
-            ClaimRefused: self._claim_refused,
+            Refused: self._refused,
             Digest: self._digest,
         }
 
@@ -237,7 +237,7 @@ class Deliverer:
 
     async def _nudge(self, action: Nudge) -> None:
         await self._send(render.nudge(action, self.memory), thread=self._topic(action.ref,
-                         action.card), markup=keyboards.nudge(action.ref.key))
+                         action.card), markup=keyboards.nudge(action.ref.key, action.notice_id))
 
     async def _returned(self, action: ReturnToInbox) -> None:
         topic = self._topic(action.ref, action.card)
@@ -278,7 +278,7 @@ class Deliverer:
     async def _close_reminder(self, action: CloseReminder) -> None:
         await self._send(render.close_reminder(action, self.memory),
                          thread=self._topic(action.ref, action.card),
-                         markup=keyboards.close_reminder(action.ref.key))
+                         markup=keyboards.close_reminder(action.ref.key, action.notice_id))
 
     async def _close_notice(self, action: CloseNotice) -> None:
         try:
@@ -286,25 +286,24 @@ class Deliverer:
         except (Forbidden, BadRequest) as gone:
             await self._customer_gone(action.ref, gone)
 
-    async def _claim_refused(self, action: ClaimRefused) -> None:
-        if self.memory.take_alerted(action.ref.key, action.operator):
-            return None  # the presser already saw it as an alert on the button
-        await self._send(render.claim_refused(action, self.memory),
-                         thread=self._topic(action.ref))
+    async def _refused(self, action: Refused) -> None:
+        if action.via == "button":
+            return None  # answered on the press itself, as an alert (`Inbound._act`)
+        await self._send(render.refused(action, self.memory), thread=self._topic(action.ref))
         return None
 
     async def _digest(self, action: Digest) -> None:
         choices = []
         for notice in action.notices:
+            notice_id = ""
             if isinstance(notice, ReturnToInbox | Escalate):
                 kind = "claim"
-            elif isinstance(notice, Nudge):
-                kind = "nudge"
-            elif isinstance(notice, CloseReminder):
-                kind = "reminder"
+            elif isinstance(notice, Nudge | CloseReminder):
+                kind = "nudge" if isinstance(notice, Nudge) else "reminder"
+                notice_id = notice.notice_id
             else:
                 continue
-            choices.append((kind, notice.ref.key, notice.customer or "customer"))
+            choices.append((kind, notice.ref.key, notice.customer or "customer", notice_id))
         everyone = None
         if any(isinstance(n, Escalate) and render.calls_everyone(n.target)
                for n in action.notices):

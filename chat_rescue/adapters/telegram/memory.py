@@ -18,8 +18,6 @@ class Memory:
     """Operator display names and per-conversation marks, shared by inbound and delivery."""
 
     names: dict[str, str] = field(default_factory=dict)
-    # (conversation key, operator) whose refused claim was already shown as an alert.
-    alerted: set[tuple[str, str]] = field(default_factory=set)
     # conversation keys whose customer blocked the bot (until they write again).
     blocked: set[str] = field(default_factory=set)
     # topic id -> the name we last gave it, and whether we last closed it.
@@ -45,11 +43,3 @@ class Memory:
     def name(self, user_id: str) -> str:
         """The display name of a user id, or the id when we have not seen them."""
         return self.names.get(user_id, user_id)
-
-    def take_alerted(self, key: str, operator: str) -> bool:
-        """True (once) when this refused claim was already answered with an alert."""
-        try:
-            self.alerted.remove((key, operator))
-        except KeyError:
-            return False
-        return True

@@ -16,11 +16,11 @@ from chat_rescue.bot import texts
 from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseReminder,
     Conversation,
     Escalate,
     Nudge,
+    Refused,
     ReturnToInbox,
     State,
 )
@@ -148,9 +148,15 @@ def close_reminder(action: CloseReminder, memory: Memory) -> str:
     return texts.close_reminder(escaped(action), mention(action.owner, memory))
 
 
-def claim_refused(action: ClaimRefused, memory: Memory) -> str:
-    owner = html.escape(memory.name(action.owner))
-    return f"{mention(action.operator, memory)}: {texts.claim_refused(action, owner)}"
+def refusal(action: Refused, memory: Memory) -> str:
+    """Why a press changed nothing, in plain text (a callback answer has no HTML)."""
+    return texts.refused(action, memory.name(action.owner or ""))
+
+
+def refused(action: Refused, memory: Memory) -> str:
+    """The same, as a message in the topic to whoever typed `/close`."""
+    owner = html.escape(memory.name(action.owner or ""))
+    return f"{mention(action.who, memory)}: {texts.refused(action, owner)}"
 
 
 def digest_line(action: Action, memory: Memory, everyone: str | None = None) -> str:

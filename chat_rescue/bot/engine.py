@@ -72,8 +72,16 @@ def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | N
         if length is not None:
             candidates.append((start + length, timer))
 
+    if conv.state is State.CLOSED:
+        return None
+    # In every open state a long enough silence closes the conversation (when set): one
+    # nobody took up after every rescue step would otherwise stay open for good.
+    after(quiet_since(conv), Timer.AUTO_CLOSE)
     if conv.state is State.QUEUED:
-        if conv.escalations <= policy.escalate_repeats:
+        # Calling operators in is for a customer who waits: a conversation handed back
+        # after the operator spoke last waits in the inbox, and `accept` starts when the
+        # customer writes (see `_customer_message`).
+        if conv.waiting_since is not None and conv.escalations <= policy.escalate_repeats:
             after(conv.timer_from, Timer.ACCEPT)
     elif conv.state is State.CLAIMED:
         after(conv.timer_from, Timer.FIRST_RESPONSE)
@@ -82,11 +90,19 @@ def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | N
             after(conv.timer_from, Timer.IDLE)
         else:
             after(conv.nudged_at, Timer.ESCALATE)
-    elif conv.state is State.WAITING_ON_CUSTOMER:
-        if not conv.reminded:
-            after(conv.timer_from, Timer.CLOSE_REMINDER)
-        after(conv.timer_from, Timer.AUTO_CLOSE)
+    elif conv.state is State.WAITING_ON_CUSTOMER and not conv.reminded:
+        after(conv.timer_from, Timer.CLOSE_REMINDER)
     return min(candidates) if candidates else None
+
+
+def quiet_since(conv: Conversation) -> float:
+    """When the conversation last showed life, which `auto_close` counts from: the latest
+    message from either side or its return to the inbox; waiting on the customer, the
+    operator's last word or a *Keep open*."""
+    if conv.state is State.WAITING_ON_CUSTOMER:
+        return conv.timer_from
+    moments = (conv.last_customer_at, conv.last_operator_at, conv.queued_at)
+    return max((at for at in moments if at is not None), default=conv.opened_at)
 
 
 def with_deadline(conv: Conversation, policy: Policy) -> Conversation:
@@ -201,8 +217,8 @@ def _customer_message(
             nudged_at=None, snoozed=False, reminded=False,
         )
         return waiting, [], []
-    if conv.waiting_since is None:
-        return replace(seen, waiting_since=event.at), [], []
+    if conv.waiting_since is None:  # in the inbox with nobody waiting: `accept` starts now
+        return replace(seen, waiting_since=event.at, timer_from=now), [], []
     return seen, [], []
 
 
@@ -293,7 +309,7 @@ def _return_to_inbox(conv: Conversation, now: float, reason: str,
     queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0)
     notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
-                           conv.card)
+                           conv.card, waiting=conv.waiting_since is not None)
     return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited)]
 
 
@@ -303,6 +319,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if due is None or due[0] > now:
         return None  # stale: the conversation moved on, or the policy changed
     timer = due[1]
+    if _passed(quiet_since(conv), policy.auto_close, now):
+        timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)
     if timer is Timer.FIRST_RESPONSE:
@@ -320,8 +338,6 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
             conv, now, f"no answer within {length} of the nudge")
         escalated, more, logged = _escalate(queued, policy, now)
         return escalated, actions + more, history + logged
-    if timer is Timer.CLOSE_REMINDER and _passed(conv.timer_from, policy.auto_close, now):
-        timer = Timer.AUTO_CLOSE  # both passed while we were down: no pointless reminder
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
         reminded = replace(conv, reminded=True)
@@ -331,8 +347,9 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     goodbye: list[Action] = []
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))
-    closed = replace(conv, state=State.CLOSED, waiting_since=None, nudged_at=None)
-    return closed, goodbye, [_event(conv, "closed", now, None, now - conv.timer_from)]
+    closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+                     nudged_at=None)
+    return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv))]
 
 
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:

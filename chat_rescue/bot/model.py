@@ -239,7 +239,9 @@ class Nudge:
 
 @dataclass(frozen=True, slots=True)
 class ReturnToInbox:
-    """The conversation is unassigned: tell the previous owner, announce it to the team."""
+    """The conversation is unassigned: tell the previous owner, announce it to the team.
+
+    `waiting` is False when the operator spoke last (nobody waits on us: `waited` is 0)."""
 
     ref: ConversationRef
     previous_owner: str | None
@@ -248,6 +250,7 @@ class ReturnToInbox:
     customer: str = ""
     preview: str = ""
     card: str | None = None
+    waiting: bool = True
 
 
 @dataclass(frozen=True, slots=True)

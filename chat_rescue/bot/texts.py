@@ -26,8 +26,12 @@ def nudge(action: Nudge, owner: str) -> str:
 
 
 def returned(action: ReturnToInbox) -> str:
-    return (f"Back in the inbox ({action.reason}): {action.customer or 'a customer'} "
-            f"has waited {waited(action.waited)}. Who takes it?")
+    who = action.customer or "a customer"
+    if not action.waiting:  # the operator spoke last: nobody to say "has waited" about
+        return (f"Back in the inbox ({action.reason}): {who} is not waiting on us; "
+                "who follows it up?")
+    return f"Back in the inbox ({action.reason}): {who} has waited {waited(action.waited)}. " \
+        "Who takes it?"
 
 
 def returned_to_owner(action: ReturnToInbox, owner: str) -> str:

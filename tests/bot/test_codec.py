@@ -14,6 +14,7 @@ from chat_rescue.bot.model import (
     Nudge,
     Refusal,
     Refused,
+    ReturnToInbox,
 )
 
 REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
@@ -22,6 +23,8 @@ REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
 @pytest.mark.parametrize("action", [
     Nudge(REF, "U0ANNA", 300.0, "1700.1", "U0CUST", notice_id="n1700000000100"),
     CloseReminder(REF, "U0ANNA", 1800.0, None, "U0CUST", notice_id="r1700000000100"),
+    ReturnToInbox(REF, "U0ANNA", 0.0, "handed off by U0ANNA", "U0CUST", "hi", None,
+                  waiting=False),
     Refused(REF, "U0BOB", Refusal.NOT_YOURS, "U0ANNA", via="reaction"),
 ])
 def test_actions_round_trip(action: Action) -> None:
@@ -43,6 +46,10 @@ def test_rows_stored_before_notice_ids_still_decode() -> None:
     reminder = decode_action("CloseReminder", _stored({"owner": "U0ANNA", "silent_for": 1800.0,
                                                        "card": None, "customer": ""}))
     assert isinstance(reminder, CloseReminder) and reminder.notice_id == ""
+    returned = decode_action("ReturnToInbox", _stored({
+        "previous_owner": "U0ANNA", "waited": 40.0, "reason": "no first response within 30s",
+        "customer": "", "preview": "", "card": None}))
+    assert isinstance(returned, ReturnToInbox) and returned.waiting
 
 
 def test_a_queued_claim_refused_of_an_earlier_version_is_a_refusal() -> None:

@@ -404,3 +404,63 @@ def test_a_card_changes_with_its_status_not_with_every_turn() -> None:
     assert card_status(run.c) == "waiting for an operator" and run.c.waiting_since is None
     assert kinds(run.at(90, CustomerMessage, "alice")) == [UpdateCard]  # now somebody waits
 
+
+# --- a handed-off conversation nobody waits in; auto-close in every open state ------------
+
+
+def test_a_hand_off_when_nobody_waits_calls_nobody_in() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")  # Ana spoke last
+    actions = run.at(50, HandOff, "ana", notice_id=CARD_BUTTON)
+    returned = actions[0]
+    assert isinstance(returned, ReturnToInbox) and not returned.waiting
+    assert run.c.state is State.QUEUED and run.c.waiting_since is None
+    assert run.c.deadline is None  # no accept timer: there is nobody to call anyone in for
+    # Alice writes: now she waits, and the accept timer counts from her message.
+    run.at(1000, CustomerMessage, "alice", "hello?")
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 1120, Timer.ACCEPT)
+    escalate = run.due()[0]
+    assert isinstance(escalate, Escalate) and escalate.waited == 120
+
+
+def test_a_returned_conversation_where_the_customer_waits_says_so() -> None:
+    run = Run()
+    answered(run)
+    returned = run.at(150, HandOff, "ana", notice_id=CARD_BUTTON)[0]
+    assert isinstance(returned, ReturnToInbox) and returned.waiting and returned.waited == 50
+
+
+AUTO_CLOSED = {  # how the conversation got where it stands -> when the silence began
+    "queued, every escalation made": ([], 0),
+    "queued, nobody waiting": ([(10, OperatorMessage, "ana"),
+                                (50, HandOff, "ana", CARD_BUTTON)], 50),
+    "claimed": ([(10, Claim, "ana")], 0),
+    "waiting on the operator, nudged": ([(10, OperatorMessage, "ana"),
+                                         (20, CustomerMessage, "alice")], 20),
+    "waiting on the customer": ([(10, OperatorMessage, "ana")], 10),
+}
+
+
+@pytest.mark.parametrize("where", list(AUTO_CLOSED))
+def test_auto_close_reaches_every_open_state(where: str) -> None:
+    policy = replace(POLICY, auto_close=3600, first_response=None, escalate=None)
+    run = Run(policy)
+    run.at(0, CustomerMessage, "alice")
+    steps, quiet_since = AUTO_CLOSED[where]
+    for at, event_of, who, *notice in steps:
+        run.at(at, event_of, who, **({"notice_id": notice[0]} if notice else {}))
+    while run.c.state is not State.CLOSED and run.c.deadline is not None:
+        run.due()
+    assert run.c.state is State.CLOSED and run.history == ["closed"]
+    assert run.now == T0 + quiet_since + 3600
+
+
+def test_auto_close_that_came_due_while_down_closes_without_escalating_first() -> None:
+    run = Run(replace(POLICY, auto_close=600))
+    run.at(0, CustomerMessage, "alice")
+    late = T0 + 10_000
+    decision = decide(run.c, DeadlineDue(REF, late), run.policy, late)
+    assert [h.kind for h in decision.history] == ["closed"]
+    assert not any(isinstance(a, Escalate) for a in decision.actions)
+

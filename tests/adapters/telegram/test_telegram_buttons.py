@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from chat_rescue.bot.model import State
@@ -119,6 +120,25 @@ async def test_claim_by_an_operator_and_the_cards_hand_off(world: World) -> None
 def _labels(group: SupportGroup, thread: int) -> list[str]:
     rows = group.card(thread).get("reply_markup", {}).get("inline_keyboard", [])
     return [b["text"] for row in rows for b in row]
+
+
+async def test_a_hand_off_when_nobody_waits_calls_nobody_in(world: World) -> None:
+    """Ben answered last, then hands the conversation back: nobody waits on us, so the
+    inbox says so and nobody is called in with "has waited"."""
+    group = await world(rescue_accept="300ms")
+    group.sandbox.private_message(ALICE, "Hello")
+    thread = await group.topic()
+    group.say_in_topic(BEN, thread, "Here is your invoice, anything else?")
+    await eventually(lambda: group.conversation().state is State.WAITING_ON_CUSTOMER)
+    await eventually(lambda: "Hand off" in _labels(group, thread))
+    group.press(BEN, group.card(thread), "Hand off")
+    back = await eventually(lambda: [t for t in texts(group.general()) if "Back in" in t])
+    assert back == ["↩️ Back in the inbox (handed off by Ben): Alice is not waiting on us; "
+                    "who follows it up?"]
+    await asyncio.sleep(0.8)  # accept is 300 ms: long past
+    await group.drained()
+    assert not any(t.startswith("🚨") for t in texts(group.general()))
+    assert "escalated" not in group.history()
 
 
 async def test_a_close_command_by_somebody_else_is_refused_in_the_topic(world: World) -> None:

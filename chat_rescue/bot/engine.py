@@ -223,9 +223,10 @@ def _customer_message(
 
 
 def _reopen(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
+    """A new exchange (rule 9): its first operator reply is a first response again."""
     history = [_event(conv, "reopened", event.at, event.customer)]
     base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
-                   snoozed=False, reminded=False, escalations=0)
+                   snoozed=False, reminded=False, escalations=0, first_reply_at=None)
     if conv.owner is not None:
         return replace(base, state=State.WAITING_ON_OPERATOR), [], history
     queued = replace(base, state=State.QUEUED, queued_at=now)
@@ -245,10 +246,11 @@ def _operator_message(
         owner = event.operator
         history.append(_event(conv, "claimed", event.at, owner, _since(conv.queued_at, now)))
     first_reply_at = conv.first_reply_at
-    if first_reply_at is None:
+    if first_reply_at is None:  # the first reply of the conversation, or of a reopening
         first_reply_at = event.at
+        waited_from = conv.waiting_since if conv.waiting_since is not None else conv.opened_at
         history.append(_event(conv, "first_reply", event.at, event.operator,
-                              max(0.0, event.at - conv.opened_at)))
+                              max(0.0, event.at - waited_from)))
     elif conv.waiting_since is not None:
         history.append(_event(conv, "reply", event.at, event.operator,
                               max(0.0, event.at - conv.waiting_since)))

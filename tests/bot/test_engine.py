@@ -464,3 +464,29 @@ def test_auto_close_that_came_due_while_down_closes_without_escalating_first() -
     assert [h.kind for h in decision.history] == ["closed"]
     assert not any(isinstance(a, Escalate) for a in decision.actions)
 
+
+# --- a reopening is a new exchange (rule 9) -----------------------------------------------
+
+
+def test_a_reopening_has_a_first_response_of_its_own() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(20, Close, "ana")
+    run.at(500, CustomerMessage, "alice", "one more thing")
+    assert run.history == ["reopened"] and run.c.first_reply_at is None
+    run.at(540, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("first_reply", 40.0)]
+    assert run.c.first_reply_at == T0 + 540
+    run.at(600, CustomerMessage, "alice")
+    run.at(605, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("reply", 5.0)]
+
+
+def test_closed_unanswered_then_reopened_measures_from_the_reopening() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(20, Close, "ben")  # nobody owned it: any operator may close it
+    run.at(500, CustomerMessage, "alice", "hello again")
+    run.at(530, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("claimed", 30.0), ("first_reply", 30.0)]

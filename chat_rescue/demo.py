@@ -12,10 +12,12 @@ from pathlib import Path
 
 from chat_rescue.adapters.console import ConsolePlatform
 from chat_rescue.bot import commands
+from chat_rescue.bot.authority import nudge_id, reminder_id
 from chat_rescue.bot.clock import FastClock
 from chat_rescue.bot.model import (
     Claim,
     Close,
+    Conversation,
     ConversationRef,
     CustomerMessage,
     HandOff,
@@ -122,10 +124,10 @@ def _day() -> list[Step]:
         s(3200, 20, "tara", "says", "Change my email"), s(3210, 20, "ben", "replies"),
         s(3250, 20, "ben", "closes"), s(4000, 20, "tara", "says", "It didn't work"),
         s(4030, 20, "ben", "replies"), s(4100, 20, "ben", "closes"),
-        # 21 the owner hands off
+        # 21 nudged, the owner hands off
         s(3300, 21, "uma", "says", "Question about GDPR"), s(3310, 21, "chloe", "replies"),
-        s(3400, 21, "uma", "says", "Who is our DPO?"), s(3420, 21, "chloe", "hands off"),
-        s(3440, 21, "dev", "claims"), s(3450, 21, "dev", "replies"), s(3600, 21, "dev", "closes"),
+        s(3400, 21, "uma", "says", "Who is our DPO?"), s(3720, 21, "chloe", "hands off"),
+        s(3740, 21, "dev", "claims"), s(3750, 21, "dev", "replies"), s(3900, 21, "dev", "closes"),
         # 26
         s(6000, 26, "zoe", "says", "Thanks for the quick help earlier"),
         s(6010, 26, "dev", "replies"), s(6100, 26, "dev", "closes"),
@@ -142,9 +144,17 @@ def _day() -> list[Step]:
     return sorted(steps, key=lambda step: step.at)
 
 
-def _event(step: Step, at: float) -> InboundEvent:
+def _ref(step: Step) -> ConversationRef:
+    return ConversationRef("console", CUSTOMERS[step.conv][1], f"conv-{step.conv}")
+
+
+def _event(step: Step, at: float, conv: Conversation | None) -> InboundEvent:
+    """What the step does; a button is pressed on the nudge or reminder in front of them."""
     customer, channel = CUSTOMERS[step.conv]
-    ref = ConversationRef("console", channel, f"conv-{step.conv}")
+    ref = _ref(step)
+    nudge = nudge_id(conv) if conv else ""
+    reminder = reminder_id(conv) if conv else ""
+    admin = step.who in ADMINS
     match step.act:
         case "says":
             return CustomerMessage(ref, at, customer, step.text, TEAM)
@@ -155,13 +165,13 @@ def _event(step: Step, at: float) -> InboundEvent:
         case "reacts :eyes:":
             return Claim(ref, at, step.who, via="reaction")
         case "closes":
-            return Close(ref, at, step.who)
+            return Close(ref, at, step.who, admin=admin)
         case "snoozes":
-            return Snooze(ref, at, step.who)
+            return Snooze(ref, at, step.who, notice_id=nudge, admin=admin)
         case "hands off":
-            return HandOff(ref, at, step.who)
+            return HandOff(ref, at, step.who, notice_id=nudge, admin=admin)
         case "keeps open":
-            return KeepOpen(ref, at, step.who)
+            return KeepOpen(ref, at, step.who, notice_id=reminder, admin=admin)
     raise ValueError(f"unknown demo step {step.act!r}")
 
 
@@ -216,7 +226,7 @@ def _play(step: Step, service: Service, console: ConsolePlatform, now: float) ->
                     + commands.run(step.text, ctx, service))
         return
     console.say(*_narrate(step))
-    service.handle(_event(step, now))
+    service.handle(_event(step, now, service.store.load(_ref(step).key)))
 
 
 def moments(steps: list[Step]) -> list[list[list[Step]]]:

@@ -61,6 +61,10 @@ def health(bot: Bot) -> dict[str, object]:
     a deadline is more than a minute overdue."""
     now = bot.clock.now()
     loops = bot.loops.states()
+    for adapter in bot.adapters:
+        states = getattr(adapter, "loop_states", None)
+        if states is not None:
+            loops.update(states())
     report: dict[str, object] = {"status": "ok", "loops": loops}
     try:
         deadline = bot.store.next_deadline()

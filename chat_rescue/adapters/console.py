@@ -11,13 +11,13 @@ from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Digest,
     Escalate,
     Nudge,
     PostCard,
+    Refused,
     Relay,
     ReturnToInbox,
     UpdateCard,
@@ -45,7 +45,7 @@ class ConsolePlatform:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
-            ClaimRefused: self._claim_refused,
+            Refused: self._refused,
             Digest: self._digest,
             Relay: lambda action: None,
         }
@@ -101,8 +101,8 @@ class ConsolePlatform:
     def _close_notice(self, action: CloseNotice) -> None:
         self.say(f"to {action.ref.channel}", texts.close_notice(action))
 
-    def _claim_refused(self, action: ClaimRefused) -> None:
-        self.say(f"  to @{action.operator}", texts.claim_refused(action, "@" + action.owner))
+    def _refused(self, action: Refused) -> None:  # the console has no button to answer on
+        self.say(f"  to @{action.who}", texts.refused(action, "@" + (action.owner or "")))
 
     def _digest(self, action: Digest) -> None:
         self.say(TEAM, texts.digest_title(len(action.notices)))

@@ -10,7 +10,6 @@ from typing import Any
 
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Conversation,
@@ -18,6 +17,8 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     Relay,
     ReturnToInbox,
     State,
@@ -28,7 +29,7 @@ from chat_rescue.bot.model import (
 _KINDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (PostCard, UpdateCard, Nudge, ReturnToInbox, Escalate, CloseReminder,
-                CloseNotice, ClaimRefused, Relay)
+                CloseNotice, Refused, Relay)
 }
 
 
@@ -85,6 +86,10 @@ def decode_action(kind: str, payload: str) -> Action:
         fields["ref"] = ConversationRef(**fields["ref"])
     if "conversation" in fields:  # card actions queued by earlier versions, stored whole
         fields["conversation"] = conversation_from_dict(fields["conversation"])
+    if kind == "ClaimRefused":  # queued by earlier versions: what a refused claim was
+        return Refused(fields["ref"], fields["operator"], Refusal.CLAIMED, fields["owner"])
+    if kind == "Refused":
+        fields["reason"] = Refusal(fields["reason"])
     action: Action = _KINDS[kind](**fields)
     return action
 

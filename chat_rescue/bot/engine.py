@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from chat_rescue.bot import authority
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.model import (
     Action,
     Claim,
-    ClaimRefused,
     Close,
     CloseNotice,
     CloseReminder,
@@ -29,6 +29,8 @@ from chat_rescue.bot.model import (
     Nudge,
     OperatorMessage,
     PostCard,
+    Refusal,
+    Refused,
     ReturnToInbox,
     Snooze,
     State,
@@ -52,6 +54,11 @@ class Decision:
     def changed(self) -> bool:
         return bool(self.actions or self.history)
 
+    @property
+    def refusal(self) -> Refused | None:
+        """The answer to a press that changed nothing, if this was one."""
+        return next((a for a in self.actions if isinstance(a, Refused)), None)
+
 
 NOTHING = Decision(None)
 
@@ -65,8 +72,16 @@ def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | N
         if length is not None:
             candidates.append((start + length, timer))
 
+    if conv.state is State.CLOSED:
+        return None
+    # In every open state a long enough silence closes the conversation (when set): one
+    # nobody took up after every rescue step would otherwise stay open for good.
+    after(quiet_since(conv), Timer.AUTO_CLOSE)
     if conv.state is State.QUEUED:
-        if conv.escalations <= policy.escalate_repeats:
+        # Calling operators in is for a customer who waits: a conversation handed back
+        # after the operator spoke last waits in the inbox, and `accept` starts when the
+        # customer writes (see `_customer_message`).
+        if conv.waiting_since is not None and conv.escalations <= policy.escalate_repeats:
             after(conv.timer_from, Timer.ACCEPT)
     elif conv.state is State.CLAIMED:
         after(conv.timer_from, Timer.FIRST_RESPONSE)
@@ -75,11 +90,19 @@ def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | N
             after(conv.timer_from, Timer.IDLE)
         else:
             after(conv.nudged_at, Timer.ESCALATE)
-    elif conv.state is State.WAITING_ON_CUSTOMER:
-        if not conv.reminded:
-            after(conv.timer_from, Timer.CLOSE_REMINDER)
-        after(conv.timer_from, Timer.AUTO_CLOSE)
+    elif conv.state is State.WAITING_ON_CUSTOMER and not conv.reminded:
+        after(conv.timer_from, Timer.CLOSE_REMINDER)
     return min(candidates) if candidates else None
+
+
+def quiet_since(conv: Conversation) -> float:
+    """When the conversation last showed life, which `auto_close` counts from: the latest
+    message from either side or its return to the inbox; waiting on the customer, the
+    operator's last word or a *Keep open*."""
+    if conv.state is State.WAITING_ON_CUSTOMER:
+        return conv.timer_from
+    moments = (conv.last_customer_at, conv.last_operator_at, conv.queued_at)
+    return max((at for at in moments if at is not None), default=conv.opened_at)
 
 
 def with_deadline(conv: Conversation, policy: Policy) -> Conversation:
@@ -124,8 +147,14 @@ def decide(
             opened, actions, history = _open(event, policy, now)
             return _finish(None, opened, actions, history, policy)
         return NOTHING
+    if isinstance(event, authority.PRESSES):
+        refused = authority.refusal(conv, event)
+        if refused is not None:  # changes nothing; the presser is told why
+            return _unchanged(conv, policy, (refused,))
     step = _STEPS[type(event)]
     outcome = step(conv, event, policy, now)  # type: ignore[operator]
+    if isinstance(outcome, Refused):
+        return _unchanged(conv, policy, (outcome,))
     if outcome is None:
         # Nothing happened, but a changed policy may have moved the deadline.
         refreshed = with_deadline(conv, policy)
@@ -135,6 +164,11 @@ def decide(
 
 
 Outcome = tuple[Conversation, list[Action], list[HistoryEvent]]
+
+
+def _unchanged(conv: Conversation, policy: Policy, actions: tuple[Action, ...]) -> Decision:
+    refreshed = with_deadline(conv, policy)  # a changed policy may have moved the deadline
+    return Decision(refreshed if refreshed is not conv else None, actions)
 
 
 def _finish(
@@ -183,15 +217,16 @@ def _customer_message(
             nudged_at=None, snoozed=False, reminded=False,
         )
         return waiting, [], []
-    if conv.waiting_since is None:
-        return replace(seen, waiting_since=event.at), [], []
+    if conv.waiting_since is None:  # in the inbox with nobody waiting: `accept` starts now
+        return replace(seen, waiting_since=event.at, timer_from=now), [], []
     return seen, [], []
 
 
 def _reopen(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
+    """A new exchange (rule 9): its first operator reply is a first response again."""
     history = [_event(conv, "reopened", event.at, event.customer)]
     base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
-                   snoozed=False, reminded=False, escalations=0)
+                   snoozed=False, reminded=False, escalations=0, first_reply_at=None)
     if conv.owner is not None:
         return replace(base, state=State.WAITING_ON_OPERATOR), [], history
     queued = replace(base, state=State.QUEUED, queued_at=now)
@@ -211,10 +246,11 @@ def _operator_message(
         owner = event.operator
         history.append(_event(conv, "claimed", event.at, owner, _since(conv.queued_at, now)))
     first_reply_at = conv.first_reply_at
-    if first_reply_at is None:
+    if first_reply_at is None:  # the first reply of the conversation, or of a reopening
         first_reply_at = event.at
+        waited_from = conv.waiting_since if conv.waiting_since is not None else conv.opened_at
         history.append(_event(conv, "first_reply", event.at, event.operator,
-                              max(0.0, event.at - conv.opened_at)))
+                              max(0.0, event.at - waited_from)))
     elif conv.waiting_since is not None:
         history.append(_event(conv, "reply", event.at, event.operator,
                               max(0.0, event.at - conv.waiting_since)))
@@ -227,11 +263,12 @@ def _operator_message(
     return answered, [], history
 
 
+# Press steps run once `authority.refusal` let the press through.
+
+
 def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outcome | None:
     if conv.state is State.CLOSED or conv.owner == event.operator:
         return None
-    if conv.owner is not None:
-        return conv, [ClaimRefused(conv.ref, event.operator, conv.owner)], []
     waiting = conv.waiting_since is not None
     claimed = replace(
         conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
@@ -249,9 +286,10 @@ def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outc
     return closed, [], [_event(conv, "closed", event.at, event.by)]
 
 
-def _snooze(conv: Conversation, event: Snooze, policy: Policy, now: float) -> Outcome | None:
-    if conv.state is not State.WAITING_ON_OPERATOR or conv.nudged_at is None or conv.snoozed:
-        return None
+def _snooze(conv: Conversation, event: Snooze, policy: Policy,
+            now: float) -> Outcome | Refused | None:
+    if conv.snoozed:  # once per customer wait: the next nudge's Snooze says so
+        return Refused(conv.ref, event.by, Refusal.SNOOZED, conv.owner)
     snoozed = replace(conv, timer_from=now, nudged_at=None, snoozed=True)
     return snoozed, [], [_event(conv, "snoozed", event.at, event.by)]
 
@@ -263,8 +301,6 @@ def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) ->
 
 
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
-    if conv.state is not State.WAITING_ON_CUSTOMER:
-        return None
     kept = replace(conv, timer_from=now, reminded=False)
     return kept, [], [_event(conv, "kept_open", event.at, event.by)]
 
@@ -275,7 +311,7 @@ def _return_to_inbox(conv: Conversation, now: float, reason: str,
     queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0)
     notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
-                           conv.card)
+                           conv.card, waiting=conv.waiting_since is not None)
     return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited)]
 
 
@@ -285,6 +321,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if due is None or due[0] > now:
         return None  # stale: the conversation moved on, or the policy changed
     timer = due[1]
+    if _passed(quiet_since(conv), policy.auto_close, now):
+        timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)
     if timer is Timer.FIRST_RESPONSE:
@@ -293,7 +331,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if timer is Timer.IDLE:
         waited = _since(conv.waiting_since, now)
         nudged = replace(conv, nudged_at=now)
-        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer)
+        nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer,
+                      authority.nudge_id(nudged))
         return nudged, [nudge], [_event(conv, "nudged", now, conv.owner, waited)]
     if timer is Timer.ESCALATE:
         length = format_duration(policy.escalate)
@@ -301,17 +340,18 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
             conv, now, f"no answer within {length} of the nudge")
         escalated, more, logged = _escalate(queued, policy, now)
         return escalated, actions + more, history + logged
-    if timer is Timer.CLOSE_REMINDER and _passed(conv.timer_from, policy.auto_close, now):
-        timer = Timer.AUTO_CLOSE  # both passed while we were down: no pointless reminder
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
-        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer)
-        return replace(conv, reminded=True), [reminder], [_event(conv, "reminded", now, conv.owner)]
+        reminded = replace(conv, reminded=True)
+        reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer,
+                                 authority.reminder_id(reminded))
+        return reminded, [reminder], [_event(conv, "reminded", now, conv.owner)]
     goodbye: list[Action] = []
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))
-    closed = replace(conv, state=State.CLOSED, waiting_since=None, nudged_at=None)
-    return closed, goodbye, [_event(conv, "closed", now, None, now - conv.timer_from)]
+    closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+                     nudged_at=None)
+    return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv))]
 
 
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:

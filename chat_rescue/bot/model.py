@@ -27,6 +27,20 @@ class State(StrEnum):
     CLOSED = "closed"
 
 
+class Refusal(StrEnum):
+    """Why a press changed nothing (DESIGN §1 rule 8); `bot.texts` has the words."""
+
+    CLAIMED = "claimed"  # somebody else owns the conversation
+    NOT_YOURS = "not_yours"  # only its owner or an admin may
+    NOT_ON_TEAM = "not_on_team"  # only the team's operators may
+    STALE = "stale"  # the nudge or reminder the button came with is no longer the current one
+    SNOOZED = "snoozed"  # the nudge was snoozed once already
+
+
+# The `notice_id` of a button on the inbox card, which is kept current (Telegram's Hand off).
+CARD_BUTTON = "card"
+
+
 class Timer(StrEnum):
     """The rescue timers; each is a setting and each can be `off`."""
 
@@ -117,6 +131,12 @@ class OperatorMessage:
     operator: str
 
 
+# Presses carry what the engine needs to decide who may (rule 8), as facts the adapter
+# knows: whether the presser is one of the team's operators (`on_team`) or an admin, and
+# `notice_id`, the nudge or reminder the button came with ("" for none: a reaction, a
+# command, a card's Close, or a button from before notices had ids).
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """An operator claims by button or reaction."""
@@ -125,6 +145,7 @@ class Claim:
     at: float
     operator: str
     via: str = "button"
+    on_team: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,33 +156,42 @@ class Close:
     at: float
     by: str
     via: str = "button"
+    notice_id: str = ""
+    admin: bool = False
+    on_team: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Snooze:
-    """The owner asks for the idle timer once more."""
+    """The owner (or an admin) asks for the idle timer once more, from the nudge."""
 
     ref: ConversationRef
     at: float
     by: str
+    notice_id: str = ""
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class HandOff:
-    """The owner returns the conversation to the inbox."""
+    """The owner (or an admin) returns the conversation to the inbox."""
 
     ref: ConversationRef
     at: float
     by: str
+    notice_id: str = ""
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class KeepOpen:
-    """The owner answers a close reminder with *Keep open*."""
+    """The owner (or an admin) answers a close reminder with *Keep open*."""
 
     ref: ConversationRef
     at: float
     by: str
+    notice_id: str = ""
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +202,8 @@ class DeadlineDue:
     at: float
 
 
-InboundEvent = (
-    CustomerMessage | OperatorMessage | Claim | Close | Snooze | HandOff | KeepOpen | DeadlineDue
-)
+Press = Claim | Close | Snooze | HandOff | KeepOpen
+InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue
 
 
 # --- outbound actions -------------------------------------------------------
@@ -196,18 +225,23 @@ class UpdateCard:
 
 @dataclass(frozen=True, slots=True)
 class Nudge:
-    """Ask the owner in the operator thread whether they are still with the customer."""
+    """Ask the owner in the operator thread whether they are still with the customer.
+
+    Its buttons carry `notice_id`, so a press is known to come from this nudge."""
 
     ref: ConversationRef
     owner: str
     waited: float
     card: str | None = None
     customer: str = ""
+    notice_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ReturnToInbox:
-    """The conversation is unassigned: tell the previous owner, announce it to the team."""
+    """The conversation is unassigned: tell the previous owner, announce it to the team.
+
+    `waiting` is False when the operator spoke last (nobody waits on us: `waited` is 0)."""
 
     ref: ConversationRef
     previous_owner: str | None
@@ -216,6 +250,7 @@ class ReturnToInbox:
     customer: str = ""
     preview: str = ""
     card: str | None = None
+    waiting: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +268,14 @@ class Escalate:
 
 @dataclass(frozen=True, slots=True)
 class CloseReminder:
-    """Ask the owner to close the conversation if it is over."""
+    """Ask the owner to close the conversation if it is over (buttons carry `notice_id`)."""
 
     ref: ConversationRef
     owner: str | None
     silent_for: float
     card: str | None = None
     customer: str = ""
+    notice_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +287,17 @@ class CloseNotice:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimRefused:
-    """Tell an operator that somebody else already owns the conversation."""
+class Refused:
+    """A press changed nothing: tell the presser (only them) why.
+
+    A button press is answered on the press itself (Slack ephemeral, Telegram callback
+    answer), so platforms deliver only the others (`via` a reaction or a command)."""
 
     ref: ConversationRef
-    operator: str
-    owner: str
+    who: str
+    reason: Refusal
+    owner: str | None = None
+    via: str = "button"
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +331,7 @@ Action = (
     | Escalate
     | CloseReminder
     | CloseNotice
-    | ClaimRefused
+    | Refused
     | Relay
     | Digest
 )

@@ -7,6 +7,7 @@ replaced, or a return to the inbox that someone claimed in the meantime, is drop
 
 from __future__ import annotations
 
+from chat_rescue.bot.authority import nudge_id, reminder_id
 from chat_rescue.bot.model import (
     Action,
     CloseReminder,
@@ -28,16 +29,20 @@ def stale_because(action: Action, conv: Conversation | None) -> str | None:
     if conv.state is State.CLOSED:
         return "closed since"
     if isinstance(action, Nudge):
-        if conv.state is not State.WAITING_ON_OPERATOR or conv.nudged_at is None:
+        if not nudge_id(conv):
             return "answered since"
         if conv.owner != action.owner:
             return "has another owner now"
+        if action.notice_id and action.notice_id != nudge_id(conv):
+            return "a later nudge replaced it"  # its buttons would be stale on arrival
         return None
     if isinstance(action, CloseReminder):
-        if conv.state is not State.WAITING_ON_CUSTOMER or not conv.reminded:
-            return "the customer wrote since"
+        if not reminder_id(conv):
+            return "someone wrote since"
         if conv.owner != action.owner:
             return "has another owner now"
+        if action.notice_id and action.notice_id != reminder_id(conv):
+            return "a later reminder replaced it"
         return None
     if conv.owner is not None:
         return f"claimed since by {conv.owner}"

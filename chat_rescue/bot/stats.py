@@ -51,16 +51,26 @@ def outcome(kinds: Sequence[str]) -> str:
 
 
 def summarize(history: Iterable[HistoryEvent]) -> Stats:
-    """Aggregate history events (in the order they happened)."""
+    """Aggregate history events (in the order they happened).
+
+    A reopening is a new exchange (rule 9): its first reply is a first response (the
+    engine records it as `first_reply`), and a rescue is an answer after trouble in the
+    same exchange, not after a nudge in one the conversation had before it was closed.
+    """
     kinds: dict[str, list[str]] = defaultdict(list)
     first: list[float] = []
     replies: list[float] = []
     counts: Counter[str] = Counter()
     rescued: set[str] = set()
+    in_trouble: set[str] = set()  # conversations whose current exchange had a rescue step
     for event in history:
         key = event.ref.key
         seen = kinds[key]
-        if event.kind in ("first_reply", "reply") and RESCUE_KINDS.intersection(seen):
+        if event.kind == "reopened":
+            in_trouble.discard(key)
+        elif event.kind in RESCUE_KINDS:
+            in_trouble.add(key)
+        elif event.kind in ("first_reply", "reply") and key in in_trouble:
             rescued.add(key)
         seen.append(event.kind)
         counts[event.kind] += 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Conversation,
     Escalate,
     Nudge,
+    Refusal,
+    Refused,
     ReturnToInbox,
 )
 
@@ -25,8 +26,12 @@ def nudge(action: Nudge, owner: str) -> str:
 
 
 def returned(action: ReturnToInbox) -> str:
-    return (f"Back in the inbox ({action.reason}): {action.customer or 'a customer'} "
-            f"has waited {waited(action.waited)}. Who takes it?")
+    who = action.customer or "a customer"
+    if not action.waiting:  # the operator spoke last: nobody to say "has waited" about
+        return (f"Back in the inbox ({action.reason}): {who} is not waiting on us; "
+                "who follows it up?")
+    return f"Back in the inbox ({action.reason}): {who} has waited {waited(action.waited)}. " \
+        "Who takes it?"
 
 
 def returned_to_owner(action: ReturnToInbox, owner: str) -> str:
@@ -45,8 +50,18 @@ def close_reminder(action: CloseReminder, owner: str) -> str:
             "If the conversation is over, please close it.")
 
 
-def claim_refused(action: ClaimRefused, owner: str) -> str:
-    return f"Already claimed by {owner}."
+def refused(action: Refused, owner: str) -> str:
+    """Why a press changed nothing, for the presser alone; `owner` is the owner's name."""
+    if action.reason is Refusal.CLAIMED:
+        return f"Already claimed by {owner}."
+    if action.reason is Refusal.NOT_YOURS:
+        return f"Only {owner}, who has this conversation, or an admin can do that."
+    if action.reason is Refusal.NOT_ON_TEAM:
+        return "Only the team's operators can do that."
+    if action.reason is Refusal.SNOOZED:
+        return "Snoozed once already: reply, close it or hand it off."
+    now = f" {owner} has the conversation now." if action.owner not in (None, action.who) else ""
+    return f"That button belongs to an earlier nudge or reminder: nothing changed.{now}"
 
 
 def close_notice(action: CloseNotice) -> str:

@@ -102,6 +102,8 @@ class SlackSandbox:
         self.bot_id = bot_id
         self.calls: list[ApiCall] = []
         self.responses: list[Json] = []  # bodies POSTed to response_url, in order
+        # Messages only one user sees: chat.postEphemeral, and ephemeral response_url
+        # answers (those with "via": "response_url"), shown to whoever clicked.
         self.ephemerals: list[Json] = []
         self._clock = clock
         self._last_micros = 0
@@ -109,7 +111,7 @@ class SlackSandbox:
         self._users: dict[str, Json] = {}
         self._usergroups: list[Json] = []
         self._messages: dict[str, list[Json]] = {}
-        self._response_targets: dict[str, tuple[str, str] | None] = {}
+        self._response_targets: dict[str, tuple[str | None, str | None, str | None]] = {}
         self._response_ids = itertools.count(1)
         self._failures: dict[str, list[_Failure]] = {}
         self._hangs: dict[str, float] = {}
@@ -269,12 +271,12 @@ class SlackSandbox:
         self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
-    def response_url(self, channel: str | None = None, message_ts: str | None = None) -> str:
-        """A response_url on this sandbox; ``replace_original`` there edits that message."""
+    def response_url(self, channel: str | None = None, message_ts: str | None = None,
+                     user: str | None = None) -> str:
+        """A response_url on this sandbox; ``replace_original`` there edits that message, an
+        ephemeral answer is shown to `user` (who clicked) in the message's channel."""
         response_id = f"R{next(self._response_ids):06d}"
-        self._response_targets[response_id] = (
-            (channel, message_ts) if channel and message_ts else None
-        )
+        self._response_targets[response_id] = (channel, message_ts, user)
         return f"{self.base_url}response/{response_id}"
 
     def record_event(self, event: Json) -> None:
@@ -369,14 +371,20 @@ class SlackSandbox:
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.responses.append(body)
-        target = self._response_targets.get(request.match_info["response_id"])
-        if target is not None and _truthy(body.get("replace_original")):
-            stored = self.message(*target)
+        channel, ts, user = self._response_targets.get(request.match_info["response_id"],
+                                                       (None, None, None))
+        if channel and ts and _truthy(body.get("replace_original")):
+            stored = self.message(channel, ts)
             if stored is not None:
                 stored.update(text=body.get("text", ""), blocks=body.get("blocks"))
-        elif target is not None and _truthy(body.get("delete_original")):
-            channel, ts = target
+        elif channel and ts and _truthy(body.get("delete_original")):
             self._messages[channel] = [m for m in self._messages[channel] if m["ts"] != ts]
+        elif body.get("response_type") == "ephemeral" and channel and user:
+            stored = self.message(channel, ts) if ts else None
+            self.ephemerals.append({
+                "channel": channel, "user": user, "ts": self.next_ts(),
+                "thread_ts": (stored or {}).get("thread_ts"), "text": body.get("text", ""),
+                "blocks": body.get("blocks"), "via": "response_url"})
         return web.Response(text="ok")
 
     # ---- Web API methods (params in, response fields out)

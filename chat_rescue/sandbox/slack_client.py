@@ -172,7 +172,7 @@ class SlackEventsClient:
             "channel": {"id": channel, "name": self._channel_name(channel)},
             "message": message,
             "state": {"values": {}},
-            "response_url": self._response_url(channel, message_ts),
+            "response_url": self._response_url(channel, message_ts, user_id),
             "actions": [
                 {
                     "action_id": action_id,
@@ -317,10 +317,11 @@ class SlackEventsClient:
     def _trigger_id(self) -> str:
         return f"{next(self._ids)}.{int(self._clock())}.{uuid.uuid4().hex}"
 
-    def _response_url(self, channel: str | None, message_ts: str | None) -> str:
+    def _response_url(self, channel: str | None, message_ts: str | None,
+                      user: str | None = None) -> str:
         if self.sandbox is None:
             return f"{_NO_SANDBOX_URL}{next(self._ids)}"
-        return self.sandbox.response_url(channel, message_ts)
+        return self.sandbox.response_url(channel, message_ts, user)
 
     def _user_name(self, user_id: str) -> str:
         user = self.sandbox.user(user_id) if self.sandbox else None

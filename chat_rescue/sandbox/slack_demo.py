@@ -130,26 +130,28 @@ class Person:
             action = {"claims": "claim", "snoozes": "snooze", "hands off": "hand_off",
                       "keeps open": "keep_open"}[step.act]
             key = self.show.keys[step.conv]
-            message = await self._showing(action, key)
+            message, value = await self._showing(action, key)
             label = action.replace("_", " ").capitalize()
             self.show.say("#support-team", f"@{step.who} presses [{label}] ({customer})")
-            await self.world.slack.click_button(who, action, key, TEAM, message)
+            await self.world.slack.click_button(who, action, value, TEAM, message)
 
-    async def _showing(self, action: str, key: str) -> str:
-        """The newest team-channel message with this button for this conversation; else the
-        card (a screen that has not refreshed yet still shows it)."""
+    async def _showing(self, action: str, key: str) -> tuple[str, str]:
+        """The newest team-channel message with this button for this conversation, and the
+        button's value; else the card (a screen that has not refreshed yet still shows it)."""
         sandbox = self.world.sandbox
         messages = sandbox.messages(TEAM) + [
             reply for top in sandbox.messages(TEAM) for reply in sandbox.messages(TEAM, top["ts"])
         ]
-        carrying = [m for m in messages if (action, key) in _buttons(m)]
+        carrying = [(m, value) for m in messages for pressed, value in _buttons(m)
+                    if pressed == action and value.split("|")[0] == key]
         if carrying:
-            return str(max(carrying, key=lambda m: _ts(m["ts"]))["ts"])
+            newest, value = max(carrying, key=lambda found: _ts(found[0]["ts"]))
+            return str(newest["ts"]), value
         def card() -> str | None:  # nobody can press anything before the card is there
             conv = self.world.bot.store.load(key)
             return conv.card if conv is not None else None
 
-        return str(await eventually(card, timeout=5.0))
+        return str(await eventually(card, timeout=5.0)), key
 
 
 class Transcript:
@@ -163,6 +165,7 @@ class Transcript:
         self.keys: dict[int, str] = {}
         self._numbers: dict[str, int] = {}  # conversation key -> number
         self._seen = 0
+        self._answered = 0  # ephemerals seen (the click answers are not Web API calls)
 
     def opened(self, number: int, key: str, ts: str) -> None:
         self.threads[number], self.keys[number], self._numbers[key] = ts, key, number
@@ -186,6 +189,12 @@ class Transcript:
                 self._show(call.method, call.params)
             elif call.status == 429:
                 self.say("  (slack)", f"{call.method} answered 429: retried after Retry-After")
+        ephemerals = self.world.sandbox.ephemerals
+        for answer in ephemerals[self._answered:]:
+            if answer.get("via") == "response_url":
+                self.say(f"  to @{self._name(str(answer['user']))}",
+                         self._plain(str(answer["text"])) + "   (only they see it)")
+        self._answered = len(ephemerals)
 
     def _show(self, method: str, params: Json) -> None:
         channel, text = str(params.get("channel", "")), self._plain(str(params.get("text", "")))

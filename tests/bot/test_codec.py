@@ -1,21 +1,74 @@
-"""codec.py: actions survive the outbox's JSON, including rows stored by earlier versions."""
+"""Outbox actions to JSON and back, including rows stored by earlier versions."""
 
 from __future__ import annotations
 
-from chat_rescue.bot.codec import decode_action, encode_action
-from chat_rescue.bot.model import ConversationRef, Relay
+import json
 
-REF = ConversationRef("telegram", "42", "")
+import pytest
+
+from chat_rescue.bot.codec import decode_action, encode_action
+from chat_rescue.bot.model import (
+    Action,
+    CloseReminder,
+    ConversationRef,
+    Nudge,
+    Refusal,
+    Refused,
+    Relay,
+    ReturnToInbox,
+)
+
+REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
+
+
+@pytest.mark.parametrize("action", [
+    Nudge(REF, "U0ANNA", 300.0, "1700.1", "U0CUST", notice_id="n1700000000100"),
+    CloseReminder(REF, "U0ANNA", 1800.0, None, "U0CUST", notice_id="r1700000000100"),
+    ReturnToInbox(REF, "U0ANNA", 0.0, "handed off by U0ANNA", "U0CUST", "hi", None,
+                  waiting=False),
+    Refused(REF, "U0BOB", Refusal.NOT_YOURS, "U0ANNA", via="reaction"),
+])
+def test_actions_round_trip(action: Action) -> None:
+    decoded = decode_action(*encode_action(action))
+    assert decoded == action
+    if isinstance(decoded, Refused):
+        assert decoded.reason is Refusal.NOT_YOURS
+
+
+def _stored(fields: dict[str, object]) -> str:
+    return json.dumps({"ref": {"platform": "slack", "channel": "C0HELP",
+                               "thread": "1700000000.000100"}, **fields})
+
+
+def test_rows_stored_before_notice_ids_still_decode() -> None:
+    nudge = decode_action("Nudge", _stored({"owner": "U0ANNA", "waited": 300.0, "card": None,
+                                            "customer": "U0CUST"}))
+    assert isinstance(nudge, Nudge) and nudge.notice_id == ""
+    reminder = decode_action("CloseReminder", _stored({"owner": "U0ANNA", "silent_for": 1800.0,
+                                                       "card": None, "customer": ""}))
+    assert isinstance(reminder, CloseReminder) and reminder.notice_id == ""
+    returned = decode_action("ReturnToInbox", _stored({
+        "previous_owner": "U0ANNA", "waited": 40.0, "reason": "no first response within 30s",
+        "customer": "", "preview": "", "card": None}))
+    assert isinstance(returned, ReturnToInbox) and returned.waiting
+
+
+def test_a_queued_claim_refused_of_an_earlier_version_is_a_refusal() -> None:
+    old = decode_action("ClaimRefused", _stored({"operator": "U0BOB", "owner": "U0ANNA"}))
+    assert old == Refused(REF, "U0BOB", Refusal.CLAIMED, "U0ANNA")
+
+
+TELEGRAM = ConversationRef("telegram", "42", "")
 
 
 def test_a_relay_of_an_edit_keeps_its_mark() -> None:
-    edit = Relay(REF, True, "-1001234567890", "13", edited=True)
+    edit = Relay(TELEGRAM, True, "-1001234567890", "13", edited=True)
     assert decode_action(*encode_action(edit)) == edit
-    plain = Relay(REF, False, "42", "7")
+    plain = Relay(TELEGRAM, False, "42", "7")
     assert decode_action(*encode_action(plain)) == plain
 
 
 def test_a_relay_stored_before_edits_were_relayed_still_decodes() -> None:
     stored = ('{"ref":{"platform":"telegram","channel":"42","thread":""},'
               '"to_customer":false,"from_chat":"42","message_id":"7"}')
-    assert decode_action("Relay", stored) == Relay(REF, False, "42", "7", edited=False)
+    assert decode_action("Relay", stored) == Relay(TELEGRAM, False, "42", "7", edited=False)

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chat_rescue.bot.authority import nudge_id, reminder_id
 from chat_rescue.bot.engine import card_status, decide, next_deadline
 from chat_rescue.bot.model import (
+    CARD_BUTTON,
     Claim,
-    ClaimRefused,
     Close,
     CloseNotice,
     CloseReminder,
@@ -26,6 +27,8 @@ from chat_rescue.bot.model import (
     Nudge,
     OperatorMessage,
     PostCard,
+    Refusal,
+    Refused,
     ReturnToInbox,
     Snooze,
     State,
@@ -55,6 +58,7 @@ class Run:
         if decision.conversation is not None:
             self.conv = decision.conversation
         self.history = [h.kind for h in decision.history]
+        self.logged = list(decision.history)
         return list(decision.actions)
 
     def due(self) -> list[object]:
@@ -64,6 +68,7 @@ class Run:
         if decision.conversation is not None:
             self.conv = decision.conversation
         self.history = [h.kind for h in decision.history]
+        self.logged = list(decision.history)
         return list(decision.actions)
 
     @property
@@ -100,7 +105,7 @@ def test_second_claim_is_refused_with_the_owner_named(via: str) -> None:
     run.at(0, CustomerMessage, "alice")
     run.at(1, Claim, "ana")
     actions = run.at(1, Claim, "ben", via=via)
-    assert actions == [ClaimRefused(REF, "ben", "ana")]
+    assert actions == [Refused(REF, "ben", Refusal.CLAIMED, "ana", via=via)]
     assert run.c.owner == "ana"
 
 
@@ -171,13 +176,16 @@ def test_follow_up_messages_do_not_restart_the_idle_timer() -> None:
 def test_snooze_restarts_the_idle_timer_once() -> None:
     run = Run()
     answered(run)
-    run.due()
-    run.at(420, Snooze, "ana")
+    nudge = run.due()[0]
+    assert isinstance(nudge, Nudge)
+    run.at(420, Snooze, "ana", notice_id=nudge.notice_id)
     assert run.history == ["snoozed"]
     assert (run.c.deadline, run.c.deadline_timer) == (T0 + 720, Timer.IDLE)
-    run.due()  # nudged again
-    assert run.at(730, Snooze, "ana") == [] and run.history == []
-    assert run.c.deadline_timer is Timer.ESCALATE
+    again = run.due()[0]  # nudged again
+    assert isinstance(again, Nudge)
+    assert run.at(730, Snooze, "ana", notice_id=again.notice_id) == [
+        Refused(REF, "ana", Refusal.SNOOZED, "ana")]
+    assert run.history == [] and run.c.deadline_timer is Timer.ESCALATE
 
 
 def test_unanswered_nudge_returns_and_calls_more_operators() -> None:
@@ -195,7 +203,7 @@ def test_unanswered_nudge_returns_and_calls_more_operators() -> None:
 def test_hand_off_returns_to_the_inbox() -> None:
     run = Run()
     answered(run)
-    actions = run.at(150, HandOff, "ana")
+    actions = run.at(150, HandOff, "ana", notice_id=CARD_BUTTON)  # the card's button
     assert isinstance(actions[0], ReturnToInbox) and "handed off" in actions[0].reason
     assert run.c.owner is None and run.c.state is State.QUEUED
 
@@ -219,7 +227,7 @@ def test_close_reminder_then_keep_open_restarts_the_silence() -> None:
     actions = run.due()
     assert isinstance(actions[0], CloseReminder) and run.now == T0 + 1810
     assert run.c.deadline is None  # reminded once, auto_close off
-    run.at(2000, KeepOpen, "ana")
+    run.at(2000, KeepOpen, "ana", notice_id=actions[0].notice_id)
     assert run.c.deadline == T0 + 2000 + 1800
     assert run.history == ["kept_open"]
 
@@ -328,10 +336,14 @@ MAKE: dict[str, type] = {
 }
 
 
-def _event(kind: str, who: str, now: float) -> InboundEvent:
+def _event(kind: str, who: str, now: float, conv: Conversation | None) -> InboundEvent:
     if kind == "due":
         return DeadlineDue(REF, now)
-    event: InboundEvent = MAKE[kind](REF, now, who)
+    if kind in ("snooze", "handoff", "keep"):  # pressed on the notice in front of them
+        current = (nudge_id(conv) or reminder_id(conv) or CARD_BUTTON) if conv else ""
+        event: InboundEvent = MAKE[kind](REF, now, who, notice_id=current)
+        return event
+    event = MAKE[kind](REF, now, who)
     return event
 
 
@@ -347,7 +359,7 @@ def test_invariants_hold_for_any_event_stream(
         now += gap
         if kind == "due" and conv is not None and conv.deadline is not None:
             now = max(now, conv.deadline)
-        decision = decide(conv, _event(kind, who, now), policy, now)
+        decision = decide(conv, _event(kind, who, now, conv), policy, now)
         if decision.conversation is not None:
             conv = decision.conversation
         if conv is None:
@@ -375,9 +387,9 @@ def test_a_claim_race_yields_exactly_one_owner(claimers: list[str]) -> None:
     run.at(0, CustomerMessage, "alice")
     refused = []
     for who in claimers:
-        refused += [a for a in run.at(1, Claim, who) if isinstance(a, ClaimRefused)]
+        refused += [a for a in run.at(1, Claim, who) if isinstance(a, Refused)]
     assert run.c.owner == claimers[0]
-    assert [r.operator for r in refused] == [w for w in claimers if w != claimers[0]]
+    assert [r.who for r in refused] == [w for w in claimers if w != claimers[0]]
 
 
 def test_a_card_changes_with_its_status_not_with_every_turn() -> None:
@@ -387,6 +399,94 @@ def test_a_card_changes_with_its_status_not_with_every_turn() -> None:
     assert card_status(run.c) == "with ana" and run.c.waiting_since is None
     assert kinds(run.at(50, CustomerMessage, "alice")) == []  # still "with ana"
     assert kinds(run.at(70, OperatorMessage, "ana")) == []
-    run.at(80, HandOff, "ana")  # answered, then back in the inbox: nobody waits yet
+    # answered, then back in the inbox: nobody waits yet
+    run.at(80, HandOff, "ana", notice_id=CARD_BUTTON)
     assert card_status(run.c) == "waiting for an operator" and run.c.waiting_since is None
     assert kinds(run.at(90, CustomerMessage, "alice")) == [UpdateCard]  # now somebody waits
+
+
+# --- a handed-off conversation nobody waits in; auto-close in every open state ------------
+
+
+def test_a_hand_off_when_nobody_waits_calls_nobody_in() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")  # Ana spoke last
+    actions = run.at(50, HandOff, "ana", notice_id=CARD_BUTTON)
+    returned = actions[0]
+    assert isinstance(returned, ReturnToInbox) and not returned.waiting
+    assert run.c.state is State.QUEUED and run.c.waiting_since is None
+    assert run.c.deadline is None  # no accept timer: there is nobody to call anyone in for
+    # Alice writes: now she waits, and the accept timer counts from her message.
+    run.at(1000, CustomerMessage, "alice", "hello?")
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 1120, Timer.ACCEPT)
+    escalate = run.due()[0]
+    assert isinstance(escalate, Escalate) and escalate.waited == 120
+
+
+def test_a_returned_conversation_where_the_customer_waits_says_so() -> None:
+    run = Run()
+    answered(run)
+    returned = run.at(150, HandOff, "ana", notice_id=CARD_BUTTON)[0]
+    assert isinstance(returned, ReturnToInbox) and returned.waiting and returned.waited == 50
+
+
+AUTO_CLOSED = {  # how the conversation got where it stands -> when the silence began
+    "queued, every escalation made": ([], 0),
+    "queued, nobody waiting": ([(10, OperatorMessage, "ana"),
+                                (50, HandOff, "ana", CARD_BUTTON)], 50),
+    "claimed": ([(10, Claim, "ana")], 0),
+    "waiting on the operator, nudged": ([(10, OperatorMessage, "ana"),
+                                         (20, CustomerMessage, "alice")], 20),
+    "waiting on the customer": ([(10, OperatorMessage, "ana")], 10),
+}
+
+
+@pytest.mark.parametrize("where", list(AUTO_CLOSED))
+def test_auto_close_reaches_every_open_state(where: str) -> None:
+    policy = replace(POLICY, auto_close=3600, first_response=None, escalate=None)
+    run = Run(policy)
+    run.at(0, CustomerMessage, "alice")
+    steps, quiet_since = AUTO_CLOSED[where]
+    for at, event_of, who, *notice in steps:
+        run.at(at, event_of, who, **({"notice_id": notice[0]} if notice else {}))
+    while run.c.state is not State.CLOSED and run.c.deadline is not None:
+        run.due()
+    assert run.c.state is State.CLOSED and run.history == ["closed"]
+    assert run.now == T0 + quiet_since + 3600
+
+
+def test_auto_close_that_came_due_while_down_closes_without_escalating_first() -> None:
+    run = Run(replace(POLICY, auto_close=600))
+    run.at(0, CustomerMessage, "alice")
+    late = T0 + 10_000
+    decision = decide(run.c, DeadlineDue(REF, late), run.policy, late)
+    assert [h.kind for h in decision.history] == ["closed"]
+    assert not any(isinstance(a, Escalate) for a in decision.actions)
+
+
+# --- a reopening is a new exchange (rule 9) -----------------------------------------------
+
+
+def test_a_reopening_has_a_first_response_of_its_own() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(20, Close, "ana")
+    run.at(500, CustomerMessage, "alice", "one more thing")
+    assert run.history == ["reopened"] and run.c.first_reply_at is None
+    run.at(540, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("first_reply", 40.0)]
+    assert run.c.first_reply_at == T0 + 540
+    run.at(600, CustomerMessage, "alice")
+    run.at(605, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("reply", 5.0)]
+
+
+def test_closed_unanswered_then_reopened_measures_from_the_reopening() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(20, Close, "ben")  # nobody owned it: any operator may close it
+    run.at(500, CustomerMessage, "alice", "hello again")
+    run.at(530, OperatorMessage, "ana")
+    assert [(h.kind, h.value) for h in run.logged] == [("claimed", 30.0), ("first_reply", 30.0)]

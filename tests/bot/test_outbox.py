@@ -16,7 +16,6 @@ from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import FakeClock, FastClock
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Conversation,
@@ -27,6 +26,8 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     Relay,
     ReturnToInbox,
     State,
@@ -186,13 +187,14 @@ async def test_each_conversations_actions_arrive_in_the_order_queued(
 ) -> None:
     one = replace(conv(1), state=State.WAITING_ON_OPERATOR, owner="ana", nudged_at=T0)
     queue(store, PostCard(one), PostCard(conv(2)), nudge(1))
-    queue(store, Escalate(ref(2), "@here", 120.0, 0), ClaimRefused(ref(2), "ben", "ana"),
-          CloseNotice(ref(1), "bye"), ClaimRefused(ref(1), "ben", "ana"))
+    queue(store, Escalate(ref(2), "@here", 120.0, 0),
+          Refused(ref(2), "ben", Refusal.CLAIMED, "ana"), CloseNotice(ref(1), "bye"),
+          Refused(ref(1), "ben", Refusal.CLAIMED, "ana"))
     assert await outbox.drain() is None
     delivered = platform.actions()
     # The closing message is the customer's lane: it never waited behind the team's.
-    assert lane(delivered, 1) == ["PostCard", "CloseNotice", "Nudge", "ClaimRefused"]
-    assert lane(delivered, 2) == ["PostCard", "Escalate", "ClaimRefused"]
+    assert lane(delivered, 1) == ["PostCard", "CloseNotice", "Nudge", "Refused"]
+    assert lane(delivered, 2) == ["PostCard", "Escalate", "Refused"]
     assert store.pending(100) == []
     assert outbox.delivered == 7
 
@@ -258,9 +260,9 @@ async def test_a_failing_head_holds_its_conversation_only(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:
     platform.fail = lambda a: ConnectionError("reset") if a == nudge(1) else None
-    queue(store, nudge(1), UpdateCard(conv(1)), ClaimRefused(ref(2), "ben", "ana"))
+    queue(store, nudge(1), UpdateCard(conv(1)), Refused(ref(2), "ben", Refusal.CLAIMED, "ana"))
     await outbox.drain()
-    assert platform.actions() == [ClaimRefused(ref(2), "ben", "ana")]
+    assert platform.actions() == [Refused(ref(2), "ben", Refusal.CLAIMED, "ana")]
     platform.fail = lambda a: None
     clock.advance(1)
     await outbox.drain()
@@ -382,13 +384,14 @@ async def test_what_waited_behind_a_dead_letter_goes_in_the_same_drain(
 ) -> None:
     platform.fail = lambda action: ConnectionError("reset") if isinstance(action, Nudge) \
         else None
-    queue(store, nudge(1), ClaimRefused(ref(1), "ben", "ana"))
+    queue(store, nudge(1), Refused(ref(1), "ben", Refusal.CLAIMED, "ana"))
     for _ in range(MAX_ATTEMPTS - 1):
         await outbox.drain()
         clock.advance(300)
     assert platform.actions() == []  # the nudge holds its lane through its retries
     assert await outbox.drain() is None  # the last failure: a dead letter ...
-    assert platform.actions() == [ClaimRefused(ref(1), "ben", "ana")]  # ... the lane moves on
+    # ... and the lane moves on
+    assert platform.actions() == [Refused(ref(1), "ben", Refusal.CLAIMED, "ana")]
     assert store.pending(10) == []
 
 

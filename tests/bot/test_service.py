@@ -115,7 +115,7 @@ def test_a_lost_race_is_decided_again_and_yields_one_owner() -> None:
     conv = store.load(REF.key)
     assert conv is not None and conv.owner == "ben" and conv.state is State.CLAIMED
     assert decision is not None
-    assert [type(a).__name__ for a in decision.actions] == ["ClaimRefused"]
+    assert [type(a).__name__ for a in decision.actions] == ["Refused"]
 
 
 async def test_submitted_events_share_a_transaction_and_each_gets_its_result() -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chat_rescue.bot.model import ConversationRef, HistoryEvent
+from chat_rescue.bot.engine import decide
+from chat_rescue.bot.model import (
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    HistoryEvent,
+    OperatorMessage,
+)
+from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.stats import Stats, outcome, percentile, render, summarize
 
 T0 = 1_700_000_000.0
@@ -129,3 +137,26 @@ def test_render_says_no_data_rather_than_zero() -> None:
     assert "Reply time              no data" in table
     assert "  not answered yet      1" in table
     assert not table.startswith("\n")
+
+
+def test_first_response_figures_count_each_reopening() -> None:
+    """Rule 9, through the engine: the reply that answers a reopening is a first response."""
+    ref = ConversationRef("slack", "C1", "t1")
+    conv, history = None, []
+    for at, event in [(0, CustomerMessage(ref, T0, "alice", team="team-a")),
+                      (10, OperatorMessage(ref, T0 + 10, "ana")), (20, Close(ref, T0 + 20, "ana")),
+                      (500, CustomerMessage(ref, T0 + 500, "alice")),
+                      (540, OperatorMessage(ref, T0 + 540, "ana"))]:
+        decision = decide(conv, event, Policy(), T0 + at)
+        conv = decision.conversation or conv
+        history += decision.history
+    stats = summarize(history)
+    assert stats.first_response == (10.0, 40.0)  # the first exchange's and the reopening's
+    assert stats.reply == (None, None)
+
+
+def test_a_rescue_belongs_to_its_own_exchange() -> None:
+    nudged_then_closed = [ev(1, "opened", 0), ev(1, "first_reply", 10, 10),
+                          ev(1, "nudged", 400, 300), ev(1, "closed", 900)]
+    reopened = [ev(1, "reopened", 5000), ev(1, "first_reply", 5030, 30)]
+    assert summarize(nudged_then_closed + reopened).rescues == 0

@@ -16,7 +16,6 @@ import pytest
 from chat_rescue.bot.codec import unloaded
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     Conversation,
     ConversationRef,
@@ -25,6 +24,8 @@ from chat_rescue.bot.model import (
     HistoryEvent,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     Relay,
     ReturnToInbox,
     State,
@@ -259,7 +260,7 @@ def test_a_change_that_fails_half_way_leaves_no_trace(store: Store) -> None:
 
 
 def test_actions_without_a_conversation_are_queued(store: Store) -> None:
-    refused = ClaimRefused(ref(), "ben", "ana")
+    refused = Refused(ref(), "ben", Refusal.CLAIMED, "ana")
     assert store.commit(Change(actions=(refused,)), T0) is Outcome.COMMITTED
     assert [i.action for i in store.pending(10)] == [refused]
 
@@ -446,7 +447,7 @@ def test_every_storable_action_round_trips(store: Store) -> None:
         ReturnToInbox(conv.ref, "ana", 40.0, "no first response within 30s", "Zoë", "hi", None),
         Escalate(conv.ref, "@here <!subteam^S1>", 125.0, 2, "Zoë", "hi", "card-1"),
         CloseNotice(conv.ref, "We are closing this chat. 👋"),
-        ClaimRefused(conv.ref, "ben", "ana"),
+        Refused(conv.ref, "ben", Refusal.NOT_YOURS, "ana", via="reaction"),
         Relay(conv.ref, True, "-100123", "77"),
     )
     store.commit(Change(actions=actions), T0)

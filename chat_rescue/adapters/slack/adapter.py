@@ -24,7 +24,7 @@ from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
 from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.adapters.slack.errors import api_error
-from chat_rescue.adapters.slack.mentions import escape
+from chat_rescue.adapters.slack.mentions import escape, user
 from chat_rescue.adapters.slack.people import Admins, channel_members
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
@@ -37,17 +37,18 @@ from chat_rescue.adapters.slack.translate import (
     translate_action,
     translate_event,
 )
-from chat_rescue.bot import commands
+from chat_rescue.bot import commands, engine, texts
+from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
     Claim,
-    ClaimRefused,
     Close,
     CloseNotice,
     ConversationRef,
     Digest,
     InboundEvent,
+    Refused,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
@@ -265,7 +266,7 @@ class SlackAdapter:
             return action.destination
         if isinstance(action, UpdateCard):
             return f"update:{team}"
-        if isinstance(action, ClaimRefused):
+        if isinstance(action, Refused):
             return f"ephemeral:{team}"
         if isinstance(action, CloseNotice):
             return action.ref.channel
@@ -289,7 +290,8 @@ class SlackAdapter:
             operators = operators | {found.user} if found.joined else operators - {found.user}
             self.workspace = replace(self.workspace, operators=operators)
         elif isinstance(found, Inbound):
-            decision = await self.service.submit(found.event, inbound_id=found.inbound_id,
+            decision = await self.service.submit(await self._with_admin(found.event),
+                                                 inbound_id=found.inbound_id,
                                                  aliases=found.aliases)
             if decision is not None and decision.conversation is None:
                 self._unknown_reaction(found.event)
@@ -318,23 +320,36 @@ class SlackAdapter:
         found = translate_action(body, self.workspace, self.clock.now())
         if found is None:
             return
-        decision = await self.service.submit(found.event, inbound_id=found.inbound_id)
+        event = await self._with_admin(found.event)
+        decision = await self.service.submit(event, inbound_id=found.inbound_id)
         if decision is None or not body.get("response_url"):
             return  # a retry of a click already handled
-        if any(isinstance(action, ClaimRefused) for action in decision.actions):
-            return  # the refusal arrives as an ephemeral through the outbox
-        # Committed: Slack gets its 200 now; the button's new look follows.
-        task = asyncio.create_task(self._answer_click(decision.conversation is None, body,
-                                                      respond))
+        # Committed: Slack gets its 200 now; the answer or the button's new look follows.
+        task = asyncio.create_task(self._answer_click(decision, body, respond))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _answer_click(self, stale: bool, body: dict[str, Any],
+    async def _with_admin(self, event: InboundEvent) -> InboundEvent:
+        """The event with `admin` set when the decision depends on it (a press by somebody
+        other than the owner): users.info is asked then only, and its answer cached."""
+        if isinstance(event, ADMIN_PRESSES) \
+                and needs_admin(self.service.store.load(event.ref.key), event) \
+                and await self.admins.is_admin(event.by):
+            return replace(event, admin=True)
+        return event
+
+    async def _answer_click(self, decision: engine.Decision, body: dict[str, Any],
                             respond: AsyncRespond) -> None:
+        """A refused press is told why (ephemeral, where it was pressed); one that found
+        nothing to do is told so; otherwise a notice shows who pressed what."""
         message = body.get("message") or {}
         pressed = blocks.pressed(message.get("blocks") or [], body)
+        refused = decision.refusal
         try:
-            if stale:
+            if refused is not None:
+                text = texts.refused(refused, user(refused.owner or ""))
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+            elif decision.conversation is None:
                 await respond(text=STALE, response_type="ephemeral", replace_original=False)
             elif pressed is not None:
                 await respond(text=str(message.get("text", "")), blocks=pressed,

@@ -1,7 +1,8 @@
 """Block Kit messages: inbox cards, nudges, inbox notices and digests, with their buttons.
 
 Every message has a plain `text` too (Slack shows it in notifications). Buttons carry
-the conversation key as their value; `app.py` maps their action ids back to events.
+the conversation key as their value, and a nudge's or reminder's buttons its notice id
+after a `|` (`button_value`); `translate.py` maps them back to events.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CLAIM, SNOOZE, CLOSE, HAND_OFF, KEEP_OPEN, REPLY_NOW = (
     "claim", "snooze", "close", "hand_off", "keep_open", "reply_now",
 )
 CARD_ACTIONS = "card_actions"
+NOTICE_MARK = "|"  # between the conversation key and the notice id in a button's value
 _ACTOR = re.compile(r"(?<=\bby )([UW][A-Z0-9]{2,})\b")
 
 
@@ -46,6 +48,17 @@ class Message:
 
     text: str
     blocks: list[Block]
+
+
+def button_value(key: str, notice_id: str = "") -> str:
+    """What a button carries: the conversation key, and the nudge or reminder it belongs to."""
+    return f"{key}{NOTICE_MARK}{notice_id}" if notice_id else key
+
+
+def parse_value(value: str) -> tuple[str, str]:
+    """(conversation key, notice id) from a button's value; "" for buttons without one."""
+    key, _, notice_id = value.partition(NOTICE_MARK)
+    return key, notice_id
 
 
 def button(label: str, action_id: str, value: str = "", *, url: str = "",
@@ -105,12 +118,21 @@ def card(conv: Conversation) -> Message:
 def nudge(action: Nudge, permalink: str | None) -> Message:
     """Are you still with this customer? Reply now / Snooze / Close / Hand off."""
     text = nudge_text(action)
-    key = action.ref.key
-    buttons = [button("Reply now", REPLY_NOW, key, url=permalink, style="primary")] \
+    buttons = [button("Reply now", REPLY_NOW, action.ref.key, url=permalink, style="primary")] \
         if permalink else []
-    buttons += [button("Snooze", SNOOZE, key), button("Close", CLOSE, key),
-                button("Hand off", HAND_OFF, key)]
+    buttons += _nudge_buttons(action)
     return Message(text, [section(text), actions("nudge_actions", *buttons)])
+
+
+def _nudge_buttons(action: Nudge) -> list[Block]:
+    value = button_value(action.ref.key, action.notice_id)
+    return [button("Snooze", SNOOZE, value), button("Close", CLOSE, value),
+            button("Hand off", HAND_OFF, value)]
+
+
+def _reminder_buttons(action: CloseReminder) -> list[Block]:
+    value = button_value(action.ref.key, action.notice_id)
+    return [button("Close", CLOSE, value), button("Keep open", KEEP_OPEN, value)]
 
 
 def returned(action: ReturnToInbox) -> Message:
@@ -135,9 +157,7 @@ def escalated(action: Escalate) -> Message:
 def close_reminder(action: CloseReminder) -> Message:
     """If the conversation is over, please close it: Close / Keep open."""
     text = reminder_text(action)
-    key = action.ref.key
-    buttons = [button("Close", CLOSE, key), button("Keep open", KEEP_OPEN, key)]
-    return Message(text, [section(text), actions("reminder_actions", *buttons)])
+    return Message(text, [section(text), actions("reminder_actions", *_reminder_buttons(action))])
 
 
 def digest(notices: tuple[Action, ...]) -> Message:
@@ -154,13 +174,9 @@ def digest(notices: tuple[Action, ...]) -> Message:
             continue
         blocks.append(section("• " + line, block_id=where))
         if isinstance(notice, Nudge):
-            key = notice.ref.key
-            blocks.append(actions(f"{where}_actions", button("Snooze", SNOOZE, key),
-                                  button("Close", CLOSE, key), button("Hand off", HAND_OFF, key)))
+            blocks.append(actions(f"{where}_actions", *_nudge_buttons(notice)))
         elif isinstance(notice, CloseReminder):
-            key = notice.ref.key
-            blocks.append(actions(f"{where}_actions", button("Close", CLOSE, key),
-                                  button("Keep open", KEEP_OPEN, key)))
+            blocks.append(actions(f"{where}_actions", *_reminder_buttons(notice)))
     return Message("\n".join([title, *("• " + line for line in lines)]), blocks)
 
 

@@ -21,7 +21,6 @@ from chat_rescue.adapters.slack.translate import card_alias
 from chat_rescue.bot import texts
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     Conversation,
@@ -30,6 +29,7 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refused,
     ReturnToInbox,
     UpdateCard,
 )
@@ -60,7 +60,7 @@ class SlackDelivery:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
-            ClaimRefused: self._claim_refused,
+            Refused: self._refused,
             Digest: self._digest,
         }
 
@@ -120,10 +120,12 @@ class SlackDelivery:
             channel=action.ref.channel, thread_ts=action.ref.thread or None,
             text=escape(texts.close_notice(action)))
 
-    async def _claim_refused(self, action: ClaimRefused) -> None:
+    async def _refused(self, action: Refused) -> None:
+        if action.via == "button":
+            return  # answered on the click itself (`SlackAdapter._answer_click`)
         await self.client.chat_postEphemeral(
-            channel=self.team_channel, user=action.operator,
-            text=texts.claim_refused(action, user(action.owner)))
+            channel=self.team_channel, user=action.who,
+            text=texts.refused(action, user(action.owner or "")))
 
     async def _digest(self, action: Digest) -> None:
         await self._post(blocks.digest(action.notices))

@@ -20,6 +20,7 @@ from chat_rescue.bot.model import (
     InboundEvent,
     KeepOpen,
     OperatorMessage,
+    Press,
     Snooze,
 )
 
@@ -178,7 +179,11 @@ _EVENTS = {
 
 
 def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | None:
-    """A `block_actions` click on one of our buttons as a model event, if it is one."""
+    """A `block_actions` click on one of our buttons as a model event, if it is one.
+
+    The event carries what the engine decides by: the nudge or reminder the button came
+    with, and whether the presser is one of the operators (whether they are an admin is
+    asked of Slack only when it matters, in the adapter)."""
     actions, user = body.get("actions"), body.get("user")
     if body.get("type") != "block_actions" or not isinstance(actions, list) or not actions:
         return None
@@ -187,11 +192,13 @@ def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | None
         return None
     make = _BUTTONS.get(str(action.get("action_id")))
     who = _word(user.get("id")) or ""
-    ref = _button_ref(str(action.get("value") or ""))
+    key, notice_id = blocks.parse_value(str(action.get("value") or ""))
+    ref = _button_ref(key)
     if make is None or ref is None or not who:
         return None
     click = action.get("action_ts") or body.get("trigger_id") or ""
-    return Inbound(make(ref, now, who), f"{PLATFORM}:action:{click}")
+    press = make(Pressed(ref, now, who, notice_id, who in ws.operators))
+    return Inbound(press, f"{PLATFORM}:action:{click}")
 
 
 def _button_ref(value: str) -> ConversationRef | None:
@@ -203,10 +210,22 @@ def _button_ref(value: str) -> ConversationRef | None:
     return ref if ref.platform == PLATFORM and ref.channel and ref.thread else None
 
 
-_BUTTONS: dict[str, Callable[[ConversationRef, float, str], InboundEvent]] = {
-    blocks.CLAIM: lambda ref, at, who: Claim(ref, at, who, via="button"),
-    blocks.CLOSE: lambda ref, at, who: Close(ref, at, who, via="button"),
-    blocks.SNOOZE: Snooze,
-    blocks.HAND_OFF: HandOff,
-    blocks.KEEP_OPEN: KeepOpen,
+@dataclass(frozen=True, slots=True)
+class Pressed:
+    """What a click says, whichever button it was."""
+
+    ref: ConversationRef
+    at: float
+    who: str
+    notice_id: str
+    on_team: bool
+
+
+_BUTTONS: dict[str, Callable[[Pressed], Press]] = {
+    blocks.CLAIM: lambda p: Claim(p.ref, p.at, p.who, via="button", on_team=p.on_team),
+    blocks.CLOSE: lambda p: Close(p.ref, p.at, p.who, via="button", notice_id=p.notice_id,
+                                  on_team=p.on_team),
+    blocks.SNOOZE: lambda p: Snooze(p.ref, p.at, p.who, notice_id=p.notice_id),
+    blocks.HAND_OFF: lambda p: HandOff(p.ref, p.at, p.who, notice_id=p.notice_id),
+    blocks.KEEP_OPEN: lambda p: KeepOpen(p.ref, p.at, p.who, notice_id=p.notice_id),
 }

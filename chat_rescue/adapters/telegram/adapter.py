@@ -122,6 +122,13 @@ class TelegramAdapter:
 
     # -- outbox.Platform ---------------------------------------------------------------------
 
+    def loop_states(self) -> dict[str, str]:
+        """The update intake's state for /healthz: `connecting` while Telegram is out of
+        reach at the start (a restart would not help), then polling's or the webhook's."""
+        if self._connecting is not None and not self._started:
+            return {"telegram:updates": "connecting"}
+        return {"telegram:updates": self.app.state}
+
     def bind_outbox(self, outbox: Outbox) -> None:
         """The outbox worker that delivers for this adapter: told to retry at once when
         the bot gets its rights in the support group back."""

@@ -14,6 +14,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -29,7 +30,6 @@ from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseNotice,
     CloseReminder,
     ConversationRef,
@@ -37,6 +37,7 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refused,
     Relay,
     ReturnToInbox,
     UpdateCard,
@@ -93,7 +94,7 @@ class Deliverer:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
-            ClaimRefused: self._claim_refused,
+            Refused: self._refused,
             Digest: self._digest,
         }
 
@@ -237,7 +238,7 @@ class Deliverer:
 
     async def _nudge(self, action: Nudge) -> None:
         await self._in_topic(action.ref, render.nudge(action, self.memory),
-                             keyboards.nudge(action.ref.key))
+                             keyboards.nudge(action.ref.key, action.notice_id))
 
     async def _returned(self, action: ReturnToInbox) -> None:
         if action.previous_owner:
@@ -276,7 +277,7 @@ class Deliverer:
 
     async def _close_reminder(self, action: CloseReminder) -> None:
         await self._in_topic(action.ref, render.close_reminder(action, self.memory),
-                             keyboards.close_reminder(action.ref.key))
+                             keyboards.close_reminder(action.ref.key, action.notice_id))
 
     async def _close_notice(self, action: CloseNotice) -> None:
         try:
@@ -284,30 +285,23 @@ class Deliverer:
         except (Forbidden, BadRequest) as gone:
             await self._customer_gone(action.ref, gone)
 
-    async def _claim_refused(self, action: ClaimRefused) -> None:
-        if self.memory.take_alerted(action.ref.key, action.operator):
-            return None  # the presser already saw it as an alert on the button
-        await self._in_topic(action.ref, render.claim_refused(action, self.memory))
+    async def _refused(self, action: Refused) -> None:
+        if action.via == "button":
+            return None  # answered on the press itself, as an alert (`Inbound._act`)
+        await self._in_topic(action.ref, render.refused(action, self.memory))
         return None
 
     async def _digest(self, action: Digest) -> None:
-        choices = []
-        for notice in action.notices:
-            if isinstance(notice, ReturnToInbox | Escalate):
-                kind = "claim"
-            elif isinstance(notice, Nudge):
-                kind = "nudge"
-            elif isinstance(notice, CloseReminder):
-                kind = "reminder"
-            else:
-                continue
-            choices.append((kind, notice.ref.key, notice.customer or "customer"))
         everyone = None
         if any(isinstance(n, Escalate) and render.calls_everyone(n.target)
                for n in action.notices):
             everyone = await self._administrators()
-        await self._send(render.digest(action.notices, self.memory, everyone),
-                         markup=keyboards.digest(choices))
+        # As many messages as Telegram's length limit needs, each sent once even if the
+        # digest is retried (a 429 on the second, say).
+        parts = render.digests(action.notices, self.memory, everyone)
+        for number, (text, notices) in enumerate(parts):
+            markup = keyboards.digest(_choices(notices))
+            await self._once((action, "part", number), partial(self._send, text, markup=markup))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -370,3 +364,16 @@ class Deliverer:
             await call
         except TelegramError as failed:
             log.warning("secondary Telegram call failed: %s", failed)
+
+
+def _choices(notices: tuple[Action, ...]) -> list[tuple[str, str, str, str]]:
+    """(kind, key, customer, notice id) of each notice of a digest, for its buttons."""
+    choices = []
+    for notice in notices:
+        if isinstance(notice, ReturnToInbox | Escalate):
+            choices.append(("claim", notice.ref.key, notice.customer or "customer", ""))
+        elif isinstance(notice, Nudge | CloseReminder):
+            kind = "nudge" if isinstance(notice, Nudge) else "reminder"
+            choices.append((kind, notice.ref.key, notice.customer or "customer",
+                            notice.notice_id))
+    return choices

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from telegram import Bot, ReplyParameters, Update
 from telegram.error import TelegramError
 
+from chat_rescue.adapters.telegram import render
 from chat_rescue.adapters.telegram import translate as tr
 from chat_rescue.adapters.telegram.health import lost_rights, mark_blocked
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.bot import commands, texts
+from chat_rescue.bot import commands
+from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Claim,
-    ClaimRefused,
     Close,
     ConversationRef,
     CustomerMessage,
@@ -38,6 +41,7 @@ GREETING = (
     "from our support team will answer you in this chat."
 )
 CLOSE_HINT = "Use /close inside a customer's topic."
+ADMIN_TTL = 60.0  # seconds an answer about a presser's admin rights is trusted
 ANSWERS: dict[type, str] = {
     Claim: "It is yours.",
     Close: "Closed.",
@@ -57,7 +61,7 @@ class Inbound:
     """
 
     def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
-                 support_chat_id: int) -> None:
+                 support_chat_id: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.bot = bot
         self.service = service
         self.clock = clock
@@ -65,6 +69,8 @@ class Inbound:
         self.support_chat_id = support_chat_id
         self.admin_problem: str | None = None
         self.on_rights_back: Callable[[], None] = lambda: None
+        self._monotonic = monotonic
+        self._admins: dict[str, tuple[bool, float]] = {}  # presser -> (admin?, when asked)
         self._follow_ups: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # lane -> its latest call
 
@@ -154,18 +160,16 @@ class Inbound:
 
     async def _act(self, intent: tr.Act, inbound_id: str) -> None:
         event = intent.event
-        # Synchronous on purpose: the presser is alerted before the outbox can deliver the
-        # ClaimRefused message that the alert replaces.
+        if isinstance(event, ADMIN_PRESSES) \
+                and needs_admin(self.service.store.load(event.ref.key), event) \
+                and await self._press_by_admin(event.by):
+            event = replace(event, admin=True)
         decision = self.service.handle(event, inbound_id=inbound_id)
         if intent.query_id is None:
-            return
-        refused = next((a for a in decision.actions if isinstance(a, ClaimRefused)), None) \
-            if decision else None
-        if refused is not None:
-            # Shown to the presser alone; the queued ClaimRefused message is then skipped.
-            self.memory.alerted.add((refused.ref.key, refused.operator))
-            owner = self.memory.name(refused.owner)
-            self._later(self._answer(intent.query_id, texts.claim_refused(refused, owner),
+            return  # `/close`: a refusal is posted in the topic, through the outbox
+        refused = decision.refusal if decision else None
+        if refused is not None:  # shown to the presser alone
+            self._later(self._answer(intent.query_id, render.refusal(refused, self.memory),
                                      alert=True), "answers")
         elif decision is not None and decision.changed:
             self._later(self._answer(intent.query_id, ANSWERS.get(type(event), "")), "answers")
@@ -201,8 +205,26 @@ class Inbound:
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)
 
+    async def _press_by_admin(self, user_id: str) -> bool:
+        """`_is_admin` for a press, trusted for ADMIN_TTL: presses come in runs, and
+        only those by somebody other than the owner ask."""
+        now = self._monotonic()
+        known = self._admins.get(user_id)
+        if known is not None and now - known[1] < ADMIN_TTL:
+            return known[0]
+        answer = await self._admin_status(user_id)
+        if answer is None:
+            return False  # not kept: the next press asks again
+        self._admins[user_id] = (answer, now)
+        return answer
+
     async def _is_admin(self, user_id: str) -> bool:
-        """Creator or administrator of the support group (asked every time: rights change).
+        """Creator or administrator of the support group (asked every time for `/rescue`:
+        rights change)."""
+        return bool(await self._admin_status(user_id))
+
+    async def _admin_status(self, user_id: str) -> bool | None:
+        """Whether the user is an admin of the support group; None if Telegram cannot say.
 
         The group's own id is its anonymous administrators (see translate._sender).
         """
@@ -212,7 +234,7 @@ class Inbound:
             member = await self.bot.get_chat_member(self.support_chat_id, int(user_id))
         except TelegramError as failed:
             log.warning("could not check the rights of user %s: %s", user_id, failed)
-            return False
+            return None
         return member.status in tr.ADMIN_STATUSES
 
     async def _reply(self, command: tr.Command, text: str) -> None:

@@ -1,4 +1,7 @@
-"""Inline keyboards and their callback data: `<verb>:<conversation key>`, at most 64 bytes."""
+"""Inline keyboards and their callback data, at most 64 bytes:
+`<verb>:<conversation key>`, then `|<notice id>` on the buttons of a nudge or a reminder
+(and `|card` on the card's Hand off) so a press is known to come from it.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +9,35 @@ from collections.abc import Iterable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chat_rescue.bot.model import Conversation, State
+from chat_rescue.bot.model import CARD_BUTTON, Conversation, State
 
 VERBS = ("claim", "close", "snooze", "handoff", "keep")
 MAX_DATA = 64  # Telegram's limit for callback_data, in bytes
+NOTICE_MARK = "|"
 
 
-def callback_data(verb: str, key: str) -> str:
+def callback_data(verb: str, key: str, notice_id: str = "") -> str:
     """The data a button carries; refuses verbs we do not know and data Telegram would reject."""
     if verb not in VERBS:
         raise ValueError(f"unknown button verb {verb!r}")
-    data = f"{verb}:{key}"
+    data = f"{verb}:{key}" + (f"{NOTICE_MARK}{notice_id}" if notice_id else "")
     if len(data.encode()) > MAX_DATA:
         raise ValueError(f"callback data longer than {MAX_DATA} bytes: {data!r}")
     return data
 
 
-def parse_callback(data: str | None) -> tuple[str, str] | None:
-    """(verb, conversation key) from a button's data, or None when it is not ours."""
-    verb, _, key = (data or "").partition(":")
+def parse_callback(data: str | None) -> tuple[str, str, str] | None:
+    """(verb, conversation key, notice id) from a button's data, or None when it is not ours;
+    the notice id is "" on buttons without one (Claim, the card's Close, older buttons)."""
+    verb, _, rest = (data or "").partition(":")
+    key, _, notice_id = rest.partition(NOTICE_MARK)
     if verb not in VERBS or key.count(":") < 2 or not key.startswith("telegram:"):
         return None
-    return verb, key
+    return verb, key, notice_id
 
 
-def _button(label: str, verb: str, key: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=callback_data(verb, key))
+def _button(label: str, verb: str, key: str, notice_id: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=callback_data(verb, key, notice_id))
 
 
 def card(conv: Conversation) -> InlineKeyboardMarkup | None:
@@ -41,7 +47,7 @@ def card(conv: Conversation) -> InlineKeyboardMarkup | None:
     if conv.state is State.CLOSED:
         return None
     first = _button("Claim", "claim", key) if conv.owner is None else \
-        _button("Hand off", "handoff", key)
+        _button("Hand off", "handoff", key, CARD_BUTTON)
     return InlineKeyboardMarkup([[first, _button("Close", "close", key)]])
 
 
@@ -53,18 +59,16 @@ def claim(key: str, topic_link: str | None = None) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([row])
 
 
-def nudge(key: str) -> InlineKeyboardMarkup:
+def nudge(key: str, notice_id: str) -> InlineKeyboardMarkup:
     """Snooze / Close / Hand off under a nudge."""
-    return InlineKeyboardMarkup(
-        [[_button("Snooze", "snooze", key), _button("Close", "close", key),
-          _button("Hand off", "handoff", key)]]
-    )
+    return InlineKeyboardMarkup([[_button(label, verb, key, notice_id)
+                                  for label, verb in DIGEST_VERBS["nudge"]]])
 
 
-def close_reminder(key: str) -> InlineKeyboardMarkup:
+def close_reminder(key: str, notice_id: str) -> InlineKeyboardMarkup:
     """Close / Keep open under a close reminder."""
-    return InlineKeyboardMarkup(
-        [[_button("Close", "close", key), _button("Keep open", "keep", key)]])
+    return InlineKeyboardMarkup([[_button(label, verb, key, notice_id)
+                                  for label, verb in DIGEST_VERBS["reminder"]]])
 
 
 DIGEST_VERBS = {  # what each kind of notice offers, as on its own message
@@ -74,17 +78,17 @@ DIGEST_VERBS = {  # what each kind of notice offers, as on its own message
 }
 
 
-def digest(choices: Iterable[tuple[str, str, str]]) -> InlineKeyboardMarkup | None:
-    """One row per (kind, key, customer) of a digest, its buttons named after the customer
-    ("Claim Alice"; "Snooze Bob", "Close", "Hand off"); None when there are none."""
+def digest(choices: Iterable[tuple[str, str, str, str]]) -> InlineKeyboardMarkup | None:
+    """One row per (kind, key, customer, notice id) of a digest, its buttons named after the
+    customer ("Claim Alice"; "Snooze Bob", "Close", "Hand off"); None when there are none."""
     rows, seen = [], set()
-    for kind, key, customer in choices:
+    for kind, key, customer, notice_id in choices:
         if (kind, key) in seen:
             continue
         seen.add((kind, key))
         verbs = DIGEST_VERBS[kind]
         first_label, first_verb = verbs[0]
-        row = [_button(f"{first_label} {customer}"[:60], first_verb, key)]
-        row += [_button(label, verb, key) for label, verb in verbs[1:]]
+        row = [_button(f"{first_label} {customer}"[:60], first_verb, key, notice_id)]
+        row += [_button(label, verb, key, notice_id) for label, verb in verbs[1:]]
         rows.append(row)
     return InlineKeyboardMarkup(rows) if rows else None

@@ -19,8 +19,6 @@ class Memory:
     """Operator display names and per-conversation marks, shared by inbound and delivery."""
 
     names: dict[str, str] = field(default_factory=dict)
-    # (conversation key, operator) whose refused claim was already shown as an alert.
-    alerted: set[tuple[str, str]] = field(default_factory=set)
     # conversation keys whose customer blocked the bot (until they write again).
     blocked: set[str] = field(default_factory=set)
     # topic id -> the name we last gave it, and whether we last closed it.
@@ -51,11 +49,3 @@ class Memory:
         if user_id.startswith("-"):
             return ANONYMOUS_ADMIN
         return self.names.get(user_id, user_id)
-
-    def take_alerted(self, key: str, operator: str) -> bool:
-        """True (once) when this refused claim was already answered with an alert."""
-        try:
-            self.alerted.remove((key, operator))
-        except KeyError:
-            return False
-        return True

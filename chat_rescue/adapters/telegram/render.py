@@ -16,11 +16,11 @@ from chat_rescue.bot import texts
 from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
     Action,
-    ClaimRefused,
     CloseReminder,
     Conversation,
     Escalate,
     Nudge,
+    Refused,
     ReturnToInbox,
     State,
 )
@@ -148,9 +148,15 @@ def close_reminder(action: CloseReminder, memory: Memory) -> str:
     return texts.close_reminder(escaped(action), mention(action.owner, memory))
 
 
-def claim_refused(action: ClaimRefused, memory: Memory) -> str:
-    owner = html.escape(memory.name(action.owner))
-    return f"{mention(action.operator, memory)}: {texts.claim_refused(action, owner)}"
+def refusal(action: Refused, memory: Memory) -> str:
+    """Why a press changed nothing, in plain text (a callback answer has no HTML)."""
+    return texts.refused(action, memory.name(action.owner or ""))
+
+
+def refused(action: Refused, memory: Memory) -> str:
+    """The same, as a message in the topic to whoever typed `/close`."""
+    owner = html.escape(memory.name(action.owner or ""))
+    return f"{mention(action.who, memory)}: {texts.refused(action, owner)}"
 
 
 def digest_line(action: Action, memory: Memory, everyone: str | None = None) -> str:
@@ -160,14 +166,34 @@ def digest_line(action: Action, memory: Memory, everyone: str | None = None) -> 
     if isinstance(action, ReturnToInbox):
         return texts.returned(escaped(action, memory))
     if isinstance(action, Escalate):
-        return escalated(action, everyone).removeprefix("🚨 ")
+        return escalated(action, everyone).removeprefix("🚨 ").strip()
     if isinstance(action, CloseReminder):
         return close_reminder(action, memory)
     return html.escape(texts.describe(action))
 
 
-def digest(notices: tuple[Action, ...], memory: Memory, everyone: str | None = None) -> str:
-    """Several notices for the support group as one General-topic message."""
-    lines = [texts.digest_title(len(notices))]
-    lines += [f"• {digest_line(notice, memory, everyone)}" for notice in notices]
-    return "\n".join(lines)
+MESSAGE_LIMIT = 4096  # characters Telegram takes in one message
+
+
+def digests(notices: tuple[Action, ...], memory: Memory, everyone: str | None = None,
+            limit: int = MESSAGE_LIMIT) -> list[tuple[str, tuple[Action, ...]]]:
+    """Several notices for the support group as General-topic messages, each within
+    Telegram's length limit: (text, the notices it lists) per message. The people `@here`
+    stands for (`everyone`) are mentioned once, at the top of each message, not per line."""
+    calls = everyone if everyone and any(
+        isinstance(n, Escalate) and calls_everyone(n.target) for n in notices) else None
+    lines = [(f"• {digest_line(n, memory, '' if calls else None)}", n) for n in notices]
+    parts: list[list[tuple[str, Action]]] = [[]]
+    for line in lines:
+        trial = parts[-1] + [line]
+        if parts[-1] and len(_digest_text(trial, calls)) > limit:
+            parts.append([line])
+        else:
+            parts[-1] = trial
+    return [(_digest_text(part, calls)[:limit], tuple(n for _, n in part)) for part in parts]
+
+
+def _digest_text(lines: list[tuple[str, Action]], calls: str | None) -> str:
+    title = texts.digest_title(len(lines))
+    head = f"{calls}: {title}" if calls else title
+    return "\n".join([head, *(line for line, _ in lines)])

@@ -258,12 +258,14 @@ def _preview(message: Message) -> str:
 
 # --- buttons and membership ---------------------------------------------------------------
 
-_BUTTONS: dict[str, Callable[[ConversationRef, float, str], ButtonEvent]] = {
-    "claim": lambda ref, at, who: Claim(ref, at, who, via="button"),
-    "close": lambda ref, at, who: Close(ref, at, who, via="button"),
-    "snooze": Snooze,
-    "handoff": HandOff,
-    "keep": KeepOpen,
+# Whoever can press a button in the support group is one of its members: an operator.
+# Whether they are an admin is asked of Telegram only when it matters (`inbound.py`).
+_BUTTONS: dict[str, Callable[[ConversationRef, float, str, str], ButtonEvent]] = {
+    "claim": lambda ref, at, who, notice: Claim(ref, at, who, via="button"),
+    "close": lambda ref, at, who, notice: Close(ref, at, who, via="button", notice_id=notice),
+    "snooze": lambda ref, at, who, notice: Snooze(ref, at, who, notice_id=notice),
+    "handoff": lambda ref, at, who, notice: HandOff(ref, at, who, notice_id=notice),
+    "keep": lambda ref, at, who, notice: KeepOpen(ref, at, who, notice_id=notice),
 }
 
 
@@ -273,8 +275,9 @@ def _callback(query: CallbackQuery, ctx: Context) -> Intent:
         return Ignored("not our button", query.id)
     if query.message is None or query.message.chat.id != ctx.support_chat_id:
         return Ignored("button outside the support group", query.id)
-    verb, key = parsed
-    event = _BUTTONS[verb](ConversationRef.parse(key), ctx.now, str(query.from_user.id))
+    verb, key, notice_id = parsed
+    event = _BUTTONS[verb](ConversationRef.parse(key), ctx.now, str(query.from_user.id),
+                           notice_id)
     return Act(event, query.id)
 
 

@@ -234,9 +234,9 @@ async def test_snooze_restarts_the_idle_timer_once(world: SlackWorld) -> None:
     second = (await eventually(lambda: world.thread(card_ts)[1:]))[0]
     assert "are you still with" in second["text"]
     await world.click(BOB, "snooze", second)
-    stale = await eventually(lambda: world.sandbox.responses[1:])  # after the first mark
-    assert stale[-1]["text"].startswith("That button no longer applies")
-    assert stale[-1]["response_type"] == "ephemeral"
+    told = await eventually(lambda: world.sandbox.ephemerals)
+    assert told[-1]["user"] == BOB and told[-1]["thread_ts"] == card_ts  # where he pressed
+    assert told[-1]["text"] == "Snoozed once already: reply, close it or hand it off."
     assert buttons(world.sandbox.message(TEAM, second["ts"])) == four
     assert world.conv(ts).nudged_at is not None
 

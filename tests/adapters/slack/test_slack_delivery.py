@@ -14,7 +14,6 @@ from chat_rescue.adapters.slack import SlackAdapter
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
-    ClaimRefused,
     CloseNotice,
     Conversation,
     ConversationRef,
@@ -22,6 +21,8 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     Relay,
     State,
     UpdateCard,
@@ -184,14 +185,14 @@ async def test_outages_are_raised_for_the_outbox_to_back_off(sandbox: SlackSandb
                                                              delivery: SlackDelivery) -> None:
     sandbox.fail_next("chat.postEphemeral", status=503)
     with pytest.raises(SlackApiError):
-        await delivery.deliver(ClaimRefused(REF, BOB, ANNA))
+        await delivery.deliver(Refused(REF, BOB, Refusal.CLAIMED, ANNA, via="reaction"))
 
 
 async def test_unknown_actions_are_refused(delivery: SlackDelivery) -> None:
     with pytest.raises(TypeError, match="Relay"):
         await delivery.deliver(Relay(REF, True, "chat", "1"))
-    with pytest.raises(TypeError, match="ClaimRefused"):
-        await delivery.deliver(Digest(TEAM, (ClaimRefused(REF, BOB, ANNA),)))
+    with pytest.raises(TypeError, match="Refused"):
+        await delivery.deliver(Digest(TEAM, (Refused(REF, BOB, Refusal.CLAIMED, ANNA),)))
 
 
 async def test_an_update_without_a_card_posts_and_records_one(

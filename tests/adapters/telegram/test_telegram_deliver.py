@@ -15,7 +15,6 @@ from chat_rescue.adapters.telegram.deliver import retry_seconds
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
-    ClaimRefused,
     CloseNotice,
     Conversation,
     ConversationRef,
@@ -24,6 +23,8 @@ from chat_rescue.bot.model import (
     Escalate,
     Nudge,
     PostCard,
+    Refusal,
+    Refused,
     Relay,
     ReturnToInbox,
     State,
@@ -127,17 +128,18 @@ async def test_a_digest_is_one_general_message_with_each_notices_buttons(rig: Ri
     assert [len(row) for row in rows] == [1, 1, 3]  # one row per notice
 
 
-async def test_a_refused_claim_without_an_alert_is_said_in_the_topic(rig: Rig) -> None:
+async def test_a_refused_close_command_is_said_in_the_topic(rig: Rig) -> None:
     conv = await rig.post()
     rig.adapter.memory.names.update({str(BEN): "Ben", str(CHLOE): "Chloe"})
-    await rig.adapter.deliver(ClaimRefused(REF, str(CHLOE), str(BEN)))
+    await rig.adapter.deliver(Refused(REF, str(CHLOE), Refusal.NOT_YOURS, str(BEN),
+                                      via="command"))
     thread = render.parse_card(conv.card)
     assert thread is not None
     last = rig.sandbox.messages(GROUP, thread[0])[-1]
-    assert last["text"] == "Chloe: Already claimed by Ben."
+    assert last["text"] == "Chloe: Only Ben, who has this conversation, or an admin can do that."
 
-    rig.adapter.memory.alerted.add((REF.key, str(CHLOE)))  # already shown as an alert
-    await rig.adapter.deliver(ClaimRefused(REF, str(CHLOE), str(BEN)))
+    # A refused button press was answered on the press itself: nothing more to say.
+    await rig.adapter.deliver(Refused(REF, str(CHLOE), Refusal.CLAIMED, str(BEN)))
     assert rig.sandbox.messages(GROUP, thread[0])[-1] == last
 
 
@@ -214,7 +216,14 @@ def test_retry_after_in_seconds_either_way(value: Any, monkeypatch: pytest.Monke
 
 def test_callback_data_fits_telegrams_64_bytes() -> None:
     key = ConversationRef("telegram", "-1001234567890123", "").key
-    assert keyboards.parse_callback(keyboards.callback_data("handoff", key)) == ("handoff", key)
+    assert keyboards.parse_callback(keyboards.callback_data("handoff", key)) == (
+        "handoff", key, "")
+    # A nudge's buttons carry its id too: the longest verb, a 52-bit user id, a nudge in 2286.
+    key = ConversationRef("telegram", str(2**52), "").key
+    notice = "n" + str(round(9_999_999_999.999 * 1000))
+    data = keyboards.callback_data("handoff", key, notice)
+    assert len(data.encode()) <= 64
+    assert keyboards.parse_callback(data) == ("handoff", key, notice)
     with pytest.raises(ValueError, match="64 bytes"):
         keyboards.callback_data("handoff", "telegram:" + "9" * 60 + ":")
     assert keyboards.parse_callback("handoff:slack:C1:1.2") is None

@@ -143,3 +143,14 @@ async def test_a_customer_blocking_the_bot_is_recorded(world: World) -> None:
     await group.topic()
     group.sandbox.my_chat_member(ALICE, "member", "kicked")
     await eventually(lambda: group.history("customer_blocked"))
+
+
+async def test_healthz_shows_the_update_intake_and_each_loop(world: World) -> None:
+    group = await world()
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{group.bot.port}/healthz") as answer:
+        report = await answer.json()
+        assert answer.status == 200
+    assert report["status"] == "ok"
+    assert report["loops"] == {"ticker": "alive", "prune": "alive",
+                               "outbox:telegram": "alive", "telegram:updates": "alive"}

@@ -583,7 +583,10 @@ def expected_posts(run: CrashRun) -> dict[tuple[str, str], int]:
                 wanted[(who, DROPPED[actor])] -= 1
         wanted[(who, "card")] = 1
         if key.startswith("telegram:"):
-            wanted[(who, "topic")] = wanted[(who, "announce")] = 1
+            wanted[(who, "topic")] = 1
+            # Announced in General unless answered before its card went out.
+            wanted[(who, "announce")] = min(1, sum(
+                1 for p in run.posts if p.kind == "announce" and p.conversation == who))
     for update_id, (key, source) in run.telegram.updates.items():
         if source and f"telegram:{update_id}" in run.inbound:
             kind = "relay_out" if source.startswith(f"{GROUP}:") else "relay_in"

@@ -164,8 +164,13 @@ def digest(notices: tuple[Action, ...]) -> Message:
     """Several notices for the team channel in one message, each with the buttons it has
     on its own: Claim beside an unowned one, the owner's one-tap actions under a nudge or
     a close reminder (Reply now needs a permalink call per nudge, so it is left out)."""
-    lines = [notice_text(notice) for notice in notices]
+    # Who an escalation calls in is named once, in the title, not on every line.
+    calls = list(dict.fromkeys(escalation_target(n.target) for n in notices
+                               if isinstance(n, Escalate)))
+    lines = [notice_text(notice, calls_named=bool(calls)) for notice in notices]
     title = texts.digest_title(len(notices))
+    if calls:
+        title = f"{' '.join(calls)} {title}"
     blocks = [section(f"*{title}*")]
     for number, (notice, line) in enumerate(zip(notices, lines, strict=True)):
         where = f"notice_{number}"
@@ -221,15 +226,17 @@ def reminder_text(action: CloseReminder) -> str:
     return texts.close_reminder(_slack(action), user(action.owner) if action.owner else "Hi")
 
 
-def notice_text(action: Action) -> str:
-    """One notice as a digest line."""
+def notice_text(action: Action, *, calls_named: bool = False) -> str:
+    """One notice as a digest line (an escalation without its target when the digest's
+    title names who is called in)."""
     if isinstance(action, Nudge):
         return nudge_text(action)
     if isinstance(action, ReturnToInbox):
         line = returned_text(action)
         return f"{line} ({user(action.previous_owner)})" if action.previous_owner else line
     if isinstance(action, Escalate):
-        return escalated_text(action)
+        return texts.escalated(_slack(action), "").strip() if calls_named \
+            else escalated_text(action)
     if isinstance(action, CloseReminder):
         return reminder_text(action)
     raise TypeError(f"a digest cannot list {type(action).__name__}")

@@ -40,6 +40,7 @@ from chat_rescue.bot.model import (
     Refused,
     Relay,
     ReturnToInbox,
+    State,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
@@ -134,6 +135,9 @@ class Deliverer:
         else:  # into its topic, made now unless a copy of a message made it first
             topic, card = await self.topics.send_in(
                 key, lambda t: self.topics.post_card(conv, t), posts_card=True)
+        if conv.owner is not None or conv.state is State.CLOSED:
+            self._forget(key)  # answered before its card went out: nothing to announce
+            return Posted(card, (topic_alias(topic),))
         try:
             await self._once((key, "announce"), lambda: self._send(
                 render.announcement(conv),

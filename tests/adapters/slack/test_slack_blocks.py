@@ -134,7 +134,9 @@ def test_a_digest_lists_every_notice_with_the_buttons_it_has_alone() -> None:
         CloseReminder(REF, "U0B", 1800.0, None, "U0F"),
     )
     digest = blocks.digest(notices)
-    assert digest.text.splitlines()[0] == "4 conversations need attention:"
+    # Who the escalation calls in is named once, in the title; its line does not repeat it.
+    assert digest.text.splitlines()[0] == "<!here> 4 conversations need attention:"
+    assert digest.text.count("<!here>") == 1
     assert len(digest.text.splitlines()) == 5
     assert "(<@U0A>)" in digest.text and "<!here>" in digest.text and "<@U0B>," in digest.text
     shown = [(b["type"], b.get("accessory", {}).get("action_id"),

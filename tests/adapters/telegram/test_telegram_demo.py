@@ -11,7 +11,7 @@ async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
     summary = await play_telegram(speed=1000, write=lines.append)
     transcript = "\n".join(lines)
     assert "(topic created: ⏳ Alice · waiting)" in transcript
-    assert "🆕 Alice is waiting" in transcript  # announced in General
+    assert "🆕 Bruno is waiting" in transcript  # announced in General (Alice was answered first)
     assert "→ Alice            Hi Alice" in transcript  # the reply reached the customer
     assert "are you still with" in transcript and "[Snooze] [Close] [Hand off]" in transcript
     assert "↩️ Back in the inbox" in transcript and "🚨 Ana nobody has taken" in transcript

@@ -55,6 +55,7 @@ LONGEST_BACKOFF = 300.0
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
 LEASE = 60.0  # an item leased and not settled by then is another worker's to take
 GATHER_POKES = 0.01
+RETRY_SOON = 0.05
 
 
 def worker_name() -> str:
@@ -215,7 +216,10 @@ class Outbox:
             for batch in self._batches(ready):
                 progressed |= await self._send(batch)
             if not progressed:
-                return self._ready()[1]
+                ready, next_at = self._ready()
+                if ready:  # ready yet not sent (a lease lost, a wait of 0 s): soon, not never
+                    return self.clock.monotonic() + RETRY_SOON
+                return next_at
 
     def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""

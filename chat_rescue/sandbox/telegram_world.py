@@ -172,6 +172,7 @@ class TelegramWorld:
         self.clock = clock
         self.users: dict[int, JSON] = {}
         self.chats: dict[int, Chat] = {}
+        self.moved: dict[int, int] = {}  # old group id -> the supergroup it became
         self.files: dict[str, StoredFile] = {}
         self.blocked: set[int] = set()
         self.updates: list[JSON] = []
@@ -499,8 +500,19 @@ class TelegramWorld:
 
     # -- shapes and lookups used by the Bot API methods ----------------------------------------
 
+    def migrate(self, chat_id: int, new_id: int) -> None:
+        """The group becomes a supergroup with a new id, as Telegram does it: calls to the
+        old id are answered 400 with `migrate_to_chat_id`."""
+        chat = self.chats.pop(chat_id)
+        chat.id = new_id
+        self.chats[new_id] = chat
+        self.moved[chat_id] = new_id
+
     def chat(self, chat_id: int | str) -> Chat:
         """A chat the bot can see, or 400 "chat not found"."""
+        if isinstance(chat_id, int) and chat_id in self.moved:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": self.moved[chat_id]})
         chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
         if chat is None:
             raise bad_request("chat not found")

@@ -700,3 +700,15 @@ async def test_items_of_a_dead_worker_of_this_host_are_taken_over_at_once(
     assert outbox.take_over_dead() == 1
     await outbox.drain()
     assert platform.actions() == [nudge(1)]
+
+
+async def test_a_wait_of_no_time_is_tried_again_soon_not_left_for_ever(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    platform.script = [RetryLater(0.0, "moved: try the new address")]
+    queue(store, nudge(1))
+    next_at = await outbox.drain()
+    assert next_at is not None and next_at - clock.monotonic() <= 0.1  # it wakes by itself
+    clock.advance(0.1)
+    assert await outbox.drain() is None
+    assert platform.actions() == [nudge(1)]

@@ -24,6 +24,8 @@ from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MOVED_TO = "moved_to"  # setting: the id the support group has since it became a supergroup
+
 
 
 class TelegramAdapter:
@@ -46,6 +48,9 @@ class TelegramAdapter:
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,
                                    self.support_chat_id)
+        self.deliverer.on_moved = self.follow
+        self.service = service
+        self.clock = clock
         self._started = False  # connected: getMe answered, polling or the webhook is on
         self._connecting: asyncio.Task[None] | None = None
         self._refused = False
@@ -59,6 +64,9 @@ class TelegramAdapter:
         if not self.support_chat_id:
             raise ValueError("TELEGRAM_SUPPORT_CHAT_ID must be the support group's numeric id "
                              "(it starts with -100)")
+        moved = self.service.store.settings(self._moves_scope).get(MOVED_TO, "")
+        if moved.lstrip("-").isdigit():
+            self._go_to(int(moved))
         # httpx logs every request URL at INFO, and Bot API URLs carry the token.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
@@ -121,6 +129,27 @@ class TelegramAdapter:
             await self.app.bot.shutdown()
 
     # -- outbox.Platform ---------------------------------------------------------------------
+
+    @property
+    def _moves_scope(self) -> str:
+        return f"telegram-group:{self.inbound.team_chat_id}"
+
+    def follow(self, chat_id: int) -> None:
+        """The support group became a supergroup with a new id (Telegram's ChatMigrated):
+        deliver there and take its updates from now on, and remember it across restarts.
+        The team keeps its name, settings and conversations."""
+        if chat_id == self.support_chat_id:
+            return
+        log.error("Telegram: the support group %s is now %s; following it. Set "
+                  "TELEGRAM_SUPPORT_CHAT_ID=%s when you next change the configuration.",
+                  self.support_chat_id, chat_id, chat_id)
+        self.service.store.put_setting(self._moves_scope, MOVED_TO, str(chat_id), "telegram",
+                                       self.clock.now())
+        self._go_to(chat_id)
+
+    def _go_to(self, chat_id: int) -> None:
+        self.support_chat_id = self.inbound.support_chat_id = chat_id
+        self.deliverer.move_to(chat_id)
 
     def loop_states(self) -> dict[str, str]:
         """The update intake's state for /healthz: `connecting` while Telegram is out of

@@ -86,6 +86,7 @@ class Deliverer:
         self._admins: tuple[float, str | None] = (0.0, None)  # when asked, their mentions
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send)
         self.lacking: str | None = None  # the right the bot was last refused for
+        self.on_moved: Callable[[int], None] = self.move_to
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
             PostCard: self._post_card,
             UpdateCard: self._update_card,
@@ -109,8 +110,9 @@ class Deliverer:
         except RetryAfter as wait:
             raise RetryLater(retry_seconds(wait), "Telegram flood control") from wait
         except ChatMigrated as moved:
-            raise Undeliverable(f"the support group moved to chat {moved.new_chat_id}; "
-                                "set TELEGRAM_SUPPORT_CHAT_ID to it") from moved
+            # The group became a supergroup with a new id: follow it, and try again there.
+            self.on_moved(int(moved.new_chat_id))
+            raise RetryLater(0.0, f"the support group moved to {moved.new_chat_id}") from moved
         except BadRequest as bad:
             if _is(bad, *FIXABLE):
                 # Only an admin can cure this: keep the action (it goes once the right is
@@ -348,6 +350,10 @@ class Deliverer:
     def _forget(self, owner: Hashable) -> None:
         for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:
             del self._steps[step]
+
+    def move_to(self, chat_id: int) -> None:
+        """Deliver to the support group under its new id from now on."""
+        self.group = self.topics.group = chat_id
 
     async def _lacking(self, message: str) -> None:
         """Say once (log and General) which right the bot lacks, until it works again."""

@@ -66,7 +66,8 @@ class Inbound:
         self.service = service
         self.clock = clock
         self.memory = memory
-        self.support_chat_id = support_chat_id
+        self.support_chat_id = support_chat_id  # where the group is now
+        self.team_chat_id = support_chat_id  # what it was configured as: the team's name
         self.admin_problem: str | None = None
         self.on_rights_back: Callable[[], None] = lambda: None
         self._monotonic = monotonic
@@ -79,7 +80,7 @@ class Inbound:
         self.memory.remember(update.effective_user)
         inbound_id = f"telegram:{update.update_id}"
         ctx = tr.Context(self.support_chat_id, self.clock.now(), self.service.store.resolve,
-                         self.bot.username)
+                         self.bot.username, self.team_chat_id)
         intent = tr.translate(update, ctx)
         if isinstance(intent, tr.Relayed):
             if isinstance(intent.event, CustomerMessage):
@@ -192,8 +193,8 @@ class Inbound:
             return
         if command.name == "rescue":
             ctx = commands.CommandContext(
-                team=f"telegram:{self.support_chat_id}",
-                here=ConversationRef("telegram", str(self.support_chat_id)),
+                team=f"telegram:{self.team_chat_id}",
+                here=ConversationRef("telegram", str(self.team_chat_id)),
                 user=command.user,
                 is_admin=await self._is_admin(command.user),
                 intake=False,

@@ -45,10 +45,11 @@ class Context:
     now: float
     resolve: Callable[[str], str | None]
     bot_username: str = ""
+    team_chat_id: int = 0  # the configured group, which names the team (even once moved)
 
     @property
     def team(self) -> str:
-        return f"{PLATFORM}:{self.support_chat_id}"
+        return f"{PLATFORM}:{self.team_chat_id or self.support_chat_id}"
 
 
 @dataclass(frozen=True, slots=True)

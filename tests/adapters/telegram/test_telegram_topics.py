@@ -62,3 +62,24 @@ async def test_without_rights_nothing_is_given_up_and_the_team_is_told(world: Wo
     thread = await group.topic()
     await group.drained()
     assert [m.get("text") for m in group.copies(thread)] == ["Hi, my parcel is late"]
+
+
+async def test_a_group_that_became_a_supergroup_is_followed(world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hi, my parcel is late")
+    thread = await group.topic()
+    await group.drained()
+    moved = GROUP - 1
+    group.sandbox.migrate(GROUP, moved)  # Telegram gives the group a new id
+    group.sandbox.private_message(ALICE, "Hello? Anyone there?")
+    await eventually(lambda: group.sandbox.messages(moved, thread)[-1].get("text")
+                     == "Hello? Anyone there?")  # into the same topic, under the new id
+    await group.drained()
+    group.sandbox.group_message(moved, BEN, "Here, sorry!", thread_id=thread)
+    await eventually(lambda: any(m.get("text") == "Here, sorry!" for m in group.to_customer()))
+    # Remembered for the next start; the team keeps its name (and so its settings).
+    assert group.bot.store.settings(f"telegram-group:{GROUP}") == {"moved_to": str(moved)}
+    conv = group.conversation()
+    assert conv is not None and conv.team == f"telegram:{GROUP}"
+    dead = group.bot.store.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    assert dead == 0

@@ -196,7 +196,10 @@ class Inbound:
                 team=f"telegram:{self.team_chat_id}",
                 here=ConversationRef("telegram", str(self.team_chat_id)),
                 user=command.user,
-                is_admin=await self._is_admin(command.user),
+                # Asked only for a verb that changes something: reading is for everyone
+                # in the support group, and needs no call to Telegram.
+                is_admin=commands.changes_settings(command.args)
+                and await self._is_admin(command.user),
                 intake=False,
             )
             self._later(self._reply(command, commands.run(command.args, ctx, self.service)))

@@ -87,3 +87,16 @@ async def test_updates_arrive_the_configured_way(world: World, mode: str) -> Non
         assert group.sandbox.calls_to("getUpdates") == []
     else:
         assert group.sandbox.webhook_url is None and group.sandbox.calls_to("getUpdates")
+
+
+async def test_reading_verbs_ask_telegram_nothing_and_changes_ask_every_time(
+        world: World) -> None:
+    group = await world()
+    for text in ("/rescue", "/rescue stats", "/rescue help"):
+        group.sandbox.group_message(GROUP, BEN, text)
+    await eventually(lambda: len(replies(group)) == 3)
+    assert group.sandbox.calls_to("getChatMember") == []  # anyone in the group may read
+    group.sandbox.group_message(GROUP, ANA, "/rescue set idle 2m")
+    group.sandbox.group_message(GROUP, ANA, "/rescue set idle 3m")
+    await eventually(lambda: "idle is now 3m for the team." in replies(group))
+    assert len(group.sandbox.calls_to("getChatMember")) == 2  # rights change: asked each time

@@ -59,15 +59,18 @@ RETRY_SOON = 0.05
 
 
 def worker_name() -> str:
-    """`<host>:<pid>:<random>`: who holds a lease, and a way to tell whether they live."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """`<host>:<pid>.<start>:<random>`: who holds a lease, and a way to tell whether that
+    process still lives (`start`: when the process started, so that a new process given
+    the same pid — pid 1 of a restarted container — is not taken for the old one)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}.{_started(pid)}:{secrets.token_hex(3)}"
 
 
 def worker_alive(name: str) -> bool:
     """False only for a worker of this host whose process has ended (another host's
     workers are waited for until their leases run out)."""
     host, _, rest = name.partition(":")
-    pid = rest.partition(":")[0]
+    pid, _, started = rest.partition(":")[0].partition(".")
     if host != socket.gethostname() or not pid.isdigit():
         return True
     try:
@@ -76,7 +79,16 @@ def worker_alive(name: str) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process of that id
-    return True
+    return not started or _started(int(pid)) in ("", started)
+
+
+def _started(pid: int) -> str:
+    """When a process started (clock ticks since boot, from /proc; "" where unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 def backoff(attempts: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -711,4 +712,17 @@ async def test_a_wait_of_no_time_is_tried_again_soon_not_left_for_ever(
     assert next_at is not None and next_at - clock.monotonic() <= 0.1  # it wakes by itself
     clock.advance(0.1)
     assert await outbox.drain() is None
+    assert platform.actions() == [nudge(1)]
+
+
+async def test_a_lease_of_an_earlier_process_with_the_same_pid_is_taken_over(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    (item,) = store.pending(1)
+    # pid 1 of a container that was restarted: the same host and pid, started earlier.
+    holder = f"{socket.gethostname()}:{os.getpid()}.1:abc"
+    store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
+    assert outbox.take_over_dead() == 1
+    await outbox.drain()
     assert platform.actions() == [nudge(1)]

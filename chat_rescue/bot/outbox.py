@@ -147,6 +147,8 @@ class Outbox:
         # worker put back (a retry, a rate limit) may go again.
         self._next_free: dict[str, float] = {}
         self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
+        # Items a dead worker was sending: they may have reached the platform already.
+        self._in_flight_at_death: set[int] = set()
         self._wake = asyncio.Event()
         self._prefix = f"{platform.name}:"
         # What the last look at the outbox found, so that a poke for actions that could
@@ -184,14 +186,15 @@ class Outbox:
     def take_over_dead(self) -> int:
         """End the leases of workers of this host whose process is gone (killed, crashed):
         their items go now, not when the leases run out. Returns how many items."""
-        taken = 0
+        taken: list[int] = []
         for holder in self.store.lease_holders(self.clock.now()):
             if holder != self.owner and not worker_alive(holder):
                 taken += self.store.end_leases(holder)
         if taken:
             log.info("%s: took over %d items leased by a worker that is gone",
-                     self.platform.name, taken)
-        return taken
+                     self.platform.name, len(taken))
+        self._in_flight_at_death.update(taken)
+        return len(taken)
 
     async def run(self, loop: Loop | None = None) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
@@ -290,6 +293,7 @@ class Outbox:
 
     def _settled(self, item: OutboxItem, record: HistoryEvent | None = None) -> None:
         self._holds.pop(item.id, None)
+        self._in_flight_at_death.discard(item.id)
         self.store.settle(item.id, record=record)
 
     async def _send(self, batch: list[OutboxItem]) -> bool:
@@ -367,9 +371,12 @@ class Outbox:
         log.info("%s: %s for %s not sent: %s", self.platform.name, kind, item.lane, why)
         record = None
         if conv is not None:
+            # value 1: it was in flight when its worker died, so it may have been posted.
+            maybe_sent = 1.0 if item.id in self._in_flight_at_death else None
             record = HistoryEvent(conv.ref, conv.team, "notice_dropped", self.clock.now(),
-                                  kind)
+                                  kind, maybe_sent)
         self._holds.pop(item.id, None)
+        self._in_flight_at_death.discard(item.id)
         self.store.settle(item.id, record=record)
         self.dropped += 1
 

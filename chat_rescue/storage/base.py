@@ -112,8 +112,9 @@ class Store(Protocol):
     def lease_holders(self, now: float) -> list[str]:
         """The workers holding unexpired leases."""
 
-    def end_leases(self, owner: str) -> int:
-        """End the leases of a worker known to be dead (its items go to the next taker)."""
+    def end_leases(self, owner: str) -> list[int]:
+        """End the leases of a worker known to be dead (its items go to the next taker);
+        returns those items."""
 
     def hurry(self, prefix: str) -> int:
         """Let the items of lanes starting with `prefix` that wait for a retry go now."""

@@ -68,11 +68,12 @@ class OutboxTables:
             "SELECT DISTINCT locked_by FROM outbox WHERE locked_until > ?", (now,)).fetchall()
         return [str(owner) for (owner,) in rows]
 
-    def end_leases(self, owner: str) -> int:
-        """End every lease of `owner` (a worker known to be dead); returns how many."""
-        return self.conn.execute(
-            "UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE locked_by = ?",
-            (owner,)).rowcount
+    def end_leases(self, owner: str) -> list[int]:
+        """End every lease of `owner` (a worker known to be dead); returns the items."""
+        rows = self.conn.execute(
+            "UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE locked_by = ? "
+            "RETURNING id", (owner,)).fetchall()
+        return [int(item_id) for (item_id,) in rows]
 
     def _items(self, rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
         decoded = self._decoded

@@ -22,7 +22,7 @@ import pytest
 
 from chat_rescue.bot.model import NOTICES
 from chat_rescue.sandbox.journal import OutboxJournal
-from chat_rescue.sandbox.ledger import compare, expected_notices, telegram_posts
+from chat_rescue.sandbox.ledger import announced, compare, expected_notices, telegram_posts
 from chat_rescue.sandbox.telegram_support import (
     ANA,
     BEN,
@@ -164,13 +164,16 @@ async def outage_day(group: SupportGroup, sandbox: TelegramTestbed) -> dict[str,
     expected = expected_notices(history, lambda h: h.ref.channel)
     for (key,) in store.conn.execute("SELECT key FROM conversations"):
         customer = key.split(":")[1]
-        for kind in ("topic", "card", "announce"):
+        for kind in ("topic", "card"):
             expected[(customer, kind)] = 1
+    posts = telegram_posts(sandbox, GROUP, people.names)
+    for customer in {who for who, _ in expected}:
+        expected[(customer, "announce")] = announced(posts, customer)
     for who, sources in people.sources.items():
         kind = "relay_out" if who.startswith("out:") else "relay_in"
         expected[(who.removeprefix("out:"), kind)] = len(sources)
     kinds = (*TIMER_EVENTS, "topic", "card", "announce", "relay_in", "relay_out")
-    found = compare(telegram_posts(sandbox, GROUP, people.names), expected, {}, kinds)
+    found = compare(posts, expected, {}, kinds)
     failed_calls = len(sandbox.refused)
     notices = sum(1 for lane in journal.queued.values() for _, a in lane
                   if isinstance(a, NOTICES))

@@ -376,6 +376,8 @@ def key_of_lane(lane: str) -> str:
 
 
 def priority_of(action: Action) -> int:
-    """Within a lane and a destination, lower goes first: copies of messages between the
-    customer and the operators (0) before cards, renames and notices (1)."""
-    return 0 if isinstance(action, Relay) else 1
+    """Within a lane and a destination, lower goes first: copies of the customer's
+    messages into the operators' side (0) before cards, renames and notices (1). What
+    goes to the customer keeps the order it was queued in (a reply, then the closing
+    message)."""
+    return 0 if isinstance(action, Relay) and not action.to_customer else 1

@@ -33,6 +33,7 @@ from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     NOTICES,
     Action,
+    CloseNotice,
     Conversation,
     Digest,
     HistoryEvent,
@@ -40,6 +41,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
     key_of_lane,
     lane_of,
+    priority_of,
 )
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
@@ -169,8 +171,8 @@ class Outbox:
         lane = lane_of(action)
         if not lane.startswith(self._prefix):
             return False  # another platform's
-        if self._waiting_complete and lane in self._waiting:
-            return False  # behind an older item of its lane
+        if self._waiting_complete and lane in self._waiting and priority_of(action):
+            return False  # behind an older item of its lane (a copy would go before it)
         free_at = self._next_free.get(self._where(action), 0.0)
         # Not before its destination's slot, which comes no sooner than the worker's own
         # wake-up: it is looked at then. (Not noted as waiting: the commit that queued it
@@ -240,6 +242,9 @@ class Outbox:
         """The head item of each lane, if it is not held back; and the earliest hold."""
         wall, now = self.clock.now(), self.clock.monotonic()
         ready, next_at = [], None
+        lease_end = self.store.next_lease_end(self._prefix, wall)
+        if lease_end is not None:  # a lane held by a lease: look again when it runs out
+            next_at = now + min(max(0.0, lease_end - wall), LEASE)
         heads = self.store.heads(self._prefix, HEADS, wall)
         for item in heads:
             hold = max(self._hold(item, wall, now),
@@ -305,10 +310,29 @@ class Outbox:
         taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
                                      wall))
         batch = [item for item in batch if item.id in taken]  # the others: someone else's
+        try:
+            return await self._send_leased(batch, place)
+        except BaseException:
+            # Whatever broke (the store, a bug, a cancellation), the items go back now
+            # rather than when their leases run out (at least once: one may have gone).
+            self._give_back(batch)
+            raise
+
+    def _give_back(self, batch: list[OutboxItem]) -> None:
+        for item in batch:
+            try:
+                self.store.settle(item.id, retry_at=self.clock.now(), error="interrupted",
+                                  failed=False)
+            except Exception:  # the store fails too: the lease runs out, then it goes
+                log.warning("%s: could not give item %d back; it goes when its lease ends",
+                            self.platform.name, item.id)
+                return
+
+    async def _send_leased(self, batch: list[OutboxItem], place: str) -> bool:
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []
         for item in batch:
-            if not isinstance(item.action, (PostCard, UpdateCard, *NOTICES)):
+            if not isinstance(item.action, (PostCard, UpdateCard, CloseNotice, *NOTICES)):
                 sendable.append((item, item.action))  # copies of messages, ephemerals
                 continue
             conv = self.store.load(key_of_lane(item.lane))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from chat_rescue.bot.authority import nudge_id, reminder_id
 from chat_rescue.bot.model import (
     Action,
+    CloseNotice,
     CloseReminder,
     Conversation,
     Escalate,
@@ -22,15 +23,17 @@ from chat_rescue.bot.model import (
 def stale_because(action: Action, conv: Conversation | None) -> str | None:
     """Why `action` would say something no longer true of `conv`; None while it holds (and
     for anything that is not a notice: cards, copies of messages, closing messages)."""
-    if not isinstance(action, Nudge | CloseReminder | ReturnToInbox | Escalate):
-        return None
     if conv is None:
         return None  # nothing to judge it by (never so in the bot: it stores both at once)
+    if isinstance(action, CloseNotice):  # "we closed this chat", to the customer
+        return None if conv.state is State.CLOSED else "reopened since"
+    if not isinstance(action, Nudge | CloseReminder | ReturnToInbox | Escalate):
+        return None
     if conv.state is State.CLOSED:
         return "closed since"
     if isinstance(action, Nudge):
         if not nudge_id(conv):
-            return "answered since"
+            return "answered or snoozed since"
         if conv.owner != action.owner:
             return "has another owner now"
         if action.notice_id and action.notice_id != nudge_id(conv):

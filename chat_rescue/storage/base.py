@@ -95,6 +95,9 @@ class Store(Protocol):
         """The head (lowest priority, then oldest) of each lane starting with `prefix` that
         has no lease unexpired at `now`, in that order."""
 
+    def next_lease_end(self, prefix: str, now: float) -> float | None:
+        """When the first lease unexpired at `now` on lanes starting with `prefix` ends."""
+
     def lease(self, item_ids: Sequence[int], owner: str, until: float,
               now: float) -> list[int]:
         """Take items for `owner` until `until` before sending them; returns those taken

@@ -115,7 +115,8 @@ _MIGRATION_5 = """
         ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE outbox ADD COLUMN locked_by TEXT;
         ALTER TABLE outbox ADD COLUMN locked_until REAL;
-        UPDATE outbox SET priority = 0 WHERE kind = 'Relay';
+        UPDATE outbox SET priority = 0
+            WHERE kind = 'Relay' AND NOT json_extract(payload, '$.to_customer');
         UPDATE outbox SET lane = lane || CASE
             WHEN kind = 'CloseNotice' OR (kind = 'Relay' AND json_extract(payload, '$.to_customer'))
             THEN '>customer' ELSE '>team' END;

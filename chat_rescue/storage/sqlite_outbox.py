@@ -44,6 +44,13 @@ class OutboxTables:
         ).fetchall()
         return self._items(rows)
 
+    def next_lease_end(self, prefix: str, now: float) -> float | None:
+        """When the first unexpired lease on lanes starting with `prefix` runs out."""
+        row = self.conn.execute(
+            "SELECT min(locked_until) FROM outbox WHERE lane >= ? AND lane < ? "
+            "AND locked_until > ?", (prefix, _after(prefix), now)).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def lease(self, item_ids: Sequence[int], owner: str, until: float,
               now: float) -> list[int]:
         """Take the items for `owner` until `until`; returns those taken. An item is not

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -189,12 +190,12 @@ async def test_each_conversations_actions_arrive_in_the_order_queued(
     one = replace(conv(1), state=State.WAITING_ON_OPERATOR, owner="ana", nudged_at=T0)
     queue(store, PostCard(one), PostCard(conv(2)), nudge(1))
     queue(store, Escalate(ref(2), "@here", 120.0, 0),
-          Refused(ref(2), "ben", Refusal.CLAIMED, "ana"), CloseNotice(ref(1), "bye"),
+          Refused(ref(2), "ben", Refusal.CLAIMED, "ana"), Relay(ref(1), True, "-100", "m1"),
           Refused(ref(1), "ben", Refusal.CLAIMED, "ana"))
     assert await outbox.drain() is None
     delivered = platform.actions()
-    # The closing message is the customer's lane: it never waited behind the team's.
-    assert lane(delivered, 1) == ["PostCard", "CloseNotice", "Nudge", "Refused"]
+    # The reply is the customer's lane: it never waited behind the team's.
+    assert lane(delivered, 1) == ["PostCard", "Relay", "Nudge", "Refused"]
     assert lane(delivered, 2) == ["PostCard", "Escalate", "Refused"]
     assert store.pending(100) == []
     assert outbox.delivered == 7
@@ -224,8 +225,8 @@ async def test_what_goes_to_the_customer_never_waits_behind_the_team_channel(
     outbox = Outbox(store, platform, clock)
     queue(store, *(UpdateCard(conv(n)) for n in range(1, 6)))
     queue(store, *(Relay(ref(n), True, "-100", f"m{n}") for n in range(1, 6)))
-    await outbox.drain()  # every customer's reply, and one team post in this slot
-    assert [type(a).__name__ for a in platform.actions()] == ["Relay"] * 5 + ["UpdateCard"]
+    await outbox.drain()  # one team post in this slot, and every customer's reply
+    assert [type(a).__name__ for a in platform.actions()] == ["UpdateCard"] + ["Relay"] * 5
 
 
 async def test_one_card_update_settles_those_queued_before_it(
@@ -726,3 +727,66 @@ async def test_a_lease_of_an_earlier_process_with_the_same_pid_is_taken_over(
     assert outbox.take_over_dead() == 1
     await outbox.drain()
     assert platform.actions() == [nudge(1)]
+
+
+async def test_an_item_whose_lease_runs_out_is_looked_at_then_without_a_poke(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, Relay(ref(1), True, "-100", "m1"))
+    (item,) = store.pending(1)
+    store.lease([item.id], "elsewhere:1:abc", clock.now() + 20, clock.now())  # then died
+    assert await outbox.drain() == clock.monotonic() + 20  # wake when the lease ends
+    clock.advance(20)
+    assert await outbox.drain() is None
+    assert platform.actions() == [Relay(ref(1), True, "-100", "m1")]
+
+
+async def test_items_are_given_back_at_once_when_sending_them_breaks(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    mark = store.outbox_mark
+    failures = [sqlite3.OperationalError("database is locked")]
+
+    def locked_once() -> int:
+        if failures:
+            raise failures.pop()
+        return mark()
+
+    store.outbox_mark = locked_once  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        await outbox.drain()  # its supervisor would start it again after a pause
+    assert await outbox.drain() is None  # not held by its own lease for a minute
+    assert platform.actions() == [nudge(1)]
+
+
+async def test_what_goes_to_a_customer_keeps_its_order(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    platform.script = [ConnectionError("reset")]
+    queue(store, CloseNotice(ref(1), "We are closing this chat"))
+    await outbox.drain()  # failed: it waits a second
+    queue(store, Relay(ref(1), True, "-100", "m9"))
+    clock.advance(1)
+    await outbox.drain()
+    assert [type(a).__name__ for a in platform.actions()] == ["CloseNotice", "Relay"]
+
+
+async def test_a_closing_message_for_a_reopened_conversation_is_not_sent(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform
+) -> None:
+    queue(store, CloseNotice(ref(1), "We are closing this chat"))
+    store.commit(Change(replace(conv(1), state=State.WAITING_ON_OPERATOR)), T0)  # reopened
+    await outbox.drain()
+    assert platform.actions() == [] and outbox.dropped == 1
+
+
+def test_a_copy_of_a_message_wakes_the_worker_though_its_lane_waits(
+    store: SQLiteStore, outbox: Outbox
+) -> None:
+    outbox._waiting, outbox._waiting_complete = {f"{ref(1).key}>team"}, True
+    outbox._asleep_until = 1e18  # asleep behind a nudge backing off
+    outbox.poke([nudge(1)])
+    assert not outbox._wake.is_set()  # it would wait behind the nudge anyway
+    outbox.poke([Relay(ref(1), False, "U1", "m1")])
+    assert outbox._wake.is_set()  # it goes before the nudge: look now

@@ -14,7 +14,6 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -83,7 +82,8 @@ class Deliverer:
         self.memory = memory
         self.group = support_chat_id
         self._steps: OrderedDict[Hashable, Any] = OrderedDict()
-        self._admins: tuple[float, str | None] = (0.0, None)  # when asked, their mentions
+        # When the administrators were asked (monotonic), and their mentions.
+        self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send)
         self.lacking: str | None = None  # the right the bot was last refused for
         self.on_moved: Callable[[int], None] = self.move_to
@@ -124,6 +124,9 @@ class Deliverer:
                 from bad
         self.lacking = None
         self._forget(action)
+        if isinstance(action, Digest):
+            for notice in action.notices:
+                self._steps.pop(("digest", notice), None)
         return posted
 
     # -- cards -------------------------------------------------------------------------------
@@ -158,8 +161,12 @@ class Deliverer:
             return None  # nothing posted yet: the PostCard queued before this shows it all
         topic, card = ids
         if card == NO_CARD:
+            # Its PostCard went first (a lane's order), so the card was lost on the way (a
+            # healed topic whose card post failed): post it now.
+            topic, _ = await self.topics.send_in(
+                conv.ref.key, lambda t: self.topics.post_card(conv, t), posts_card=True)
             await self.topics.sync(conv, topic)
-            return None  # the card itself is still to come (its PostCard is queued)
+            return None
         text, markup = render.card(conv, self.memory), keyboards.card(conv)
         shown = text + (markup.to_json() if markup else "")
         if self.memory.cards.get(card) != shown:  # the card may not show what changed
@@ -264,7 +271,7 @@ class Deliverer:
         ADMINS_FOR seconds): Telegram has no @here, so they are who `@here` calls in.
         None (the target stays as written) when Telegram cannot tell us."""
         asked_at, mentions = self._admins
-        if mentions is not None and self.clock.now() - asked_at < ADMINS_FOR:
+        if mentions is not None and self.clock.monotonic() - asked_at < ADMINS_FOR:
             return mentions
         try:
             members = await self.bot.get_chat_administrators(self.group)
@@ -278,7 +285,7 @@ class Deliverer:
         for person in people:
             self.memory.remember(person)
         mentions = " ".join(render.mention(str(p.id), self.memory) for p in people) or None
-        self._admins = (self.clock.now(), mentions)
+        self._admins = (self.clock.monotonic(), mentions)
         return mentions
 
     async def _close_reminder(self, action: CloseReminder) -> None:
@@ -302,12 +309,14 @@ class Deliverer:
         if any(isinstance(n, Escalate) and render.calls_everyone(n.target)
                for n in action.notices):
             everyone = await self._administrators()
-        # As many messages as Telegram's length limit needs, each sent once even if the
-        # digest is retried (a 429 on the second, say).
-        parts = render.digests(action.notices, self.memory, everyone)
-        for number, (text, notices) in enumerate(parts):
-            markup = keyboards.digest(_choices(notices))
-            await self._once((action, "part", number), partial(self._send, text, markup=markup))
+        # As many messages as Telegram's length limit needs. A notice already sent in an
+        # earlier try is not sent again, though the digest is made anew for the retry
+        # (a 429 on the second message, say, then one notice dropped as no longer true).
+        left = tuple(n for n in action.notices if ("digest", n) not in self._steps)
+        for text, notices in render.digests(left, self.memory, everyone) if left else ():
+            await self._send(text, markup=keyboards.digest(_choices(notices)))
+            for notice in notices:
+                self._note(("digest", notice))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -346,6 +355,12 @@ class Deliverer:
         while len(self._steps) > MAX_STEPS:
             self._steps.popitem(last=False)
         return result
+
+    def _note(self, step: Hashable) -> None:
+        """Remember a step as done (see `_once`)."""
+        self._steps[step] = True
+        while len(self._steps) > MAX_STEPS:
+            self._steps.popitem(last=False)
 
     def _forget(self, owner: Hashable) -> None:
         for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:

@@ -46,6 +46,7 @@ class Topics:
         self.memory = memory
         self.group = group
         self._send = send  # Deliverer._send: a message into a topic or General
+        self._card_owed: set[str] = set()  # healed topics whose new card is not up yet
 
     async def of(self, conv: Conversation) -> int:
         """The conversation's topic, made (and stored) when it has none yet."""
@@ -75,7 +76,9 @@ class Topics:
                     why)
         topic = await self._create(conv)
         if with_card:
+            self._card_owed.add(conv.ref.key)  # until it is posted: a 429 may come first
             await self.post_card(conv, topic)
+            self._card_owed.discard(conv.ref.key)
         return topic
 
     async def send_in(self, key: str, send: Callable[[int], Awaitable[T]], *,
@@ -87,6 +90,9 @@ class Topics:
         if conv is None:
             raise LookupError(f"no conversation {key}")
         topic = await self.of(conv)
+        if conv.ref.key in self._card_owed and not posts_card:
+            await self.post_card(conv, topic)  # the new topic's card, before anything else
+            self._card_owed.discard(conv.ref.key)
         try:
             return await send(topic)
         except BadRequest as bad:

@@ -83,3 +83,20 @@ async def test_a_group_that_became_a_supergroup_is_followed(world: World) -> Non
     assert conv is not None and conv.team == f"telegram:{GROUP}"
     dead = group.bot.store.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     assert dead == 0
+
+
+async def test_a_healed_topic_gets_its_card_though_the_first_try_is_refused(
+        world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hi, my parcel is late")
+    old = await group.topic()
+    await group.drained()
+    group.sandbox.delete_topic(GROUP, old)
+    group.sandbox.fail_next("sendMessage", 429, retry_after=1)  # the new card, at first
+    group.sandbox.private_message(ALICE, "Hello? Anyone there?")
+    await eventually(lambda: len(group.topics()) == 1 and group.topics()[0].thread_id != old)
+    new = group.topics()[0].thread_id
+    await eventually(lambda: group._card_id(new) != 0, timeout=5)
+    await group.drained(timeout=5)
+    assert "Claim" in str(group.card(new).get("reply_markup"))
+    assert [m.get("text") for m in group.copies(new)] == ["Hello? Anyone there?"]

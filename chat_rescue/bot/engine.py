@@ -74,9 +74,10 @@ def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | N
 
     if conv.state is State.CLOSED:
         return None
-    # In every open state a long enough silence closes the conversation (when set): one
-    # nobody took up after every rescue step would otherwise stay open for good.
-    after(quiet_since(conv), Timer.AUTO_CLOSE)
+    # A long enough silence closes the conversation (when set) in any open state, but
+    # never while the customer waits on us: that one is rescued, not closed.
+    if conv.waiting_since is None:
+        after(quiet_since(conv), Timer.AUTO_CLOSE)
     if conv.state is State.QUEUED:
         # Calling operators in is for a customer who waits: a conversation handed back
         # after the operator spoke last waits in the inbox, and `accept` starts when the
@@ -321,7 +322,7 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if due is None or due[0] > now:
         return None  # stale: the conversation moved on, or the policy changed
     timer = due[1]
-    if _passed(quiet_since(conv), policy.auto_close, now):
+    if conv.waiting_since is None and _passed(quiet_since(conv), policy.auto_close, now):
         timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -432,37 +433,70 @@ def test_a_returned_conversation_where_the_customer_waits_says_so() -> None:
 
 
 AUTO_CLOSED = {  # how the conversation got where it stands -> when the silence began
-    "queued, every escalation made": ([], 0),
     "queued, nobody waiting": ([(10, OperatorMessage, "ana"),
                                 (50, HandOff, "ana", CARD_BUTTON)], 50),
-    "claimed": ([(10, Claim, "ana")], 0),
-    "waiting on the operator, nudged": ([(10, OperatorMessage, "ana"),
-                                         (20, CustomerMessage, "alice")], 20),
     "waiting on the customer": ([(10, OperatorMessage, "ana")], 10),
 }
+CUSTOMER_WAITS = {  # a customer who waits on us is rescued, never closed for silence
+    "queued, every escalation made": [],
+    "claimed": [(10, Claim, "ana")],
+    "waiting on the operator, nudged": [(10, OperatorMessage, "ana"),
+                                        (20, CustomerMessage, "alice")],
+}
+AUTO_CLOSE_POLICY = replace(POLICY, auto_close=3600, first_response=None, escalate=None)
+
+
+def _play(run: Run, steps: list[tuple[Any, ...]]) -> None:
+    run.at(0, CustomerMessage, "alice")
+    for at, event_of, who, *notice in steps:
+        run.at(at, event_of, who, **({"notice_id": notice[0]} if notice else {}))
 
 
 @pytest.mark.parametrize("where", list(AUTO_CLOSED))
-def test_auto_close_reaches_every_open_state(where: str) -> None:
-    policy = replace(POLICY, auto_close=3600, first_response=None, escalate=None)
-    run = Run(policy)
-    run.at(0, CustomerMessage, "alice")
+def test_auto_close_reaches_every_open_state_where_nobody_waits(where: str) -> None:
+    run = Run(AUTO_CLOSE_POLICY)
     steps, quiet_since = AUTO_CLOSED[where]
-    for at, event_of, who, *notice in steps:
-        run.at(at, event_of, who, **({"notice_id": notice[0]} if notice else {}))
+    _play(run, steps)
     while run.c.state is not State.CLOSED and run.c.deadline is not None:
         run.due()
     assert run.c.state is State.CLOSED and run.history == ["closed"]
     assert run.now == T0 + quiet_since + 3600
 
 
-def test_auto_close_that_came_due_while_down_closes_without_escalating_first() -> None:
+@pytest.mark.parametrize("where", list(CUSTOMER_WAITS))
+def test_auto_close_never_closes_on_a_customer_who_waits(where: str) -> None:
+    run = Run(replace(AUTO_CLOSE_POLICY, closing_message="We closed this chat."))
+    _play(run, CUSTOMER_WAITS[where])
+    for _ in range(10):
+        if run.c.deadline is None:
+            break
+        assert not any(isinstance(a, CloseNotice) for a in run.due())
+    assert run.c.state is not State.CLOSED and "closed" not in run.history
+    late = T0 + 100_000  # long after: still open, still waiting for a rescue
+    assert decide(run.c, DeadlineDue(REF, late), run.policy, late).history == ()
+
+
+def test_a_waiting_customer_is_escalated_not_closed_when_both_are_due() -> None:
+    policy = replace(POLICY, idle=300, escalate=300, auto_close=600,
+                     closing_message="We closed this chat.")
+    run = Run(policy)
+    answered(run)
+    run.at(200, CustomerMessage, "alice", "hello?")
+    nudge = run.due()
+    assert any(isinstance(a, Nudge) for a in nudge)
+    then = run.due()  # the escalation and the auto-close would both be due now
+    assert any(isinstance(a, Escalate) for a in then)
+    assert not any(isinstance(a, CloseNotice) for a in then)
+
+
+def test_auto_close_that_came_due_while_down_closes_without_a_pointless_reminder() -> None:
     run = Run(replace(POLICY, auto_close=600))
     run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
     late = T0 + 10_000
     decision = decide(run.c, DeadlineDue(REF, late), run.policy, late)
     assert [h.kind for h in decision.history] == ["closed"]
-    assert not any(isinstance(a, Escalate) for a in decision.actions)
+    assert not any(isinstance(a, CloseReminder) for a in decision.actions)
 
 
 # --- a reopening is a new exchange (rule 9) -----------------------------------------------

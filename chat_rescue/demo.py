@@ -226,7 +226,10 @@ def _play(step: Step, service: Service, console: ConsolePlatform, now: float) ->
                     + commands.run(step.text, ctx, service))
         return
     console.say(*_narrate(step))
-    service.handle(_event(step, now, service.store.load(_ref(step).key)))
+    decision = service.handle(_event(step, now, service.store.load(_ref(step).key)))
+    refused = decision.refusal if decision is not None else None
+    if refused is not None:  # answered on the press, as a platform shows it to the presser
+        console.deliver_now(refused)
 
 
 def moments(steps: list[Step]) -> list[list[list[Step]]]:

@@ -101,7 +101,11 @@ class ConsolePlatform:
     def _close_notice(self, action: CloseNotice) -> None:
         self.say(f"to {action.ref.channel}", texts.close_notice(action))
 
-    def _refused(self, action: Refused) -> None:  # the console has no button to answer on
+    def deliver_now(self, action: Refused) -> None:
+        """Show a refusal at once, as a platform answers a press (it is never queued)."""
+        self._refused(action)
+
+    def _refused(self, action: Refused) -> None:
         self.say(f"  to @{action.who}", texts.refused(action, "@" + (action.owner or "")))
 
     def _digest(self, action: Digest) -> None:

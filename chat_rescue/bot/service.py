@@ -15,6 +15,7 @@ from chat_rescue.bot.model import (
     CustomerMessage,
     DeadlineDue,
     InboundEvent,
+    Refused,
 )
 from chat_rescue.bot.policy import Policy, resolve
 from chat_rescue.storage.base import Change, Outcome, Store
@@ -119,7 +120,8 @@ class Service:
                 conversation=decision.conversation,
                 expected_version=conv.version if conv else None,
                 history=decision.history,
-                actions=decision.actions + extra,
+                actions=tuple(a for a in decision.actions if not _answered_on_press(a))
+                + extra,
                 inbound_id=inbound_id,
                 aliases=tuple((name, event.ref.key) for name in names)
                 if conv is not None or decision.conversation is not None else (),
@@ -210,6 +212,12 @@ class _Submitted:
     extra_actions: tuple[Action, ...]
     done: asyncio.Future[engine.Decision | None]
     aliases: tuple[str, ...] = ()
+
+
+def _answered_on_press(action: Action) -> bool:
+    """A refusal of a button press is answered on the press itself by the adapter: queued,
+    it would only take a slot of the team channel's pacing."""
+    return isinstance(action, Refused) and action.via == "button"
 
 
 def preview(text: str, limit: int) -> str:

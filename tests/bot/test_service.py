@@ -159,3 +159,17 @@ async def test_a_failing_event_does_not_sink_the_others_in_its_transaction() -> 
     )
     assert isinstance(outcomes[0], RuntimeError)
     assert store.load(good.key) is not None and store.load(bad.key) is None
+
+
+def test_a_refused_button_press_queues_nothing_but_a_refused_reaction_does() -> None:
+    service, store, clock = make()
+    service.handle(CustomerMessage(REF, clock.now(), "alice", "hello", "team"))
+    service.handle(Claim(REF, clock.now(), "ana"))
+    before = len(store.pending(100))
+    pressed = service.handle(Claim(REF, clock.now(), "ben", via="button"),
+                             inbound_id="slack:click-1")
+    assert pressed is not None and pressed.refusal is not None  # the adapter answers it
+    assert len(store.pending(100)) == before  # no slot of the team channel's pacing
+    reacted = service.handle(Claim(REF, clock.now(), "ben", via="reaction"))
+    assert reacted is not None and reacted.refusal is not None
+    assert len(store.pending(100)) == before + 1  # a reaction has no press to answer on

@@ -24,7 +24,8 @@ LONG_POLL_MAX_TIMEOUT = 50
 # Update types delivered only to bots that ask for them in allowed_updates.
 OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 SERVICE_KEYS = frozenset(
-    {"forum_topic_created", "forum_topic_edited", "forum_topic_closed", "forum_topic_reopened"}
+    {"forum_topic_created", "forum_topic_edited", "forum_topic_closed", "forum_topic_reopened",
+     "migrate_to_chat_id", "migrate_from_chat_id"}
 )
 MEDIA_KINDS = ("photo", "document", "voice", "sticker", "video", "audio", "animation")
 COPYABLE_KEYS = ("text", "entities", "caption", "caption_entities", *MEDIA_KINDS)
@@ -504,9 +505,18 @@ class TelegramWorld:
         """The group becomes a supergroup with a new id, as Telegram does it: calls to the
         old id are answered 400 with `migrate_to_chat_id`."""
         chat = self.chats.pop(chat_id)
+        old = self.chat_json(chat)
         chat.id = new_id
         self.chats[new_id] = chat
         self.moved[chat_id] = new_id
+        # What the bot is told: a service message in each chat, the old and the new.
+        creator = next((uid for uid, status in chat.members.items() if status == "creator"),
+                       new_id)
+        by = self.users.get(creator) or self.add_user(creator, f"User {creator}")
+        self._queue_new({"message": {"message_id": 1, "from": by, "chat": old,
+                                     "date": self.now(), "migrate_to_chat_id": new_id}}, None)
+        moved = self.new_message(chat, by, {"migrate_from_chat_id": chat_id})
+        self._queue_new({"message": moved}, None)
 
     def chat(self, chat_id: int | str) -> Chat:
         """A chat the bot can see, or 400 "chat not found"."""

@@ -334,7 +334,7 @@ def de_json(data: Json) -> Update | None:
     """The webhook's parse: what fails here is answered 400 and never translated."""
     try:
         return Update.de_json(data, None)
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):  # a date past 9999
         return None
 
 

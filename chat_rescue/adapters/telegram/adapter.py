@@ -24,7 +24,10 @@ from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MOVED_TO = "moved_to"  # setting: the id the support group has since it became a supergroup
+# Settings kept when the support group becomes a supergroup: the new id under the old
+# one's scope, and the team's original id under the new one's (if the configuration
+# changes to the new id, the team stays the same).
+MOVED_TO, MOVED_FROM = "moved_to", "moved_from"
 
 
 
@@ -48,7 +51,7 @@ class TelegramAdapter:
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,
                                    self.support_chat_id)
-        self.deliverer.on_moved = self.follow
+        self.deliverer.on_moved = self.inbound.on_moved = self.follow
         self.service = service
         self.clock = clock
         self._started = False  # connected: getMe answered, polling or the webhook is on
@@ -64,6 +67,9 @@ class TelegramAdapter:
         if not self.support_chat_id:
             raise ValueError("TELEGRAM_SUPPORT_CHAT_ID must be the support group's numeric id "
                              "(it starts with -100)")
+        was = self.service.store.settings(self._moves_scope).get(MOVED_FROM, "")
+        if was.lstrip("-").isdigit():  # configured with the new id since: the same team
+            self.inbound.team_chat_id = int(was)
         moved = self.service.store.settings(self._moves_scope).get(MOVED_TO, "")
         if moved.lstrip("-").isdigit():
             self._go_to(int(moved))
@@ -140,11 +146,14 @@ class TelegramAdapter:
         The team keeps its name, settings and conversations."""
         if chat_id == self.support_chat_id:
             return
-        log.error("Telegram: the support group %s is now %s; following it. Set "
-                  "TELEGRAM_SUPPORT_CHAT_ID=%s when you next change the configuration.",
-                  self.support_chat_id, chat_id, chat_id)
-        self.service.store.put_setting(self._moves_scope, MOVED_TO, str(chat_id), "telegram",
-                                       self.clock.now())
+        log.error("Telegram: the support group %s is now %s; following it (you may set "
+                  "TELEGRAM_SUPPORT_CHAT_ID=%s; the team, its settings and conversations "
+                  "stay as they are either way).", self.support_chat_id, chat_id, chat_id)
+        now = self.clock.now()
+        store = self.service.store
+        store.put_setting(self._moves_scope, MOVED_TO, str(chat_id), "telegram", now)
+        store.put_setting(f"telegram-group:{chat_id}", MOVED_FROM,
+                          str(self.inbound.team_chat_id), "telegram", now)
         self._go_to(chat_id)
 
     def _go_to(self, chat_id: int) -> None:

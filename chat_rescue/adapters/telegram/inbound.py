@@ -70,6 +70,7 @@ class Inbound:
         self.team_chat_id = support_chat_id  # what it was configured as: the team's name
         self.admin_problem: str | None = None
         self.on_rights_back: Callable[[], None] = lambda: None
+        self.on_moved: Callable[[int], None] = lambda chat_id: None
         self._monotonic = monotonic
         self._admins: dict[str, tuple[bool, float]] = {}  # presser -> (admin?, when asked)
         self._follow_ups: set[asyncio.Task[None]] = set()
@@ -91,6 +92,8 @@ class Inbound:
             self._edited(intent.relay, inbound_id, update.update_id)
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
+        elif isinstance(intent, tr.Moved):
+            self.on_moved(intent.chat_id)
         elif isinstance(intent, tr.Ignored):
             log.log(logging.INFO if intent.notable else logging.DEBUG, "update %s ignored: %s",
                     update.update_id, intent.reason)

@@ -106,6 +106,13 @@ class MembershipChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class Moved:
+    """The support group became a supergroup: its id is `chat_id` from now on."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """Nothing to do (a note, a service message, another chat); a pressed button is answered.
 
@@ -118,7 +125,7 @@ class Ignored:
     notable: bool = False
 
 
-Intent = Relayed | Edited | Act | Command | MembershipChanged | Ignored
+Intent = Relayed | Edited | Act | Command | MembershipChanged | Moved | Ignored
 
 
 def customer_ref(chat_id: int | str) -> ConversationRef:
@@ -153,6 +160,10 @@ def translate(update: Update, ctx: Context) -> Intent:
 
 
 def _message(message: Message, ctx: Context, *, edited: bool = False) -> Intent:
+    if message.migrate_to_chat_id and message.chat.id == ctx.support_chat_id:
+        return Moved(int(message.migrate_to_chat_id))
+    if message.migrate_from_chat_id and message.migrate_from_chat_id == ctx.support_chat_id:
+        return Moved(message.chat.id)
     sender = _sender(message, ctx)
     if sender is None:
         return Ignored("sent by a bot or anonymously")

@@ -100,3 +100,19 @@ async def test_a_healed_topic_gets_its_card_though_the_first_try_is_refused(
     await group.drained(timeout=5)
     assert "Claim" in str(group.card(new).get("reply_markup"))
     assert [m.get("text") for m in group.copies(new)] == ["Hello? Anyone there?"]
+
+
+async def test_a_move_is_followed_when_telegram_says_so_before_the_bot_sends_anything(
+        world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hi, my parcel is late")
+    thread = await group.topic()
+    await group.drained()
+    moved = GROUP - 1
+    group.sandbox.migrate(GROUP, moved)  # the service messages arrive as updates
+    await eventually(lambda: group.adapter.support_chat_id == moved)
+    group.sandbox.group_message(moved, BEN, "Here, sorry!", thread_id=thread)
+    await eventually(lambda: any(m.get("text") == "Here, sorry!" for m in group.to_customer()))
+    conv = group.conversation()
+    assert conv is not None and conv.owner == str(BEN) and conv.team == f"telegram:{GROUP}"
+    assert group.bot.store.settings(f"telegram-group:{moved}") == {"moved_from": str(GROUP)}

@@ -61,19 +61,22 @@ RETRY_SOON = 0.05
 
 
 def worker_name() -> str:
-    """`<host>:<pid>.<start>:<random>`: who holds a lease, and a way to tell whether that
-    process still lives (`start`: when the process started, so that a new process given
-    the same pid — pid 1 of a restarted container — is not taken for the old one)."""
+    """`<host>:<pid>.<start>.<pid namespace>:<random>`: who holds a lease, and how to tell
+    whether that process still lives (`start`: when it started, so that pid 1 of a
+    restarted container is not taken for its predecessor; the namespace, because two
+    containers with one host name each have a pid 1)."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}.{_started(pid)}:{secrets.token_hex(3)}"
+    return (f"{socket.gethostname()}:{pid}.{_started(pid)}.{_pid_namespace()}:"
+            f"{secrets.token_hex(3)}")
 
 
 def worker_alive(name: str) -> bool:
-    """False only for a worker of this host whose process has ended (another host's
-    workers are waited for until their leases run out)."""
+    """False only for a worker of this host and pid namespace whose process has ended
+    (any other is waited for until its leases run out)."""
     host, _, rest = name.partition(":")
-    pid, _, started = rest.partition(":")[0].partition(".")
-    if host != socket.gethostname() or not pid.isdigit():
+    pid, _, rest = rest.partition(":")[0].partition(".")
+    started, _, namespace = rest.partition(".")
+    if host != socket.gethostname() or not pid.isdigit() or namespace != _pid_namespace():
         return True
     try:
         os.kill(int(pid), 0)
@@ -90,6 +93,14 @@ def _started(pid: int) -> str:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rpartition(")")[2].split()[19]
     except (OSError, IndexError):
+        return ""
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace ("" where unknown)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
         return ""
 
 

@@ -697,7 +697,8 @@ async def test_items_of_a_dead_worker_of_this_host_are_taken_over_at_once(
     (item,) = store.pending(1)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: ASYNC221
                           capture_output=True, text=True, check=True)
-    holder = f"{socket.gethostname()}:{dead.stdout.strip()}:abc"  # that process has ended
+    namespace = outbox_module._pid_namespace()
+    holder = f"{socket.gethostname()}:{dead.stdout.strip()}..{namespace}:abc"  # it has ended
     store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
     assert outbox.take_over_dead() == 1
     await outbox.drain()
@@ -722,7 +723,7 @@ async def test_a_lease_of_an_earlier_process_with_the_same_pid_is_taken_over(
     queue(store, nudge(1))
     (item,) = store.pending(1)
     # pid 1 of a container that was restarted: the same host and pid, started earlier.
-    holder = f"{socket.gethostname()}:{os.getpid()}.1:abc"
+    holder = f"{socket.gethostname()}:{os.getpid()}.1.{outbox_module._pid_namespace()}:abc"
     store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
     assert outbox.take_over_dead() == 1
     await outbox.drain()
@@ -790,3 +791,10 @@ def test_a_copy_of_a_message_wakes_the_worker_though_its_lane_waits(
     assert not outbox._wake.is_set()  # it would wait behind the nudge anyway
     outbox.poke([Relay(ref(1), False, "U1", "m1")])
     assert outbox._wake.is_set()  # it goes before the nudge: look now
+
+
+def test_a_worker_of_another_pid_namespace_counts_as_alive() -> None:
+    # Another container with the same host name: its pid 1 is not ours to judge.
+    other = f"{socket.gethostname()}:1.{outbox_module._started(1)}.4026500000:abc"
+    assert outbox_module.worker_alive(other)
+    assert outbox_module.worker_alive(outbox_module.worker_name())

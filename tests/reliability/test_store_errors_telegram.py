@@ -15,7 +15,9 @@ import pytest
 
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
+    ANA,
     BRUNO,
+    GROUP,
     SupportGroup,
     eventually,
     furnish,
@@ -129,3 +131,25 @@ async def test_taking_updates_says_when_it_is_failing_and_recovers(
     assert len(said) == 1
     await app.stop_intake()
     assert app.state == "stopped"
+
+
+async def test_a_store_error_in_rescue_set_applies_it_once_when_the_update_comes_again(
+        polling: tuple[TelegramTestbed, SupportGroup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox, group = polling
+    store = group.bot.store
+    put = store.put_setting
+    failures = [sqlite3.OperationalError(LOCKED)]
+
+    def locked_once(*args: object, **kwargs: object) -> None:
+        if failures:
+            raise failures.pop()
+        put(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "put_setting", locked_once)
+    sandbox.group_message(GROUP, ANA, "/rescue set idle 1m")
+    await eventually(lambda: store.settings(f"team:telegram:{GROUP}") == {"idle": "1m"})
+    await group.adapter.inbound.settled()
+    replies = [m["text"] for m in group.general() if "idle is now 1m" in m.get("text", "")]
+    assert replies == ["idle is now 1m for the team."]  # applied and answered once
+    assert not failures  # the error did happen, and the update came again

@@ -99,11 +99,10 @@ class Inbound:
                     update.update_id, intent.reason)
             if intent.query_id is not None:
                 self._later(self._answer(intent.query_id), "answers")
+        elif isinstance(intent, tr.Command):
+            await self._command(intent, inbound_id)
         elif self._first_time(inbound_id):
-            if isinstance(intent, tr.Command):
-                await self._command(intent)
-            else:
-                self._membership(intent)
+            self._membership(intent)
 
     def _later(self, call: Coroutine[Any, Any, None], lane: str = "replies") -> None:
         """Run Telegram calls that follow a handled update without holding the next ones.
@@ -188,26 +187,34 @@ class Inbound:
 
     # -- commands ----------------------------------------------------------------------------
 
-    async def _command(self, command: tr.Command) -> None:
-        """Applied in arrival order (the admin check is awaited); the reply follows later."""
-        if command.private:
-            if command.name in ("start", "help"):
+    async def _command(self, command: tr.Command, inbound_id: str) -> None:
+        """Applied in arrival order (the admin check is awaited); the reply follows later.
+
+        A `/rescue` and its update id are committed together: a store error fails both
+        (the update comes again), and a repeat of the update changes nothing."""
+        if command.name != "rescue" or command.private:
+            if not self._first_time(inbound_id):
+                return
+            if command.private and command.name in ("start", "help"):
                 self._later(self._greet(command.chat_id))
+            elif command.name == "close" and not command.private:
+                self._later(self._reply(command, CLOSE_HINT))
             return
-        if command.name == "rescue":
-            ctx = commands.CommandContext(
-                team=f"telegram:{self.team_chat_id}",
-                here=ConversationRef("telegram", str(self.team_chat_id)),
-                user=command.user,
-                # Asked only for a verb that changes something: reading is for everyone
-                # in the support group, and needs no call to Telegram.
-                is_admin=commands.changes_settings(command.args)
-                and await self._is_admin(command.user),
-                intake=False,
-            )
-            self._later(self._reply(command, commands.run(command.args, ctx, self.service)))
-        elif command.name == "close":
-            self._later(self._reply(command, CLOSE_HINT))
+        ctx = commands.CommandContext(
+            team=f"telegram:{self.team_chat_id}",
+            here=ConversationRef("telegram", str(self.team_chat_id)),
+            user=command.user,
+            # Asked only for a verb that changes something: reading is for everyone
+            # in the support group, and needs no call to Telegram.
+            is_admin=commands.changes_settings(command.args)
+            and await self._is_admin(command.user),
+            intake=False,
+        )
+        with self.service.store.batch():
+            if not self._first_time(inbound_id):
+                return
+            reply = commands.run(command.args, ctx, self.service)
+        self._later(self._reply(command, reply))
 
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)

@@ -53,6 +53,7 @@ def build_adapters(settings: Settings, service: Service, clock: Clock) -> list[A
 
 
 OVERDUE_LIMIT = 60.0  # a deadline this late means the ticker is not doing its job
+STUCK_LIMIT = 60.0  # a loop failing this long on end is not getting over a blip
 
 
 def health(bot: Bot) -> dict[str, object]:
@@ -61,10 +62,14 @@ def health(bot: Bot) -> dict[str, object]:
     a deadline is more than a minute overdue."""
     now = bot.clock.now()
     loops = bot.loops.states()
+    stuck = bot.loops.stuck(STUCK_LIMIT)
     for adapter in bot.adapters:
         states = getattr(adapter, "loop_states", None)
         if states is not None:
             loops.update(states())
+        stuck_there = getattr(adapter, "stuck_loops", None)
+        if stuck_there is not None:
+            stuck += stuck_there(STUCK_LIMIT)
     report: dict[str, object] = {"status": "ok", "loops": loops}
     try:
         deadline = bot.store.next_deadline()
@@ -75,7 +80,10 @@ def health(bot: Bot) -> dict[str, object]:
     overdue = max(0.0, now - deadline) if deadline is not None else 0.0
     report["oldest_overdue_s"] = round(overdue, 3)
     report["oldest_pending_s"] = round(max(0.0, now - queued), 3) if queued is not None else 0.0
-    if overdue > OVERDUE_LIMIT or any(state in ("dead", "stopped") for state in loops.values()):
+    if stuck:
+        report["stuck"] = sorted(stuck)
+    if overdue > OVERDUE_LIMIT or stuck or any(state in ("dead", "stopped")
+                                               for state in loops.values()):
         report["status"] = "failing"
     return report
 

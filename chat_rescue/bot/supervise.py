@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ class Loop:
     state: str = "starting"
     last_error: str | None = None
     failures: int = 0
+    failing_since: float | None = None  # time.monotonic() of the first error of a run
     _pause: float = FIRST_PAUSE
     _logged: set[str] = field(default_factory=set)
 
@@ -36,6 +38,7 @@ class Loop:
             self._logged.clear()  # a later outage is news again
         self.state = "alive"
         self.failures = 0
+        self.failing_since = None
         self._pause = FIRST_PAUSE
 
 
@@ -47,6 +50,12 @@ class Loops:
 
     def states(self) -> dict[str, str]:
         return {name: loop.state for name, loop in self._loops.items()}
+
+    def stuck(self, limit: float) -> list[str]:
+        """Loops that have been failing for more than `limit` seconds on end."""
+        now = time.monotonic()
+        return [name for name, loop in self._loops.items()
+                if loop.failing_since is not None and now - loop.failing_since > limit]
 
     def get(self, name: str) -> Loop:
         loop = self._loops.get(name)
@@ -64,6 +73,8 @@ class Loops:
                 try:
                     await body(loop)
                 except Exception as failed:
+                    if loop.failing_since is None:
+                        loop.failing_since = time.monotonic()
                     loop.state = "failing"
                     loop.failures += 1
                     kind = f"{type(failed).__name__}: {str(failed).splitlines()[0][:200]}" \

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from chat_rescue import server
 from chat_rescue.bot import supervise
 from chat_rescue.bot.clock import FastClock
 from chat_rescue.bot.model import Conversation, ConversationRef, CustomerMessage, PostCard, Timer
@@ -176,5 +177,29 @@ async def test_healthz_reports_loops_and_ages_and_fails_when_a_deadline_is_late(
             assert report["status"] == "failing"
             assert report["loops"]["ticker"] == "stopped"
             assert 90 <= report["oldest_overdue_s"] < 100
+    finally:
+        await bot.stop()
+
+
+async def test_healthz_fails_while_a_loop_keeps_failing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "STUCK_LIMIT", 0.2)
+    clock = FastClock(T0, speed=1)
+    bot = Bot(settings, clock, adapters=[Recorder()])  # type: ignore[list-item]
+    await bot.start()
+    url = f"http://127.0.0.1:{bot.port}/healthz"
+    try:
+        FlakyStore(bot.store, ("heads",), times=10_000)  # the outbox cannot read its queue
+        bot.runtime.outboxes[0].poke()
+        await wait_until(lambda: bot.loops.states().get("outbox:fake") == "failing")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as answer:
+                assert answer.status == 200  # a blip: it retries
+            await asyncio.sleep(0.3)
+            async with http.get(url) as answer:
+                report = await answer.json()
+                assert answer.status == 503
+        assert report["status"] == "failing" and report["stuck"] == ["outbox:fake"]
     finally:
         await bot.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from aiohttp import web
 from telegram import Update
@@ -166,6 +167,13 @@ class TelegramAdapter:
         if self._connecting is not None and not self._started:
             return {"telegram:updates": "connecting"}
         return {"telegram:updates": self.app.state}
+
+    def stuck_loops(self, limit: float) -> list[str]:
+        """The update intake, when it has been failing for more than `limit` seconds (an
+        update that always fails holds the ones behind it)."""
+        since = self.app.failing_since
+        return ["telegram:updates"] if since is not None and \
+            time.monotonic() - since > limit else []
 
     def bind_outbox(self, outbox: Outbox) -> None:
         """The outbox worker that delivers for this adapter: told to retry at once when

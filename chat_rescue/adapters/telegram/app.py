@@ -21,6 +21,7 @@ import contextlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -94,6 +95,7 @@ class TelegramApp:
         self._polling: asyncio.Task[None] | None = None
         self.state = "stopped"
         self.last_error: str | None = None  # while failing: what failed
+        self.failing_since: float | None = None  # time.monotonic() of its first failure
         self.first_pause, self.max_pause = FIRST_PAUSE, MAX_PAUSE
         self._offset: int | None = None  # the first update not handled yet
         self._failures = 0  # in a row, since the last update or poll that went through
@@ -169,6 +171,8 @@ class TelegramApp:
         if kind != self.last_error:
             log.warning("Telegram: %s failed (%s); %s (logged once)", what, kind, then,
                         exc_info=error if trace else None)
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
         self.state, self.last_error = "failing", kind
 
     def _going(self) -> None:
@@ -178,6 +182,7 @@ class TelegramApp:
                      self._failures, self.last_error)
         self.state, self.last_error = "alive", None
         self._failures = 0
+        self.failing_since = None
 
     async def stop_intake(self) -> None:
         """Take no more updates: stop polling, answer webhook calls 503 (Telegram resends)."""

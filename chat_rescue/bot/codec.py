@@ -87,7 +87,9 @@ def decode_action(kind: str, payload: str) -> Action:
     if "conversation" in fields:  # card actions queued by earlier versions, stored whole
         fields["conversation"] = conversation_from_dict(fields["conversation"])
     if kind == "ClaimRefused":  # queued by earlier versions: what a refused claim was
-        return Refused(fields["ref"], fields["operator"], Refusal.CLAIMED, fields["owner"])
+        # Delivered as one not answered on its press (then it was always queued to tell).
+        return Refused(fields["ref"], fields["operator"], Refusal.CLAIMED, fields["owner"],
+                       via="queued")
     if kind == "Refused":
         fields["reason"] = Refusal(fields["reason"])
     action: Action = _KINDS[kind](**fields)

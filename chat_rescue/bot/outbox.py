@@ -129,6 +129,8 @@ class Outbox:
         self.clock = clock
         self.delivered = 0
         self.dropped = 0
+        self.taken_over = 0  # items of dead workers' leases ended by this one
+        self.leased_elsewhere = 0  # items another worker leased first
         self.owner = owner or worker_name()
         # Monotonic readings: when each destination's next slot comes, and when items this
         # worker put back (a retry, a rate limit) may go again.
@@ -178,6 +180,7 @@ class Outbox:
         if taken:
             log.info("%s: took over %d items leased by a worker that is gone",
                      self.platform.name, taken)
+        self.taken_over += taken
         return taken
 
     async def run(self, loop: Loop | None = None) -> None:
@@ -284,6 +287,7 @@ class Outbox:
         wall = self.clock.now()
         taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
                                      wall))
+        self.leased_elsewhere += len(batch) - len(taken)
         batch = [item for item in batch if item.id in taken]  # the others: someone else's
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []

@@ -10,7 +10,8 @@
   turn (answered, claimed, closed, replaced) is dropped and recorded, not sent.
 - **Digests** when many notices for one destination are due at once.
 - **Leased**: an item is leased (stored, with an expiry) before it is sent, so two
-  processes never send one item, and a crashed sender's item is taken over later.
+  processes never send one item, and a crashed sender's item is taken over later. A
+  stopping worker finishes the delivery under way (or, cut off, ends its lease).
 - **Retried** with backoff (honouring "retry after N s"); given up after about an hour
   (dead letters), never dropped silently. Pacing and backoff run on the monotonic clock:
   a wall clock stepped back does not hold a channel.
@@ -55,6 +56,7 @@ LONGEST_BACKOFF = 300.0
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
 LEASE = 60.0  # an item leased and not settled by then is another worker's to take
 GATHER_POKES = 0.01
+STOP_GRACE = 5.0  # seconds a stopping worker may take to finish the delivery under way
 
 
 def worker_name() -> str:
@@ -144,6 +146,7 @@ class Outbox:
         self._waiting: set[str] = set()
         self._waiting_complete = False
         self._asleep_until: float | None = None
+        self._stopping = False
 
     def poke(self, actions: Sequence[Action] = ()) -> None:
         """Actions were queued: look at the outbox now, unless none of them can go before
@@ -163,6 +166,12 @@ class Outbox:
         # wake-up: it is looked at then. (Not noted as waiting: the commit that queued it
         # may still roll back.)
         return self._asleep_until is None or free_at < self._asleep_until
+
+    def stop_soon(self) -> None:
+        """Start no new delivery: the one under way finishes (and is settled), then `run`
+        returns. What is still queued waits in the store for the next worker."""
+        self._stopping = True
+        self._wake.set()
 
     def retry_now(self) -> None:
         """What waited for a retry goes now (the cause is cured: rights given back)."""
@@ -187,9 +196,11 @@ class Outbox:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
         (the store failing, a bug) ends the call: its supervisor pauses and calls again."""
         self.take_over_dead()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             next_at = await self.drain()
+            if self._stopping:
+                return
             if loop is not None:
                 loop.ok()
             timeout = None
@@ -210,15 +221,18 @@ class Outbox:
 
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when (monotonic) the next may go."""
-        while True:
+        while not self._stopping:
             ready, next_at = self._ready()
             if not ready:
                 return next_at
             progressed = False
             for batch in self._batches(ready):
+                if self._stopping:
+                    return None
                 progressed |= await self._send(batch)
             if not progressed:
                 return self._ready()[1]
+        return None
 
     def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
@@ -314,6 +328,13 @@ class Outbox:
         try:
             async with asyncio.timeout(DELIVERY_TIMEOUT):
                 posted = await self.platform.deliver(action)
+        except asyncio.CancelledError:
+            # Stopped in the middle, past the grace: the platform may have done it or not.
+            # Ending the leases lets another process's worker send it now, not a lease
+            # later (at least once, as after a kill).
+            for item in items:
+                self._settle_later(item, 0.0, error="stopped while sending", failed=False)
+            raise
         except RetryLater as wait:
             self._next_free[place] = self.clock.monotonic() + wait.after
             for item in items:

@@ -38,6 +38,11 @@ class StoreView:
         outbox = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         return int(deadlines), int(outbox)
 
+    def leases(self, now: float) -> list[str]:
+        """Who holds an outbox lease that has not run out at `now` (one entry per item)."""
+        return [str(r[0]) for r in self.conn.execute(
+            "SELECT locked_by FROM outbox WHERE locked_until > ?", (now,))]
+
     def inbound(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT id FROM inbound")}
 

@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from chat_rescue.adapters.slack.translate import CLAIM_REACTION, CLOSE_REACTION
 from chat_rescue.adapters.telegram.keyboards import callback_data
-from chat_rescue.sandbox.slack_world import ANNA, BOB, CARL, HELP, TEAM
+from chat_rescue.sandbox.slack_world import ANNA, BOB, CARL, HELP, SECRET, TEAM
 from chat_rescue.sandbox.store_view import StoreView
+from chat_rescue.sandbox.telegram import SANDBOX_TOKEN
 from chat_rescue.sandbox.telegram_support import ANA, BEN, CHLOE, GROUP
 from chat_rescue.sandbox.testbeds import RecordingEventsClient, SlackTestbed, TelegramTestbed
 
@@ -31,6 +34,28 @@ SLACK_OPERATORS = (ANNA, BOB, CARL)
 TELEGRAM_OPERATORS = (ANA, BEN, CHLOE)
 TELEGRAM_NAMES = {"Ana": str(ANA), "Ben": str(BEN), "Chloe": str(CHLOE)}
 SEND_TIMEOUT = 5.0
+
+
+def sandbox_env(database: Path, slack: SlackTestbed, telegram: TelegramTestbed,
+                **extra: str) -> dict[str, str]:
+    """The environment of a `chat-rescue run` child (`BotProcess`) that serves both
+    sandboxes' standard worlds from `database`, with the sandbox pacing; `extra` adds
+    or overrides variables (the rescue timers, LOG_LEVEL)."""
+    return {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "LOG_LEVEL": "WARNING",
+        "PTB_TIMEDELTA": "true",
+        "SANDBOX_PACING": "0.01",
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_TEAM_CHANNEL": TEAM,
+        "SLACK_INTAKE_CHANNELS": HELP,
+        "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
+        "TELEGRAM_API_URL": telegram.api_url,
+        "TELEGRAM_SUPPORT_CHAT_ID": str(GROUP),
+        **extra,
+    }
 
 
 # -- Slack's side: signed events, retried until acknowledged --------------------------------
@@ -85,8 +110,16 @@ class SlackTraffic:
         self.latencies: list[float] = []
         self.failed_attempts = 0
         self.late_retries = 0  # deliveries of an already acknowledged event_id
-        self.sent_to: list[int] = [0] * len(self.clients)  # attempts per endpoint
+        self.sent_to: Counter[str] = Counter()  # attempts per endpoint (events URL)
         self._ids = 0
+
+    def add_endpoint(self, client: RecordingEventsClient) -> None:
+        """One more endpoint to spread attempts over (another process is up)."""
+        self.clients.append(client)
+
+    def remove_endpoint(self, client: RecordingEventsClient) -> None:
+        """Send no more attempts to `client`'s endpoint (its process is about to stop)."""
+        self.clients.remove(client)
 
     @property
     def client(self) -> RecordingEventsClient:
@@ -174,9 +207,8 @@ class SlackTraffic:
         began = time.monotonic()
         first = delivery.attempts == 0
         delivery.attempts += 1
-        endpoint = self.rng.randrange(len(self.clients)) if len(self.clients) > 1 else 0
-        client = self.clients[endpoint]
-        self.sent_to[endpoint] += 1
+        client = self.rng.choice(self.clients) if len(self.clients) > 1 else self.clients[0]
+        self.sent_to[client.events_url] += 1
         try:
             async with asyncio.timeout(self.send_timeout):
                 if delivery.click is not None:

@@ -51,14 +51,18 @@ from chat_rescue.sandbox.replay import (
     expected_posts,
     logged_errors,
 )
-from chat_rescue.sandbox.slack_world import HELP, SECRET, TEAM
+from chat_rescue.sandbox.slack_world import SECRET, TEAM
 from chat_rescue.sandbox.slack_world import furnish as furnish_slack
 from chat_rescue.sandbox.store_view import Event, StoreView
-from chat_rescue.sandbox.telegram import SANDBOX_TOKEN
 from chat_rescue.sandbox.telegram_support import GROUP, free_port
 from chat_rescue.sandbox.telegram_support import furnish as furnish_telegram
 from chat_rescue.sandbox.testbeds import RecordingEventsClient, SlackTestbed, TelegramTestbed
-from chat_rescue.sandbox.traffic import TELEGRAM_NAMES, SlackTraffic, TelegramTraffic
+from chat_rescue.sandbox.traffic import (
+    TELEGRAM_NAMES,
+    SlackTraffic,
+    TelegramTraffic,
+    sandbox_env,
+)
 
 SEED = int(os.environ.get("CRASH_SEED", "20261129"))
 KILLS = 7
@@ -116,21 +120,7 @@ async def crash_run(workdir: Path, seed: int) -> CrashRun:
         furnish_telegram(telegram_box)
         port = free_port()
         database = workdir / "crash.db"
-        env = {
-            "DATABASE_URL": f"sqlite:///{database}",
-            "LOG_LEVEL": "WARNING",
-            "PTB_TIMEDELTA": "true",
-            "SANDBOX_PACING": "0.01",
-            "SLACK_BOT_TOKEN": slack_box.bot_token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack_box.api_url,
-            "SLACK_TEAM_CHANNEL": TEAM,
-            "SLACK_INTAKE_CHANNELS": HELP,
-            "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
-            "TELEGRAM_API_URL": telegram_box.api_url,
-            "TELEGRAM_SUPPORT_CHAT_ID": str(GROUP),
-            **TIMERS.env(),
-        }
+        env = sandbox_env(database, slack_box, telegram_box, **TIMERS.env())
         bot = BotProcess(env, port, workdir, workdir / "bot.log")
         client = RecordingEventsClient(f"{bot.url}/slack/events", SECRET, sandbox=slack_box)
         slack = SlackTraffic(slack_box, [client], rng, customers=CUSTOMERS)

@@ -301,7 +301,8 @@ def report(run: TwoProcessRun) -> str:
         + f"; polling warnings {run.logged('getUpdates failed .Conflict')}",
         "  posts: " + ", ".join(f"{platform}/{kind} {n}"
                                  for (platform, kind), n in sorted(posts.items())),
-        f"  posted twice: {len(found.unexplained)}; missing: {len(found.missing)}; "
+        f"  (customer, kind) pairs posted more often than the history calls for: "
+        f"{len(found.unexplained)}; less often: {len(found.missing)}; "
         f"dead letters: {run.dead_letters}; lost: Slack {len(lost_slack)}, "
         f"Telegram {len(lost_telegram)}; cards/topics not current at the end: "
         f"{len(run.stale)}",

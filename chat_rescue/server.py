@@ -57,9 +57,9 @@ STUCK_LIMIT = 60.0  # a loop failing this long on end is not getting over a blip
 
 
 def health(bot: Bot) -> dict[str, object]:
-    """What /healthz reports: each loop's state, the oldest overdue deadline and the
-    oldest action waiting for delivery (seconds), and "failing" when a loop is dead or
-    a deadline is more than a minute overdue."""
+    """What /healthz reports: each loop's state, what each outbox worker delivered, the
+    oldest overdue deadline and the oldest action waiting for delivery (seconds), and
+    "failing" when a loop is dead or a deadline is more than a minute overdue."""
     now = bot.clock.now()
     loops = bot.loops.states()
     stuck = bot.loops.stuck(STUCK_LIMIT)
@@ -71,6 +71,12 @@ def health(bot: Bot) -> dict[str, object]:
         if stuck_there is not None:
             stuck += stuck_there(STUCK_LIMIT)
     report: dict[str, object] = {"status": "ok", "loops": loops}
+    # What this process's outbox workers did since it started (several processes may
+    # share one store: each says its part).
+    report["outbox"] = {o.platform.name: {"delivered": o.delivered, "dropped": o.dropped,
+                                          "taken_over": o.taken_over,
+                                          "leased_elsewhere": o.leased_elsewhere}
+                        for o in bot.runtime.outboxes}
     try:
         deadline = bot.store.next_deadline()
         queued = bot.store.oldest_pending()

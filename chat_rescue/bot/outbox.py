@@ -10,7 +10,8 @@
   turn (answered, claimed, closed, replaced) is dropped and recorded, not sent.
 - **Digests** when many notices for one destination are due at once.
 - **Leased**: an item is leased (stored, with an expiry) before it is sent, so two
-  processes never send one item, and a crashed sender's item is taken over later.
+  processes never send one item, and a crashed sender's item is taken over later. A
+  stopping worker finishes the delivery under way (or, cut off, ends its lease).
 - **Retried** with backoff (honouring "retry after N s"); given up after about an hour
   (dead letters), never dropped silently. Pacing and backoff run on the monotonic clock:
   a wall clock stepped back does not hold a channel.
@@ -58,6 +59,7 @@ DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
 LEASE = 60.0  # an item leased and not settled by then is another worker's to take
 GATHER_POKES = 0.01
 RETRY_SOON = 0.05
+STOP_GRACE = 5.0  # seconds a stopping worker may take to finish the delivery under way
 
 
 def worker_name() -> str:
@@ -155,6 +157,8 @@ class Outbox:
         self.clock = clock
         self.delivered = 0
         self.dropped = 0
+        self.taken_over = 0  # items of dead workers' leases ended by this one
+        self.leased_elsewhere = 0  # items another worker leased first
         self.owner = owner or worker_name()
         # Monotonic readings: when each destination's next slot comes, and when items this
         # worker put back (a retry, a rate limit) may go again.
@@ -170,6 +174,7 @@ class Outbox:
         self._waiting: set[str] = set()
         self._waiting_complete = False
         self._asleep_until: float | None = None
+        self._stopping = False
 
     def poke(self, actions: Sequence[Action] = ()) -> None:
         """Actions were queued: look at the outbox now, unless none of them can go before
@@ -190,6 +195,12 @@ class Outbox:
         # may still roll back.)
         return self._asleep_until is None or free_at < self._asleep_until
 
+    def stop_soon(self) -> None:
+        """Start no new delivery: the one under way finishes (and is settled), then `run`
+        returns. What is still queued waits in the store for the next worker."""
+        self._stopping = True
+        self._wake.set()
+
     def retry_now(self) -> None:
         """What waited for a retry goes now (the cause is cured: rights given back)."""
         self.store.hurry(self._prefix)
@@ -207,15 +218,18 @@ class Outbox:
             log.info("%s: took over %d items leased by a worker that is gone",
                      self.platform.name, len(taken))
         self._in_flight_at_death.update(taken)
+        self.taken_over += len(taken)
         return len(taken)
 
     async def run(self, loop: Loop | None = None) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
         (the store failing, a bug) ends the call: its supervisor pauses and calls again."""
         self.take_over_dead()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             next_at = await self.drain()
+            if self._stopping:
+                return
             if loop is not None:
                 loop.ok()
             timeout = None
@@ -236,18 +250,21 @@ class Outbox:
 
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when (monotonic) the next may go."""
-        while True:
+        while not self._stopping:
             ready, next_at = self._ready()
             if not ready:
                 return next_at
             progressed = False
             for batch in self._batches(ready):
+                if self._stopping:
+                    return None
                 progressed |= await self._send(batch)
             if not progressed:
                 ready, next_at = self._ready()
                 if ready:  # ready yet not sent (a lease lost, a wait of 0 s): soon, not never
                     return self.clock.monotonic() + RETRY_SOON
                 return next_at
+        return None
 
     def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
@@ -320,6 +337,7 @@ class Outbox:
         wall = self.clock.now()
         taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
                                      wall))
+        self.leased_elsewhere += len(batch) - len(taken)
         batch = [item for item in batch if item.id in taken]  # the others: someone else's
         try:
             return await self._send_leased(batch, place)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.outbox import Outbox, Platform
 from chat_rescue.bot.service import Service
@@ -55,7 +56,14 @@ class Runtime:
             await asyncio.sleep(3600)
 
     async def stop(self) -> None:
-        """Cancel the tasks; state is in the store, so nothing is lost."""
+        """Let each outbox worker finish the delivery under way (for up to STOP_GRACE
+        seconds: another process may go on serving, and must not repeat it), then cancel
+        the tasks; state is in the store, so nothing is lost."""
+        for outbox in self.outboxes:
+            outbox.stop_soon()
+        workers = [task for task in self._tasks if task.get_name().startswith("outbox:")]
+        if workers:
+            await asyncio.wait(workers, timeout=outbox_module.STOP_GRACE)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -324,13 +324,14 @@ class TelegramSandbox(TelegramWorld):
         timeout = min(max(params.opt_float("timeout") or 0.0, 0.0), LONG_POLL_MAX_TIMEOUT)
         if params.has("allowed_updates"):
             self.set_allowed_updates(params.obj("allowed_updates"))
-        updates = self.take_updates(offset, limit)
-        if updates or timeout <= 0:
-            return list(updates)
-        # A newer long poll ends the one waiting, as on the real server.
+        # Any newer getUpdates ends the long poll still waiting (answered 409), as on the
+        # real server: two instances of a bot that both poll keep cutting each other off.
         self._poll_generation += 1
         generation = self._poll_generation
         self._wakeup()
+        updates = self.take_updates(offset, limit)
+        if updates or timeout <= 0:
+            return list(updates)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._stopping and (left := deadline - loop.time()) > 0:

@@ -78,7 +78,8 @@ _MIGRATION_2 = """
         CREATE INDEX outbox_lane ON outbox(lane, id);
 """
 
-# Outbox ids are reused once the outbox empties, so dead letters need ids of their own.
+# Outbox ids were reused once the outbox emptied (until migration 6), so dead letters
+# need ids of their own.
 _MIGRATION_3 = """
         CREATE TABLE dead_letters_new (
             id INTEGER PRIMARY KEY,
@@ -124,4 +125,36 @@ _MIGRATION_5 = """
         CREATE INDEX outbox_lane ON outbox(lane, priority, id)
 """
 
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5]
+# Outbox ids are never used again (AUTOINCREMENT, counting on from every id used so far,
+# dead letters' included). Several processes' workers hold ids they read a moment ago; an
+# id that came back for a newer item made one lease, send and settle that item as the old
+# one (the old action sent twice, the new one lost), and serve it from a decoding cache.
+_MIGRATION_6 = """
+        CREATE TABLE outbox_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            lane TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            not_before REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 1,
+            locked_by TEXT,
+            locked_until REAL
+        );
+        INSERT INTO outbox_new (id, lane, kind, payload, not_before, attempts, last_error,
+                                created_at, priority, locked_by, locked_until)
+            SELECT id, lane, kind, payload, not_before, attempts, last_error, created_at,
+                   priority, locked_by, locked_until FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_new RENAME TO outbox;
+        DELETE FROM sqlite_sequence WHERE name = 'outbox';
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', max(
+            (SELECT coalesce(max(id), 0) FROM outbox),
+            (SELECT coalesce(max(outbox_id), 0) FROM dead_letters));
+        CREATE INDEX outbox_lane ON outbox(lane, priority, id)
+"""
+
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
+                         _MIGRATION_6]

@@ -5,6 +5,8 @@ Its head is its item of lowest (priority, id). A worker leases the heads it is a
 send (`locked_by`, `locked_until`, wall-clock epoch seconds, because another process reads
 them); a lane with an unexpired lease on any item offers no head, so a lane's order holds
 across processes, and a crashed sender's item is taken over once its lease has run out.
+Ids are never used again (AUTOINCREMENT, migration 6): an id a worker read a moment ago
+names that item or nothing, whatever another process settled and queued since.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from chat_rescue.bot.model import Action, HistoryEvent
 from chat_rescue.storage.base import OutboxItem
 
 _RANK = 1 << 40  # rank = priority * _RANK + id: lowest rank first, one integer to compare
+DECODED_MIN = 4096  # decoded actions kept before looking for those settled elsewhere
 
 
 class OutboxTables:
@@ -24,6 +27,7 @@ class OutboxTables:
 
     conn: sqlite3.Connection
     _decoded: dict[int, Action]
+    _decoded_limit: int = DECODED_MIN
 
     def pending(self, limit: int) -> list[OutboxItem]:
         rows = self.conn.execute(
@@ -42,7 +46,9 @@ class OutboxTables:
             f"ON o.id = h.rank % {_RANK} ORDER BY h.rank LIMIT ?",
             (prefix, _after(prefix), now, limit),
         ).fetchall()
-        return self._items(rows)
+        items = self._items(rows)
+        self._forget_settled_elsewhere()
+        return items
 
     def next_lease_end(self, prefix: str, now: float) -> float | None:
         """When the first unexpired lease on lanes starting with `prefix` runs out."""
@@ -91,6 +97,17 @@ class OutboxTables:
                 action = decoded[id_] = decode_action(kind, payload)
             items.append(OutboxItem(id_, lane, action, not_before, attempts))
         return items
+
+    def _forget_settled_elsewhere(self) -> None:
+        """Another process settles items too, and this one would keep their decoded actions
+        for ever (ids are never used again): whenever the cache has doubled, it keeps only
+        those still queued."""
+        if len(self._decoded) <= self._decoded_limit:
+            return
+        queued = {item_id for (item_id,) in self.conn.execute("SELECT id FROM outbox")}
+        for gone in self._decoded.keys() - queued:
+            del self._decoded[gone]
+        self._decoded_limit = max(DECODED_MIN, 2 * len(self._decoded))
 
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False, failed: bool = True,

@@ -45,6 +45,7 @@ from chat_rescue.bot.outbox import (
     Undeliverable,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.storage.base import Change, OutboxItem
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -65,13 +66,14 @@ class FakePlatform:
         self.script: list[BaseException] = []
         self.fail: Callable[[Action], BaseException | None] = lambda action: None
         self.hang_once = False
+        self.hang_for = 10.0  # seconds the call that hangs takes
         self.cards = 0
 
     async def deliver(self, action: Action) -> Posted | None:
         self.calls.append(action)
         if self.hang_once:
             self.hang_once = False
-            await asyncio.sleep(10)
+            await asyncio.sleep(self.hang_for)
         if self.script:
             raise self.script.pop(0)
         failure = self.fail(action)
@@ -798,3 +800,47 @@ def test_a_worker_of_another_pid_namespace_counts_as_alive() -> None:
     other = f"{socket.gethostname()}:1.{outbox_module._started(1)}.4026500000:abc"
     assert outbox_module.worker_alive(other)
     assert outbox_module.worker_alive(outbox_module.worker_name())
+
+
+async def started_runtime(store: SQLiteStore, platform: FakePlatform,
+                          clock: FastClock) -> tuple[Runtime, Service]:
+    service = Service(store, Policy(), clock)
+    runtime = Runtime(service, clock, [platform])
+    await runtime.start()
+    return runtime, service
+
+
+async def test_a_stop_lets_the_delivery_under_way_finish(store: SQLiteStore) -> None:
+    # A deploy stops the old process while the new one serves: what the old one is sending
+    # is finished and settled, not cut off (and sent again by the new one).
+    clock = FastClock(T0, speed=1)
+    platform = FakePlatform(clock)
+    platform.hang_once, platform.hang_for = True, 0.3  # a slow platform call
+    runtime, service = await started_runtime(store, platform, clock)
+    service.handle(CustomerMessage(ref(1), clock.now(), "cust-1", "hi", "team-a"))
+    for _ in range(200):
+        if platform.calls:
+            break
+        await asyncio.sleep(0.005)
+    await runtime.stop()
+    assert [type(a) for a in platform.actions()] == [PostCard]
+    assert store.pending(10) == []
+
+
+async def test_a_delivery_cut_off_by_the_stop_is_free_for_another_worker_at_once(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "STOP_GRACE", 0.05)
+    clock = FastClock(T0, speed=1)
+    platform = FakePlatform(clock)
+    platform.hang_once = True  # longer than the grace
+    runtime, service = await started_runtime(store, platform, clock)
+    service.handle(CustomerMessage(ref(1), clock.now(), "cust-1", "hi", "team-a"))
+    for _ in range(200):
+        if platform.calls:
+            break
+        await asyncio.sleep(0.005)
+    await runtime.stop()
+    assert platform.actions() == []
+    # Not held for the lease's minute: another process's worker sends it now.
+    assert [type(i.action) for i in store.heads("fake:", 10, clock.now())] == [PostCard]

@@ -164,6 +164,8 @@ async def test_healthz_reports_loops_and_ages_and_fails_when_a_deadline_is_late(
             assert report["loops"] == {"ticker": "alive", "prune": "alive",
                                        "outbox:fake": "alive"}
             assert report["oldest_overdue_s"] == 0.0 and report["oldest_pending_s"] == 0.0
+            assert report["outbox"] == {"fake": {"delivered": 0, "dropped": 0, "taken_over": 0,
+                                                 "leased_elsewhere": 0}}
 
             # The ticker dies for good (a bug): its deadlines go overdue.
             bot.runtime._tasks[0].cancel()

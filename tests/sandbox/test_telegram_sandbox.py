@@ -557,6 +557,19 @@ async def test_a_second_poller_ends_the_first(sandbox: TelegramSandbox, bot: Bot
         assert len(await asyncio.wait_for(second, 1)) == 1
 
 
+async def test_a_poll_answered_at_once_still_ends_the_one_waiting(
+    sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.05)
+    async with Bot(SANDBOX_TOKEN, base_url=sandbox.api_url) as twin:
+        # The twin does not wait (a short poll) yet ends the long poll, which would
+        # otherwise stay open and be handed the same updates as the twin.
+        assert await twin.get_updates(timeout=0) == ()
+        with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+            await asyncio.wait_for(first, 1)
+
+
 # -- failures -----------------------------------------------------------------------------------
 
 

@@ -167,6 +167,44 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
         store.close()
 
 
+def test_two_stores_on_one_file_never_take_a_new_item_for_a_settled_one(db_path: Path) -> None:
+    """Two processes' outbox workers: one reads a head, the other sends and settles it,
+    then a new item is queued. The first must see the new item as new, and must not be
+    able to lease the old one (it would send the old action again and lose the new)."""
+    old, new = Nudge(REF, "ana", 60.0), Nudge(ConversationRef("slack", "C2", "t2"), "bo", 9.0)
+    reader, sender = open_store(db_path), open_store(db_path)
+    try:
+        reader.commit(Change(actions=(old,)), T0)
+        (seen,) = reader.heads("slack:", 10, T0)  # read (and decoded) by the first worker
+        assert sender.lease([seen.id], "worker-b", T0 + 60, T0) == [seen.id]
+        sender.settle(seen.id)  # delivered by the second
+        sender.commit(Change(actions=(new,)), T0 + 1)
+        assert reader.lease([seen.id], "worker-a", T0 + 61, T0 + 1) == []
+        (head,) = reader.heads("slack:", 10, T0 + 1)
+        assert (head.lane, head.action) == (f"{new.ref.key}>team", new)
+        assert head.id != seen.id
+    finally:
+        reader.close()
+        sender.close()
+
+
+def test_decoded_actions_settled_by_another_process_are_forgotten(db_path: Path) -> None:
+    reader, sender = open_store(db_path), open_store(db_path)
+    try:
+        for n in range(10):
+            reader.commit(Change(actions=(Nudge(ConversationRef("slack", f"C{n}", "t"), "a",
+                                                1.0),)), T0)
+        items = reader.heads("slack:", 100, T0)
+        for item in items[:8]:
+            sender.settle(item.id)
+        reader._decoded_limit = 4  # as if the cache had grown past its limit
+        reader.heads("slack:", 100, T0)
+        assert set(reader._decoded) == {item.id for item in items[8:]}
+    finally:
+        reader.close()
+        sender.close()
+
+
 def test_describe_changes_nothing_and_says_what_it_found(db_path: Path) -> None:
     url = f"sqlite:///{db_path}"
     assert describe("sqlite://") == "in memory: nothing is kept across restarts"

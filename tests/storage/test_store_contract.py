@@ -379,6 +379,18 @@ def test_a_leased_lane_offers_no_head_until_the_lease_runs_out(store: Store) -> 
     assert [i.id for i in store.heads("slack:", 10, T0 + 61)] == [second.id]
 
 
+def test_an_outbox_id_names_one_item_forever(store: Store) -> None:
+    # Several workers (processes) hold ids they read a moment ago: an id that came back
+    # for a newer item would have them lease, send and settle that item as the old one.
+    store.commit(Change(actions=(nudge(1),)), T0)
+    (first,) = store.pending(10)
+    store.settle(first.id)  # the outbox is empty again
+    store.commit(Change(actions=(nudge(2),)), T0)
+    (second,) = store.pending(10)
+    assert second.id > first.id
+    assert store.lease([first.id], "worker-a", T0 + 60, T0) == []  # settled is gone
+
+
 def test_a_retry_ends_the_lease(store: Store) -> None:
     store.commit(Change(actions=(nudge(),)), T0)
     (head,) = store.heads("slack:", 10, T0)

@@ -692,16 +692,24 @@ async def test_an_item_leased_by_another_live_worker_is_not_sent(
     assert platform.actions() == [nudge(2), nudge(1)]  # the lease ran out: taken over
 
 
+def dead_holder(how: str) -> str:
+    """A lease holder of this host whose process has ended."""
+    namespace = outbox_module._pid_namespace()
+    if how == "an ended process":
+        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True)
+        return f"{socket.gethostname()}:{ended.stdout.strip()}..{namespace}:abc"
+    # pid 1 of a container that was restarted: the same host and pid, started earlier.
+    return f"{socket.gethostname()}:{os.getpid()}.1.{namespace}:abc"
+
+
+@pytest.mark.parametrize("how", ["an ended process", "an earlier process of the same pid"])
 async def test_items_of_a_dead_worker_of_this_host_are_taken_over_at_once(
-    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock, how: str
 ) -> None:
     queue(store, nudge(1))
     (item,) = store.pending(1)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: ASYNC221
-                          capture_output=True, text=True, check=True)
-    namespace = outbox_module._pid_namespace()
-    holder = f"{socket.gethostname()}:{dead.stdout.strip()}..{namespace}:abc"  # it has ended
-    store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
+    store.lease([item.id], dead_holder(how), clock.now() + outbox_module.LEASE, clock.now())
     assert outbox.take_over_dead() == 1
     await outbox.drain()
     assert platform.actions() == [nudge(1)]
@@ -716,19 +724,6 @@ async def test_a_wait_of_no_time_is_tried_again_soon_not_left_for_ever(
     assert next_at is not None and next_at - clock.monotonic() <= 0.1  # it wakes by itself
     clock.advance(0.1)
     assert await outbox.drain() is None
-    assert platform.actions() == [nudge(1)]
-
-
-async def test_a_lease_of_an_earlier_process_with_the_same_pid_is_taken_over(
-    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
-) -> None:
-    queue(store, nudge(1))
-    (item,) = store.pending(1)
-    # pid 1 of a container that was restarted: the same host and pid, started earlier.
-    holder = f"{socket.gethostname()}:{os.getpid()}.1.{outbox_module._pid_namespace()}:abc"
-    store.lease([item.id], holder, clock.now() + outbox_module.LEASE, clock.now())
-    assert outbox.take_over_dead() == 1
-    await outbox.drain()
     assert platform.actions() == [nudge(1)]
 
 

@@ -164,8 +164,6 @@ class Outbox:
         # worker put back (a retry, a rate limit) may go again.
         self._next_free: dict[str, float] = {}
         self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
-        # Items a dead worker was sending: they may have reached the platform already.
-        self._in_flight_at_death: set[int] = set()
         self._wake = asyncio.Event()
         self._prefix = f"{platform.name}:"
         # What the last look at the outbox found, so that a poke for actions that could
@@ -217,7 +215,6 @@ class Outbox:
         if taken:
             log.info("%s: took over %d items leased by a worker that is gone",
                      self.platform.name, len(taken))
-        self._in_flight_at_death.update(taken)
         self.taken_over += len(taken)
         return len(taken)
 
@@ -326,7 +323,6 @@ class Outbox:
 
     def _settled(self, item: OutboxItem, record: HistoryEvent | None = None) -> None:
         self._holds.pop(item.id, None)
-        self._in_flight_at_death.discard(item.id)
         self.store.settle(item.id, record=record)
 
     async def _send(self, batch: list[OutboxItem]) -> bool:
@@ -424,12 +420,12 @@ class Outbox:
         log.info("%s: %s for %s not sent: %s", self.platform.name, kind, item.lane, why)
         record = None
         if conv is not None:
-            # value 1: it was in flight when its worker died, so it may have been posted.
-            maybe_sent = 1.0 if item.id in self._in_flight_at_death else None
+            # value 1: it was in flight when its worker died (or ran out of time), so it
+            # may have been posted.
+            maybe_sent = 1.0 if item.was_leased else None
             record = HistoryEvent(conv.ref, conv.team, "notice_dropped", self.clock.now(),
                                   kind, maybe_sent)
         self._holds.pop(item.id, None)
-        self._in_flight_at_death.discard(item.id)
         self.store.settle(item.id, record=record)
         self.dropped += 1
 

@@ -46,6 +46,7 @@ class OutboxItem:
     action: Action
     not_before: float
     attempts: int
+    was_leased: bool = False  # a worker that died or ran out of time had it in flight
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ class OutboxTables:
 
     def pending(self, limit: int) -> list[OutboxItem]:
         rows = self.conn.execute(
-            "SELECT id, lane, kind, payload, not_before, attempts FROM outbox ORDER BY id LIMIT ?",
+            "SELECT id, lane, kind, payload, not_before, attempts, locked_by IS NOT NULL "
+            "FROM outbox ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
         return self._items(rows)
@@ -39,7 +40,8 @@ class OutboxTables:
     def heads(self, prefix: str, limit: int, now: float) -> list[OutboxItem]:
         # A busy lane (one chatty conversation) must not hide the heads of the others.
         rows = self.conn.execute(
-            "SELECT o.id, o.lane, o.kind, o.payload, o.not_before, o.attempts FROM outbox o "
+            "SELECT o.id, o.lane, o.kind, o.payload, o.not_before, o.attempts, "
+            "o.locked_by IS NOT NULL FROM outbox o "
             f"JOIN (SELECT min(priority * {_RANK} + id) AS rank FROM outbox "
             "      WHERE lane >= ? AND lane < ? GROUP BY lane "
             "      HAVING coalesce(max(locked_until), 0) <= ?) h "
@@ -82,20 +84,22 @@ class OutboxTables:
         return [str(owner) for (owner,) in rows]
 
     def end_leases(self, owner: str) -> list[int]:
-        """End every lease of `owner` (a worker known to be dead); returns the items."""
+        """End every lease of `owner` (a worker known to be dead); returns the items. The
+        holder's name stays, as a mark that the item was in flight (it may have gone)."""
         rows = self.conn.execute(
-            "UPDATE outbox SET locked_by = NULL, locked_until = NULL WHERE locked_by = ? "
+            "UPDATE outbox SET locked_until = 0 WHERE locked_by = ? AND locked_until > 0 "
             "RETURNING id", (owner,)).fetchall()
         return [int(item_id) for (item_id,) in rows]
 
-    def _items(self, rows: list[tuple[int, str, str, str, float, int]]) -> list[OutboxItem]:
+    def _items(self, rows: list[tuple[int, str, str, str, float, int, int]]
+               ) -> list[OutboxItem]:
         decoded = self._decoded
         items = []
-        for id_, lane, kind, payload, not_before, attempts in rows:
+        for id_, lane, kind, payload, not_before, attempts, was_leased in rows:
             action = decoded.get(id_)
             if action is None:
                 action = decoded[id_] = decode_action(kind, payload)
-            items.append(OutboxItem(id_, lane, action, not_before, attempts))
+            items.append(OutboxItem(id_, lane, action, not_before, attempts, bool(was_leased)))
         return items
 
     def _forget_settled_elsewhere(self) -> None:
@@ -155,7 +159,7 @@ class OutboxTables:
         showed what they would have. Returns how many were forgotten."""
         gone = self.conn.execute(
             "DELETE FROM outbox WHERE lane = ? AND kind = 'UpdateCard' AND id <= ? "
-            "AND id != ? AND locked_until IS NULL RETURNING id",
+            "AND id != ? AND coalesce(locked_until, 0) = 0 RETURNING id",
             (lane, through, keep),
         ).fetchall()
         for (item_id,) in gone:

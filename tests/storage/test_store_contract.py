@@ -591,3 +591,16 @@ def test_held_requests_come_back_in_arrival_order_once_each(store: Store) -> Non
     store.release(held[0].id)
     assert [h.inbound_id for h in store.held("slack", 10)] == ["slack:Ev1"]
     assert [h.inbound_id for h in store.held("telegram", 10)] == ["telegram:9"]
+
+
+def test_an_item_whose_worker_died_is_marked_as_maybe_sent_until_settled(store: Store) -> None:
+    store.commit(Change(actions=(nudge(1),)), T0)
+    (item,) = store.heads("slack:", 10, T0)
+    assert not item.was_leased
+    store.lease([item.id], "dead-worker", T0 + 60, T0)
+    assert store.end_leases("dead-worker") == [item.id]
+    (again,) = store.heads("slack:", 10, T0 + 1)  # free for the next worker at once ...
+    assert again.was_leased  # ... which knows it may have reached the platform already
+    store.lease([again.id], "next-worker", T0 + 61, T0 + 1)
+    store.settle(again.id, retry_at=T0 + 5, error="rate limited", failed=False)
+    assert not store.heads("slack:", 10, T0 + 6)[0].was_leased  # refused: it did not go

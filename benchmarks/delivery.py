@@ -30,11 +30,13 @@ defaults and flood control is switched on with empty windows.
    moment auto-close came due). On Slack the operators answer in the customer's thread
    themselves: the bot relays nothing, so "operator → customer" has no bot latency; the
    closing message is the only thing the bot sends to the customer side.
-3. **storm** (each platform): 300 open, unclaimed conversations with `accept` off; once all
-   have waited 30 s an admin types `/rescue set accept 30s`, which puts every deadline in
-   the past at once: 300 escalations (and 300 card updates) are due together, and the
-   repeat calls follow 30 and 60 s later (a repeat replaces a call not yet shown).
-   Measured: until every conversation's escalation is visible (in a digest or alone).
+3. **storm** (each platform): 300 open conversations, each claimed and answered, whose
+   customer wrote again, with `idle` off; once all have waited 30 s an admin types
+   `/rescue set idle 30s`, which puts every deadline in the past at once: 300 nudges (and
+   300 card updates: "customer waiting") are due together, and nothing else comes due for
+   5 minutes. Measured: until every conversation's nudge is visible (in a digest or alone).
+   `--storm-timer accept` makes it 300 unclaimed conversations and escalations instead
+   (repeated every `accept`; a repeat replaces a call not yet shown).
 
 Targets (issue 8): Telegram operator → customer p99 <= 1.5 s, customer → operators copy p99
 <= 6 s; Slack customer → operators p99 <= 1.5 s, bot → customer p99 <= 1.5 s; storm fully
@@ -53,7 +55,6 @@ import asyncio
 import contextlib
 import inspect
 import json
-import logging
 import math
 import os
 import random
@@ -62,28 +63,43 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import machine, percentile
+from _common import machine
+from _watched import (
+    TAG,
+    Json,
+    Later,
+    Sample,
+    Target,
+    WatchedSlack,
+    WatchedTelegram,
+    deliveries_between,
+    figures,
+    journal_waits,
+    log_lines,
+    open_conversations,
+    p99,
+    poisson,
+    quiet_logs,
+    secs,
+    telegram_group_kind,
+    wait_for,
+)
 
 from chat_rescue.adapters.slack import SlackAdapter
-from chat_rescue.bot.model import Action, CloseNotice, Relay
+from chat_rescue.bot.model import CloseNotice, Relay
 from chat_rescue.sandbox.flood import SlackFlood, TelegramFlood
 from chat_rescue.sandbox.journal import OutboxJournal
-from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.slack_world import ANNA, BOB, CARL, HELP, TEAM, VIP, SlackWorld
 from chat_rescue.sandbox.slack_world import furnish as furnish_slack
 from chat_rescue.sandbox.slack_world import sandbox_settings as slack_settings
-from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import ANA, BEN, CHLOE, GROUP, SupportGroup
 from chat_rescue.sandbox.telegram_support import furnish as furnish_telegram
 from chat_rescue.sandbox.telegram_support import sandbox_settings as telegram_settings
-from chat_rescue.sandbox.telegram_world import ApiError
-
-Json = dict[str, Any]
 
 TG_REPLY_P99 = 1.5
 TG_COPY_P99 = 6.0
@@ -92,259 +108,10 @@ SLACK_CLOSE_P99 = 1.5
 STORM_SECONDS = 60.0
 TG_OPERATORS = (ANA, BEN, CHLOE)
 SLACK_OPERATORS = (ANNA, BOB, CARL)
-TAG = re.compile(r"^([co]\d{5}) ")
 TG_CUSTOMER = re.compile(r"Customer (\d{7})")
 SLACK_CUSTOMER = re.compile(r"<@(U0C\d{6})>")
 AUTO_CLOSE = 40.0
 CLOSING = "We are closing this conversation; write here again any time."
-
-
-# --- measuring -----------------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    what: str
-    measured: float
-    bound: float
-    unit: str = "s"
-
-    def line(self) -> str:
-        shown = "not reached" if math.isinf(self.measured) else f"{self.measured:.2f} {self.unit}"
-        verdict = "MET" if self.measured <= self.bound else "MISSED"
-        return f"TARGET {self.what}: {shown} (target <= {self.bound:g} {self.unit}) {verdict}"
-
-
-@dataclass
-class Sample:
-    """One message: when it was sent, and when its copy (or card, or notice) showed."""
-
-    tag: str
-    sent: float
-    kind: str
-    seen: float | None = None
-    relay: tuple[str, str] | None = None  # (from_chat, message_id) of the Relay it becomes
-
-    @property
-    def latency(self) -> float:
-        return math.inf if self.seen is None else self.seen - self.sent
-
-
-def figures(samples: Iterable[float]) -> str:
-    ordered = sorted(samples)
-    if not ordered:
-        return "no samples"
-    late = sum(1 for v in ordered if math.isinf(v))
-    p50, p99, top = percentile(ordered, 50), percentile(ordered, 99), ordered[-1]
-    text = f"n={len(ordered)}  p50 {_s(p50)}  p99 {_s(p99)}  max {_s(top)}"
-    return text + (f"  ({late} never shown)" if late else "")
-
-
-def p99(samples: Iterable[float]) -> float:
-    ordered = sorted(samples)
-    return percentile(ordered, 99) if ordered else math.inf
-
-
-def _s(value: float) -> str:
-    return "never" if math.isinf(value) else f"{value:.2f} s"
-
-
-class Later:
-    """Runs sync actions and coroutines at given times; keeps its tasks; cancels on close."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.handles: list[asyncio.TimerHandle] = []
-
-    def at(self, when: float, call: Callable[[], Any]) -> None:
-        """`call()` at monotonic `when`; a coroutine it returns is run as a task."""
-        def fire() -> None:
-            result = call()
-            if asyncio.iscoroutine(result):
-                task = asyncio.ensure_future(result)
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-        self.handles.append(self.loop.call_later(max(0.0, when - time.monotonic()), fire))
-
-    def pending(self) -> int:
-        now = self.loop.time()
-        return sum(1 for h in self.handles if not h.cancelled() and h.when() > now) + len(
-            self.tasks)
-
-    async def close(self) -> None:
-        for handle in self.handles:
-            handle.cancel()
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-async def wait_for(check: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(poll)
-    return True
-
-
-def poisson(rng: random.Random, per_minute: float, seconds: float) -> list[float]:
-    """Arrival offsets of a Poisson process over `seconds`."""
-    times, t = [], 0.0
-    while per_minute > 0:
-        t += rng.expovariate(per_minute / 60.0)
-        if t >= seconds:
-            return times
-        times.append(t)
-    return times
-
-
-def open_conversations(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute(
-            "SELECT count(*) FROM conversations WHERE state != 'closed'").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def journal_waits(journal: OutboxJournal, platform: str, wanted: Callable[[Action], bool]
-                  ) -> list[tuple[Action, float, float | None, list[str]]]:
-    """(action, queued at, delivered at or None, errors of failed attempts) per queued
-    action that `wanted` picks, from the outbox journal (monotonic times)."""
-    found = []
-    for entries in journal.queued.values():
-        for queued_at, action in entries:
-            if not wanted(action):
-                continue
-            delivered, errors = None, []
-            for attempt in journal.attempts:
-                if attempt.platform != platform or action not in attempt.actions:
-                    continue
-                if attempt.delivered:
-                    delivered = attempt.at
-                    break
-                errors.append(attempt.error or "")
-            found.append((action, queued_at, delivered, errors))
-    return found
-
-
-def deliveries_between(journal: OutboxJournal, platform: str, start: float, end: float,
-                       where: Callable[[Action], bool]) -> Counter[str]:
-    """What the outbox delivered (by kind) between two monotonic times, among `where`."""
-    kinds: Counter[str] = Counter()
-    for attempt in journal.attempts:
-        if attempt.platform == platform and attempt.delivered and start < attempt.at <= end:
-            first = attempt.actions[0]
-            if where(first):
-                kind = type(first).__name__
-                kinds["Digest" if len(attempt.actions) > 1 else kind] += 1
-    return kinds
-
-
-def quiet_logs(path: Path) -> None:
-    """The bot's WARNING and worse go to a file (429s put back are logged at INFO)."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-
-
-def log_lines(path: Path) -> Counter[str]:
-    levels: Counter[str] = Counter()
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            for level in ("WARNING", "ERROR", "CRITICAL"):
-                if f" {level} " in line:
-                    levels[level] += 1
-    return levels
-
-
-# --- the sandboxes, watched ----------------------------------------------------------------
-
-
-class WatchedTelegram(TelegramSandbox):
-    """The Telegram sandbox, noting when each of the bot's messages appeared and how each
-    call was answered (a benchmark's view; it changes nothing the bot sees)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.posted: list[tuple[float, int, int | None, Json]] = []
-        self.on_post: Callable[[float, int, int | None, Json], None] = lambda *_: None
-        self.answers: Counter[tuple[str, int, str]] = Counter()  # (method, status, chat kind)
-        self.edits: list[tuple[float, int]] = []  # (when, message id) of card edits
-
-    def new_message(self, chat: Any, sender: Json, content: Any, *,
-                    thread_id: int | None = None, reply_to: Any = None) -> Json:
-        message = super().new_message(chat, sender, content, thread_id=thread_id,
-                                      reply_to=reply_to)
-        if sender.get("id") == self.bot_id:
-            at = time.monotonic()
-            thread = message.get("message_thread_id") if message.get("is_topic_message") \
-                else None
-            self.posted.append((at, chat.id, thread, message))
-            self.on_post(at, chat.id, thread, message)
-        return message
-
-    async def _dispatch(self, method: str, params: Any) -> tuple[str | None, Any]:
-        chat = params.raw.get("chat_id")
-        kind = "group" if str(chat).startswith("-") else "chat" if chat is not None else "-"
-        name = method.lower()
-        try:
-            result = await super()._dispatch(method, params)
-        except ApiError as error:
-            self.answers[(name, error.status, kind)] += 1
-            raise
-        self.answers[(name, 200, kind)] += 1
-        if name == "editmessagetext":
-            self.edits.append((time.monotonic(), int(params.raw.get("message_id", 0))))
-        return result
-
-
-class WatchedSlack(SlackSandbox):
-    """The Slack sandbox, noting when each post and update of the bot was carried out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.posted: list[tuple[float, str, Json, Json]] = []  # (when, method, params, answer)
-        self.on_post: Callable[[float, str, Json, Json], None] = lambda *_: None
-
-    def _dispatch(self, method: str, token: str | None, params: Json) -> Json:
-        answer = super()._dispatch(method, token, params)
-        if answer.get("ok") and method in ("chat.postMessage", "chat.update"):
-            at = time.monotonic()
-            self.posted.append((at, method, params, answer))
-            self.on_post(at, method, params, answer)
-        return answer
-
-    def answers(self) -> Counter[tuple[str, int | None]]:
-        return Counter((call.method, call.status) for call in self.calls)
-
-
-def telegram_group_kind(message: Json) -> str:
-    """What one of the bot's messages in the support group is."""
-    for key in ("forum_topic_created", "forum_topic_edited", "forum_topic_closed",
-                "forum_topic_reopened"):
-        if key in message:
-            return {"forum_topic_created": "topic created", "forum_topic_edited": "topic renamed",
-                    "forum_topic_closed": "topic closed",
-                    "forum_topic_reopened": "topic reopened"}[key]
-    text = str(message.get("text", ""))
-    if TAG.match(text):
-        return "copy of a customer's message"
-    if "wrote to the bot" in text:
-        return "card"
-    if text.startswith("🆕"):
-        return "announcement"
-    if "conversations need attention" in text:
-        return "digest"
-    if "nobody has taken" in text:
-        return "escalation"
-    return "other (notices, replies)"
 
 
 # --- 1. Telegram: 50 conversations in flight ------------------------------------------------
@@ -405,6 +172,40 @@ async def open_telegram(run: TelegramRun, customers: list[int], timeout: float) 
     return topics()
 
 
+async def telegram_costs(run: TelegramRun, customer: int) -> list[tuple[str, Counter[str]]]:
+    """What each step of one conversation's life costs in support-group messages (pacing
+    off: only the count matters)."""
+    sandbox, group = run.sandbox, run.group
+    costs: list[tuple[str, Counter[str]]] = []
+    topic = [0]
+
+    async def step(name: str, act: Callable[[], Any]) -> None:
+        before = len(sandbox.posted)
+        act()
+        await asyncio.sleep(0.3)  # the update is taken, then its actions are queued
+        await group.drained(30)
+        made = [m for _, chat, _, m in sandbox.posted[before:] if chat == GROUP]
+        costs.append((name, Counter(telegram_group_kind(m) for m in made)))
+        if not topic[0]:
+            topic[0] = next((thread for _, chat, thread, _ in sandbox.posted[before:]
+                             if chat == GROUP and thread), 0)
+
+    def operator(text: str) -> Callable[[], Any]:
+        return lambda: sandbox.group_message(GROUP, BEN, text, thread_id=topic[0])
+
+    def customer_says(text: str) -> Callable[[], Any]:
+        return lambda: sandbox.private_message(customer, text)
+
+    await step("a new conversation (first message)", customer_says("c00000 Hello?"))
+    await step("an operator's first reply (a claim)", operator("Hello, how can I help?"))
+    await step("the customer writes again", customer_says("c00000 My order is late."))
+    await step("the operator answers", operator("It ships today."))
+    await step("the customer writes again", customer_says("c00000 Thanks!"))
+    await step("/close in the topic", operator("/close"))
+    await step("the customer writes again (reopens)", customer_says("c00000 One more thing"))
+    return costs
+
+
 async def telegram_part(args: argparse.Namespace, workdir: Path) -> list[Target]:
     rng = random.Random(args.seed)
     seconds = args.seconds
@@ -415,8 +216,14 @@ async def telegram_part(args: argparse.Namespace, workdir: Path) -> list[Target]
     async with telegram_bot(workdir, "telegram") as run:
         sandbox, group = run.sandbox, run.group
         customers = list(range(2_000_001, 2_000_001 + flight + 200))
-        for customer in customers:
+        for customer in [*customers, 2_999_999]:
             sandbox.add_user(customer, f"Customer {customer}")
+        costs = await telegram_costs(run, 2_999_999)
+        print("support-group messages per step of a conversation (topic service messages "
+              "counted, card edits not):")
+        for name, kinds in costs:
+            shown = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "none"
+            print(f"  {name:<38} {sum(kinds.values())}: {shown}")
         started = time.monotonic()
         topics = await open_telegram(run, customers[:flight], 120)
         owners = {c: TG_OPERATORS[i % 3] for i, c in enumerate(customers)}
@@ -789,16 +596,14 @@ async def slack_part(args: argparse.Namespace, workdir: Path) -> list[Target]:
 
 # --- 3. the end-of-shift storm --------------------------------------------------------------
 
-
-async def wait_past(accept: float, opened_by: float) -> None:
-    """Until every conversation opened by `opened_by` has waited longer than `accept`."""
-    await asyncio.sleep(max(0.0, opened_by + accept + 1.0 - time.monotonic()))
+# What the notice each timer makes says (the customer is named after it).
+STORM_PHRASE = {"idle": "are you still with", "accept": "nobody has taken"}
 
 
 async def watch_storm(found: set[str], size: int, timeout: float, t0: float
                       ) -> tuple[float | None, int]:
-    """When every conversation's escalation was visible (None: not by `timeout`), and how
-    many were visible `STORM_SECONDS` after `t0`."""
+    """When every conversation's notice was visible (None: not by `timeout`), and how many
+    were visible `STORM_SECONDS` after `t0`."""
     at_target = 0
     deadline = t0 + timeout
     while len(found) < size and time.monotonic() < deadline:
@@ -810,53 +615,75 @@ async def watch_storm(found: set[str], size: int, timeout: float, t0: float
     return (None if len(found) < size else time.monotonic() - t0), at_target
 
 
+def storm_lines(args: argparse.Namespace, found: set[str], first_at: list[float], t0: float,
+                last: float | None, at_target: int) -> str:
+    return (f"first notice after {secs(first_at[0] - t0) if first_at else 'never'}; "
+            f"visible after {STORM_SECONDS:g} s: {at_target} of {args.storm}; "
+            + (f"all visible after {last:.1f} s" if last is not None else
+               f"after {args.storm_timeout:g} s (the cap): {len(found)} of {args.storm}"))
+
+
+def notice_counts(store: Any, t0: float) -> str:
+    since = time.time() - (time.monotonic() - t0)
+    kinds = Counter(e.kind for e in store.history(None, since))
+    return (f"notices decided: {kinds['nudged']} nudges, {kinds['escalated']} escalations; "
+            f"dropped unseen at their turn (reason gone, or a repeat replaced them): "
+            f"{kinds['notice_dropped']}")
+
+
 async def telegram_storm(args: argparse.Namespace, workdir: Path) -> Target:
-    size = args.storm
-    print(f"\n== Telegram storm: {size} overdue conversations at once ==", flush=True)
-    async with telegram_bot(workdir, "telegram-storm", rescue_accept="off") as run:
-        sandbox = run.sandbox
+    size, timer, length = args.storm, args.storm_timer, args.storm_after
+    print(f"\n== Telegram storm: {size} conversations overdue at once ({timer} {length:g} s) ==",
+          flush=True)
+    async with telegram_bot(workdir, "telegram-storm", **{f"rescue_{timer}": "off"}) as run:
+        sandbox, group = run.sandbox, run.group
         customers = list(range(3_000_001, 3_000_001 + size))
         for customer in customers:
             sandbox.add_user(customer, f"Customer {customer}")
         started = time.monotonic()
-        await open_telegram(run, customers, 300)
-        print(f"opened {size} conversations in {time.monotonic() - started:.1f} s "
+        topics = await open_telegram(run, customers, 300)
+        if timer == "idle":  # claimed and answered; then the customer writes again
+            for n, topic in enumerate(topics.values()):
+                sandbox.group_message(GROUP, TG_OPERATORS[n % 3], "On it.", thread_id=topic)
+            await wait_for(lambda: all((c := group.conversation(x)) is not None and c.owner
+                                       for x in customers), 120)
+            for customer in customers:
+                sandbox.private_message(customer, "Are you still there?")
+            await wait_for(lambda: all((c := group.conversation(x)) is not None
+                                       and c.state == "waiting_on_operator"
+                                       for x in customers), 120)
+            await group.drained(300)
+        print(f"set up {size} conversations in {time.monotonic() - started:.1f} s "
               "(pacing and flood control off)", flush=True)
-        await wait_past(args.storm_accept, time.monotonic())
+        await asyncio.sleep(length + 1.0)  # every one has waited longer than the new timer
         found: set[str] = set()
         first_at: list[float] = []
 
         def seen(at: float, chat: int, thread: int | None, message: Json) -> None:
             text = str(message.get("text", ""))
-            if chat == GROUP and thread is None and "nobody has taken" in text:
+            if chat == GROUP and STORM_PHRASE[timer] in text:
                 first_at.append(at)
                 found.update(TG_CUSTOMER.findall(text))
 
         sandbox.on_post = seen
         go_live_telegram(run)
         t0 = time.monotonic()
-        sandbox.group_message(GROUP, ANA, f"/rescue set accept {args.storm_accept:g}s")
+        sandbox.group_message(GROUP, ANA, f"/rescue set {timer} {length:g}s")
         last, at_target = await watch_storm(found, size, args.storm_timeout, t0)
         ended = time.monotonic()
         posts = [m for at, chat, _, m in sandbox.posted if chat == GROUP and at >= t0]
         edits = sum(1 for at, _ in sandbox.edits if at >= t0)
         flood = sandbox.flood.refused if sandbox.flood else Counter()
         slots = deliveries_between(run.journal, "telegram", t0, ended, lambda a: True)
-        backlog = run.group.bot.store.outbox_size()
-        t0_wall = time.time() - (time.monotonic() - t0)
-        dropped = Counter(e.kind for e in run.group.bot.store.history(None, t0_wall)
-                          if e.kind in ("escalated", "notice_dropped"))
+        backlog = group.bot.store.outbox_size()
+        counts = notice_counts(group.bot.store, t0)
     kinds = Counter(telegram_group_kind(m) for m in posts)
-    print(f"first notice after {_s(first_at[0] - t0) if first_at else 'never'}; "
-          f"visible after {STORM_SECONDS:g} s: {at_target} of {size}; "
-          + (f"all visible after {last:.1f} s" if last is not None else
-             f"after {args.storm_timeout:g} s (the cap): {len(found)} of {size}"))
+    print(storm_lines(args, found, first_at, t0, last, at_target))
     print(f"support group meanwhile: {len(posts)} messages ("
           + ", ".join(f"{n} {k}" for k, n in kinds.most_common()) + f"), {edits} card edits")
     print("outbox deliveries meanwhile: " + ", ".join(f"{n} {k}" for k, n in slots.most_common())
           + f"; {backlog} actions still queued at the end")
-    print(f"escalations decided (first calls and repeats): {dropped['escalated']}; dropped "
-          f"unseen at their turn (a repeat had replaced them): {dropped['notice_dropped']}")
+    print(counts)
     print(f"429s answered by the sandbox: group {flood['group']}, private chats "
           f"{flood['chat']}, bot-wide {flood['bot']}")
     print(f"bot log: {dict(log_lines(run.logs)) or 'no warnings'}")
@@ -865,44 +692,52 @@ async def telegram_storm(args: argparse.Namespace, workdir: Path) -> Target:
 
 
 async def slack_storm(args: argparse.Namespace, workdir: Path) -> Target:
-    size = args.storm
-    print(f"\n== Slack storm: {size} overdue conversations at once ==", flush=True)
-    async with slack_bot(workdir, "slack-storm", rescue_accept="off") as run:
+    size, timer, length = args.storm, args.storm_timer, args.storm_after
+    print(f"\n== Slack storm: {size} conversations overdue at once ({timer} {length:g} s) ==",
+          flush=True)
+    async with slack_bot(workdir, "slack-storm", **{f"rescue_{timer}": "off"}) as run:
         sandbox, world = run.sandbox, run.world
         customers = [slack_customer(n) for n in range(1, size + 1)]
         started = time.monotonic()
-        await open_slack(run, customers, HELP, 300)
-        print(f"opened {size} conversations in {time.monotonic() - started:.1f} s "
+        roots = await open_slack(run, customers, HELP, 300)
+        if timer == "idle":
+            for n, customer in enumerate(customers):
+                await world.says("On it.", thread=roots[customer],
+                                 user=SLACK_OPERATORS[n % 3], channel=HELP)
+            for customer in customers:
+                await world.says("Are you still there?", thread=roots[customer],
+                                 user=customer, channel=HELP)
+            await world.bot.runtime.drained(300)
+        print(f"set up {size} conversations in {time.monotonic() - started:.1f} s "
               "(pacing and flood control off)", flush=True)
-        await wait_past(args.storm_accept, time.monotonic())
+        await asyncio.sleep(length + 1.0)
         found: set[str] = set()
         first_at: list[float] = []
 
         def seen(at: float, method: str, params: Json, answer: Json) -> None:
             text = json.dumps(params, ensure_ascii=False)
             if method == "chat.postMessage" and params.get("channel") == TEAM \
-                    and "nobody has taken" in text:
+                    and STORM_PHRASE[timer] in text:
                 first_at.append(at)
                 found.update(SLACK_CUSTOMER.findall(text))
 
         sandbox.on_post = seen
         go_live_slack(run)
         t0 = time.monotonic()
-        await world.rescue(f"set accept {args.storm_accept:g}s", user=ANNA, channel=TEAM)
+        await world.rescue(f"set {timer} {length:g}s", user=ANNA, channel=TEAM)
         last, at_target = await watch_storm(found, size, args.storm_timeout, t0)
         ended = time.monotonic()
         posts = Counter(p[1] for p in sandbox.posted if p[0] >= t0)
         refused = sandbox.flood.refused if sandbox.flood else Counter()
         slots = deliveries_between(run.journal, "slack", t0, ended, lambda a: True)
         backlog = world.bot.store.outbox_size()
-    print(f"first notice after {_s(first_at[0] - t0) if first_at else 'never'}; "
-          f"visible after {STORM_SECONDS:g} s: {at_target} of {size}; "
-          + (f"all visible after {last:.1f} s" if last is not None else
-             f"after {args.storm_timeout:g} s (the cap): {len(found)} of {size}"))
+        counts = notice_counts(world.bot.store, t0)
+    print(storm_lines(args, found, first_at, t0, last, at_target))
     print(f"team channel meanwhile: {posts['chat.postMessage']} posts, "
           f"{posts['chat.update']} card updates; outbox deliveries: "
           + ", ".join(f"{n} {k}" for k, n in slots.most_common())
           + f"; {backlog} actions still queued at the end")
+    print(counts)
     print(f"429s answered by the sandbox: {sum(refused.values())}")
     print(f"bot log: {dict(log_lines(run.logs)) or 'no warnings'}")
     measured = last if last is not None else math.inf
@@ -949,9 +784,12 @@ def main() -> None:
     parser.add_argument("--storm", type=int, help="overdue conversations (300; quick 40)")
     parser.add_argument("--storm-timeout", type=float,
                         help="give up on the storm after this many seconds (240; quick 60)")
-    parser.add_argument("--storm-accept", type=float,
-                        help="the accept the admin sets when the storm begins, seconds (30; "
-                             "quick 10): every conversation has waited longer")
+    parser.add_argument("--storm-timer", choices=("idle", "accept"), default="idle",
+                        help="the timer that comes due for all at once: idle (nudges to the "
+                             "owners; default) or accept (escalations, repeated every accept)")
+    parser.add_argument("--storm-after", type=float,
+                        help="the timer's length the admin sets when the storm begins, seconds "
+                             "(30; quick 10): every conversation has waited longer")
     parser.add_argument("--drain", type=float, default=120.0,
                         help="seconds to wait after the window for what is still under way")
     parser.add_argument("--seed", type=int, default=8)
@@ -960,7 +798,7 @@ def main() -> None:
     args.in_flight = args.in_flight or (10 if args.quick else 50)
     args.storm = args.storm or (40 if args.quick else 300)
     args.storm_timeout = args.storm_timeout or (60.0 if args.quick else 240.0)
-    args.storm_accept = args.storm_accept or (10.0 if args.quick else 30.0)
+    args.storm_after = args.storm_after or (10.0 if args.quick else 30.0)
     raise SystemExit(asyncio.run(run(args)))
 
 

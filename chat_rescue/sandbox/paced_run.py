@@ -3,7 +3,8 @@
 The real command (`ops.run`: settings from the environment, logging, signals, the one
 event loop) with one change: the adapters' per-channel pacing (Slack about one post a
 second, Telegram twenty a minute per group) is set to `SANDBOX_PACING` seconds, because
-the sandboxes do not rate-limit and a crash test should measure recovery, not pacing.
+the sandboxes do not rate-limit here (their flood control is off) and a crash test should
+measure recovery, not pacing.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Point the real ``AsyncWebClient(token=..., base_url=sandbox.api_url)`` at a running
 ``SlackSandbox``. It keeps channels, users and messages in memory, records every call, and
 injects 429s, 5xxs and hangs on request, so outage handling is testable without a workspace.
+With ``flood`` set (off by default), chat.postMessage is limited per channel as Slack limits
+it (see ``flood.py``).
 The Slack side of the bot's own endpoint (signed events, buttons, slash commands) lives in
 ``chat_rescue.sandbox.slack_client``.
 """
@@ -22,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from chat_rescue.sandbox.flood import SlackFlood
 
 Json = dict[str, Any]
 
@@ -115,6 +119,8 @@ class SlackSandbox:
         self._response_ids = itertools.count(1)
         self._failures: dict[str, list[_Failure]] = {}
         self._hangs: dict[str, float] = {}
+        # Slack's posting limit, answered with 429s; None (the default): no limit.
+        self.flood: SlackFlood | None = None
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -353,6 +359,12 @@ class SlackSandbox:
             headers = {} if after is None else {"Retry-After": str(after)}
             body = {"ok": False, "error": failure.error}
             return _answer(call, body, status=failure.status, headers=headers)
+        channel = str(call.params.get("channel", ""))
+        if self.flood is not None and token == self.bot_token and channel in self._channels:
+            wait = self.flood.take(method, channel)
+            if wait is not None:
+                return _answer(call, {"ok": False, "error": "ratelimited"}, status=429,
+                               headers={"Retry-After": str(wait)})
         return _answer(call, self._dispatch(method, token, call.params))
 
     def _dispatch(self, method: str, token: str | None, params: Json) -> Json:

@@ -5,8 +5,9 @@ base_file_url=sandbox.file_url)`. Requests may be form-encoded (what PTB sends: 
 they are, everything else JSON-encoded), multipart (uploads), JSON bodies or query strings.
 Answers are `{"ok": true, "result": ...}` or Telegram's error bodies, 429s with
 `parameters.retry_after` included. This module is the HTTP glue, getUpdates long polling,
-webhooks and failure injection; `telegram_api.py` holds the other methods and
-`telegram_world.py` the state they act on.
+webhooks, failure injection and optional flood control (`flood`, off by default: see
+`flood.py`); `telegram_api.py` holds the other methods and `telegram_world.py` the state
+they act on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 import aiohttp
 from aiohttp import web
 
+from chat_rescue.sandbox.flood import TelegramFlood
 from chat_rescue.sandbox.telegram_api import BotApi, Handler, Params, UploadedFile
 from chat_rescue.sandbox.telegram_world import (
     JSON,
@@ -139,6 +141,8 @@ class TelegramSandbox(TelegramWorld):
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._webhook: _Webhook | None = None
         self._faults: list[_Fault] = []
+        # Telegram's posting limits, answered with 429s; None (the default): no limits.
+        self.flood: TelegramFlood | None = None
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._wake = asyncio.Event()
@@ -275,10 +279,28 @@ class TelegramSandbox(TelegramWorld):
             return None, await self._get_updates(params)
         if name not in self._methods:
             raise ApiError(404, "Not Found")
+        target = self._flood_target(name, params)
+        if target is not None and self.flood is not None:
+            retry_after = self.flood.check(name, *target)
+            if retry_after is not None:
+                raise ApiError(429, f"Too Many Requests: retry after {retry_after}",
+                               {"retry_after": retry_after})
         result = self._methods[name](params)
+        if target is not None and self.flood is not None:
+            self.flood.sent(name, *target)
         if isinstance(result, tuple):  # (description, result): only the webhook methods
             return result[0], result[1]
         return None, result
+
+    def _flood_target(self, method: str, params: Params) -> tuple[int, bool] | None:
+        """(chat id, private?) of a call the flood control counts; None for the others."""
+        if self.flood is None or not self.flood.counts(method):
+            return None
+        try:
+            chat = self.chat(params.chat_id())
+        except ApiError:
+            return None  # the method itself answers that
+        return chat.id, chat.type == "private"
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from chat_rescue.sandbox.flood import SlackFlood
 from chat_rescue.sandbox.slack import DEFAULT_BOT_TOKEN, SlackSandbox
 from chat_rescue.sandbox.slack_client import SlackEventsClient, slack_signature
 
@@ -209,6 +210,27 @@ async def test_rate_limit_surfaces_as_a_429_without_a_silent_retry(
 
     await default_client.chat_postMessage(channel=INTAKE, text="hi")  # only the next one failed
     assert [m["text"] for m in sandbox.messages(INTAKE)] == ["hi"]
+
+
+async def test_flood_control_allows_a_burst_then_one_post_a_second_per_channel(
+    slack: AsyncWebClient, sandbox: SlackSandbox
+) -> None:
+    now = [1000.0]
+    sandbox.flood = SlackFlood(burst=3, clock=lambda: now[0])
+    for n in range(3):
+        await slack.chat_postMessage(channel=TEAM_CHANNEL, text=f"card {n}")
+    with pytest.raises(SlackApiError) as raised:
+        await slack.chat_postMessage(channel=TEAM_CHANNEL, text="one too many")
+    assert raised.value.response.status_code == 429
+    assert raised.value.response.headers["Retry-After"] == "1"
+    assert raised.value.response["error"] == "ratelimited"
+    await slack.chat_postMessage(channel=INTAKE, text="another channel has its own")
+    await slack.chat_update(channel=TEAM_CHANNEL, ts=sandbox.messages(TEAM_CHANNEL)[0]["ts"],
+                            text="updates are not limited")
+    now[0] += 1.0
+    await slack.chat_postMessage(channel=TEAM_CHANNEL, text="a second later")
+    assert sandbox.flood.refused == {TEAM_CHANNEL: 1}
+    assert len(sandbox.messages(TEAM_CHANNEL)) == 4
 
 
 async def test_server_errors_for_any_method_count_down(

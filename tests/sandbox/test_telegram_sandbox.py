@@ -30,6 +30,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes
 
+from chat_rescue.sandbox.flood import TelegramFlood
 from chat_rescue.sandbox.telegram import SANDBOX_TOKEN, TelegramSandbox
 
 GROUP = -1001234567890
@@ -584,6 +585,49 @@ async def test_429_raises_retry_after(
     await bot.send_message(GROUP, "later")
     assert [m["text"] for m in sandbox.messages(GROUP)] == ["later"]
     assert len(sandbox.calls_to("sendMessage")) == 2
+
+
+async def test_flood_control_answers_429_beyond_telegrams_limits(
+    sandbox: TelegramSandbox, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    now = [1000.0]
+    sandbox.flood = TelegramFlood(clock=lambda: now[0])
+    sandbox.private_message(CUSTOMER, "hi")  # the customer started the bot
+    for n in range(20):  # a group: 20 in any minute, topics' service messages included
+        now[0] += 0.5
+        if n == 0:
+            await bot.create_forum_topic(GROUP, "Alice")
+        else:
+            await bot.send_message(GROUP, f"card {n}")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(GROUP, "one too many")
+    assert caught.value.retry_after == dtm.timedelta(seconds=51)  # the first leaves at 60 s
+    await bot.edit_message_text("edits are not counted", GROUP, sandbox.messages(GROUP)[-1]
+                                ["message_id"])
+    await bot.send_message(CUSTOMER, "a private chat is counted apart")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(CUSTOMER, "but takes one a second")
+    assert caught.value.retry_after == dtm.timedelta(seconds=1)
+    now[0] += 51
+    await bot.send_message(GROUP, "the window moved on")
+    assert sandbox.flood.refused == {"group": 1, "chat": 1}
+    assert [m["text"] for m in sandbox.messages(CUSTOMER)] == ["a private chat is counted apart"]
+
+
+async def test_flood_control_caps_a_bot_at_30_messages_a_second(
+    sandbox: TelegramSandbox, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    sandbox.flood = TelegramFlood(clock=lambda: 1000.0)
+    for user_id in range(5000, 5031):
+        sandbox.add_user(user_id, f"Customer {user_id}")
+        sandbox.private_message(user_id, "hi")
+    for user_id in range(5000, 5030):
+        await bot.send_message(user_id, "hello")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(5030, "the 31st in one second")
+    assert sandbox.flood.refused == {"bot": 1}
 
 
 async def test_injected_403_and_5xx(sandbox: TelegramSandbox, bot: Bot) -> None:

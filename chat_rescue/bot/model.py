@@ -377,7 +377,11 @@ def key_of_lane(lane: str) -> str:
 
 def priority_of(action: Action) -> int:
     """Within a lane and a destination, lower goes first: copies of the customer's
-    messages into the operators' side (0) before cards, renames and notices (1). What
+    messages into the operators' side (0), then new cards and notices (1), then updates
+    of cards already posted (2: drawn as the conversation is at delivery, one is as good
+    as many, and in an end-of-shift storm the notices must not wait behind them). What
     goes to the customer keeps the order it was queued in (a reply, then the closing
     message)."""
-    return 0 if isinstance(action, Relay) and not action.to_customer else 1
+    if isinstance(action, Relay) and not action.to_customer:
+        return 0
+    return 2 if isinstance(action, UpdateCard) else 1

@@ -227,8 +227,8 @@ async def test_what_goes_to_the_customer_never_waits_behind_the_team_channel(
     outbox = Outbox(store, platform, clock)
     queue(store, *(UpdateCard(conv(n)) for n in range(1, 6)))
     queue(store, *(Relay(ref(n), True, "-100", f"m{n}") for n in range(1, 6)))
-    await outbox.drain()  # one team post in this slot, and every customer's reply
-    assert [type(a).__name__ for a in platform.actions()] == ["UpdateCard"] + ["Relay"] * 5
+    await outbox.drain()  # every customer's reply, and one team post in this slot
+    assert [type(a).__name__ for a in platform.actions()] == ["Relay"] * 5 + ["UpdateCard"]
 
 
 async def test_one_card_update_settles_those_queued_before_it(
@@ -839,3 +839,22 @@ async def test_a_delivery_cut_off_by_the_stop_is_free_for_another_worker_at_once
     assert platform.actions() == []
     # Not held for the lease's minute: another process's worker sends it now.
     assert [type(i.action) for i in store.heads("fake:", 10, clock.now())] == [PostCard]
+
+
+async def test_notices_go_before_card_updates_in_a_storm(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    platform = FakePlatform(clock, interval=3.0)  # one team post per slot
+    outbox = Outbox(store, platform, clock)
+    for n in range(1, 4):  # each nudge queued with its card's update, as the engine does
+        queue(store, nudge(n), UpdateCard(conv(n)))
+    await outbox.drain()  # the first slot: a digest of the three nudges
+    for n in range(4, 7):  # more come due: their cards' updates are older than they are
+        queue(store, nudge(n), UpdateCard(conv(n)))
+    for _ in range(20):
+        next_at = await outbox.drain()
+        if next_at is None:
+            break
+        clock.t = next_at
+    kinds = [type(a).__name__ for a in platform.actions()]
+    assert kinds == ["Digest", "Digest"] + ["UpdateCard"] * 6  # the notices first

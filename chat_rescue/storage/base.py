@@ -74,9 +74,6 @@ class Store(Protocol):
     def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:
         """Record the inbox card posted for a conversation and aliases that lead to it."""
 
-    def add_alias(self, alias: str, key: str) -> None:
-        """Point one more platform alias at a conversation (replacing where it led before)."""
-
     def next_deadline(self) -> float | None:
         """The earliest deadline of any conversation."""
 

@@ -251,12 +251,6 @@ class SQLiteStore(OutboxTables):
                 [(alias, key) for alias in aliases],
             )
 
-    def add_alias(self, alias: str, key: str) -> None:
-        """Point one more platform alias at a conversation."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)", (alias, key)
-        )
-
     # -- deadlines --------------------------------------------------------------
 
     def next_deadline(self) -> float | None:

@@ -141,14 +141,12 @@ def test_prune_forgets_old_inbound_ids_only(db_path: Path) -> None:
         store.close()
 
 
-def test_outbox_size_and_add_alias(db_path: Path) -> None:
+def test_outbox_size_counts_what_waits(db_path: Path) -> None:
     store = open_store(db_path)
     try:
         assert store.outbox_size() == 0
         store.commit(Change(conversation(), actions=(Nudge(REF, "ana", 1.0),) * 3), T0)
         assert store.outbox_size() == 3
-        store.add_alias("telegram:topic:9", REF.key)
-        assert store.resolve("telegram:topic:9") == REF.key
     finally:
         store.close()
 

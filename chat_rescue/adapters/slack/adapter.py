@@ -93,8 +93,7 @@ class SlackAdapter:
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
         self.admins = Admins(self.client, settings.admins)
-        self.delivery = SlackDelivery(self.client, settings.slack_team_channel,
-                                      service.store.attach)
+        self.delivery = SlackDelivery(self.client, settings.slack_team_channel)
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._token = token
 

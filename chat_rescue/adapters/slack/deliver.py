@@ -40,16 +40,14 @@ log = logging.getLogger(__name__)
 # chat.update cannot find the card: post a fresh one instead.
 CARD_GONE = frozenset({"message_not_found", "cant_update_message"})
 
-Attach = Callable[[str, str, tuple[str, ...]], None]
-
 
 class SlackDelivery:
-    """Delivers actions through the Web API; `attach` records cards posted outside PostCard."""
+    """Delivers actions through the Web API. A card posted anew (for an UpdateCard whose
+    card is gone) is returned as Posted: the outbox records it, as for a PostCard."""
 
-    def __init__(self, client: AsyncWebClient, team_channel: str, attach: Attach) -> None:
+    def __init__(self, client: AsyncWebClient, team_channel: str) -> None:
         self.client = client
         self.team_channel = team_channel
-        self.attach = attach
         # Steps of multi-message actions already sent, so a retry does not repeat them.
         self._sent: set[tuple[str, ...]] = set()
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
@@ -85,7 +83,7 @@ class SlackDelivery:
     async def _update_card(self, action: UpdateCard) -> Posted | None:
         conv = action.conversation
         if conv.card is None:
-            return await self._new_card(conv, attach=True)
+            return await self._new_card(conv)
         message = blocks.card(conv)
         try:
             await self.client.chat_update(channel=self.team_channel, ts=conv.card,
@@ -94,7 +92,7 @@ class SlackDelivery:
             if api_error(failed) not in CARD_GONE:
                 raise
             log.info("card of %s is gone (%s); posting a new one", conv.ref.key, api_error(failed))
-            return await self._new_card(conv, attach=True)
+            return await self._new_card(conv)
         return None
 
     async def _nudge(self, action: Nudge) -> None:
@@ -132,13 +130,9 @@ class SlackDelivery:
 
     # --- helpers
 
-    async def _new_card(self, conv: Conversation, *, attach: bool = False) -> Posted:
-        message = blocks.card(conv)
-        ts = await self._post(message)
-        posted = Posted(card=ts, aliases=(card_alias(ts),))
-        if attach:  # the outbox records cards only for PostCard
-            self.attach(conv.ref.key, posted.card, posted.aliases)
-        return posted
+    async def _new_card(self, conv: Conversation) -> Posted:
+        ts = await self._post(blocks.card(conv))
+        return Posted(card=ts, aliases=(card_alias(ts),))
 
     async def _post(self, message: blocks.Message, thread: str | None = None) -> str:
         response = await self.client.chat_postMessage(

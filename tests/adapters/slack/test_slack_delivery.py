@@ -27,7 +27,7 @@ from chat_rescue.bot.model import (
     State,
     UpdateCard,
 )
-from chat_rescue.bot.outbox import RetryLater, Undeliverable
+from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
 from chat_rescue.bot.settings import Settings
 from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.slack_world import (
@@ -164,7 +164,7 @@ async def test_posts_are_paced_per_channel_and_updates_have_their_own_lane(
 @pytest.fixture
 async def delivery(sandbox: SlackSandbox) -> SlackDelivery:
     client = AsyncWebClient(token=sandbox.bot_token, base_url=sandbox.api_url, retry_handlers=[])
-    return SlackDelivery(client, TEAM, lambda key, card, aliases: None)
+    return SlackDelivery(client, TEAM)
 
 
 async def test_a_missing_channel_is_undeliverable(sandbox: SlackSandbox,
@@ -198,16 +198,15 @@ async def test_unknown_actions_are_refused(delivery: SlackDelivery) -> None:
 async def test_an_update_without_a_card_posts_and_records_one(
     sandbox: SlackSandbox, delivery: SlackDelivery
 ) -> None:
-    attached: list[tuple[str, str, tuple[str, ...]]] = []
-    delivery.attach = lambda key, card, aliases: attached.append((key, card, aliases))
     conv = Conversation(REF, f"slack:{TEAM}", "U0C", 0.0, preview="hello")
-    await delivery.deliver(UpdateCard(conv))
+    posted = await delivery.deliver(UpdateCard(conv))  # the outbox records what it returns
     card = sandbox.messages(TEAM)[0]
-    assert attached == [(REF.key, card["ts"], (f"slack:card:{card['ts']}",))]
+    assert posted == Posted(card["ts"], (f"slack:card:{card['ts']}",))
     # and a card that was deleted in Slack is replaced rather than lost
-    attached.clear()
-    await delivery.deliver(UpdateCard(Conversation(REF, "t", "U0C", 0.0, card="9.000001")))
-    assert len(attached) == 1 and len(sandbox.messages(TEAM)) == 2
+    again = await delivery.deliver(UpdateCard(Conversation(REF, "t", "U0C", 0.0,
+                                                           card="9.000001")))
+    assert isinstance(again, Posted) and len(sandbox.messages(TEAM)) == 2
+    assert again.card == sandbox.messages(TEAM)[1]["ts"]
 
 
 def test_the_adapter_serves_http_unless_socket_mode_is_configured(

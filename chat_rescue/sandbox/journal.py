@@ -14,7 +14,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_rescue.bot.model import NOTICES, Action, Digest, PostCard, Relay, UpdateCard, lane_of
+from chat_rescue.bot.model import (
+    NOTICES,
+    Action,
+    Digest,
+    PostCard,
+    UpdateCard,
+    lane_of,
+    priority_of,
+)
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.server import Bot
 from chat_rescue.storage.base import Change, Outcome
@@ -86,24 +94,23 @@ class OutboxJournal:
         return lanes
 
     def out_of_order(self) -> list[str]:
-        """Lanes whose deliveries break the outbox's order: copies of messages in the
-        order queued, and the rest in the order queued, leaving out only card updates
-        that a later card delivery covered and notices dropped because their reason had
-        gone (a copy may overtake a card or a notice of its lane; nothing else may)."""
+        """Lanes whose deliveries break the outbox's order: within each priority
+        (`model.priority_of`: copies of messages, then new cards and notices, then card
+        updates) the order queued, leaving out only card updates that a card delivered
+        later covered and notices dropped because their reason had gone."""
         problems = []
         delivered = self.delivered()
         for lane in sorted(set(self.queued) | set(delivered)):
             queued = self.queued.get(lane, [])
             got = delivered.get(lane, [])
-            copies_wanted = [_name(a) for _, a in queued if isinstance(a, Relay)]
-            copies_got = [_name(a) for _, a in got if isinstance(a, Relay)]
-            rest_wanted: list[tuple[float, Action]] = [
-                (t, a) for t, a in queued if not isinstance(a, Relay)]
-            rest_got: list[tuple[float, Action]] = [
-                (t, a) for t, a in got if not isinstance(a, Relay)]
-            if copies_wanted != copies_got or not _covers(rest_wanted, rest_got):
-                problems.append(f"{lane}: queued {[_name(a) for _, a in queued]}, "
-                                f"delivered {[_name(a) for _, a in got]}")
+            cards_at = [at for at, a in got if isinstance(a, PostCard | UpdateCard)]
+            for rank in sorted({priority_of(a) for _, a in [*queued, *got]}):
+                wanted = [(t, a) for t, a in queued if priority_of(a) == rank]
+                made = [(t, a) for t, a in got if priority_of(a) == rank]
+                if not _covers(wanted, made, cards_at):
+                    problems.append(f"{lane}: queued {[_name(a) for _, a in queued]}, "
+                                    f"delivered {[_name(a) for _, a in got]}")
+                    break
         return problems
 
     def drained_at(self, queued_before: float) -> float | None:
@@ -126,10 +133,11 @@ def _name(action: Action) -> str:
     return type(action).__name__
 
 
-def _covers(queued: list[tuple[float, Action]], delivered: list[tuple[float, Action]]) -> bool:
+def _covers(queued: list[tuple[float, Action]], delivered: list[tuple[float, Action]],
+            cards_at: list[float]) -> bool:
     """`delivered` is `queued` in order, less card updates that a card delivered after
-    they were queued showed, and notices (dropped once their reason had gone)."""
-    cards_at = [at for at, d in delivered if isinstance(d, PostCard | UpdateCard)]
+    they were queued (at one of `cards_at`) showed, and notices (dropped once their reason
+    had gone)."""
     position = 0
     for queued_at, action in queued:
         if position < len(delivered) and _name(delivered[position][1]) == _name(action):

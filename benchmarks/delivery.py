@@ -2,13 +2,15 @@
 
 The real bot (`server.Bot`: python-telegram-bot / slack-bolt and slack_sdk, the outbox, the
 ticker, SQLite in a temp dir) runs in this process against the sandboxes, with the
-adapters' own pacing (Telegram: 3 s between posts in the support group, 1 s per private
-chat; Slack: 1 s between posts per channel, 0.5 s between card updates) and the real
-clock. The sandboxes enforce the platforms' limits (`chat_rescue.sandbox.flood`): Telegram
-20 messages a minute per group (topic service messages counted), 1 a second per private
-chat, 30 a second per bot; Slack chat.postMessage 1 a second per channel with a burst of 4;
-429s with `retry_after` / `Retry-After`. Every time is taken when the sandbox carries out
-the bot's call, i.e. when the message is visible.
+adapters' own pacing (Telegram: at most 18 messages a minute in the support group, every
+call counted, calls 1 s apart, renames leaving 6 of the 18 to messages; 1 s per private
+chat; Slack: per channel a burst of 3 posts, then one a second; 0.5 s between card
+updates) and the real clock. The sandboxes enforce the platforms' limits
+(`chat_rescue.sandbox.flood`): Telegram 20 messages a minute per group (topic service
+messages counted), 1 a second per private chat, 30 a second per bot; Slack
+chat.postMessage 1 a second per channel with a burst of 4; 429s with `retry_after` /
+`Retry-After`. Every time is taken when the sandbox carries out the bot's call, i.e. when
+the message is visible.
 
 Before each measured window the conversations "already in flight" are opened with pacing and
 flood control off (as if over the previous hour); then pacing goes back to the adapters'
@@ -53,7 +55,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -90,8 +91,9 @@ from _watched import (
     wait_for,
 )
 
-from chat_rescue.adapters.slack import SlackAdapter
+from chat_rescue.adapters.slack.pacing import POST_PACE, UPDATE_PACE
 from chat_rescue.bot.model import CloseNotice, Relay
+from chat_rescue.bot.pacing import Pace, Pacer, uniform
 from chat_rescue.sandbox.flood import SlackFlood, TelegramFlood
 from chat_rescue.sandbox.journal import OutboxJournal
 from chat_rescue.sandbox.slack_world import ANNA, BOB, CARL, HELP, TEAM, VIP, SlackWorld
@@ -124,7 +126,7 @@ class TelegramRun:
     journal: OutboxJournal
     db: Path
     logs: Path
-    real_pacing: tuple[float, float]
+    real_pacing: dict[str, Pace]
 
 
 @contextlib.asynccontextmanager
@@ -137,8 +139,8 @@ async def telegram_bot(workdir: Path, name: str, **settings: Any) -> Any:
         group = SupportGroup(sandbox, telegram_settings(sandbox, f"sqlite:///{db}", **settings),
                              pacing=None)
         adapter = group.adapter
-        real = (adapter.group_interval, adapter.chat_interval)  # the adapter's own defaults
-        adapter.group_interval = adapter.chat_interval = 0.0  # for opening what is in flight
+        real = dict(adapter.paces)  # the adapter's own defaults
+        adapter.paces = uniform(real, 0.0)  # for opening what is in flight
         journal = OutboxJournal().attach(group.bot)
         await group.start()
         try:
@@ -148,7 +150,9 @@ async def telegram_bot(workdir: Path, name: str, **settings: Any) -> Any:
 
 
 def go_live_telegram(run: TelegramRun) -> None:
-    run.group.adapter.group_interval, run.group.adapter.chat_interval = run.real_pacing
+    adapter = run.group.adapter
+    adapter.paces = run.real_pacing
+    adapter.pacer = Pacer(adapter.pacer.pace)  # empty windows, as the sandbox's
     run.sandbox.flood = TelegramFlood()
 
 
@@ -398,9 +402,9 @@ async def slack_bot(workdir: Path, name: str, **settings: Any) -> Any:
 
 
 def go_live_slack(run: SlackRun) -> None:
-    defaults = inspect.signature(SlackAdapter.__init__).parameters
-    run.world.adapter.post_interval = defaults["post_interval"].default
-    run.world.adapter.update_interval = defaults["update_interval"].default
+    adapter = run.world.adapter
+    adapter.paces = {"post": POST_PACE, "update": UPDATE_PACE}
+    adapter.pacer = Pacer(adapter.pacer.pace)
     run.sandbox.flood = SlackFlood()
 
 

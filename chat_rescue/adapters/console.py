@@ -59,8 +59,8 @@ class ConsolePlatform:
     def destination(self, action: Action) -> str:
         return f"customer:{action.ref.channel}" if isinstance(action, CloseNotice) else TEAM
 
-    def interval(self, destination: str) -> float:
-        return 0.0
+    def free_at(self, action: Action, now: float) -> float:
+        return now  # a transcript takes any pace
 
     def say(self, where: str, text: str) -> None:
         """One transcript line, stamped with the (demo) clock."""

@@ -3,7 +3,8 @@
 - **Lanes**: one per conversation and audience. What goes to a customer never waits
   behind the team channel; within a lane, order is kept, except that copies of messages
   between the customer and the operators go before cards and notices.
-- **Paced** per destination; the ready heads of all lanes take a destination's slots in
+- **Paced** per destination as the platform says (`Platform.free_at`, which counts every
+  call the adapter makes); the ready heads of all lanes take a destination's slots in
   order of (priority, age), so copies of messages go first there too.
 - **Current**: a card is drawn from the conversation as it is at delivery, and one card
   update settles the older ones queued for it; a notice whose reason has gone by its
@@ -128,6 +129,16 @@ class RetryLater(Exception):  # noqa: N818 - reads as what the platform said
         self.after = after
 
 
+class Postpone(RetryLater):
+    """This one item waits `after` seconds (a topic rename while the group's window is
+    nearly full); its destination stays free for the others."""
+
+
+class Lacking(RetryLater):
+    """The bot lacks a right that an admin must give: its destination waits until
+    `Outbox.retry_now` (the right is back) or `after` seconds."""
+
+
 class Undeliverable(Exception):  # noqa: N818
     """The action can never be delivered (blocked by the user, channel gone)."""
 
@@ -143,8 +154,9 @@ class Platform(Protocol):
     def destination(self, action: Action) -> str:
         """The channel an action posts to, for pacing and digests."""
 
-    def interval(self, destination: str) -> float:
-        """Minimum seconds between two posts to `destination`."""
+    def free_at(self, action: Action, now: float) -> float:
+        """When (monotonic, `now` or later) `action` may be sent, by its destination's pace
+        and the calls the adapter made to it so far."""
 
 
 class Outbox:
@@ -160,9 +172,10 @@ class Outbox:
         self.taken_over = 0  # items of dead workers' leases ended by this one
         self.leased_elsewhere = 0  # items another worker leased first
         self.owner = owner or worker_name()
-        # Monotonic readings: when each destination's next slot comes, and when items this
-        # worker put back (a retry, a rate limit) may go again.
+        # Monotonic readings: until when a destination said "too many" (429), and when
+        # items this worker put back (a retry, a rate limit) may go again.
         self._next_free: dict[str, float] = {}
+        self._lacking: set[str] = set()  # destinations held for a missing right
         self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
         self._wake = asyncio.Event()
         self._prefix = f"{platform.name}:"
@@ -187,7 +200,7 @@ class Outbox:
             return False  # another platform's
         if self._waiting_complete and lane in self._waiting and priority_of(action):
             return False  # behind an older item of its lane (a copy would go before it)
-        free_at = self._next_free.get(self._where(action), 0.0)
+        free_at = self._free_at(action, self.clock.monotonic())
         # Not before its destination's slot, which comes no sooner than the worker's own
         # wake-up: it is looked at then. (Not noted as waiting: the commit that queued it
         # may still roll back.)
@@ -202,7 +215,9 @@ class Outbox:
     def retry_now(self) -> None:
         """What waited for a retry goes now (the cause is cured: rights given back)."""
         self.store.hurry(self._prefix)
-        self._next_free.clear()
+        for place in self._lacking:  # a rate limit still holds: the platform said so
+            self._next_free.pop(place, None)
+        self._lacking.clear()
         self._wake.set()
 
     def take_over_dead(self) -> int:
@@ -272,8 +287,7 @@ class Outbox:
             next_at = now + min(max(0.0, lease_end - wall), LEASE)
         heads = self.store.heads(self._prefix, HEADS, wall)
         for item in heads:
-            hold = max(self._hold(item, wall, now),
-                       self._next_free.get(self._where(item.action), 0.0))
+            hold = max(self._hold(item, wall, now), self._free_at(item.action, now))
             if hold > now:
                 next_at = hold if next_at is None else min(next_at, hold)
             else:
@@ -312,6 +326,10 @@ class Outbox:
     def _where(self, action: Action) -> str:
         return self.platform.destination(action)
 
+    def _free_at(self, action: Action, now: float) -> float:
+        return max(self.platform.free_at(action, now),
+                   self._next_free.get(self._where(action), 0.0))
+
     def _settle_later(self, item: OutboxItem, after: float, *, error: str,
                       failed: bool, dead: bool = False) -> None:
         """Put an item back for `after` seconds (its lease ends), or give it up."""
@@ -328,7 +346,7 @@ class Outbox:
     async def _send(self, batch: list[OutboxItem]) -> bool:
         """Deliver one item or one digest; True if anything left the outbox."""
         place = self._where(batch[0].action)
-        if self._next_free.get(place, 0.0) > self.clock.monotonic():
+        if self._free_at(batch[0].action, now := self.clock.monotonic()) > now:
             return False  # an earlier delivery in this round took the slot
         wall = self.clock.now()
         taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
@@ -380,7 +398,10 @@ class Outbox:
             async with asyncio.timeout(DELIVERY_TIMEOUT):
                 posted = await self.platform.deliver(action)
         except RetryLater as wait:
-            self._next_free[place] = self.clock.monotonic() + wait.after
+            if not isinstance(wait, Postpone):
+                self._next_free[place] = self.clock.monotonic() + wait.after
+            if isinstance(wait, Lacking):
+                self._lacking.add(place)
             for item in items:
                 self._settle_later(item, wait.after, error=str(wait), failed=False)
             return False
@@ -402,7 +423,6 @@ class Outbox:
                         type(action).__name__, error,
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
-        self._next_free[place] = self.clock.monotonic() + self.platform.interval(place)
         first = items[0]
         if isinstance(first.action, PostCard | UpdateCard):
             if isinstance(posted, Posted):

@@ -2,7 +2,7 @@
 
 The real command (`ops.run`: settings from the environment, logging, signals, the one
 event loop) with one change: the adapters' per-channel pacing (Slack about one post a
-second, Telegram twenty a minute per group) is set to `SANDBOX_PACING` seconds, because
+second, Telegram twenty a minute per group) is `SANDBOX_PACING` seconds between calls, because
 the sandboxes do not rate-limit here (their flood control is off) and a crash test should
 measure recovery, not pacing.
 """
@@ -15,11 +15,11 @@ import sys
 
 from chat_rescue import ops, server
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.pacing import uniform
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 
 PACING_VARIABLE = "SANDBOX_PACING"
-INTERVALS = ("post_interval", "update_interval", "group_interval", "chat_interval")
 
 
 def paced() -> None:
@@ -30,9 +30,8 @@ def paced() -> None:
     def build_paced(settings: Settings, service: Service, clock: Clock) -> list[server.Adapter]:
         adapters = build(settings, service, clock)
         for adapter in adapters:
-            for name in INTERVALS:
-                if hasattr(adapter, name):
-                    setattr(adapter, name, pace)
+            if hasattr(adapter, "paces"):
+                adapter.paces = uniform(adapter.paces, pace)
         return adapters
 
     server.build_adapters = build_paced

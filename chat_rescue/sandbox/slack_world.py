@@ -16,6 +16,7 @@ from typing import Any
 from chat_rescue.adapters.slack import SlackAdapter
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import Conversation
+from chat_rescue.bot.pacing import uniform
 from chat_rescue.bot.settings import Settings
 from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.slack_client import SlackEventsClient
@@ -83,8 +84,7 @@ class SlackWorld:
     async def start(self, pace: float = 0.01) -> Bot:
         """Start the bot; `pace` replaces Slack's 1 message/s per channel (tests go faster)."""
         self._bot = Bot(self.settings, self.clock)
-        self.adapter.post_interval = pace
-        self.adapter.update_interval = pace
+        self.adapter.paces = uniform(self.adapter.paces, pace)
         await self._bot.start()
         self._slack = SlackEventsClient(self.events_url, self.secret, sandbox=self.sandbox)
         return self._bot

@@ -17,6 +17,7 @@ from typing import Any
 from chat_rescue.adapters.telegram import TelegramAdapter
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import Conversation
+from chat_rescue.bot.pacing import uniform
 from chat_rescue.bot.settings import Settings
 from chat_rescue.sandbox.telegram import SANDBOX_TOKEN, TelegramSandbox
 from chat_rescue.server import Bot
@@ -101,13 +102,12 @@ class SupportGroup:
     """The sandbox with a running bot: read what the group and customers see."""
 
     def __init__(self, sandbox: TelegramSandbox, settings: Settings, *,
-                 clock: Clock | None = None, pacing: tuple[float, float] | None = (0.0, 0.0)
-                 ) -> None:
+                 clock: Clock | None = None, pacing: float | None = 0.0) -> None:
         self.sandbox = sandbox
         self.settings = settings
         self.bot = Bot(settings, clock)
         if pacing is not None:
-            self.adapter.group_interval, self.adapter.chat_interval = pacing
+            self.adapter.paces = uniform(self.adapter.paces, pacing)  # None: Telegram's
 
     async def start(self) -> SupportGroup:
         await self.bot.start()

@@ -39,11 +39,14 @@ from chat_rescue.bot.outbox import (
     DIGEST_MAX,
     DIGEST_MIN,
     MAX_ATTEMPTS,
+    Lacking,
     Outbox,
     Posted,
+    Postpone,
     RetryLater,
     Undeliverable,
 )
+from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
@@ -60,7 +63,7 @@ class FakePlatform:
 
     def __init__(self, clock: FakeClock | FastClock, interval: float = 0.0) -> None:
         self.clock = clock
-        self.pace = interval
+        self.pacer = Pacer(lambda place: Pace(gap=interval))
         self.calls: list[Action] = []
         self.delivered: list[tuple[float, Action]] = []
         self.script: list[BaseException] = []
@@ -80,6 +83,7 @@ class FakePlatform:
         if failure is not None:
             raise failure
         self.delivered.append((self.clock.now(), action))
+        self.pacer.note(self.destination(action), self.clock.monotonic())
         if isinstance(action, PostCard):
             self.cards += 1
             return Posted(f"card-{self.cards}", (f"fake:alias-{self.cards}",))
@@ -94,8 +98,8 @@ class FakePlatform:
             return f"team:{action.conversation.ref.channel}"
         return f"team:{action.ref.channel}"
 
-    def interval(self, destination: str) -> float:
-        return self.pace
+    def free_at(self, action: Action, now: float) -> float:
+        return self.pacer.free_at(self.destination(action), now)
 
     def actions(self) -> list[Action]:
         return [action for _, action in self.delivered]
@@ -308,6 +312,45 @@ async def test_retry_later_holds_the_item_and_its_destination_then_delivers_once
     assert platform.actions() == [elsewhere, first, second]
     assert platform.calls.count(first) == 2
     assert store.pending(10) == []
+
+
+async def test_postpone_holds_that_item_only_and_its_destination_stays_free(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    postponed: list[Action] = []
+
+    def rename_waits(action: Action) -> BaseException | None:
+        if isinstance(action, UpdateCard) and not postponed:
+            postponed.append(action)
+            return Postpone(10)  # a card update whose topic rename must wait
+        return None
+
+    platform.fail = rename_waits
+    update, notice = UpdateCard(conv(1)), Escalate(ref(2), "@here", 120.0, 0)  # to team:C1
+    queue(store, update, notice)
+    assert await outbox.drain() == T0 + 10
+    assert postponed == [update]
+    assert platform.actions() == [notice]  # the team channel took the call at once
+    clock.advance(10)
+    assert await outbox.drain() is None
+    assert platform.actions() == [notice, update]
+    assert store.pending(10) == [] and dead_letters(store) == []
+
+
+async def test_rights_back_cure_a_missing_right_but_not_a_rate_limit(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    platform.script = [Lacking(60, "no right to manage topics"), RetryLater(30)]
+    to_team, to_customer = nudge(1), CloseNotice(ref(2), "bye")
+    queue(store, to_team, to_customer)
+    assert await outbox.drain() == T0 + 30
+    assert platform.actions() == []
+    outbox.retry_now()  # an admin gave the right back
+    assert await outbox.drain() == T0 + 30  # the rate-limited destination still waits
+    assert platform.actions() == [to_team]
+    clock.advance(30)
+    assert await outbox.drain() is None
+    assert platform.actions() == [to_team, to_customer]
 
 
 async def test_failures_back_off_and_the_action_is_delivered_once(

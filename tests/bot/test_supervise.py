@@ -106,8 +106,8 @@ class Recorder:
     def destination(self, action: Any) -> str:
         return "team"
 
-    def interval(self, destination: str) -> float:
-        return 0.0
+    def free_at(self, action: Any, now: float) -> float:
+        return now
 
     def routes(self, app: Any) -> None: ...
 

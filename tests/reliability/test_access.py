@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from chat_rescue import logs
+from chat_rescue.bot.pacing import uniform
 from chat_rescue.bot.settings import Settings
 from chat_rescue.sandbox.hostile import integrity, slack_post, snapshot, telegram_post
 from chat_rescue.sandbox.slack import SlackSandbox
@@ -345,10 +346,7 @@ async def test_no_secret_reaches_the_logs_of_a_rough_session(
         logs.configure(settings, stream=captured_logs)
         bot = Bot(settings)
         for adapter in bot.adapters:  # the sandbox's pace, not production's
-            for name in ("post_interval", "update_interval", "group_interval",
-                         "chat_interval"):
-                if hasattr(adapter, name):
-                    setattr(adapter, name, 0.01)
+            adapter.paces = uniform(adapter.paces, 0.01)  # type: ignore[attr-defined]
         await bot.start()
         events = SlackEventsClient(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET,
                                    sandbox=slack_api)

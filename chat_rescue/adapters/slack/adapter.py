@@ -25,6 +25,7 @@ from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.adapters.slack.errors import api_error
 from chat_rescue.adapters.slack.mentions import escape, user
+from chat_rescue.adapters.slack.pacing import POST_PACE, UPDATE_PACE, NotingClient
 from chat_rescue.adapters.slack.people import Admins, channel_members
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
@@ -52,6 +53,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
+from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
 
@@ -70,26 +72,26 @@ API_TIMEOUT = 10  # seconds; the outbox gives up on a delivery after 15
 class SlackAdapter:
     """Events, clicks and `/rescue` in; cards, nudges and notices out.
 
-    `post_interval` paces chat.postMessage per channel (Slack allows about one a
-    second); card updates and ephemerals go at `update_interval` on lanes of their own.
+    `paces` are Slack's limits as the outbox keeps to them (`pacing.py`): chat.postMessage
+    per channel (`post`: about one a second, short bursts allowed); card updates and
+    ephemerals (`update`) on destinations of their own.
     """
 
     name = PLATFORM
 
-    def __init__(self, settings: Settings, service: Service, clock: Clock, *,
-                 post_interval: float = 1.0, update_interval: float = 0.5) -> None:
+    def __init__(self, settings: Settings, service: Service, clock: Clock) -> None:
         self.settings = settings
         self.service = service
         self.clock = clock
-        self.post_interval = post_interval
-        self.update_interval = update_interval
+        self.paces = {"post": POST_PACE, "update": UPDATE_PACE}
+        self.pacer = Pacer(self._pace)
         token = _secret(settings.slack_bot_token)
         self._app_token = _secret(settings.slack_app_token)
         base_url = settings.slack_api_url.rstrip("/") + "/"
         # No retry handlers: a 429 or an outage goes back to the outbox, which honours
         # Retry-After and backs off, instead of being retried silently in here.
-        self.client = AsyncWebClient(token=token, base_url=base_url, timeout=API_TIMEOUT,
-                                     retry_handlers=[])
+        self.client = NotingClient(self._noted, token=token, base_url=base_url,
+                                   timeout=API_TIMEOUT, retry_handlers=[])
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
         self.admins = Admins(self.client, settings.admins)
@@ -271,10 +273,15 @@ class SlackAdapter:
             return action.ref.channel
         return team
 
-    def interval(self, destination: str) -> float:
-        if destination.startswith(("update:", "ephemeral:")):
-            return self.update_interval
-        return self.post_interval
+    def free_at(self, action: Action, now: float) -> float:
+        return self.pacer.free_at(self.destination(action), now)
+
+    def _pace(self, destination: str) -> Pace:
+        updates = destination.startswith(("update:", "ephemeral:"))
+        return self.paces["update" if updates else "post"]
+
+    def _noted(self, destination: str) -> None:
+        self.pacer.note(destination, self.clock.monotonic())
 
     # --- inbound (app.Listeners)
 

@@ -17,9 +17,11 @@ from chat_rescue.adapters.telegram.app import TelegramApp
 from chat_rescue.adapters.telegram.deliver import Deliverer
 from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.pacing import CHAT_PACE, GROUP_PACE, RENAME_SPARE
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay
+from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay, UpdateCard
 from chat_rescue.bot.outbox import Outbox, Posted, RetryLater
+from chat_rescue.bot.pacing import Pacer
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 
@@ -35,23 +37,23 @@ MOVED_TO, MOVED_FROM = "moved_to", "moved_from"
 class TelegramAdapter:
     """Customers in private chats, one forum topic each in the support group.
 
-    `group_interval` and `chat_interval` are the pacing (seconds between posts) for the
-    support group (Telegram allows about 20 a minute) and a private chat (1 a second).
+    `paces` are Telegram's limits as the outbox keeps to them (`pacing.py`): for the
+    support group (`group`: about 20 messages a minute) and a private chat (`chat`).
     """
 
     name = "telegram"
 
     def __init__(self, settings: Settings, service: Service, clock: Clock) -> None:
         self.settings = settings
-        self.group_interval = 3.0
-        self.chat_interval = 1.0
+        self.paces = {"group": GROUP_PACE, "chat": CHAT_PACE}
+        self.pacer = Pacer(lambda place: self.paces[place.partition(":")[0]])
         written = settings.telegram_support_chat_id.strip()
         self.support_chat_id = int(written) if written.lstrip("-").isdigit() else 0
         self.memory = Memory()
-        self.app = TelegramApp(settings, self._on_update)
+        self.app = TelegramApp(settings, self._on_update, self._noted)
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,
-                                   self.support_chat_id)
+                                   self.support_chat_id, self._rename_wait)
         self.deliverer.on_moved = self.inbound.on_moved = self.follow
         self.service = service
         self.clock = clock
@@ -195,12 +197,21 @@ class TelegramAdapter:
             return f"chat:{action.ref.channel}"
         return f"group:{self.support_chat_id}"
 
-    def interval(self, destination: str) -> float:
-        if destination.startswith("group:"):
-            return self.group_interval
-        if destination.startswith("chat:"):
-            return self.chat_interval
-        return 0.0
+    def free_at(self, action: Action, now: float) -> float:
+        """Edits (a card update) take no message of the group's window; the rest do."""
+        return self.pacer.free_at(self.destination(action), now,
+                                  message=not isinstance(action, UpdateCard))
+
+    def _noted(self, chat: str | int, message: bool) -> None:
+        place = "group" if str(chat) == str(self.support_chat_id) else "chat"
+        self.pacer.note(f"{place}:{chat}", self.clock.monotonic(), message=message)
+
+    def _rename_wait(self) -> float:
+        """Seconds until a topic's new name may go without eating into the group's window
+        kept for customers' messages (0: now)."""
+        now = self.clock.monotonic()
+        ready = self.pacer.free_at(f"group:{self.support_chat_id}", now, spare=RENAME_SPARE)
+        return ready - now
 
     # -- inbound -----------------------------------------------------------------------------
 

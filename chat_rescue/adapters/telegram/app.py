@@ -38,6 +38,7 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from chat_rescue.adapters.telegram.deliver import retry_seconds
+from chat_rescue.adapters.telegram.pacing import Noted, NotingRequest
 from chat_rescue.bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class TelegramApp:
     or handling an update fails, and is being retried; `last_error` says what), "stopped".
     """
 
-    def __init__(self, settings: Settings, handle: UpdateHandler) -> None:
+    def __init__(self, settings: Settings, handle: UpdateHandler,
+                 noted: Noted | None = None) -> None:
         token = settings.telegram_bot_token
         if token is None:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -86,6 +88,8 @@ class TelegramApp:
             .base_url(settings.telegram_api_url)
             .base_file_url(file_url(settings.telegram_api_url))
         )
+        if noted is not None:  # every call counted against Telegram's limits (pacing.py)
+            builder = builder.request(NotingRequest(noted, connection_pool_size=256))
         builder = builder.updater(None)  # see the module docstring: we poll ourselves
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))

@@ -42,7 +42,7 @@ from chat_rescue.bot.model import (
     State,
     UpdateCard,
 )
-from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
+from chat_rescue.bot.outbox import Lacking, Posted, RetryLater, Undeliverable
 from chat_rescue.bot.service import Service
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class Deliverer:
     """Delivers each action type to the support group or a customer's private chat."""
 
     def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
-                 support_chat_id: int) -> None:
+                 support_chat_id: int, rename_wait: Callable[[], float] = lambda: 0.0
+                 ) -> None:
         self.bot = bot
         self.service = service
         self.clock = clock
@@ -84,7 +85,8 @@ class Deliverer:
         self._steps: OrderedDict[Hashable, Any] = OrderedDict()
         # When the administrators were asked (monotonic), and their mentions.
         self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
-        self.topics = Topics(bot, service.store, memory, support_chat_id, self._send)
+        self.topics = Topics(bot, service.store, memory, support_chat_id, self._send,
+                             rename_wait)
         self.lacking: str | None = None  # the right the bot was last refused for
         self.on_moved: Callable[[int], None] = self.move_to
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
@@ -118,7 +120,7 @@ class Deliverer:
                 # Only an admin can cure this: keep the action (it goes once the right is
                 # given back) without using up its attempts, and say what is missing.
                 await self._lacking(bad.message)
-                raise RetryLater(RIGHTS_RETRY, f"the bot lacks a right in the support group "
+                raise Lacking(RIGHTS_RETRY, f"the bot lacks a right in the support group "
                                  f"({bad.message})") from bad
             raise Undeliverable(f"Telegram refused {type(action).__name__}: {bad.message}") \
                 from bad
@@ -217,10 +219,9 @@ class Deliverer:
             return await self._copy_to_topic(action, topic)
 
         # An edit is no new message: it reopens no closed topic (Telegram refuses; dropped).
-        topic = await self.topics.send_in(key, copy, reopen=not action.edited)
-        conv = self.service.store.load(key)
-        if conv is not None:
-            await self._best_effort(self.topics.sync(conv, topic, open_close=False))
+        # The topic's name follows the card's status, so it changes with a card update,
+        # never here: a copy is one message of the group's window, not two.
+        await self.topics.send_in(key, copy, reopen=not action.edited)
         return None
 
     async def _copy_to_topic(self, action: Relay, topic: int) -> int:

@@ -27,20 +27,25 @@ from chat_rescue.bot.model import (
 
 MAX_TOPIC_NAME = 128
 _BY_ID = re.compile(r"\bby (\d+)$")
-LABEL_MARK = {"waiting": "⏳", "overdue": "🔥", "answered": "✅", "closed": "🔒"}
+LABEL_MARK = {"waiting": "⏳", "overdue": "🔥", "with operator": "💬", "closed": "🔒"}
 
 A = TypeVar("A", Nudge, ReturnToInbox, Escalate, CloseReminder)
 
 
 def topic_label(conv: Conversation) -> str:
-    """waiting / overdue / answered / closed: what the topic's name shows."""
+    """waiting / overdue / with operator / closed: what the topic's name shows.
+
+    It changes only where the card's status does (so with a card update), not with each
+    turn of the exchange: every rename leaves a service message in the topic and counts
+    against the group's 20 messages a minute. Who wrote last the topic list shows anyway.
+    """
     if conv.state is State.CLOSED:
         return "closed"
-    if conv.state is State.WAITING_ON_CUSTOMER:
-        return "answered"
-    if conv.escalations > 0 or conv.nudged_at is not None:
+    if conv.owner is None:
+        return "waiting" if conv.escalations == 0 else "overdue"
+    if conv.state is State.WAITING_ON_OPERATOR and conv.nudged_at is not None:
         return "overdue"
-    return "waiting"
+    return "with operator"
 
 
 def topic_name(conv: Conversation) -> str:

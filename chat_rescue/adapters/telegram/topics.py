@@ -20,6 +20,7 @@ from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.model import Conversation, State
+from chat_rescue.bot.outbox import Postpone
 from chat_rescue.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,15 @@ def says(error: BadRequest, *needles: str) -> bool:
 class Topics:
     """Finds, makes and heals conversations' topics in the support group."""
 
-    def __init__(self, bot: Bot, store: Store, memory: Memory, group: int, send: Send) -> None:
+    def __init__(self, bot: Bot, store: Store, memory: Memory, group: int, send: Send,
+                 rename_wait: Callable[[], float] = lambda: 0.0) -> None:
         self.bot = bot
         self.store = store
         self.memory = memory
         self.group = group
         self._send = send  # Deliverer._send: a message into a topic or General
         self._card_owed: set[str] = set()  # healed topics whose new card is not up yet
+        self._rename_wait = rename_wait  # seconds until the group has room for a rename
 
     async def of(self, conv: Conversation) -> int:
         """The conversation's topic, made (and stored) when it has none yet."""
@@ -106,17 +109,26 @@ class Topics:
                                     with_card=not posts_card)
         return await send(topic)
 
-    async def sync(self, conv: Conversation, topic: int, *, open_close: bool = True) -> None:
-        """Topic name shows the status; a closed conversation has a closed topic."""
+    async def sync(self, conv: Conversation, topic: int) -> None:
+        """Topic name shows the status; a closed conversation has a closed topic.
+
+        Each change leaves a service message, which counts against the group's limit:
+        while the group has little room left, this raises Postpone (the card's update
+        waits for it, and is superseded by a later one meanwhile)."""
         closed = conv.state is State.CLOSED
-        if open_close and not closed and self.memory.topic_closed.get(topic) is not False:
+        name = render.topic_name(conv)
+        if self.memory.topic_names.get(topic) != name or \
+                self.memory.topic_closed.get(topic) is not closed:
+            wait = self._rename_wait()
+            if wait > 0:
+                raise Postpone(wait, "the support group's window is kept for messages")
+        if not closed and self.memory.topic_closed.get(topic) is not False:
             await self.call(self.bot.reopen_forum_topic(self.group, topic))
             self.memory.topic_closed[topic] = False
-        name = render.topic_name(conv)
         if self.memory.topic_names.get(topic) != name:
             await self.call(self.bot.edit_forum_topic(self.group, topic, name=name))
             self.memory.topic_names[topic] = name
-        if open_close and closed and self.memory.topic_closed.get(topic) is not True:
+        if closed and self.memory.topic_closed.get(topic) is not True:
             await self.call(self.bot.close_forum_topic(self.group, topic))
             self.memory.topic_closed[topic] = True
 

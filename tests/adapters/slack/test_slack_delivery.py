@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from chat_rescue.adapters.slack import SlackAdapter
 from chat_rescue.adapters.slack.deliver import SlackDelivery
+from chat_rescue.adapters.slack.pacing import POST_PACE
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
     CloseNotice,
@@ -28,6 +29,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
+from chat_rescue.bot.pacing import Pace
 from chat_rescue.bot.settings import Settings
 from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.slack_world import (
@@ -143,20 +145,23 @@ async def test_posts_are_paced_per_channel_and_updates_have_their_own_lane(
     bot = await world.start()
     try:
         adapter = world.adapter
-        adapter.post_interval = 1.0  # the default, as in production
         conv = Conversation(REF, f"slack:{TEAM}", "U0C", 0.0, card="1.0")
         assert adapter.destination(PostCard(conv)) == TEAM
         assert adapter.destination(Nudge(REF, ANNA, 1.0)) == TEAM
         assert adapter.destination(UpdateCard(conv)) == f"update:{TEAM}"
         assert adapter.destination(CloseNotice(REF, "bye")) == HELP
-        assert adapter.interval(TEAM) == 1.0
-        assert adapter.interval(f"update:{TEAM}") == adapter.update_interval
-        first = await world.says("one")
+        # In production: a burst of three posts per channel, then one a second.
+        assert (POST_PACE.count, POST_PACE.period) == (3, 3.0)
+        adapter.paces = {"post": Pace(count=2, period=1.5), "update": Pace(gap=0.01)}
+        first, second = await world.says("one"), await world.says("two")
         await world.card_of(first)
-        second = await world.says("two")
-        await asyncio.sleep(0.3)
-        assert bot.store.load(f"slack:{HELP}:{second}").card is None  # held back by pacing
-        await world.card_of(second)
+        await world.card_of(second)  # the burst
+        shown = time.monotonic()
+        third = await world.says("three")
+        await asyncio.sleep(0.5)
+        assert bot.store.load(f"slack:{HELP}:{third}").card is None  # held back by pacing
+        await world.card_of(third)
+        assert time.monotonic() - shown >= 0.9  # the first post left the window
     finally:
         await world.stop()
 

@@ -13,6 +13,7 @@ from telegram.error import RetryAfter
 from chat_rescue.adapters.telegram import TelegramAdapter, keyboards, render
 from chat_rescue.adapters.telegram.deliver import retry_seconds
 from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.pacing import CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
     CloseNotice,
@@ -28,8 +29,9 @@ from chat_rescue.bot.model import (
     Relay,
     ReturnToInbox,
     State,
+    UpdateCard,
 )
-from chat_rescue.bot.outbox import Posted, RetryLater, Undeliverable
+from chat_rescue.bot.outbox import Posted, Postpone, RetryLater, Undeliverable
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
 from chat_rescue.sandbox.telegram import TelegramSandbox
@@ -196,8 +198,44 @@ def test_destinations_and_pacing(rig: Rig) -> None:
     assert adapter.destination(CloseNotice(REF, "bye")) == f"chat:{ALICE}"
     assert adapter.destination(Nudge(REF, "8", 1)) == f"group:{GROUP}"
     assert adapter.destination(Digest(f"group:{GROUP}")) == f"group:{GROUP}"
-    assert adapter.interval(f"group:{GROUP}") == 3.0  # 20 a minute per group
-    assert adapter.interval(f"chat:{ALICE}") == 1.0  # 1 a second per chat
+    assert adapter.paces == {"group": GROUP_PACE, "chat": CHAT_PACE}
+    assert (GROUP_PACE.count, GROUP_PACE.period) == (18, 60.0)  # 20 a minute, less a margin
+    assert CHAT_PACE.gap == 1.0  # 1 a second per chat
+
+
+async def test_every_call_counts_against_the_group_and_renames_leave_room_for_messages(
+    rig: Rig,
+) -> None:
+    clock = rig.adapter.clock
+    assert isinstance(clock, FakeClock)
+    conv = await rig.post()  # a topic, its card, the announcement in General: 3 messages
+    to_group = Relay(REF, False, str(ALICE), "5")
+    now = clock.monotonic
+    start = now()
+    assert rig.adapter.free_at(to_group, now()) == start + 1.0  # a second after the last
+    assert rig.adapter.free_at(PostCard(conv), now()) == start + 1.0
+    assert rig.adapter.free_at(Relay(REF, True, str(GROUP), "5"), now()) == start  # Alice's chat
+    bot = rig.adapter.app.bot
+    for _ in range(9):  # 12 messages of the 18 in the minute's window (any call counts)
+        clock.advance(1.0)
+        await bot.send_message(GROUP, "an answer to /rescue")
+    clock.advance(1.0)
+    assert rig.adapter.free_at(to_group, now()) == now()  # messages still fit
+    [topic] = rig.sandbox.topics(GROUP)
+    named = topic.name
+    owned = replace(conv, owner="8", state=State.CLAIMED)
+    with pytest.raises(Postpone) as later:  # a rename now would leave less than 6 free
+        await rig.adapter.deliver(UpdateCard(owned))
+    # the card itself was edited (an edit is no message); the name waits for the window
+    assert "claimed by" in rig.sandbox.messages(GROUP, topic.thread_id)[0]["text"]
+    assert rig.sandbox.topics(GROUP)[0].name == named
+    assert later.value.after == pytest.approx(60.0 - 10.0)  # when the first leaves it
+    for _ in range(6):
+        clock.advance(1.0)
+        await bot.send_message(GROUP, "an answer to /rescue")
+    clock.advance(1.0)  # 18 in the window: the next message waits for the first to leave
+    assert rig.adapter.free_at(to_group, now()) == pytest.approx(start + 60.0)
+    assert rig.adapter.free_at(UpdateCard(owned), now()) == now()  # an edit needs no room
 
 
 @pytest.mark.parametrize("value", [3, timedelta(seconds=3)])
@@ -234,7 +272,9 @@ def test_callback_data_fits_telegrams_64_bytes() -> None:
     ("changes", "label"),
     [({}, "waiting"), ({"escalations": 1}, "overdue"),
      ({"state": State.WAITING_ON_OPERATOR, "owner": "8", "nudged_at": 5.0}, "overdue"),
-     ({"state": State.WAITING_ON_CUSTOMER, "owner": "8"}, "answered"),
+     ({"state": State.WAITING_ON_CUSTOMER, "owner": "8"}, "with operator"),
+     ({"state": State.WAITING_ON_OPERATOR, "owner": "8"}, "with operator"),
+     ({"state": State.CLAIMED, "owner": "8"}, "with operator"),
      ({"state": State.CLOSED}, "closed")],
 )
 def test_topic_names_show_the_status(changes: dict[str, Any], label: str) -> None:

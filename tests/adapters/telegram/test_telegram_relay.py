@@ -57,7 +57,7 @@ async def test_messages_are_copied_both_ways_including_a_photo(world: World) -> 
     conv = group.conversation()
     assert conv is not None
     assert conv.owner == str(BEN) and conv.state is State.WAITING_ON_CUSTOMER
-    assert "answered" in group.topics()[0].name
+    assert "with operator" in group.topics()[0].name
     assert "first_reply" in group.history()
 
 

@@ -1,0 +1,43 @@
+"""Slack's posting limits, and every call the app makes counted against them.
+
+chat.postMessage: about one a second per channel, with short bursts allowed; card updates
+and ephemeral answers go on destinations of their own. The app's Web API client notes each
+call that went through (`NotingClient`), so the outbox paces by what was really sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from chat_rescue.bot.pacing import Pace
+
+POST_PACE = Pace(gap=0.0, count=3, period=3.0)  # a burst of three, then one a second
+UPDATE_PACE = Pace(gap=0.5)
+# The destination each paced method counts against, by the channel it names.
+PLACES = {"chat.postMessage": "{}", "chat.update": "update:{}",
+          "chat.postEphemeral": "ephemeral:{}"}
+
+
+class NotingClient(AsyncWebClient):
+    """slack_sdk's client that reports each paced call that went through to `noted`."""
+
+    def __init__(self, noted: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.noted = noted
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        answer: AsyncSlackResponse = await super().api_call(api_method, **kwargs)
+        place = PLACES.get(api_method)
+        if place is not None:
+            sent = {**(kwargs.get("params") or {}), **(kwargs.get("json") or {})}
+            data = kwargs.get("data")
+            if isinstance(data, dict):
+                sent.update(data)
+            channel = sent.get("channel")
+            if isinstance(channel, str):
+                self.noted(place.format(channel))
+        return answer

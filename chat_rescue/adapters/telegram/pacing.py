@@ -1,0 +1,54 @@
+"""Telegram's limits, and every call the bot makes counted against them.
+
+Telegram allows about 20 messages a minute in a group and about one a second in a private
+chat. What counts is what puts a message in a chat: a send or copy, and the service
+message that creating, renaming, closing or reopening a topic leaves. Edits leave none and
+are only spaced out. The bot's HTTP requests are noted as they succeed (`NotingRequest`),
+so a delivery that takes three calls (a new topic, its card, the announcement) costs three,
+and answers to `/rescue` typed in the group count too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from telegram.request import HTTPXRequest, RequestData
+
+from chat_rescue.bot.pacing import Pace
+
+MESSAGES = frozenset({
+    "sendmessage", "copymessage", "copymessages", "forwardmessage", "forwardmessages",
+    "sendphoto", "senddocument", "sendvoice", "sendsticker", "sendvideo", "sendaudio",
+    "sendanimation", "sendmediagroup",
+    # topic service messages
+    "createforumtopic", "editforumtopic", "closeforumtopic", "reopenforumtopic",
+})  # fmt: skip
+CALLS = frozenset({"editmessagetext", "editmessagereplymarkup", "deletemessage"})
+
+GROUP_PACE = Pace(gap=1.0, count=18, period=60.0)  # 20 a minute, with a margin of two
+CHAT_PACE = Pace(gap=1.0)
+# Messages of the group's window that renames leave to the customers' messages, cards and
+# notices: a burst of status changes never makes a customer wait out a full window.
+RENAME_SPARE = 6
+
+Noted = Callable[[str | int, bool], None]  # (chat id, put a message there)
+
+
+class NotingRequest(HTTPXRequest):
+    """PTB's HTTP request that reports each call that went through to `noted`."""
+
+    def __init__(self, noted: Noted, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.noted = noted
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
+        name = url.rpartition("/")[2].lower()
+        if 200 <= code < 300 and request_data is not None and (name in MESSAGES or
+                                                               name in CALLS):
+            chat = request_data.parameters.get("chat_id")
+            if isinstance(chat, str | int):
+                self.noted(chat, name in MESSAGES)
+        return code, payload

@@ -17,7 +17,7 @@ from chat_rescue.adapters.telegram.app import TelegramApp
 from chat_rescue.adapters.telegram.deliver import Deliverer
 from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.adapters.telegram.pacing import CHAT_PACE, GROUP_PACE, RENAME_SPARE
+from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE, RENAME_SPARE
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay, UpdateCard
 from chat_rescue.bot.outbox import Outbox, Posted, RetryLater
@@ -45,7 +45,7 @@ class TelegramAdapter:
 
     def __init__(self, settings: Settings, service: Service, clock: Clock) -> None:
         self.settings = settings
-        self.paces = {"group": GROUP_PACE, "chat": CHAT_PACE}
+        self.paces = {"group": GROUP_PACE, "chat": CHAT_PACE, "bot": BOT_PACE}
         self.pacer = Pacer(lambda place: self.paces[place.partition(":")[0]])
         written = settings.telegram_support_chat_id.strip()
         self.support_chat_id = int(written) if written.lstrip("-").isdigit() else 0
@@ -198,13 +198,17 @@ class TelegramAdapter:
         return f"group:{self.support_chat_id}"
 
     def free_at(self, action: Action, now: float) -> float:
-        """Edits (a card update) take no message of the group's window; the rest do."""
-        return self.pacer.free_at(self.destination(action), now,
-                                  message=not isinstance(action, UpdateCard))
+        """Edits (a card update) take no message of the group's window; the rest do; and
+        every call one of the bot's."""
+        there = self.pacer.free_at(self.destination(action), now,
+                                   message=not isinstance(action, UpdateCard))
+        return max(there, self.pacer.free_at("bot:", now))
 
     def _noted(self, chat: str | int, message: bool) -> None:
         place = "group" if str(chat) == str(self.support_chat_id) else "chat"
-        self.pacer.note(f"{place}:{chat}", self.clock.monotonic(), message=message)
+        now = self.clock.monotonic()
+        self.pacer.note(f"{place}:{chat}", now, message=message)
+        self.pacer.note("bot:", now)
 
     def _rename_wait(self) -> float:
         """Seconds until a topic's new name may go without eating into the group's window

@@ -1,11 +1,11 @@
 """Telegram's limits, and every call the bot makes counted against them.
 
-Telegram allows about 20 messages a minute in a group and about one a second in a private
-chat. What counts is what puts a message in a chat: a send or copy, and the service
-message that creating, renaming, closing or reopening a topic leaves. Edits leave none and
-are only spaced out. The bot's HTTP requests are noted as they succeed (`NotingRequest`),
-so a delivery that takes three calls (a new topic, its card, the announcement) costs three,
-and answers to `/rescue` typed in the group count too.
+Telegram allows about 20 messages a minute in a group, about one a second in a private
+chat, and about 30 a second in all. What counts is what puts a message in a chat: a send
+or copy, and the service message that creating, renaming, closing or reopening a topic
+leaves. Edits leave none and are only spaced out. The bot's HTTP requests are noted as
+they succeed (`NotingRequest`), so a delivery that takes three calls (a new topic, its
+card, the announcement) costs three, and answers to `/rescue` typed in the group count too.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ CALLS = frozenset({"editmessagetext", "editmessagereplymarkup", "deletemessage"}
 
 GROUP_PACE = Pace(gap=1.0, count=18, period=60.0)  # 20 a minute, with a margin of two
 CHAT_PACE = Pace(gap=1.0)
+BOT_PACE = Pace(count=25, period=1.0)  # all chats together: about 30 a second
 # Messages of the group's window that renames leave to the customers' messages, cards and
 # notices: a burst of status changes never makes a customer wait out a full window.
 RENAME_SPARE = 6

@@ -13,7 +13,7 @@ from telegram.error import RetryAfter
 from chat_rescue.adapters.telegram import TelegramAdapter, keyboards, render
 from chat_rescue.adapters.telegram.deliver import retry_seconds
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.adapters.telegram.pacing import CHAT_PACE, GROUP_PACE
+from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
     CloseNotice,
@@ -198,7 +198,8 @@ def test_destinations_and_pacing(rig: Rig) -> None:
     assert adapter.destination(CloseNotice(REF, "bye")) == f"chat:{ALICE}"
     assert adapter.destination(Nudge(REF, "8", 1)) == f"group:{GROUP}"
     assert adapter.destination(Digest(f"group:{GROUP}")) == f"group:{GROUP}"
-    assert adapter.paces == {"group": GROUP_PACE, "chat": CHAT_PACE}
+    assert adapter.paces == {"group": GROUP_PACE, "chat": CHAT_PACE, "bot": BOT_PACE}
+    assert (BOT_PACE.count, BOT_PACE.period) == (25, 1.0)  # about 30 a second in all
     assert (GROUP_PACE.count, GROUP_PACE.period) == (18, 60.0)  # 20 a minute, less a margin
     assert CHAT_PACE.gap == 1.0  # 1 a second per chat
 

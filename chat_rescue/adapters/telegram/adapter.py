@@ -19,7 +19,15 @@ from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE, RENAME_SPARE
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.model import Action, CloseNotice, Digest, Relay, UpdateCard
+from chat_rescue.bot.model import (
+    Action,
+    CloseNotice,
+    Digest,
+    PostCard,
+    Relay,
+    ReturnToInbox,
+    UpdateCard,
+)
 from chat_rescue.bot.outbox import Outbox, Posted, RetryLater
 from chat_rescue.bot.pacing import Pacer
 from chat_rescue.bot.service import Service
@@ -198,11 +206,24 @@ class TelegramAdapter:
         return f"group:{self.support_chat_id}"
 
     def free_at(self, action: Action, now: float) -> float:
-        """Edits (a card update) take no message of the group's window; the rest do; and
-        every call one of the bot's."""
-        there = self.pacer.free_at(self.destination(action), now,
-                                   message=not isinstance(action, UpdateCard))
+        """When the group's window has room for all the messages `action` takes (a card
+        update's edit takes none; its rename waits by itself); and every call is one of
+        the bot's."""
+        place = self.destination(action)
+        if isinstance(action, UpdateCard):
+            there = self.pacer.free_at(place, now, message=False)
+        else:
+            there = self.pacer.free_at(place, now, spare=self._messages(action) - 1)
         return max(there, self.pacer.free_at("bot:", now))
+
+    def _messages(self, action: Action) -> int:
+        """How many messages delivering `action` puts in its chat, at most."""
+        if isinstance(action, PostCard):  # the card and its announcement, and maybe a topic
+            return 2 + (action.conversation.card is None)
+        if isinstance(action, Relay) and not action.to_customer:
+            conv = self.service.store.load(action.ref.key)  # the first copy makes the topic
+            return 1 + (conv is not None and conv.card is None)
+        return 2 if isinstance(action, ReturnToInbox) else 1  # told in the topic and General
 
     def _noted(self, chat: str | int, message: bool) -> None:
         place = "group" if str(chat) == str(self.support_chat_id) else "chat"

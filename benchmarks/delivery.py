@@ -91,7 +91,7 @@ from _watched import (
     wait_for,
 )
 
-from chat_rescue.adapters.slack.pacing import POST_PACE, UPDATE_PACE
+from chat_rescue.adapters.slack.pacing import EPHEMERAL_PACE, POST_PACE, UPDATE_PACE
 from chat_rescue.bot.model import CloseNotice, Relay
 from chat_rescue.bot.pacing import Pace, Pacer, uniform
 from chat_rescue.sandbox.flood import SlackFlood, TelegramFlood
@@ -403,7 +403,7 @@ async def slack_bot(workdir: Path, name: str, **settings: Any) -> Any:
 
 def go_live_slack(run: SlackRun) -> None:
     adapter = run.world.adapter
-    adapter.paces = {"post": POST_PACE, "update": UPDATE_PACE}
+    adapter.paces = {"post": POST_PACE, "update": UPDATE_PACE, "ephemeral": EPHEMERAL_PACE}
     adapter.pacer = Pacer(adapter.pacer.pace)
     run.sandbox.flood = SlackFlood()
 

@@ -25,7 +25,12 @@ from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.adapters.slack.errors import api_error
 from chat_rescue.adapters.slack.mentions import escape, user
-from chat_rescue.adapters.slack.pacing import POST_PACE, UPDATE_PACE, NotingClient
+from chat_rescue.adapters.slack.pacing import (
+    EPHEMERAL_PACE,
+    POST_PACE,
+    UPDATE_PACE,
+    NotingClient,
+)
 from chat_rescue.adapters.slack.people import Admins, channel_members
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
@@ -73,8 +78,8 @@ class SlackAdapter:
     """Events, clicks and `/rescue` in; cards, nudges and notices out.
 
     `paces` are Slack's limits as the outbox keeps to them (`pacing.py`): chat.postMessage
-    per channel (`post`: about one a second, short bursts allowed); card updates and
-    ephemerals (`update`) on destinations of their own.
+    per channel (`post`: about one a second, short bursts allowed); card updates
+    (`update`) and ephemerals (`ephemeral`) on destinations of their own.
     """
 
     name = PLATFORM
@@ -83,7 +88,7 @@ class SlackAdapter:
         self.settings = settings
         self.service = service
         self.clock = clock
-        self.paces = {"post": POST_PACE, "update": UPDATE_PACE}
+        self.paces = {"post": POST_PACE, "update": UPDATE_PACE, "ephemeral": EPHEMERAL_PACE}
         self.pacer = Pacer(self._pace)
         token = _secret(settings.slack_bot_token)
         self._app_token = _secret(settings.slack_app_token)
@@ -277,8 +282,8 @@ class SlackAdapter:
         return self.pacer.free_at(self.destination(action), now)
 
     def _pace(self, destination: str) -> Pace:
-        updates = destination.startswith(("update:", "ephemeral:"))
-        return self.paces["update" if updates else "post"]
+        kind, _, _ = destination.partition(":")
+        return self.paces.get(kind, self.paces["post"])  # a channel id: its posts
 
     def _noted(self, destination: str) -> None:
         self.pacer.note(destination, self.clock.monotonic())

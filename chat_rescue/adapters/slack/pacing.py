@@ -1,8 +1,9 @@
 """Slack's posting limits, and every call the app makes counted against them.
 
 chat.postMessage: about one a second per channel, with short bursts allowed; card updates
-and ephemeral answers go on destinations of their own. The app's Web API client notes each
-call that went through (`NotingClient`), so the outbox paces by what was really sent.
+(about 50 a minute) and ephemeral answers go on destinations of their own. The app's Web
+API client notes each call that went through (`NotingClient`), so the outbox paces by what
+was really sent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from chat_rescue.bot.pacing import Pace
 
 POST_PACE = Pace(gap=0.0, count=3, period=3.0)  # a burst of three, then one a second
-UPDATE_PACE = Pace(gap=0.5)
+# chat.update is Tier 3 (about 50 a minute); chat.postEphemeral Tier 4 (about 100).
+UPDATE_PACE = Pace(gap=0.5, count=50, period=60.0)
+EPHEMERAL_PACE = Pace(gap=0.5)
 # The destination each paced method counts against, by the channel it names.
 PLACES = {"chat.postMessage": "{}", "chat.update": "update:{}",
           "chat.postEphemeral": "ephemeral:{}"}

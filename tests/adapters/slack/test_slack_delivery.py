@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from chat_rescue.adapters.slack import SlackAdapter
 from chat_rescue.adapters.slack.deliver import SlackDelivery
-from chat_rescue.adapters.slack.pacing import POST_PACE
+from chat_rescue.adapters.slack.pacing import POST_PACE, UPDATE_PACE
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
     CloseNotice,
@@ -152,7 +152,9 @@ async def test_posts_are_paced_per_channel_and_updates_have_their_own_lane(
         assert adapter.destination(CloseNotice(REF, "bye")) == HELP
         # In production: a burst of three posts per channel, then one a second.
         assert (POST_PACE.count, POST_PACE.period) == (3, 3.0)
-        adapter.paces = {"post": Pace(count=2, period=1.5), "update": Pace(gap=0.01)}
+        assert (UPDATE_PACE.count, UPDATE_PACE.period) == (50, 60.0)  # chat.update: Tier 3
+        adapter.paces = {"post": Pace(count=2, period=1.5), "update": Pace(gap=0.01),
+                         "ephemeral": Pace(gap=0.01)}
         first, second = await world.says("one"), await world.says("two")
         await world.card_of(first)
         await world.card_of(second)  # the burst

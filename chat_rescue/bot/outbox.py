@@ -400,8 +400,10 @@ class Outbox:
         except RetryLater as wait:
             if not isinstance(wait, Postpone):
                 self._next_free[place] = self.clock.monotonic() + wait.after
-            if isinstance(wait, Lacking):
-                self._lacking.add(place)
+                if isinstance(wait, Lacking):
+                    self._lacking.add(place)
+                else:  # a rate limit now: retry_now must not lift it
+                    self._lacking.discard(place)
             for item in items:
                 self._settle_later(item, wait.after, error=str(wait), failed=False)
             return False
@@ -423,6 +425,7 @@ class Outbox:
                         type(action).__name__, error,
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
+        self._lacking.discard(place)  # whatever was missing is there again
         first = items[0]
         if isinstance(first.action, PostCard | UpdateCard):
             if isinstance(posted, Posted):

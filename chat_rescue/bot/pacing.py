@@ -59,12 +59,14 @@ class Pacer:
         if len(self._last) > PRUNE_AT:
             self._forget_idle(now)
 
-    def free_at(self, place: str, now: float, *, message: bool = True, spare: int = 0) -> float:
+    def free_at(self, place: str, now: float, *, message: bool = True, spare: int = 0,
+                spaced: bool = True) -> float:
         """When (monotonic) the next call to `place` fits: `now` or later. For a message,
-        the window must also have room, and `spare` places left over after it."""
+        the window must also have room, and `spare` places left over after it. Not
+        `spaced`: the window only (a call that follows one just made, in one delivery)."""
         pace = self.pace(place)
         last = self._last.get(place)
-        at = now if last is None else max(now, last + pace.gap)
+        at = now if last is None or not spaced else max(now, last + pace.gap)
         window = self._messages.get(place) if message and pace.count else None
         if window:
             room = pace.count - spare  # messages the window may hold once this one is in

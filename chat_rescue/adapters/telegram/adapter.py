@@ -12,12 +12,12 @@ from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 
 from chat_rescue.adapters.connecting import Unreachable, keep_connecting
-from chat_rescue.adapters.telegram import health
+from chat_rescue.adapters.telegram import health, render
 from chat_rescue.adapters.telegram.app import TelegramApp
 from chat_rescue.adapters.telegram.deliver import Deliverer
 from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE, RENAME_SPARE
+from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
@@ -61,7 +61,7 @@ class TelegramAdapter:
         self.app = TelegramApp(settings, self._on_update, self._noted)
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,
-                                   self.support_chat_id, self._rename_wait)
+                                   self.support_chat_id, self._room_wait)
         self.deliverer.on_moved = self.inbound.on_moved = self.follow
         self.service = service
         self.clock = clock
@@ -220,9 +220,15 @@ class TelegramAdapter:
         """How many messages delivering `action` puts in its chat, at most."""
         if isinstance(action, PostCard):  # the card and its announcement, and maybe a topic
             return 2 + (action.conversation.card is None)
-        if isinstance(action, Relay) and not action.to_customer:
-            conv = self.service.store.load(action.ref.key)  # the first copy makes the topic
-            return 1 + (conv is not None and conv.card is None)
+        if isinstance(action, Relay):  # an edit's mark; a topic made or reopened for it
+            extra = int(action.edited)
+            if not action.to_customer:
+                conv = self.service.store.load(action.ref.key)
+                ids = render.parse_card(conv.card) if conv is not None else None
+                extra += ids is None or self.memory.topic_closed.get(ids[0]) is True
+            return 1 + extra
+        if isinstance(action, Digest):  # split at Telegram's length limit
+            return len(render.digests(action.notices, self.memory))
         return 2 if isinstance(action, ReturnToInbox) else 1  # told in the topic and General
 
     def _noted(self, chat: str | int, message: bool) -> None:
@@ -231,11 +237,12 @@ class TelegramAdapter:
         self.pacer.note(f"{place}:{chat}", now, message=message)
         self.pacer.note("bot:", now)
 
-    def _rename_wait(self) -> float:
-        """Seconds until a topic's new name may go without eating into the group's window
-        kept for customers' messages (0: now)."""
+    def _room_wait(self, messages: int, spare: int) -> float:
+        """Seconds until the group's window has room for `messages` more and `spare` left
+        over (0: now). The window only: these follow the card's edit in one delivery."""
         now = self.clock.monotonic()
-        ready = self.pacer.free_at(f"group:{self.support_chat_id}", now, spare=RENAME_SPARE)
+        ready = self.pacer.free_at(f"group:{self.support_chat_id}", now,
+                                   spare=spare + messages - 1, spaced=False)
         return ready - now
 
     # -- inbound -----------------------------------------------------------------------------

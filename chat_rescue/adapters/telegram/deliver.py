@@ -24,6 +24,7 @@ from telegram.warnings import PTBDeprecationWarning
 from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.health import mark_blocked
 from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.pacing import RoomWait
 from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
@@ -75,7 +76,7 @@ class Deliverer:
     """Delivers each action type to the support group or a customer's private chat."""
 
     def __init__(self, bot: Bot, service: Service, clock: Clock, memory: Memory,
-                 support_chat_id: int, rename_wait: Callable[[], float] = lambda: 0.0
+                 support_chat_id: int, room_wait: RoomWait = lambda messages, spare: 0.0
                  ) -> None:
         self.bot = bot
         self.service = service
@@ -86,7 +87,7 @@ class Deliverer:
         # When the administrators were asked (monotonic), and their mentions.
         self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send,
-                             rename_wait)
+                             room_wait, clock)
         self.lacking: str | None = None  # the right the bot was last refused for
         self.on_moved: Callable[[int], None] = self.move_to
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {

@@ -10,12 +10,15 @@ card, the announcement) costs three, and answers to `/rescue` typed in the group
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from telegram.request import HTTPXRequest, RequestData
 
 from chat_rescue.bot.pacing import Pace
+
+log = logging.getLogger(__name__)
 
 MESSAGES = frozenset({
     "sendmessage", "copymessage", "copymessages", "forwardmessage", "forwardmessages",
@@ -26,19 +29,25 @@ MESSAGES = frozenset({
 })  # fmt: skip
 CALLS = frozenset({"editmessagetext", "editmessagereplymarkup", "deletemessage"})
 
-# 20 a minute, Telegram's own figure: a call is noted when its answer arrives, after
-# Telegram counted it, so the window here lets the oldest message go a little later than
-# Telegram's does; a delivery of several messages waits for room for all of them. (A
-# margin of two more cost the copies of customers' messages 6.5 s at p99 in a group near
-# its limit.)
-GROUP_PACE = Pace(gap=1.0, count=20, period=60.0)
+# Telegram's 20 a minute less one: a call is noted when its answer arrives, after Telegram
+# counted it, and a delivery of several messages waits for room for all of them; the one
+# kept back is for a call Telegram carried out whose answer never came (a timeout). (A
+# margin of two cost the copies of customers' messages 6.5 s at p99 in a group near its
+# limit.)
+GROUP_PACE = Pace(gap=1.0, count=19, period=60.0)
 CHAT_PACE = Pace(gap=1.0)
 BOT_PACE = Pace(count=25, period=1.0)  # all chats together: about 30 a second
 # Messages of the group's window that renames leave to the customers' messages, cards and
-# notices: a burst of status changes never makes a customer wait out a full window.
+# notices: a burst of status changes never makes a customer wait out a full window. A
+# rename that waited RENAME_PATIENCE seconds, and opening or closing a topic, wait for room
+# like any message; a waiting card update looks again every RECHECK seconds (its card is
+# redrawn then, if the conversation moved on meanwhile).
 RENAME_SPARE = 6
+RENAME_PATIENCE = 120.0
+RECHECK = 5.0
 
 Noted = Callable[[str | int, bool], None]  # (chat id, put a message there)
+RoomWait = Callable[[int, int], float]  # (messages, spare) -> seconds until the group has room
 
 
 class NotingRequest(HTTPXRequest):
@@ -55,6 +64,9 @@ class NotingRequest(HTTPXRequest):
         if 200 <= code < 300 and request_data is not None and (name in MESSAGES or
                                                                name in CALLS):
             chat = request_data.parameters.get("chat_id")
-            if isinstance(chat, str | int):
-                self.noted(chat, name in MESSAGES)
+            try:  # the call went through: nothing here may make it look failed (and resent)
+                if isinstance(chat, str | int):
+                    self.noted(chat, name in MESSAGES)
+            except Exception:
+                log.exception("could not note a call to %s for pacing", name)
         return code, payload

@@ -18,7 +18,9 @@ from telegram.error import BadRequest
 
 from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.pacing import RECHECK, RENAME_PATIENCE, RENAME_SPARE, RoomWait
 from chat_rescue.adapters.telegram.translate import topic_alias
+from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import Conversation, State
 from chat_rescue.bot.outbox import Postpone
 from chat_rescue.storage.base import Store
@@ -42,14 +44,17 @@ class Topics:
     """Finds, makes and heals conversations' topics in the support group."""
 
     def __init__(self, bot: Bot, store: Store, memory: Memory, group: int, send: Send,
-                 rename_wait: Callable[[], float] = lambda: 0.0) -> None:
+                 room_wait: RoomWait = lambda messages, spare: 0.0,
+                 clock: Clock | None = None) -> None:
         self.bot = bot
         self.store = store
         self.memory = memory
         self.group = group
         self._send = send  # Deliverer._send: a message into a topic or General
         self._card_owed: set[str] = set()  # healed topics whose new card is not up yet
-        self._rename_wait = rename_wait  # seconds until the group has room for a rename
+        self._room_wait = room_wait  # seconds until the group's window has room
+        self._clock = clock or SystemClock()
+        self._renames_waiting: dict[int, float] = {}  # topic -> since when (monotonic)
 
     async def of(self, conv: Conversation) -> int:
         """The conversation's topic, made (and stored) when it has none yet."""
@@ -113,22 +118,28 @@ class Topics:
         """Topic name shows the status; a closed conversation has a closed topic.
 
         Each change leaves a service message, which counts against the group's limit:
-        while the group has little room left, this raises Postpone (the card's update
-        waits for it, and is superseded by a later one meanwhile)."""
+        while the group lacks room, this raises Postpone (the card's update looks again
+        soon). A rename alone leaves room for customers' messages for a while (pacing.py)."""
         closed = conv.state is State.CLOSED
         name = render.topic_name(conv)
-        if self.memory.topic_names.get(topic) != name or \
-                self.memory.topic_closed.get(topic) is not closed:
-            wait = self._rename_wait()
+        opens = not closed and self.memory.topic_closed.get(topic) is not False
+        renames = self.memory.topic_names.get(topic) != name
+        closes = closed and self.memory.topic_closed.get(topic) is not True
+        if opens or renames or closes:
+            now = self._clock.monotonic()
+            since = self._renames_waiting.setdefault(topic, now)
+            urgent = opens or closes or now - since >= RENAME_PATIENCE
+            wait = self._room_wait(opens + renames + closes, 0 if urgent else RENAME_SPARE)
             if wait > 0:
-                raise Postpone(wait, "the support group's window is kept for messages")
-        if not closed and self.memory.topic_closed.get(topic) is not False:
+                raise Postpone(min(wait, RECHECK), "the support group's window is full")
+            self._renames_waiting.pop(topic, None)
+        if opens:
             await self.call(self.bot.reopen_forum_topic(self.group, topic))
             self.memory.topic_closed[topic] = False
-        if self.memory.topic_names.get(topic) != name:
+        if renames:
             await self.call(self.bot.edit_forum_topic(self.group, topic, name=name))
             self.memory.topic_names[topic] = name
-        if closed and self.memory.topic_closed.get(topic) is not True:
+        if closes:
             await self.call(self.bot.close_forum_topic(self.group, topic))
             self.memory.topic_closed[topic] = True
 

@@ -13,7 +13,14 @@ from telegram.error import RetryAfter
 from chat_rescue.adapters.telegram import TelegramAdapter, keyboards, render
 from chat_rescue.adapters.telegram.deliver import retry_seconds
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE, RENAME_SPARE
+from chat_rescue.adapters.telegram.pacing import (
+    BOT_PACE,
+    CHAT_PACE,
+    GROUP_PACE,
+    RECHECK,
+    RENAME_PATIENCE,
+    RENAME_SPARE,
+)
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import (
     CloseNotice,
@@ -200,7 +207,7 @@ def test_destinations_and_pacing(rig: Rig) -> None:
     assert adapter.destination(Digest(f"group:{GROUP}")) == f"group:{GROUP}"
     assert adapter.paces == {"group": GROUP_PACE, "chat": CHAT_PACE, "bot": BOT_PACE}
     assert (BOT_PACE.count, BOT_PACE.period) == (25, 1.0)  # about 30 a second in all
-    assert (GROUP_PACE.count, GROUP_PACE.period) == (20, 60.0)  # 20 a minute per group
+    assert (GROUP_PACE.count, GROUP_PACE.period) == (19, 60.0)  # 20 a minute, less one
     assert CHAT_PACE.gap == 1.0  # 1 a second per chat
 
 
@@ -231,7 +238,7 @@ async def test_every_call_counts_against_the_group_and_renames_leave_room_for_me
     # the card itself was edited (an edit is no message); the name waits for the window
     assert "claimed by" in rig.sandbox.messages(GROUP, topic.thread_id)[0]["text"]
     assert rig.sandbox.topics(GROUP)[0].name == named
-    assert later.value.after == pytest.approx(60.0 - (room - 2))  # when the first leaves
+    assert later.value.after == RECHECK  # it looks again soon (the card may move on)
     for _ in range(RENAME_SPARE - 1):
         clock.advance(1.0)
         await bot.send_message(GROUP, "an answer to /rescue")
@@ -242,6 +249,38 @@ async def test_every_call_counts_against_the_group_and_renames_leave_room_for_me
     clock.advance(1.0)  # the window is full: the next message waits for the first to leave
     assert rig.adapter.free_at(to_group, now()) == pytest.approx(start + 60.0)
     assert rig.adapter.free_at(UpdateCard(owned), now()) == now()  # an edit needs no room
+
+
+async def test_a_rename_waits_for_room_but_not_for_ever_and_closing_takes_no_spare(
+    rig: Rig,
+) -> None:
+    clock = rig.adapter.clock
+    assert isinstance(clock, FakeClock)
+    conv = await rig.post()  # 3 messages
+    [topic] = rig.sandbox.topics(GROUP)
+    clock.advance(30.0)
+    owned = replace(conv, owner="8", state=State.CLAIMED)
+    await rig.adapter.deliver(UpdateCard(owned))  # an idle group: renamed at once
+    assert "with operator" in rig.sandbox.topics(GROUP)[0].name
+    bot = rig.adapter.app.bot
+
+    async def keep_busy(seconds: float) -> None:  # a message every 4 s: 15 a minute
+        for _ in range(int(seconds // 4)):
+            clock.advance(4.0)
+            await bot.send_message(GROUP, "copy")
+
+    await keep_busy(60.0)
+    nudged = replace(owned, state=State.WAITING_ON_OPERATOR, nudged_at=1.0)
+    with pytest.raises(Postpone):  # 15 in the minute: a rename would leave less than 6
+        await rig.adapter.deliver(UpdateCard(nudged))
+    await keep_busy(RENAME_PATIENCE)
+    await rig.adapter.deliver(UpdateCard(nudged))  # waited long enough: room like a message
+    assert "overdue" in rig.sandbox.topics(GROUP)[0].name
+    await keep_busy(8.0)
+    closed = replace(nudged, state=State.CLOSED)
+    await rig.adapter.deliver(UpdateCard(closed))  # closing leaves no spare: it goes now
+    assert rig.sandbox.topics(GROUP)[0].closed
+    assert topic.thread_id == rig.sandbox.topics(GROUP)[0].thread_id
 
 
 @pytest.mark.parametrize("value", [3, timedelta(seconds=3)])

@@ -2,8 +2,8 @@
 
 The real bot (`server.Bot`: python-telegram-bot / slack-bolt and slack_sdk, the outbox, the
 ticker, SQLite in a temp dir) runs in this process against the sandboxes, with the
-adapters' own pacing (Telegram: at most 18 messages a minute in the support group, every
-call counted, calls 1 s apart, renames leaving 6 of the 18 to messages; 1 s per private
+adapters' own pacing (Telegram: at most 19 messages a minute in the support group, every
+call counted, calls 1 s apart, renames leaving 6 of the 19 to messages; 1 s per private
 chat; Slack: per channel a burst of 3 posts, then one a second; 0.5 s between card
 updates) and the real clock. The sandboxes enforce the platforms' limits
 (`chat_rescue.sandbox.flood`): Telegram 20 messages a minute per group (topic service

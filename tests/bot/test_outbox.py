@@ -17,6 +17,7 @@ import pytest
 from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import FakeClock, FastClock
 from chat_rescue.bot.model import (
+    TO_CUSTOMER,
     Action,
     CloseNotice,
     CloseReminder,
@@ -27,6 +28,7 @@ from chat_rescue.bot.model import (
     Digest,
     Escalate,
     Nudge,
+    OffHoursNotice,
     PostCard,
     Refusal,
     Refused,
@@ -92,7 +94,7 @@ class FakePlatform:
     def destination(self, action: Action) -> str:
         if isinstance(action, Digest):
             return action.destination
-        if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+        if isinstance(action, TO_CUSTOMER) or (isinstance(action, Relay) and action.to_customer):
             return f"customer:{action.ref.channel}:{action.ref.thread}"
         if isinstance(action, PostCard | UpdateCard):
             return f"team:{action.conversation.ref.channel}"
@@ -901,3 +903,27 @@ async def test_notices_go_before_card_updates_in_a_storm(
         clock.t = next_at
     kinds = [type(a).__name__ for a in platform.actions()]
     assert kinds == ["Digest", "Digest"] + ["UpdateCard"] * 6  # the notices first
+
+
+@pytest.mark.parametrize(
+    ("state", "later", "sent"),
+    [
+        (State.QUEUED, 0.0, True),
+        (State.WAITING_ON_OPERATOR, 0.0, True),
+        (State.WAITING_ON_CUSTOMER, 0.0, False),  # an operator answered meanwhile
+        (State.CLOSED, 0.0, False),
+        (State.QUEUED, 3600.0, False),  # its turn came after the opening it names
+    ],
+)
+async def test_an_off_hours_notice_goes_to_the_customer_while_it_is_true(
+    state: State, later: float, sent: bool, store: SQLiteStore, outbox: Outbox,
+    platform: FakePlatform, clock: FakeClock,
+) -> None:
+    away = OffHoursNotice(ref(1), "We're away; back at 09:00.", T0 + 3600)
+    store.commit(Change(replace(conv(1), state=state)), T0)
+    queue(store, away)
+    assert [item.lane for item in store.pending(10)] == [f"{ref(1).key}>customer"]
+    clock.advance(later)
+    await outbox.drain()
+    assert platform.actions() == ([away] if sent else [])
+    assert outbox.dropped == (0 if sent else 1)

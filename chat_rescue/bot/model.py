@@ -77,7 +77,7 @@ class Conversation:
     `timer_from` is when the running timer's period started (queued or last
     escalated, claimed, the customer's unanswered message or a snooze, the
     operator's last word); the deadline is derived from it by
-    `engine.with_deadline`, never set by hand (it counts working time, and one that
+    `deadlines.with_deadline`, never set by hand (it counts working time, and one that
     came due while the team was closed waits for the opening). `waiting_since` is when
     the customer's oldest unanswered message arrived (None when nobody waits on us).
     `away_told_until`: the customer was told the team is away, and this is when it

@@ -10,12 +10,14 @@ from chat_rescue.bot import texts
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.engine import card_status
 from chat_rescue.bot.model import (
+    TO_CUSTOMER,
     Action,
     CloseNotice,
     CloseReminder,
     Digest,
     Escalate,
     Nudge,
+    OffHoursNotice,
     PostCard,
     Refused,
     Relay,
@@ -45,6 +47,7 @@ class ConsolePlatform:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
+            OffHoursNotice: self._off_hours_notice,
             Refused: self._refused,
             Digest: self._digest,
             Relay: lambda action: None,
@@ -57,7 +60,7 @@ class ConsolePlatform:
         return handler(action)
 
     def destination(self, action: Action) -> str:
-        return f"customer:{action.ref.channel}" if isinstance(action, CloseNotice) else TEAM
+        return f"customer:{action.ref.channel}" if isinstance(action, TO_CUSTOMER) else TEAM
 
     def free_at(self, action: Action, now: float) -> float:
         return now  # a transcript takes any pace
@@ -100,6 +103,9 @@ class ConsolePlatform:
 
     def _close_notice(self, action: CloseNotice) -> None:
         self.say(f"to {action.ref.channel}", texts.close_notice(action))
+
+    def _off_hours_notice(self, action: OffHoursNotice) -> None:
+        self.say(f"to {action.ref.channel}", texts.off_hours_notice(action))
 
     def deliver_now(self, action: Refused) -> None:
         """Show a refusal at once, as a platform answers a press (it is never queued)."""

@@ -99,3 +99,24 @@ class FakeClock:
 
     def step(self, seconds: float) -> None:
         self._wall += seconds
+
+
+class ShiftedClock:
+    """Wall-clock time moved by an offset that may be jumped (tests: a Friday evening, then
+    in a moment the Monday morning). Monotonic readings and real time are the system's."""
+
+    def __init__(self, start: float) -> None:
+        self.offset = start - time.time()
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def real(self, seconds: float) -> float:
+        return seconds
+
+    def jump_to(self, at: float) -> None:
+        """From now on it reads `at`, and runs on from there."""
+        self.offset = at - time.time()

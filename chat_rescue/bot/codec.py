@@ -16,6 +16,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     Escalate,
     Nudge,
+    OffHoursNotice,
     PostCard,
     Refusal,
     Refused,
@@ -29,7 +30,7 @@ from chat_rescue.bot.model import (
 _KINDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (PostCard, UpdateCard, Nudge, ReturnToInbox, Escalate, CloseReminder,
-                CloseNotice, Refused, Relay)
+                CloseNotice, OffHoursNotice, Refused, Relay)
 }
 
 

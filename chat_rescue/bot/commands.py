@@ -8,8 +8,10 @@ shows the right form.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chat_rescue.bot import hours_text
 from chat_rescue.bot.durations import (
     FORM,
     DurationError,
@@ -17,6 +19,8 @@ from chat_rescue.bot.durations import (
     format_duration,
     parse_duration,
 )
+from chat_rescue.bot.hours import Schedule, is_open, shift_end
+from chat_rescue.bot.hours_text import HoursError, back_at, describe, local_time
 from chat_rescue.bot.model import ConversationRef
 from chat_rescue.bot.policy import TIMERS
 from chat_rescue.bot.service import Service, channel_scope, team_scope
@@ -27,6 +31,7 @@ USAGE = {
     "set": "/rescue set <timer> <duration>   (timer: " + " | ".join(TIMERS) + ")",
     "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
     "stats": "/rescue stats [7d]",
+    **hours_text.USAGE,
     "help": "/rescue help",
 }
 
@@ -37,6 +42,12 @@ HELP = "\n".join(
         "/rescue set <timer> <dur>   timer: " + " | ".join(TIMERS) + f"; dur: {FORM}",
         "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
         "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
+        "/rescue hours [<days> <from-to> <zone> | off]   working hours here (timers count "
+        "only those), e.g. mon-fri 09:00-18:00 Europe/Berlin",
+        "/rescue holiday <date> [<from-to>] | holiday remove <date>   close a date "
+        "(YYYY-MM-DD) or give it other hours",
+        "/rescue holidays <country>  follow a country's public holidays (DE, US, DE-BY) or off",
+        "Outside the working hours a customer who writes is told once when you are back.",
         "/rescue help                this text",
         "Changing settings needs an admin.",
     ]
@@ -44,8 +55,9 @@ HELP = "\n".join(
 
 MAX_TARGET = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The verbs that change something and so need an admin; every other verb only reads.
-CHANGING = frozenset({"set", "escalate-to"})
+# The verbs that change something and so need an admin; every other verb only reads
+# (and `hours`, which changes the hours when given some).
+CHANGING = frozenset({"set", "escalate-to", "holiday", "holidays"})
 TEAM_ONLY = "Only the support team can use /rescue."
 
 
@@ -77,7 +89,11 @@ def changes_settings(text: str) -> bool:
     """Whether `/rescue <text>` is a verb that changes something (its author must be an
     admin), known before running it so an adapter asks the platform only then."""
     words = text.split()
-    return bool(words) and words[0].lower() in CHANGING
+    return bool(words) and _changing(words[0].lower(), words[1:])
+
+
+def _changing(verb: str, args: Sequence[str]) -> bool:
+    return verb in CHANGING or (verb == "hours" and bool(args))
 
 
 def run(text: str, ctx: CommandContext, service: Service) -> str:
@@ -91,7 +107,7 @@ def run(text: str, ctx: CommandContext, service: Service) -> str:
 def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
     verb = words[0].lower() if words else "status"
     args = words[1:]
-    if verb not in CHANGING and not (ctx.is_operator or ctx.is_admin):
+    if not _changing(verb, args) and not (ctx.is_operator or ctx.is_admin):
         return TEAM_ONLY
     if verb == "help":
         return HELP
@@ -121,6 +137,15 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
             raise CommandError(f"That is longer than {MAX_TARGET} characters. "
                                f"Usage: {USAGE['escalate-to']}")
         return _change(ctx, service, "escalate_to", target)
+    if verb == "hours" and not args:
+        return _hours(ctx, service)
+    if verb in SCHEDULE_CHANGES:
+        current = service.policy(ctx.team, ctx.here).schedule
+        try:
+            changed = SCHEDULE_CHANGES[verb](args, current)
+        except HoursError as bad:
+            raise CommandError(str(bad)) from None
+        return _change_schedule(ctx, service, current, changed)
     raise CommandError(f"Unknown command '{clip(verb)}'. Try /rescue help.")
 
 
@@ -135,16 +160,77 @@ def _scope(ctx: CommandContext) -> tuple[str, str]:
     return team_scope(ctx.team), "the team"
 
 
-def _change(ctx: CommandContext, service: Service, key: str, value: str) -> str:
+def _refusal(ctx: CommandContext) -> str | None:
+    """Why `ctx` may not change settings, if it may not."""
     if not ctx.is_admin:
         return "Sorry, only admins can change rescue settings. Nothing was changed."
     if ctx.elsewhere:
         return ("Settings are changed in the team channel (the team default) or in an "
                 "intake channel (that channel). Nothing was changed.")
+    return None
+
+
+def _change(ctx: CommandContext, service: Service, key: str, value: str) -> str:
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
     scope, where = _scope(ctx)
     service.store.put_setting(scope, key, value, ctx.user, service.clock.now())
     service.settings_changed(ctx.team)
     return f"{key} is now {value} for {where}."
+
+
+SCHEDULE_CHANGES: dict[str, Callable[[Sequence[str], Schedule], Schedule]] = {
+    "hours": hours_text.change_hours,
+    "holiday": hours_text.change_holiday,
+    "holidays": hours_text.change_holidays,
+}
+
+
+def _change_schedule(ctx: CommandContext, service: Service, old: Schedule,
+                     new: Schedule) -> str:
+    """Store what differs from the hours in force here, in this scope only (the rest is
+    still inherited), and move the open conversations' deadlines to the new hours."""
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
+    scope, where = _scope(ctx)
+    changed = hours_text.changed_settings(old, new)
+    if not changed:
+        return f"Nothing changed: the working hours for {where} are {describe(new)}."
+    now = service.clock.now()
+    with service.store.batch():
+        for key, value in changed.items():
+            service.store.put_setting(scope, key, value, ctx.user, now)
+        service.settings_changed(ctx.team)
+    return f"Working hours for {where}: {describe(new)}. {_open_now(new, now)}"
+
+
+def _open_now(schedule: Schedule, now: float) -> str:
+    """`Open now, until today 18:00 (Berlin time).` or `Closed now, back …`."""
+    if is_open(schedule, now):
+        closing = shift_end(schedule, now)
+        until = "" if closing is None else f", until {local_time(schedule, closing, now)}"
+        return f"Open now{until}."
+    back = back_at(schedule, now)
+    return f"Closed now, back {back}." if back else "Closed now, and not open again soon."
+
+
+def _hours(ctx: CommandContext, service: Service) -> str:
+    schedule = service.policy(ctx.team, ctx.here).schedule
+    source = _source(ctx, service, hours_text.KEYS)
+    return (f"Working hours here: {describe(schedule)}{source}\n"
+            f"{_open_now(schedule, service.clock.now())}")
+
+
+def _source(ctx: CommandContext, service: Service, keys: Sequence[str]) -> str:
+    """Where the setting of any of `keys` in force here comes from: ` (channel)`,
+    ` (team)`, or nothing for the environment or the built-in default."""
+    if ctx.intake and any(k in service.store.settings(channel_scope(ctx.here)) for k in keys):
+        return " (channel)"
+    if any(k in service.store.settings(team_scope(ctx.team)) for k in keys):
+        return " (team)"
+    return ""
 
 
 def _status(ctx: CommandContext, service: Service) -> str:
@@ -159,13 +245,16 @@ def _status(ctx: CommandContext, service: Service) -> str:
     timers = " · ".join(shown(t, format_duration(getattr(policy, t))) for t in TIMERS)
     open_, overdue = service.store.summary(ctx.team)
     calls = policy.escalate_repeats + 1
-    return "\n".join(
-        [
-            f"Timers here: {timers}",
-            f"Escalate to: {shown('escalate_to', policy.escalate_to)} (up to {calls} calls)",
-            f"Open conversations: {open_}, overdue: {overdue}",
-        ]
-    )
+    lines = [
+        f"Timers here: {timers}",
+        f"Escalate to: {shown('escalate_to', policy.escalate_to)} (up to {calls} calls)",
+    ]
+    if not policy.schedule.always_open:
+        source = _source(ctx, service, hours_text.KEYS)
+        lines.append(f"Working hours: {describe(policy.schedule)}{source}. "
+                     f"{_open_now(policy.schedule, service.clock.now())}")
+    lines.append(f"Open conversations: {open_}, overdue: {overdue}")
+    return "\n".join(lines)
 
 
 def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:

@@ -3,6 +3,10 @@
 No I/O and no clock: `now` is an argument. Every state change yields the new
 conversation (with its next deadline derived from its state), the platform actions
 to deliver, and the history events to record.
+
+Timers count the working time of the policy's schedule only (`deadlines`), and nothing
+reaches the operators while the team is closed. The "waited" and "silent for" figures
+in notices are wall time: how long the customer really waited.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot import authority
+from chat_rescue.bot.deadlines import next_deadline, passed, quiet_since, with_deadline
 from chat_rescue.bot.durations import format_duration
+from chat_rescue.bot.hours import HORIZON, is_open, next_open
+from chat_rescue.bot.hours_text import back_at
 from chat_rescue.bot.model import (
     Action,
     Claim,
@@ -27,6 +34,7 @@ from chat_rescue.bot.model import (
     InboundEvent,
     KeepOpen,
     Nudge,
+    OffHoursNotice,
     OperatorMessage,
     PostCard,
     Refusal,
@@ -38,6 +46,8 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.policy import Policy
+
+__all__ = ["Decision", "card_status", "decide", "next_deadline", "quiet_since", "with_deadline"]
 
 OPEN_STATES = frozenset(State) - {State.CLOSED}
 
@@ -61,58 +71,6 @@ class Decision:
 
 
 NOTHING = Decision(None)
-
-
-def next_deadline(conv: Conversation, policy: Policy) -> tuple[float, Timer] | None:
-    """The one deadline that the conversation's state implies, or None."""
-    candidates: list[tuple[float, Timer]] = []
-
-    def after(start: float, timer: Timer) -> None:
-        length = policy.timer(timer)
-        if length is not None:
-            candidates.append((start + length, timer))
-
-    if conv.state is State.CLOSED:
-        return None
-    # A long enough silence closes the conversation (when set) in any open state, but
-    # never while the customer waits on us: that one is rescued, not closed.
-    if conv.waiting_since is None:
-        after(quiet_since(conv), Timer.AUTO_CLOSE)
-    if conv.state is State.QUEUED:
-        # Calling operators in is for a customer who waits: a conversation handed back
-        # after the operator spoke last waits in the inbox, and `accept` starts when the
-        # customer writes (see `_customer_message`).
-        if conv.waiting_since is not None and conv.escalations <= policy.escalate_repeats:
-            after(conv.timer_from, Timer.ACCEPT)
-    elif conv.state is State.CLAIMED:
-        after(conv.timer_from, Timer.FIRST_RESPONSE)
-    elif conv.state is State.WAITING_ON_OPERATOR:
-        if conv.nudged_at is None:
-            after(conv.timer_from, Timer.IDLE)
-        else:
-            after(conv.nudged_at, Timer.ESCALATE)
-    elif conv.state is State.WAITING_ON_CUSTOMER and not conv.reminded:
-        after(conv.timer_from, Timer.CLOSE_REMINDER)
-    return min(candidates) if candidates else None
-
-
-def quiet_since(conv: Conversation) -> float:
-    """When the conversation last showed life, which `auto_close` counts from: the latest
-    message from either side or its return to the inbox; waiting on the customer, the
-    operator's last word or a *Keep open*."""
-    if conv.state is State.WAITING_ON_CUSTOMER:
-        return conv.timer_from
-    moments = (conv.last_customer_at, conv.last_operator_at, conv.queued_at)
-    return max((at for at in moments if at is not None), default=conv.opened_at)
-
-
-def with_deadline(conv: Conversation, policy: Policy) -> Conversation:
-    """`conv` with `deadline` / `deadline_timer` set from its state."""
-    due = next_deadline(conv, policy)
-    at, timer = due if due else (None, None)
-    if conv.deadline == at and conv.deadline_timer == timer:
-        return conv
-    return replace(conv, deadline=at, deadline_timer=timer)
 
 
 def card_status(conv: Conversation, name: Callable[[str], str] = str) -> str:
@@ -145,30 +103,30 @@ def decide(
     """Apply one inbound event to a conversation under `policy` at time `now`."""
     if conv is None:
         if isinstance(event, CustomerMessage):
-            opened, actions, history = _open(event, policy, now)
-            return _finish(None, opened, actions, history, policy)
+            opened, actions, history = _away(_open(event, policy, now), policy, now)
+            return _finish(None, opened, actions, history, policy, now)
         return NOTHING
     if isinstance(event, authority.PRESSES):
         refused = authority.refusal(conv, event)
         if refused is not None:  # changes nothing; the presser is told why
-            return _unchanged(conv, policy, (refused,))
+            return _unchanged(conv, policy, now, (refused,))
     step = _STEPS[type(event)]
     outcome = step(conv, event, policy, now)  # type: ignore[operator]
     if isinstance(outcome, Refused):
-        return _unchanged(conv, policy, (outcome,))
+        return _unchanged(conv, policy, now, (outcome,))
     if outcome is None:
         # Nothing happened, but a changed policy may have moved the deadline.
-        refreshed = with_deadline(conv, policy)
-        return Decision(refreshed if refreshed is not conv else None)
+        return _unchanged(conv, policy, now, ())
     after, actions, history = outcome
-    return _finish(conv, after, actions, history, policy)
+    return _finish(conv, after, actions, history, policy, now)
 
 
 Outcome = tuple[Conversation, list[Action], list[HistoryEvent]]
 
 
-def _unchanged(conv: Conversation, policy: Policy, actions: tuple[Action, ...]) -> Decision:
-    refreshed = with_deadline(conv, policy)  # a changed policy may have moved the deadline
+def _unchanged(conv: Conversation, policy: Policy, now: float,
+               actions: tuple[Action, ...]) -> Decision:
+    refreshed = with_deadline(conv, policy, now)  # a changed policy may have moved it
     return Decision(refreshed if refreshed is not conv else None, actions)
 
 
@@ -178,8 +136,9 @@ def _finish(
     actions: list[Action],
     history: list[HistoryEvent],
     policy: Policy,
+    now: float,
 ) -> Decision:
-    after = with_deadline(after, policy)
+    after = with_deadline(after, policy, now)
     if before is not None and _card_view(before) != _card_view(after):
         actions.append(UpdateCard(after))
     return Decision(after, tuple(actions), tuple(history))
@@ -202,13 +161,32 @@ def _open(event: CustomerMessage, policy: Policy, now: float) -> Outcome:
         queued_at=now,
         last_customer_at=event.at,
     )
-    conv = with_deadline(conv, policy)
+    conv = with_deadline(conv, policy, now)
     return conv, [PostCard(conv)], [_event(conv, "opened", event.at, event.customer)]
+
+
+def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
+    """After a customer's message: while the team is closed, tell them when it is back,
+    once per closed period (the card still goes to the team, which sees it on opening)."""
+    conv, actions, history = outcome
+    told = conv.away_told_until
+    if (told is not None and now < told) or not policy.off_hours_message \
+            or is_open(policy.schedule, now):
+        return outcome
+    opening = next_open(policy.schedule, now)
+    until = opening if opening is not None else now + HORIZON
+    back = back_at(policy.schedule, now) or "later"
+    notice = OffHoursNotice(conv.ref, policy.off_hours_message.replace("{back}", back), until)
+    return replace(conv, away_told_until=until), [*actions, notice], history
 
 
 def _customer_message(
     conv: Conversation, event: CustomerMessage, policy: Policy, now: float
-) -> Outcome | None:
+) -> Outcome:
+    return _away(_customer_turn(conv, event, now), policy, now)
+
+
+def _customer_turn(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
     seen = replace(conv, last_customer_at=event.at)
     if conv.state is State.CLOSED:
         return _reopen(seen, event, now)
@@ -321,8 +299,10 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     due = next_deadline(conv, policy)
     if due is None or due[0] > now:
         return None  # stale: the conversation moved on, or the policy changed
+    if not is_open(policy.schedule, now):
+        return None  # came due while the team is closed: `with_deadline` holds it
     timer = due[1]
-    if conv.waiting_since is None and _passed(quiet_since(conv), policy.auto_close, now):
+    if conv.waiting_since is None and passed(policy, quiet_since(conv), Timer.AUTO_CLOSE, now):
         timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)
@@ -362,10 +342,6 @@ def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
     notice = Escalate(conv.ref, policy.escalate_to, waited, count, conv.customer, conv.preview,
                       conv.card)
     return escalated, [notice], [_event(conv, "escalated", now, None, waited)]
-
-
-def _passed(start: float, length: float | None, now: float) -> bool:
-    return length is not None and start + length <= now
 
 
 def _since(start: float | None, now: float) -> float:

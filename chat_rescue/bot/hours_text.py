@@ -246,9 +246,15 @@ def back_at(schedule: Schedule, at: float) -> str | None:
         return None
     if opening <= at:
         return "now"
+    return local_time(schedule, opening, at)
+
+
+def local_time(schedule: Schedule, instant: float, now: float) -> str:
+    """`instant` in the team's zone as seen at `now`: `today 18:00 (Berlin time)`,
+    `tomorrow …`, a weekday, or the date too if more than six days away."""
     zone = ZoneInfo(schedule.zone)
-    then, now = datetime.fromtimestamp(opening, zone), datetime.fromtimestamp(at, zone)
-    days = then.toordinal() - now.toordinal()
+    then, now_there = datetime.fromtimestamp(instant, zone), datetime.fromtimestamp(now, zone)
+    days = then.toordinal() - now_there.toordinal()
     name = _FULL[then.weekday()].title()
     when = ("today" if days == 0 else "tomorrow" if days == 1 else
             name if days <= 6 else f"{name} {then.day} {_MONTHS[then.month - 1]} {then.year}")

@@ -77,8 +77,11 @@ class Conversation:
     `timer_from` is when the running timer's period started (queued or last
     escalated, claimed, the customer's unanswered message or a snooze, the
     operator's last word); the deadline is derived from it by
-    `engine.next_deadline`, never set by hand. `waiting_since` is when the
-    customer's oldest unanswered message arrived (None when nobody waits on us).
+    `deadlines.with_deadline`, never set by hand (it counts working time, and one that
+    came due while the team was closed waits for the opening). `waiting_since` is when
+    the customer's oldest unanswered message arrived (None when nobody waits on us).
+    `away_told_until`: the customer was told the team is away, and this is when it
+    opens again; they are not told again before then.
     """
 
     ref: ConversationRef
@@ -101,7 +104,8 @@ class Conversation:
     card: str | None = None
     deadline: float | None = None
     deadline_timer: Timer | None = None
-    version: int = 0
+    away_told_until: float | None = None
+    version: int = 0  # last: the store's conditional update counts on it
 
     @property
     def answered(self) -> bool:
@@ -287,6 +291,17 @@ class CloseNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class OffHoursNotice:
+    """Tell the customer the team is away and when it is back (once per closed period).
+
+    `until`: when the team opens; delivered after that, it would no longer be true."""
+
+    ref: ConversationRef
+    text: str
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """A press changed nothing: tell the presser (only them) why.
 
@@ -331,10 +346,14 @@ Action = (
     | Escalate
     | CloseReminder
     | CloseNotice
+    | OffHoursNotice
     | Refused
     | Relay
     | Digest
 )
+
+# What goes to the customer's own chat or thread, besides copies of operators' replies.
+TO_CUSTOMER = (CloseNotice, OffHoursNotice)
 
 # Notices that may be folded into a Digest when many are due at once.
 NOTICES = (Nudge, ReturnToInbox, Escalate, CloseReminder)
@@ -356,7 +375,7 @@ def audience_of(action: Action) -> str:
     """Who an action is for: "customer" (their own chat or thread) or "team" (the
     operators' channel). The two never wait for each other: a reply to a customer does
     not queue behind the team channel's pacing."""
-    if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+    if isinstance(action, TO_CUSTOMER) or (isinstance(action, Relay) and action.to_customer):
         return "customer"
     return "team"
 

@@ -34,8 +34,8 @@ from typing import Protocol
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     NOTICES,
+    TO_CUSTOMER,
     Action,
-    CloseNotice,
     Conversation,
     Digest,
     HistoryEvent,
@@ -375,11 +375,11 @@ class Outbox:
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []
         for item in batch:
-            if not isinstance(item.action, (PostCard, UpdateCard, CloseNotice, *NOTICES)):
+            if not isinstance(item.action, (PostCard, UpdateCard, *TO_CUSTOMER, *NOTICES)):
                 sendable.append((item, item.action))  # copies of messages, ephemerals
                 continue
             conv = self.store.load(key_of_lane(item.lane))
-            why = stale_because(item.action, conv)
+            why = stale_because(item.action, conv, self.clock.now())
             if why is not None:
                 self._drop(item, conv, why)
                 continue

@@ -5,19 +5,27 @@ Precedence: per-channel override > per-team setting > environment > built-in def
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from chat_rescue.bot import hours_text
 from chat_rescue.bot.durations import parse_duration
+from chat_rescue.bot.hours import ALWAYS_OPEN, Schedule
 from chat_rescue.bot.model import Timer
 
+log = logging.getLogger(__name__)
+
 TIMERS = tuple(t.value for t in Timer)
+OFF_HOURS_MESSAGE = ("Thanks for your message. Our team is away right now; we're back {back}. "
+                     "We'll answer you then.")
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Timer lengths in seconds (None = off) and who to call in."""
+    """Timer lengths in seconds (None = off), who to call in, and the working hours the
+    timers count in (`schedule`; the default is always open)."""
 
     accept: float | None = 120.0
     first_response: float | None = 30.0
@@ -28,6 +36,9 @@ class Policy:
     escalate_to: str = "@here"
     escalate_repeats: int = 2
     closing_message: str = ""
+    schedule: Schedule = ALWAYS_OPEN
+    # Told to a customer who writes while the team is closed; `{back}` is when it opens.
+    off_hours_message: str = OFF_HOURS_MESSAGE
 
     def timer(self, timer: Timer) -> float | None:
         value: float | None = getattr(self, timer.value)
@@ -35,6 +46,9 @@ class Policy:
 
 
 SETTING_KEYS = (*TIMERS, "escalate_to")
+# Stored as text under keys of their own (`hours_text.KEYS`), laid on by `resolve`.
+_NOT_STORED = frozenset({"schedule"})
+_KNOWN = frozenset(f.name for f in fields(Policy)) - _NOT_STORED
 
 
 def apply_overrides(policy: Policy, overrides: Mapping[str, str]) -> Policy:
@@ -43,9 +57,8 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, str]) -> Policy:
     Unknown keys are ignored so an older database never breaks a newer bot.
     """
     changes: dict[str, Any] = {}
-    known = {f.name for f in fields(Policy)}
     for key, written in overrides.items():
-        if key not in known:
+        if key not in _KNOWN:
             continue
         changes[key] = parse_duration(written) if key in TIMERS else written
     return replace(policy, **changes) if changes else policy
@@ -53,4 +66,25 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, str]) -> Policy:
 
 def resolve(base: Policy, team: Mapping[str, str], channel: Mapping[str, str]) -> Policy:
     """The policy for one conversation: base, then team settings, then the channel's."""
-    return apply_overrides(apply_overrides(base, team), channel)
+    policy = apply_overrides(apply_overrides(base, team), channel)
+    schedule = schedule_of(schedule_of(base.schedule, team), channel)
+    return policy if schedule == policy.schedule else replace(policy, schedule=schedule)
+
+
+_REPORTED: set[tuple[str | None, ...]] = set()
+
+
+def schedule_of(below: Schedule, stored: Mapping[str, str]) -> Schedule:
+    """`below` with one scope's stored working hours laid on; corrupt stored text leaves
+    `below` in force (said once in the log), so a bad row never stops the bot."""
+    written = tuple(stored.get(key) for key in hours_text.KEYS)
+    if not any(value is not None for value in written):
+        return below
+    try:
+        return hours_text.apply_settings(below, stored)
+    except hours_text.HoursError as bad:
+        if written not in _REPORTED:
+            _REPORTED.add(written)
+            log.warning("stored working hours %r are not readable (%s); the hours below "
+                        "them stay in force", written, bad)
+        return below

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chat_rescue.bot.durations import DurationError, parse_duration
-from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.hours import Schedule
+from chat_rescue.bot.hours_text import HoursError, from_environment, parse_country, parse_zone
+from chat_rescue.bot.policy import OFF_HOURS_MESSAGE, Policy
 
 
 class Settings(BaseSettings):
@@ -43,6 +45,10 @@ class Settings(BaseSettings):
     rescue_escalate_repeats: int = Field(default=2, ge=0, le=100)
     rescue_closing_message: str = ""
     rescue_preview_chars: int = Field(default=80, ge=0, le=2000)
+    rescue_hours: str = ""
+    rescue_timezone: str = ""
+    rescue_holidays: str = ""
+    rescue_off_hours_message: str = OFF_HOURS_MESSAGE
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "telegram_bot_token",
@@ -67,6 +73,34 @@ class Settings(BaseSettings):
             raise ValueError(str(bad)) from None
         return value
 
+    @field_validator("rescue_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        try:
+            from_environment(value, "", "")
+        except HoursError as bad:
+            raise ValueError(str(bad)) from None
+        return value
+
+    @field_validator("rescue_timezone")
+    @classmethod
+    def _timezone(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            zone = parse_zone(value) if value.strip() else ""
+            if "rescue_hours" in info.data:  # valid itself: the two must name one zone
+                from_environment(info.data["rescue_hours"], zone, "")
+        except HoursError as bad:
+            raise ValueError(str(bad)) from None
+        return zone
+
+    @field_validator("rescue_holidays")
+    @classmethod
+    def _holidays(cls, value: str) -> str:
+        try:
+            return (parse_country(value) or "off") if value.strip() else ""
+        except HoursError as bad:
+            raise ValueError(str(bad)) from None
+
     @property
     def intake_channels(self) -> tuple[str, ...]:
         return _split(self.slack_intake_channels)
@@ -83,6 +117,10 @@ class Settings(BaseSettings):
     def telegram_enabled(self) -> bool:
         return self.telegram_bot_token is not None
 
+    def schedule(self) -> Schedule:
+        """The working hours `RESCUE_HOURS`, `RESCUE_TIMEZONE` and `RESCUE_HOLIDAYS` say."""
+        return from_environment(self.rescue_hours, self.rescue_timezone, self.rescue_holidays)
+
     def base_policy(self) -> Policy:
         """The environment's policy, before team and channel overrides."""
         return Policy(
@@ -95,6 +133,8 @@ class Settings(BaseSettings):
             escalate_to=self.rescue_escalate_to,
             escalate_repeats=self.rescue_escalate_repeats,
             closing_message=self.rescue_closing_message,
+            schedule=self.schedule(),
+            off_hours_message=self.rescue_off_hours_message,
         )
 
 

@@ -15,18 +15,29 @@ from chat_rescue.bot.model import (
     Conversation,
     Escalate,
     Nudge,
+    OffHoursNotice,
     ReturnToInbox,
     State,
 )
 
 
-def stale_because(action: Action, conv: Conversation | None) -> str | None:
-    """Why `action` would say something no longer true of `conv`; None while it holds (and
-    for anything that is not a notice: cards, copies of messages, closing messages)."""
+def stale_because(action: Action, conv: Conversation | None,
+                  now: float | None = None) -> str | None:
+    """Why `action` would say something no longer true of `conv` (at `now`, for what says
+    when); None while it holds (and for anything that is not a notice: cards, copies of
+    messages)."""
     if conv is None:
         return None  # nothing to judge it by (never so in the bot: it stores both at once)
     if isinstance(action, CloseNotice):  # "we closed this chat", to the customer
         return None if conv.state is State.CLOSED else "reopened since"
+    if isinstance(action, OffHoursNotice):  # "we're away, back Monday 09:00"
+        if conv.state is State.CLOSED:
+            return "closed since"
+        if conv.state is State.WAITING_ON_CUSTOMER:
+            return "answered since"
+        if now is not None and action.until is not None and now >= action.until:
+            return "the team is back since"
+        return None
     if not isinstance(action, Nudge | CloseReminder | ReturnToInbox | Escalate):
         return None
     if conv.state is State.CLOSED:

@@ -10,6 +10,7 @@ from chat_rescue.bot.model import (
     Conversation,
     Escalate,
     Nudge,
+    OffHoursNotice,
     Refusal,
     Refused,
     ReturnToInbox,
@@ -65,6 +66,10 @@ def refused(action: Refused, owner: str) -> str:
 
 
 def close_notice(action: CloseNotice) -> str:
+    return action.text
+
+
+def off_hours_notice(action: OffHoursNotice) -> str:
     return action.text
 
 

@@ -156,5 +156,11 @@ _MIGRATION_6 = """
         CREATE INDEX outbox_lane ON outbox(lane, priority, id)
 """
 
+# Working hours: when the customer, writing while the team was away, was told so and
+# until when (the next opening); they are told once per closed period.
+_MIGRATION_7 = """
+        ALTER TABLE conversations ADD COLUMN away_told_until REAL
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                         _MIGRATION_6]
+                         _MIGRATION_6, _MIGRATION_7]

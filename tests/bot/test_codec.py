@@ -12,6 +12,7 @@ from chat_rescue.bot.model import (
     CloseReminder,
     ConversationRef,
     Nudge,
+    OffHoursNotice,
     Refusal,
     Refused,
     Relay,
@@ -27,6 +28,7 @@ REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
     ReturnToInbox(REF, "U0ANNA", 0.0, "handed off by U0ANNA", "U0CUST", "hi", None,
                   waiting=False),
     Refused(REF, "U0BOB", Refusal.NOT_YOURS, "U0ANNA", via="reaction"),
+    OffHoursNotice(REF, "We're away; back Monday 09:00 (Berlin time).", 1_796_626_800.0),
 ])
 def test_actions_round_trip(action: Action) -> None:
     decoded = decode_action(*encode_action(action))

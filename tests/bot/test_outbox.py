@@ -11,12 +11,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import FakeClock, FastClock
+from chat_rescue.bot.hours_text import from_environment
 from chat_rescue.bot.model import (
+    TO_CUSTOMER,
     Action,
     CloseNotice,
     CloseReminder,
@@ -27,6 +30,8 @@ from chat_rescue.bot.model import (
     Digest,
     Escalate,
     Nudge,
+    OffHoursNotice,
+    OperatorMessage,
     PostCard,
     Refusal,
     Refused,
@@ -50,6 +55,7 @@ from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
+from chat_rescue.bot.ticker import Ticker
 from chat_rescue.storage.base import Change, OutboxItem
 from chat_rescue.storage.sqlite import SQLiteStore
 
@@ -92,7 +98,7 @@ class FakePlatform:
     def destination(self, action: Action) -> str:
         if isinstance(action, Digest):
             return action.destination
-        if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+        if isinstance(action, TO_CUSTOMER) or (isinstance(action, Relay) and action.to_customer):
             return f"customer:{action.ref.channel}:{action.ref.thread}"
         if isinstance(action, PostCard | UpdateCard):
             return f"team:{action.conversation.ref.channel}"
@@ -901,3 +907,56 @@ async def test_notices_go_before_card_updates_in_a_storm(
         clock.t = next_at
     kinds = [type(a).__name__ for a in platform.actions()]
     assert kinds == ["Digest", "Digest"] + ["UpdateCard"] * 6  # the notices first
+
+
+@pytest.mark.parametrize(
+    ("state", "later", "sent"),
+    [
+        (State.QUEUED, 0.0, True),
+        (State.WAITING_ON_OPERATOR, 0.0, True),
+        (State.WAITING_ON_CUSTOMER, 0.0, False),  # an operator answered meanwhile
+        (State.CLOSED, 0.0, False),
+        (State.QUEUED, 3600.0, False),  # its turn came after the opening it names
+    ],
+)
+async def test_an_off_hours_notice_goes_to_the_customer_while_it_is_true(
+    state: State, later: float, sent: bool, store: SQLiteStore, outbox: Outbox,
+    platform: FakePlatform, clock: FakeClock,
+) -> None:
+    away = OffHoursNotice(ref(1), "We're away; back at 09:00.", T0 + 3600)
+    store.commit(Change(replace(conv(1), state=state)), T0)
+    queue(store, away)
+    assert [item.lane for item in store.pending(10)] == [f"{ref(1).key}>customer"]
+    clock.advance(later)
+    await outbox.drain()
+    assert platform.actions() == ([away] if sent else [])
+    assert outbox.dropped == (0 if sent else 1)
+
+
+async def test_what_came_due_while_closed_reaches_the_team_as_one_digest_at_the_opening(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    friday = datetime(2026, 12, 4, 17, 0, tzinfo=UTC).timestamp()
+    hours = from_environment("mon-fri 09:00-18:00", "UTC", "")
+    service = Service(store, Policy(accept=None, idle=300, schedule=hours), clock)
+    ticker = Ticker(store, service, clock)
+    clock.t = friday
+    for n in range(DIGEST_MIN):
+        service.handle(CustomerMessage(ref(n), clock.now(), f"cust-{n}", "hi", "team-a"))
+        service.handle(OperatorMessage(ref(n), clock.now(), "ana"))
+    clock.t = friday + 50 * 60
+    for n in range(DIGEST_MIN):  # 17:50: each is due 17:55, while the bot is down
+        service.handle(CustomerMessage(ref(n), clock.now(), f"cust-{n}", "still there?",
+                                       "team-a"))
+    await outbox.drain()
+    cards = len(platform.actions())
+    clock.t = friday + 17 * 3600  # back up on Saturday at 10:00
+    assert ticker.fire_due(clock.now()) == DIGEST_MIN and store.pending(10) == []
+    monday = friday + 3 * 86400 - 8 * 3600
+    assert store.next_deadline() == monday
+    clock.t = monday
+    assert ticker.fire_due(clock.now()) == DIGEST_MIN
+    await outbox.drain()
+    (digest,) = [a for a in platform.actions()[cards:] if not isinstance(a, UpdateCard)]
+    assert isinstance(digest, Digest) and len(digest.notices) == DIGEST_MIN
+    assert all(isinstance(notice, Nudge) for notice in digest.notices)

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from chat_rescue.bot.hours_text import from_environment
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.settings import Settings
+from chat_rescue.ops import configuration_problems
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 SECRETS = {
@@ -157,3 +159,44 @@ def test_empty_tokens_from_env_example_enable_no_platform(clean_env: Path) -> No
     settings = Settings()
     assert not settings.slack_enabled
     assert not settings.telegram_enabled
+
+
+def test_working_hours_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESCUE_HOURS", "mon-fri 09:00-13:00,14:00-18:00")
+    monkeypatch.setenv("RESCUE_TIMEZONE", "europe/berlin")
+    monkeypatch.setenv("RESCUE_HOLIDAYS", "de-by")
+    monkeypatch.setenv("RESCUE_OFF_HOURS_MESSAGE", "Back {back}.")
+    policy = Settings().base_policy()
+    assert policy.schedule == from_environment("mon-fri 09:00-13:00,14:00-18:00",
+                                               "Europe/Berlin", "DE-BY")
+    assert policy.schedule.country == "DE-BY" and policy.schedule.zone == "Europe/Berlin"
+    assert policy.off_hours_message == "Back {back}."
+
+
+def test_the_zone_may_end_rescue_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESCUE_HOURS", "daily 08:00-20:00 America/New_York")
+    assert Settings().base_policy().schedule.zone == "America/New_York"
+
+
+@pytest.mark.parametrize(
+    ("variables", "named", "says"),
+    [
+        ({"RESCUE_HOURS": "mon-fry 09:00-18:00"}, "RESCUE_HOURS", "is not a day"),
+        ({"RESCUE_HOURS": "mon-fri 9-5"}, "RESCUE_HOURS", "did you mean 05:00-09:00?"),
+        ({"RESCUE_HOURS": "mon-fri closed"}, "RESCUE_HOURS", "no working hours"),
+        ({"RESCUE_TIMEZONE": "Mars/Olympus"}, "RESCUE_TIMEZONE", "is not a time zone"),
+        ({"RESCUE_HOLIDAYS": "XX"}, "RESCUE_HOLIDAYS", "is not a country"),
+        ({"RESCUE_HOURS": "mon-fri 09:00-18:00 Europe/Berlin", "RESCUE_TIMEZONE": "UTC"},
+         "RESCUE_TIMEZONE", "give the zone once"),
+    ],
+)
+def test_bad_working_hours_refuse_the_start_with_the_fix(
+    variables: dict[str, str], named: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    (problem,) = configuration_problems(refused.value)
+    assert problem.startswith(f"{named} is invalid: ") and says in problem
+    assert "\n" not in problem

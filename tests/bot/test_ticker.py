@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chat_rescue.bot import engine
-from chat_rescue.bot.clock import Clock, FakeClock, FastClock
+from chat_rescue.bot.clock import Clock, FakeClock, FastClock, ShiftedClock
 from chat_rescue.bot.model import (
     Claim,
     Close,
@@ -426,6 +426,29 @@ async def test_a_poke_costs_no_query_and_a_deadline_one_of_each() -> None:
         assert await wait_for(lambda: bot.ticker.fired == 5)
         await asyncio.sleep(0.02)
         assert queries == {"due": 2, "next_deadline": 2}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bot.store.close()
+
+
+async def test_a_wake_after_the_wall_clock_jumped_fires_what_is_due_now() -> None:
+    clock = ShiftedClock(T0)
+    bot = make_bot(None, clock, Policy(accept=3600.0))
+    task = asyncio.create_task(bot.ticker.run())
+    try:
+        bot.open(1)
+        await asyncio.sleep(0.05)  # asleep for an hour of real time
+        clock.jump_to(T0 + 3601)
+        await asyncio.sleep(0.05)
+        assert bot.kinds(1) == ["opened"]  # a jump alone wakes nothing
+        bot.ticker.wake()
+        for _ in range(100):
+            if "escalated" in bot.kinds(1):
+                break
+            await asyncio.sleep(0.01)
+        assert bot.kinds(1) == ["opened", "escalated"]
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

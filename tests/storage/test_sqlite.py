@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,31 @@ def test_migrations_are_idempotent(db_path: Path) -> None:
         assert second.load(REF.key) == conversation()
     finally:
         second.close()
+
+
+def test_a_database_of_schema_6_opens_and_its_conversations_decode(db_path: Path) -> None:
+    old = sqlite3.connect(db_path)
+    for number, script in enumerate(MIGRATIONS[:6], start=1):
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.execute(
+        "INSERT INTO conversations (key, team, customer, opened_at, state, owner, timer_from, "
+        "waiting_since, deadline, deadline_timer, version) VALUES (?, 'team-a', 'alice', ?, "
+        "'waiting_on_operator', 'ana', ?, ?, ?, 'idle', 4)",
+        (REF.key, T0, T0, T0, T0 + 300))
+    old.commit()
+    old.close()
+    store = open_store(db_path)
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
+        assert store.load(REF.key) == replace(conversation(), version=4)
+        told = replace(conversation(), version=4, away_told_until=T0 + 3600)
+        assert store.commit(Change(told, expected_version=4), T0) is Outcome.COMMITTED
+        assert store.load(REF.key) == replace(told, version=5)
+    finally:
+        store.close()
 
 
 def test_a_memory_database_is_migrated_too() -> None:

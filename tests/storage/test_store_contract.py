@@ -113,6 +113,7 @@ def every_field_set() -> Conversation:
         card="1700000000.000999",
         deadline=T0 + 307.0,
         deadline_timer=Timer.ESCALATE,
+        away_told_until=T0 + 3600.0,
         version=0,
     )
 

@@ -47,10 +47,10 @@ from chat_rescue.bot import commands, engine, texts
 from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
+    TO_CUSTOMER,
     Action,
     Claim,
     Close,
-    CloseNotice,
     ConversationRef,
     Digest,
     InboundEvent,
@@ -274,7 +274,7 @@ class SlackAdapter:
             return f"update:{team}"
         if isinstance(action, Refused):
             return f"ephemeral:{team}"
-        if isinstance(action, CloseNotice):
+        if isinstance(action, TO_CUSTOMER):
             return action.ref.channel
         return team
 

@@ -28,6 +28,7 @@ from chat_rescue.bot.model import (
     Digest,
     Escalate,
     Nudge,
+    OffHoursNotice,
     PostCard,
     Refused,
     ReturnToInbox,
@@ -58,6 +59,7 @@ class SlackDelivery:
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
             CloseNotice: self._close_notice,
+            OffHoursNotice: self._off_hours_notice,
             Refused: self._refused,
             Digest: self._digest,
         }
@@ -114,9 +116,10 @@ class SlackDelivery:
         await self._post(blocks.close_reminder(action), thread=action.card)
 
     async def _close_notice(self, action: CloseNotice) -> None:
-        await self.client.chat_postMessage(
-            channel=action.ref.channel, thread_ts=action.ref.thread or None,
-            text=escape(texts.close_notice(action)))
+        await self._to_customer(action.ref, texts.close_notice(action))
+
+    async def _off_hours_notice(self, action: OffHoursNotice) -> None:
+        await self._to_customer(action.ref, texts.off_hours_notice(action))
 
     async def _refused(self, action: Refused) -> None:
         if action.via == "button":
@@ -129,6 +132,11 @@ class SlackDelivery:
         await self._post(blocks.digest(action.notices))
 
     # --- helpers
+
+    async def _to_customer(self, ref: ConversationRef, text: str) -> None:
+        """A reply in the customer's own thread."""
+        await self.client.chat_postMessage(channel=ref.channel, thread_ts=ref.thread or None,
+                                           text=escape(text))
 
     async def _new_card(self, conv: Conversation) -> Posted:
         ts = await self._post(blocks.card(conv))

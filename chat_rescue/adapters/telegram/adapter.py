@@ -20,8 +20,8 @@ from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
+    TO_CUSTOMER,
     Action,
-    CloseNotice,
     Digest,
     PostCard,
     Relay,
@@ -201,7 +201,7 @@ class TelegramAdapter:
         """`chat:<id>` for a customer's private chat, `group:<id>` for the support group."""
         if isinstance(action, Digest):
             return action.destination
-        if isinstance(action, CloseNotice) or (isinstance(action, Relay) and action.to_customer):
+        if isinstance(action, TO_CUSTOMER) or (isinstance(action, Relay) and action.to_customer):
             return f"chat:{action.ref.channel}"
         return f"group:{self.support_chat_id}"
 

@@ -36,6 +36,7 @@ from chat_rescue.bot.model import (
     Digest,
     Escalate,
     Nudge,
+    OffHoursNotice,
     PostCard,
     Refused,
     Relay,
@@ -98,7 +99,8 @@ class Deliverer:
             ReturnToInbox: self._returned,
             Escalate: self._escalate,
             CloseReminder: self._close_reminder,
-            CloseNotice: self._close_notice,
+            CloseNotice: self._to_customer,
+            OffHoursNotice: self._to_customer,
             Refused: self._refused,
             Digest: self._digest,
         }
@@ -294,7 +296,8 @@ class Deliverer:
         await self._in_topic(action.ref, render.close_reminder(action, self.memory),
                              keyboards.close_reminder(action.ref.key, action.notice_id))
 
-    async def _close_notice(self, action: CloseNotice) -> None:
+    async def _to_customer(self, action: CloseNotice | OffHoursNotice) -> None:
+        """A closing message or the off-hours notice, in the customer's private chat."""
         try:
             await self.bot.send_message(int(action.ref.channel), action.text)
         except (Forbidden, BadRequest) as gone:

@@ -1,0 +1,264 @@
+"""`/rescue hours`, `holiday` and `holidays`: what each input replies and stores, who may
+change the hours, that deadlines move with them, and that bad input changes nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.commands import TEAM_ONLY, USAGE, CommandContext, changes_settings, run
+from chat_rescue.bot.hours import ALWAYS_OPEN
+from chat_rescue.bot.hours_text import from_environment
+from chat_rescue.bot.model import ConversationRef, CustomerMessage, OperatorMessage, Timer
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.storage.sqlite import SQLiteStore
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TEAM = "team-a"
+INTAKE = ConversationRef("slack", "C0HELP")
+OTHER_INTAKE = ConversationRef("slack", "C0VIP")
+TEAM_CHANNEL = ConversationRef("slack", "C0TEAM")
+SORRY = "Sorry, only admins can change rescue settings. Nothing was changed."
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def at(text: str) -> float:
+    """Berlin time; 4 December 2026 is a Friday."""
+    return datetime.fromisoformat(text).replace(tzinfo=BERLIN).timestamp()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(at("2026-12-04 17:58"))
+
+
+@pytest.fixture
+def store() -> Iterator[SQLiteStore]:
+    opened = SQLiteStore("sqlite://")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def service(store: SQLiteStore, clock: FakeClock) -> Service:
+    return Service(store, Policy(), clock)
+
+
+def admin(here: ConversationRef = INTAKE) -> CommandContext:
+    return CommandContext(TEAM, here, "U0ANA", is_admin=True, intake=here != TEAM_CHANNEL)
+
+
+def member(here: ConversationRef = INTAKE) -> CommandContext:
+    return CommandContext(TEAM, here, "U0BEN", is_admin=False, intake=here != TEAM_CHANNEL)
+
+
+def outsider() -> CommandContext:
+    return CommandContext(TEAM, INTAKE, "U0CUST", is_admin=False, intake=True,
+                          is_operator=False)
+
+
+def stored(store: SQLiteStore) -> dict[tuple[str, str], str]:
+    rows = store.conn.execute("SELECT scope, key, value FROM settings")
+    return {(str(s), str(k)): str(v) for s, k, v in rows}
+
+
+def thread(n: int, here: ConversationRef = INTAKE) -> ConversationRef:
+    return ConversationRef(here.platform, here.channel, f"t{n}")
+
+
+def berlin_weekdays(service: Service) -> None:
+    reply = run("hours mon-fri 09:00-18:00 Europe/Berlin", admin(TEAM_CHANNEL), service)
+    assert reply.startswith("Working hours for the team:")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def test_hours_shows_the_schedule_here_and_whether_the_team_is_open(
+    service: Service, clock: FakeClock
+) -> None:
+    assert run("hours", member(), service) == "Working hours here: Always open\nOpen now."
+    berlin_weekdays(service)
+    assert run("hours", member(), service) == (
+        "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)\n"
+        "Open now, until today 18:00 (Berlin time).")
+    clock.t = at("2026-12-04 18:30")
+    assert run("HOURS", member(), service).splitlines()[1] == \
+        "Closed now, back Monday 09:00 (Berlin time)."
+
+
+def test_status_has_a_line_for_the_hours_once_there_are_some(service: Service) -> None:
+    assert "Working hours" not in run("", member(), service)
+    berlin_weekdays(service)
+    lines = run("", member(), service).splitlines()
+    assert lines[2] == ("Working hours: Mon–Fri 09:00–18:00 (Europe/Berlin) (team). "
+                        "Open now, until today 18:00 (Berlin time).")
+    assert lines[3].startswith("Open conversations:")
+
+
+def test_reading_is_for_the_team_changing_for_admins(service: Service, store: SQLiteStore) -> None:
+    assert run("hours", outsider(), service) == TEAM_ONLY
+    for text in ("hours off", "hours mon-fri 09:00-18:00", "holiday 2026-12-25", "holidays DE"):
+        assert run(text, member(), service) == SORRY
+        assert run(text, outsider(), service) == SORRY
+    assert stored(store) == {}
+    assert service.policy(TEAM, thread(1)).schedule is ALWAYS_OPEN
+
+
+def test_hours_are_not_changed_from_elsewhere(service: Service, store: SQLiteStore) -> None:
+    elsewhere = CommandContext(TEAM, ConversationRef("slack", "C0RANDOM"), "U0ANA",
+                               is_admin=True, elsewhere=True)
+    assert run("hours mon-fri 09:00-18:00", elsewhere, service).endswith("Nothing was changed.")
+    assert stored(store) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [("hours", False), ("HOURS", False), ("hours off", True), ("hours mon 9:00-17:00", True),
+     ("holiday 2026-12-25", True), ("holiday", True), ("holidays DE", True)],
+)
+def test_the_adapters_know_which_hours_verbs_change_something(text: str, changes: bool) -> None:
+    assert changes_settings(text) is changes
+
+
+# --- changing -----------------------------------------------------------------------------
+
+
+def test_the_issues_examples_in_the_team_channel_store_what_differs_for_the_team(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    team = f"team:{TEAM}"
+    assert run("hours mon-fri 09:00-13:00,14:00-18:00 Europe/Berlin", admin(TEAM_CHANNEL),
+               service) == ("Working hours for the team: Mon–Fri 09:00–13:00, 14:00–18:00 "
+                            "(Europe/Berlin). Open now, until today 18:00 (Berlin time).")
+    assert stored(store) == {(team, "hours"): "mon-fri 09:00-13:00,14:00-18:00",
+                             (team, "timezone"): "Europe/Berlin"}
+    assert run("hours sat 10:00-14:00", admin(TEAM_CHANNEL), service).startswith(
+        "Working hours for the team: Mon–Fri 09:00–13:00, 14:00–18:00 · Sat 10:00–14:00 "
+        "(Europe/Berlin).")
+    assert run("holiday 2026-12-25", admin(TEAM_CHANNEL), service).startswith(
+        "Working hours for the team: Mon–Fri 09:00–13:00, 14:00–18:00 · Sat 10:00–14:00 "
+        "(Europe/Berlin) · holidays: 2026-12-25.")
+    run("holiday 2026-12-24 09:00-13:00", admin(TEAM_CHANNEL), service)
+    assert stored(store)[(team, "holiday_dates")] == "2026-12-24 09:00-13:00; 2026-12-25"
+    run("holiday remove 2026-12-25", admin(TEAM_CHANNEL), service)
+    assert stored(store)[(team, "holiday_dates")] == "2026-12-24 09:00-13:00"
+    assert "holidays: DE" in run("holidays DE", admin(TEAM_CHANNEL), service)
+    assert stored(store)[(team, "holidays")] == "DE"
+    clock.t = at("2026-12-04 20:00")
+    assert run("hours daily 08:00-20:00 UTC", admin(TEAM_CHANNEL), service) == (
+        "Working hours for the team: Daily 08:00–20:00 (UTC) · holidays: DE · "
+        "2026-12-24 09:00–13:00. Open now, until today 20:00 (UTC).")
+    assert "Open round the clock (UTC)" in run("hours off", admin(TEAM_CHANNEL), service)
+    assert stored(store)[(team, "hours")] == "off"
+    assert all(scope == team for scope, _ in stored(store))
+
+
+def test_in_an_intake_channel_the_change_is_that_channels_and_inherits_the_rest(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    reply = run("hours sat 10:00-14:00", admin(), service)
+    assert reply == ("Working hours for this channel: Mon–Fri 09:00–18:00 · Sat 10:00–14:00 "
+                     "(Europe/Berlin). Open now, until today 18:00 (Berlin time).")
+    assert stored(store)[("channel:slack:C0HELP", "hours")] == \
+        "mon-fri 09:00-18:00; sat 10:00-14:00"
+    assert ("channel:slack:C0HELP", "timezone") not in stored(store)  # still the team's
+    assert run("hours", member(), service).splitlines()[0].endswith("(channel)")
+    assert run("hours", member(OTHER_INTAKE), service).splitlines()[0] == \
+        "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)"
+    # the team moves to another zone: the channel follows, with its own days
+    run("hours America/New_York", admin(TEAM_CHANNEL), service)
+    assert service.policy(TEAM, thread(1)).schedule == from_environment(
+        "mon-fri 09:00-18:00; sat 10:00-14:00", "America/New_York", "")
+
+
+def test_a_change_to_what_is_in_force_already_stores_nothing(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    before = stored(store)
+    assert run("hours mon-fri 09:00-18:00", admin(), service) == (
+        "Nothing changed: the working hours for this channel are Mon–Fri 09:00–18:00 "
+        "(Europe/Berlin).")
+    assert stored(store) == before
+
+
+def test_changed_hours_move_the_open_deadlines_keeping_the_working_time_used(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    service.handle(CustomerMessage(thread(1), clock.now() - 3600, "cust-1", "hi", TEAM))
+    service.handle(OperatorMessage(thread(1), clock.now() - 3600, "ana"))
+    service.handle(CustomerMessage(thread(1), clock.now(), "cust-1", "still there?", TEAM))
+    service.handle(CustomerMessage(thread(2), clock.now(), "cust-2", "other team", "team-b"))
+    assert store.next_deadline() == clock.now() + 120  # team-b's accept, wall time
+    idle = store.load(thread(1).key)
+    assert idle is not None and idle.deadline == at("2026-12-04 18:03")
+
+    berlin_weekdays(service)
+
+    moved = store.load(thread(1).key)
+    assert moved is not None
+    assert (moved.deadline, moved.deadline_timer) == (at("2026-12-07 09:03"), Timer.IDLE)
+    other = store.load(thread(2).key)
+    assert other is not None and other.deadline == clock.now() + 120
+    run("hours off", admin(TEAM_CHANNEL), service)
+    back = store.load(thread(1).key)
+    assert back is not None and back.deadline == at("2026-12-04 18:03")
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+MALFORMED = [
+    ("hours mon-fry 09:00-18:00", "is not a day"),
+    ("hours mon-fri 9-5", "did you mean 05:00-09:00?"),
+    ("hours mon-fri 25:00-26:00", "is not a time of day"),
+    ("hours mon-fri 09:00", "is not a from-to interval"),
+    ("hours mon-fri", "Say the hours for 'mon-fri'"),
+    ("hours mon-fri closed", "no working hours"),
+    ("hours mon-fri 09:00-09:00", "starts and ends at the same time"),
+    ("hours mon-fri 09:00-18:00 Mars/Olympus", "is not a time zone"),
+    ("hours Nowhere", "is not a time zone"),
+    ("hours mon-fri 09:00-18:00\x1b[2J", ""),
+    ("hours " + "mon " * 3000, ""),
+    ("holiday", USAGE["holiday"]),
+    ("holiday remove", USAGE["holiday"]),
+    ("holiday 2026-13-01", "is not a date"),
+    ("holiday 25.12.2026", "is not a date"),
+    ("holiday 2026-12-24 9-", "is not a time of day"),
+    ("holiday remove 2026-12-31", "is not among the dates here"),
+    ("holiday remove 2026-12-25 2026-12-26", USAGE["holiday"]),
+    ("holidays", USAGE["holidays"]),
+    ("holidays XX", "is not a country"),
+    ("holidays DE-ZZ", "is not a country"),
+    ("holidays DE US", USAGE["holidays"]),
+    ("holidays \x07\x00", "is not a country"),
+]
+
+
+@pytest.mark.parametrize("here", [INTAKE, TEAM_CHANNEL], ids=["intake", "team"])
+@pytest.mark.parametrize(("text", "says"), MALFORMED)
+def test_bad_input_for_every_hours_verb_gets_one_line_and_changes_nothing(
+    text: str, says: str, here: ConversationRef, service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    run("holiday 2026-12-25", admin(), service)
+    before = stored(store)
+    policy = service.policy(TEAM, thread(1, here))
+
+    for ctx in (admin(here), member(here)):  # explained to a non-admin too
+        reply = run(text, ctx, service)
+        assert len(reply.splitlines()) == 1 and reply.strip(), reply
+        assert says in reply
+        assert len(reply) < 300 and not CONTROL.search(reply)
+        assert not reply.startswith(("Working hours", "Nothing changed"))
+
+    assert stored(store) == before
+    assert service.policy(TEAM, thread(1, here)) == policy

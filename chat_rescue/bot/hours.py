@@ -25,8 +25,12 @@ DAY = 1440
 ROUND_THE_CLOCK: Day = ((0, DAY),)
 CLOSED_WEEK: tuple[Day, ...] = ((),) * 7
 HORIZON = 732 * 86400.0  # "never": no working time in two years from where a search starts
+# "never" too: a deadline more than five years of calendar away (a long timer under a few
+# minutes a week would otherwise walk the calendar to the year 9999).
+REACH = 1827 * 86400.0
 _CHUNK = 28  # local days added to a timeline at a time
-_SPAN = 800  # most local days a timeline keeps
+_SPAN = 2000  # most local days a timeline keeps: more than REACH, so a long timer's days
+# are built once, not again at every call
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +142,8 @@ class _Timeline:
         self.safe_lo, self.safe_hi = math.inf, -math.inf
 
     def add(self, start: float, seconds: float) -> float | None:
-        pos, left, limit = start, seconds, start + HORIZON
+        reach = start + REACH
+        pos, left, limit = start, seconds, min(start + HORIZON, reach)
         i = self._first_after(pos)
         while True:
             if i == len(self.ends) or self.starts[i] >= self.safe_hi:
@@ -155,7 +160,7 @@ class _Timeline:
                 if due < end:  # not rounded onto the closing instant
                     return due
             left = max(0.0, left - (end - begin))
-            pos, limit = end, end + HORIZON
+            pos, limit = end, min(end + HORIZON, reach)
             i = self._extend(pos) if end >= self.safe_hi else i + 1
 
     def between(self, since: float, until: float) -> float:

@@ -239,28 +239,44 @@ def describe(schedule: Schedule) -> str:
 
 
 def back_at(schedule: Schedule, at: float) -> str | None:
-    """When the team is next at work, for a customer: `Monday 09:00 (Berlin time)`,
-    `tomorrow 09:00 …`, `now`; the date too if more than six days away. None: never."""
+    """When the team is next at work, for a customer: `Monday 09:00 (Berlin time)`, `now`;
+    the date too if more than six days away. None: never. Always the weekday, never
+    "today" or "tomorrow": the customer's day may not be the team's."""
     opening = next_open(schedule, at)
     if opening is None:
         return None
     if opening <= at:
         return "now"
-    return local_time(schedule, opening, at)
+    return local_time(schedule, opening, at, relative=False)
 
 
-def local_time(schedule: Schedule, instant: float, now: float) -> str:
+def local_time(schedule: Schedule, instant: float, now: float, *,
+               relative: bool = True) -> str:
     """`instant` in the team's zone as seen at `now`: `today 18:00 (Berlin time)`,
-    `tomorrow …`, a weekday, or the date too if more than six days away."""
+    `tomorrow …` (when `relative`), a weekday, or the date too if more than six days
+    away."""
     zone = ZoneInfo(schedule.zone)
     then, now_there = datetime.fromtimestamp(instant, zone), datetime.fromtimestamp(now, zone)
     days = then.toordinal() - now_there.toordinal()
     name = _FULL[then.weekday()].title()
-    when = ("today" if days == 0 else "tomorrow" if days == 1 else
-            name if days <= 6 else f"{name} {then.day} {_MONTHS[then.month - 1]} {then.year}")
-    place = schedule.zone.rsplit("/", 1)[-1].replace("_", " ")
-    label = f"{place} time" if "/" in schedule.zone and "GMT" not in place else place
-    return f"{when} {then:%H:%M} ({label})"
+    when = (f"{name} {then.day} {_MONTHS[then.month - 1]} {then.year}" if days > 6 else
+            "today" if relative and days == 0 else
+            "tomorrow" if relative and days == 1 else name)
+    return f"{when} {then:%H:%M} ({zone_label(schedule.zone, then)})"
+
+
+def zone_label(zone: str, then: datetime) -> str:
+    """`Berlin time`, `New York time`; a zone without a place (UTC, Etc/GMT-3, whose sign
+    is the reverse of its offset) as its offset: `UTC`, `UTC+03:00`."""
+    area, _, place = zone.rpartition("/")
+    if area and area != "Etc":
+        return f"{place.replace('_', ' ')} time"
+    offset = then.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 # -- parsing -----------------------------------------------------------------------------

@@ -23,6 +23,10 @@ from chat_rescue.storage.base import Store
 log = logging.getLogger(__name__)
 
 RETRY_FAILED = 30.0  # seconds before a deadline whose handling raised is tried again
+# Real seconds it sleeps at most: the next deadline may be a weekend away (working hours),
+# and a wall clock stepped forward or a machine resumed from sleep must not make the
+# opening late; another process may also have stored a sooner deadline without a poke.
+LOOK_AGAIN = 60.0
 SLICE = 64  # deadlines fired per transaction, between which inbound work gets its turn
 
 
@@ -96,9 +100,9 @@ class Ticker:
                     continue
                 self._target = self.store.next_deadline()
                 now = self.clock.now()  # firing took time: sleep from now, not from before
-            timeout = None
+            timeout = LOOK_AGAIN
             if self._target is not None:
-                timeout = max(0.0, self.clock.real(self._target - now))
+                timeout = min(LOOK_AGAIN, max(0.0, self.clock.real(self._target - now)))
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.
             with contextlib.suppress(TimeoutError):

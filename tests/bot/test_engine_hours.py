@@ -215,7 +215,8 @@ def test_a_customer_writing_while_closed_is_told_once_when_the_team_is_back() ->
     # the next closed period: told again
     (again,) = of(OffHoursNotice, run.on("2026-12-07 18:30", CustomerMessage, "alice"))
     assert isinstance(again, OffHoursNotice)
-    assert again.text == "We're away; back tomorrow 09:00 (Berlin time)."
+    # the weekday, not "tomorrow": the customer's day may not be the team's
+    assert again.text == "We're away; back Tuesday 09:00 (Berlin time)."
     assert run.c.away_told_until == at("2026-12-08 09:00")
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from chat_rescue.bot.hours import (
     ALWAYS_OPEN,
     CLOSED_WEEK,
+    REACH,
     Day,
     Schedule,
     add_working,
@@ -301,3 +302,21 @@ def test_open_next_opening_and_end_of_shift_agree(schedule: Schedule,
         if ends is not None:  # None: round the clock, with no holiday for two years
             assert ends > opens and not is_open(schedule, ends)
             assert working_between(schedule, opens, ends) == ends - opens
+
+
+@pytest.mark.parametrize(("week", "days"), [
+    (["mon-fri", "09:00-18:00", "Europe/Berlin"], 366),  # about 3.7 years of office hours
+    (["sun", "03:00-03:01", "UTC"], 366),  # would run to the year 9999
+    (["sat-sun", "10:00-14:00", "UTC"], 90),
+])
+def test_a_deadline_more_than_five_years_away_is_never(week: list[str], days: int) -> None:
+    """A long timer under sparse hours: found within five years, or None ("never"), and
+    never a walk of the calendar to its end (it raised at the year 10000)."""
+    schedule = change_hours(week, ALWAYS_OPEN)
+    start = 1_767_225_600.0  # 2026-01-01
+    due = add_working(schedule, start, days * 86400.0)
+    if due is None:
+        assert working_between(schedule, start, start + REACH) < days * 86400.0
+    else:
+        assert due - start <= REACH
+        assert working_between(schedule, start, due) == pytest.approx(days * 86400.0)

@@ -388,14 +388,21 @@ for _day in range(21, 32):
     ("schedule", "when", "phrase"),
     [
         (FULL, "2026-12-24 14:00+01:00", "Monday 09:00 (Berlin time)"),  # 25 and 26: holidays
-        (FULL, "2026-12-23 19:00+01:00", "tomorrow 09:00 (Berlin time)"),
-        (FULL, "2026-12-21 07:00+01:00", "today 09:00 (Berlin time)"),
-        (FULL, "2026-12-21 13:30+01:00", "today 14:00 (Berlin time)"),
+        # the weekday, not "tomorrow": the customer's day may not be the team's
+        (FULL, "2026-12-23 19:00+01:00", "Thursday 09:00 (Berlin time)"),
+        (FULL, "2026-12-21 07:00+01:00", "Monday 09:00 (Berlin time)"),
+        (FULL, "2026-12-21 13:30+01:00", "Monday 14:00 (Berlin time)"),
         (FULL, "2026-12-21 10:00+01:00", "now"),
         (LONG_BREAK, "2026-12-19 12:00+01:00", "Friday 1 January 2027 09:00 (Berlin time)"),
         (change_hours(["America/New_York"], FULL), "2026-12-24 14:00-05:00",
          "Monday 09:00 (New York time)"),
         (change_hours(["UTC"], FULL), "2026-12-24 14:00Z", "Monday 09:00 (UTC)"),
+        (change_hours(["Etc/UTC"], FULL), "2026-12-24 14:00Z", "Monday 09:00 (UTC)"),
+        # Etc/GMT-3 is three hours *ahead* of UTC: said as its offset, not its name
+        (change_hours(["Etc/GMT-3"], FULL), "2026-12-24 14:00+03:00",
+         "Monday 09:00 (UTC+03:00)"),
+        (change_hours(["Asia/Kolkata"], FULL), "2026-12-24 14:00+05:30",
+         "Monday 09:00 (Kolkata time)"),
         (Schedule(week=CLOSED_WEEK), "2026-12-24 14:00Z", None),
     ],
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chat_rescue.bot import engine
+from chat_rescue.bot import ticker as ticker_module
 from chat_rescue.bot.clock import Clock, FakeClock, FastClock, ShiftedClock
 from chat_rescue.bot.model import (
     Claim,
@@ -444,6 +445,32 @@ async def test_a_wake_after_the_wall_clock_jumped_fires_what_is_due_now() -> Non
         await asyncio.sleep(0.05)
         assert bot.kinds(1) == ["opened"]  # a jump alone wakes nothing
         bot.ticker.wake()
+        for _ in range(100):
+            if "escalated" in bot.kinds(1):
+                break
+            await asyncio.sleep(0.01)
+        assert bot.kinds(1) == ["opened", "escalated"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bot.store.close()
+
+
+async def test_a_ticker_looks_again_after_a_while_so_a_stepped_clock_is_noticed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asleep towards a deadline an hour away (a weekend, with working hours), the ticker
+    looks again every LOOK_AGAIN real seconds: a wall clock stepped past the deadline (a
+    machine resumed from sleep) fires it without anybody waking the ticker."""
+    monkeypatch.setattr(ticker_module, "LOOK_AGAIN", 0.05)
+    clock = ShiftedClock(T0)
+    bot = make_bot(None, clock, Policy(accept=3600.0))
+    task = asyncio.create_task(bot.ticker.run())
+    try:
+        bot.open(1)
+        await asyncio.sleep(0.02)
+        clock.jump_to(T0 + 3601)
         for _ in range(100):
             if "escalated" in bot.kinds(1):
                 break

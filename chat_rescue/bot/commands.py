@@ -199,10 +199,9 @@ def _change_schedule(ctx: CommandContext, service: Service, old: Schedule,
     if not changed:
         return f"Nothing changed: the working hours for {where} are {describe(new)}."
     now = service.clock.now()
-    with service.store.batch():
+    with service.changing_settings(ctx.team):
         for key, value in changed.items():
             service.store.put_setting(scope, key, value, ctx.user, now)
-        service.settings_changed(ctx.team)
     return f"Working hours for {where}: {describe(new)}. {_open_now(new, now)}"
 
 

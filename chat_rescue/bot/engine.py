@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot import authority
-from chat_rescue.bot.deadlines import next_deadline, passed, quiet_since, with_deadline
+from chat_rescue.bot.deadlines import (
+    next_deadline,
+    passed,
+    quiet_since,
+    rebased,
+    restarted,
+    with_deadline,
+)
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.hours import HORIZON, is_open, next_open
 from chat_rescue.bot.hours_text import back_at
@@ -31,6 +38,7 @@ from chat_rescue.bot.model import (
     Escalate,
     HandOff,
     HistoryEvent,
+    HoursChanged,
     InboundEvent,
     KeepOpen,
     Nudge,
@@ -138,6 +146,8 @@ def _finish(
     policy: Policy,
     now: float,
 ) -> Decision:
+    if before is not None:
+        after = restarted(before, after)
     after = with_deadline(after, policy, now)
     if before is not None and _card_view(before) != _card_view(after):
         actions.append(UpdateCard(after))
@@ -302,7 +312,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if not is_open(policy.schedule, now):
         return None  # came due while the team is closed: `with_deadline` holds it
     timer = due[1]
-    if conv.waiting_since is None and passed(policy, quiet_since(conv), Timer.AUTO_CLOSE, now):
+    if conv.waiting_since is None and passed(conv, policy, quiet_since(conv),
+                                                Timer.AUTO_CLOSE, now):
         timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)
@@ -335,6 +346,17 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv))]
 
 
+def _hours_changed(conv: Conversation, event: HoursChanged, policy: Policy,
+                   now: float) -> Outcome | None:
+    """The hours changed: the timers keep the working time they used under the old
+    hours, and one that the new hours put in the past fires now (if open)."""
+    if conv.state is State.CLOSED or event.old == policy.schedule:
+        return _deadline(conv, DeadlineDue(event.ref, event.at), policy, now)
+    moved = rebased(conv, event.old, now)
+    fired = _deadline(moved, DeadlineDue(event.ref, event.at), policy, now)
+    return fired if fired is not None else (moved, [], [])
+
+
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
     count = conv.escalations + 1
     waited = _since(conv.waiting_since if conv.waiting_since is not None else conv.queued_at, now)
@@ -357,4 +379,5 @@ _STEPS = {
     HandOff: _hand_off,
     KeepOpen: _keep_open,
     DeadlineDue: _deadline,
+    HoursChanged: _hours_changed,
 }

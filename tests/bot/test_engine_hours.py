@@ -27,6 +27,7 @@ from chat_rescue.bot.model import (
     DeadlineDue,
     Escalate,
     HandOff,
+    HoursChanged,
     InboundEvent,
     KeepOpen,
     Nudge,
@@ -188,6 +189,26 @@ def test_changed_hours_move_a_deadline_keeping_the_working_time_used() -> None:
                                                            "Europe/Berlin", ""))
     assert run.due("2026-12-05 10:00") == []
     assert run.c.deadline == at("2026-12-07 08:03")
+
+
+def test_the_escalation_keeps_the_working_time_it_used_since_the_nudge() -> None:
+    # Nudged at 17:57 on Friday: 3 of `escalate`'s 5 minutes pass by 18:00. Round the
+    # clock from Saturday 10:00, 2 minutes are left; the wall-clock 5 minutes since the
+    # nudge passed long ago, and the old hours would escalate at once.
+    run = Run()
+    answered(run)
+    run.on("2026-12-04 17:52", CustomerMessage, "alice")
+    assert of(Nudge, run.due()) and run.c.nudged_at == at("2026-12-04 17:57")
+    run.policy = replace(POLICY, schedule=ALWAYS_OPEN)
+    assert run.event(HoursChanged(REF, at("2026-12-05 10:00"), WEEKDAYS),
+                     at("2026-12-05 10:00")) == []
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-05 10:02"), Timer.ESCALATE)
+    assert run.c.nudged_at == at("2026-12-04 17:57")  # the nudge's buttons still match
+    escalated = run.due()
+    assert of(ReturnToInbox, escalated) and of(Escalate, escalated)
+    # the new timer (accept, from the escalation) counts from its own start
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-05 10:04"), Timer.ACCEPT)
+    assert run.c.rebased_at is None
 
 
 def test_always_open_adds_plain_seconds() -> None:

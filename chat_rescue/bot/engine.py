@@ -24,7 +24,7 @@ from chat_rescue.bot.deadlines import (
     with_deadline,
 )
 from chat_rescue.bot.durations import format_duration
-from chat_rescue.bot.hours import HORIZON, is_open, next_open
+from chat_rescue.bot.hours import HORIZON, is_open, next_open, working_between
 from chat_rescue.bot.hours_text import back_at
 from chat_rescue.bot.model import (
     Action,
@@ -177,11 +177,16 @@ def _open(event: CustomerMessage, policy: Policy, now: float) -> Outcome:
 
 def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
     """After a customer's message: while the team is closed, tell them when it is back,
-    once per closed period (the card still goes to the team, which sees it on opening)."""
+    once per closed period (the card still goes to the team, which sees it on opening).
+    Not while an operator is with them after hours: one wrote in this closed period (no
+    working time since their last word)."""
     conv, actions, history = outcome
     told = conv.away_told_until
     if (told is not None and now < told) or not policy.off_hours_message \
             or is_open(policy.schedule, now):
+        return outcome
+    spoke = conv.last_operator_at
+    if spoke is not None and working_between(policy.schedule, spoke, now) == 0:
         return outcome
     opening = next_open(policy.schedule, now)
     until = opening if opening is not None else now + HORIZON

@@ -259,6 +259,20 @@ def test_a_reopening_at_night_is_told_too_and_an_operators_reply_tells_nothing()
     assert of(OffHoursNotice, run.on("2026-12-04 22:05", OperatorMessage, "ana")) == []
 
 
+def test_a_customer_in_a_live_exchange_after_closing_is_not_told_the_team_is_away() -> None:
+    run = Run()
+    run.on("2026-12-04 17:50", CustomerMessage, "alice")
+    run.on("2026-12-04 17:52", OperatorMessage, "ana")
+    run.on("2026-12-04 18:05", OperatorMessage, "ana")  # Ana stays on after closing
+    assert of(OffHoursNotice, run.on("2026-12-04 18:06", CustomerMessage, "alice")) == []
+    assert run.c.away_told_until is None
+    # an operator's word from before the closing is no live exchange: told
+    other = Run()
+    other.on("2026-12-04 17:50", CustomerMessage, "alice")
+    other.on("2026-12-04 17:52", OperatorMessage, "ana")
+    assert len(of(OffHoursNotice, other.on("2026-12-04 18:06", CustomerMessage, "alice"))) == 1
+
+
 def test_the_default_message_names_the_day_and_the_teams_zone() -> None:
     run = Run(replace(POLICY, off_hours_message=Policy().off_hours_message))
     (notice,) = of(OffHoursNotice, run.on("2026-12-04 18:00", CustomerMessage, "alice"))

@@ -198,13 +198,14 @@ def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
 def _customer_message(
     conv: Conversation, event: CustomerMessage, policy: Policy, now: float
 ) -> Outcome:
-    return _away(_customer_turn(conv, event, now), policy, now)
+    return _away(_customer_turn(conv, event, policy, now), policy, now)
 
 
-def _customer_turn(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
+def _customer_turn(conv: Conversation, event: CustomerMessage, policy: Policy,
+                   now: float) -> Outcome:
     seen = replace(conv, last_customer_at=event.at)
     if conv.state is State.CLOSED:
-        return _reopen(seen, event, now)
+        return _reopen(seen, event, policy, now)
     if conv.state is State.WAITING_ON_CUSTOMER:
         waiting = replace(
             seen, state=State.WAITING_ON_OPERATOR, timer_from=now, waiting_since=event.at,
@@ -216,14 +217,20 @@ def _customer_turn(conv: Conversation, event: CustomerMessage, now: float) -> Ou
     return seen, [], []
 
 
-def _reopen(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
-    """A new exchange (rule 9): its first operator reply is a first response again."""
+def _reopen(conv: Conversation, event: CustomerMessage, policy: Policy,
+            now: float) -> Outcome:
+    """A new exchange (rule 9): its first operator reply is a first response again.
+
+    Back in the inbox, it is announced to the team while open; while closed the updated
+    card shows it waiting, and `accept`, counting from the opening, calls people in then."""
     history = [_event(conv, "reopened", event.at, event.customer)]
     base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
                    snoozed=False, reminded=False, escalations=0, first_reply_at=None)
     if conv.owner is not None:
         return replace(base, state=State.WAITING_ON_OPERATOR), [], history
     queued = replace(base, state=State.QUEUED, queued_at=now)
+    if not is_open(policy.schedule, now):
+        return queued, [], history
     notice = ReturnToInbox(conv.ref, None, 0.0, "reopened by the customer", conv.customer,
                            conv.preview, conv.card)
     return queued, [notice], history

@@ -38,6 +38,7 @@ from chat_rescue.bot.model import (
     Snooze,
     State,
     Timer,
+    UpdateCard,
 )
 from chat_rescue.bot.policy import Policy
 
@@ -273,6 +274,26 @@ def test_a_customer_in_a_live_exchange_after_closing_is_not_told_the_team_is_awa
     assert len(of(OffHoursNotice, other.on("2026-12-04 18:06", CustomerMessage, "alice"))) == 1
 
 
+def test_a_customer_reopening_at_night_is_not_announced_to_the_team_until_the_opening(
+) -> None:
+    run = Run()
+    answered(run)
+    run.on("2026-12-04 10:05", HandOff, "ana", notice_id="card")
+    run.on("2026-12-04 11:00", Close, "ana")
+    assert run.c.owner is None
+    actions = run.on("2026-12-04 22:00", CustomerMessage, "alice")
+    assert run.c.state is State.QUEUED
+    assert of(ReturnToInbox, actions) == [] and of(UpdateCard, actions)  # the card shows it
+    # the accept timer counts from the opening; its escalation calls people in then
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-07 09:02"), Timer.ACCEPT)
+    assert of(Escalate, run.due())
+    # while open, the reopening is announced in the inbox as before
+    run.on("2026-12-07 09:03", OperatorMessage, "ana")
+    run.on("2026-12-07 09:04", HandOff, "ana", notice_id="card")
+    run.on("2026-12-07 09:05", Close, "ana")
+    assert of(ReturnToInbox, run.on("2026-12-07 10:00", CustomerMessage, "alice"))
+
+
 def test_the_default_message_names_the_day_and_the_teams_zone() -> None:
     run = Run(replace(POLICY, off_hours_message=Policy().off_hours_message))
     (notice,) = of(OffHoursNotice, run.on("2026-12-04 18:00", CustomerMessage, "alice"))
@@ -323,9 +344,9 @@ def test_nothing_reaches_the_operators_while_closed_and_customers_are_told_once(
         decision = decide(conv, _event(kind, now, conv), policy, now)
         conv = decision.conversation or conv
         open_now = is_open(WEEKDAYS, now)
-        if not open_now:  # no timer fires; what people do themselves is told (a hand-off,
-            # a reopening announced in the inbox, as a new conversation's card is)
-            timed = TEAM_NOTICES if kind == "due" else (Nudge, Escalate, CloseReminder)
+        if not open_now:  # no timer fires, and a reopening is not announced (its card
+            # shows it waiting); only what an operator does themselves is told (a hand-off)
+            timed = (Nudge, Escalate, CloseReminder) if kind == "handoff" else TEAM_NOTICES
             assert not any(isinstance(a, timed) for a in decision.actions)
         notices = [a for a in decision.actions if isinstance(a, OffHoursNotice)]
         assert len(notices) <= 1

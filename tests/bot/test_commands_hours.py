@@ -213,6 +213,24 @@ def test_changed_hours_move_the_open_deadlines_keeping_the_working_time_used(
     assert back is not None and back.deadline == at("2026-12-04 18:03")
 
 
+def test_a_change_in_a_scope_with_an_unreadable_key_rewrites_it_as_the_reply_says(
+    service: Service, store: SQLiteStore
+) -> None:
+    team = f"team:{TEAM}"
+    store.put_setting(team, "hours", "mon-fri 09:00-18:00", "U0ANA", 0.0)
+    store.put_setting(team, "timezone", "Pluto/Base", "U0ANA", 0.0)  # corrupt
+    # the readable hours stay in force; only the zone falls back (to UTC below)
+    assert service.policy(TEAM, thread(1)).schedule == from_environment(
+        "mon-fri 09:00-18:00", "UTC", "")
+    reply = run("holidays DE", admin(TEAM_CHANNEL), service)
+    assert reply.startswith("Working hours for the team: Mon–Fri 09:00–18:00 (UTC) · "
+                            "holidays: DE.")
+    assert stored(store)[(team, "timezone")] == "UTC"  # what the reply says, readable
+    assert stored(store)[(team, "holidays")] == "DE"
+    assert service.policy(TEAM, thread(1)).schedule == from_environment(
+        "mon-fri 09:00-18:00", "UTC", "DE")
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from chat_rescue.bot.durations import (
 from chat_rescue.bot.hours import Schedule, is_open, shift_end
 from chat_rescue.bot.hours_text import HoursError, back_at, describe, local_time
 from chat_rescue.bot.model import ConversationRef
-from chat_rescue.bot.policy import TIMERS
+from chat_rescue.bot.policy import TIMERS, unreadable
 from chat_rescue.bot.service import Service, channel_scope, team_scope
 from chat_rescue.bot.stats import render, summarize
 
@@ -196,13 +196,17 @@ def _change_schedule(ctx: CommandContext, service: Service, old: Schedule,
         return refused
     scope, where = _scope(ctx)
     changed = hours_text.changed_settings(old, new)
+    # A key stored here that does not read left the value below it in force, which is
+    # what `old` and the reply show: write that down, so the store says so too.
+    written = hours_text.to_settings(new)
+    for key in unreadable(service.store.settings(scope)):
+        changed.setdefault(key, written[key])
     if not changed:
         return f"Nothing changed: the working hours for {where} are {describe(new)}."
     now = service.clock.now()
-    with service.store.batch():
+    with service.changing_settings(ctx.team):
         for key, value in changed.items():
             service.store.put_setting(scope, key, value, ctx.user, now)
-        service.settings_changed(ctx.team)
     return f"Working hours for {where}: {describe(new)}. {_open_now(new, now)}"
 
 

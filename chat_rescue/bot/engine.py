@@ -15,9 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot import authority
-from chat_rescue.bot.deadlines import next_deadline, passed, quiet_since, with_deadline
+from chat_rescue.bot.deadlines import (
+    next_deadline,
+    passed,
+    quiet_since,
+    rebased,
+    restarted,
+    with_deadline,
+)
 from chat_rescue.bot.durations import format_duration
-from chat_rescue.bot.hours import HORIZON, is_open, next_open
+from chat_rescue.bot.hours import HORIZON, is_open, next_open, working_between
 from chat_rescue.bot.hours_text import back_at
 from chat_rescue.bot.model import (
     Action,
@@ -31,6 +38,7 @@ from chat_rescue.bot.model import (
     Escalate,
     HandOff,
     HistoryEvent,
+    HoursChanged,
     InboundEvent,
     KeepOpen,
     Nudge,
@@ -138,6 +146,8 @@ def _finish(
     policy: Policy,
     now: float,
 ) -> Decision:
+    if before is not None:
+        after = restarted(before, after)
     after = with_deadline(after, policy, now)
     if before is not None and _card_view(before) != _card_view(after):
         actions.append(UpdateCard(after))
@@ -167,11 +177,16 @@ def _open(event: CustomerMessage, policy: Policy, now: float) -> Outcome:
 
 def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
     """After a customer's message: while the team is closed, tell them when it is back,
-    once per closed period (the card still goes to the team, which sees it on opening)."""
+    once per closed period (the card still goes to the team, which sees it on opening).
+    Not while an operator is with them after hours: one wrote in this closed period (no
+    working time since their last word)."""
     conv, actions, history = outcome
     told = conv.away_told_until
     if (told is not None and now < told) or not policy.off_hours_message \
             or is_open(policy.schedule, now):
+        return outcome
+    spoke = conv.last_operator_at
+    if spoke is not None and working_between(policy.schedule, spoke, now) == 0:
         return outcome
     opening = next_open(policy.schedule, now)
     until = opening if opening is not None else now + HORIZON
@@ -183,13 +198,14 @@ def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
 def _customer_message(
     conv: Conversation, event: CustomerMessage, policy: Policy, now: float
 ) -> Outcome:
-    return _away(_customer_turn(conv, event, now), policy, now)
+    return _away(_customer_turn(conv, event, policy, now), policy, now)
 
 
-def _customer_turn(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
+def _customer_turn(conv: Conversation, event: CustomerMessage, policy: Policy,
+                   now: float) -> Outcome:
     seen = replace(conv, last_customer_at=event.at)
     if conv.state is State.CLOSED:
-        return _reopen(seen, event, now)
+        return _reopen(seen, event, policy, now)
     if conv.state is State.WAITING_ON_CUSTOMER:
         waiting = replace(
             seen, state=State.WAITING_ON_OPERATOR, timer_from=now, waiting_since=event.at,
@@ -201,14 +217,20 @@ def _customer_turn(conv: Conversation, event: CustomerMessage, now: float) -> Ou
     return seen, [], []
 
 
-def _reopen(conv: Conversation, event: CustomerMessage, now: float) -> Outcome:
-    """A new exchange (rule 9): its first operator reply is a first response again."""
+def _reopen(conv: Conversation, event: CustomerMessage, policy: Policy,
+            now: float) -> Outcome:
+    """A new exchange (rule 9): its first operator reply is a first response again.
+
+    Back in the inbox, it is announced to the team while open; while closed the updated
+    card shows it waiting, and `accept`, counting from the opening, calls people in then."""
     history = [_event(conv, "reopened", event.at, event.customer)]
     base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
                    snoozed=False, reminded=False, escalations=0, first_reply_at=None)
     if conv.owner is not None:
         return replace(base, state=State.WAITING_ON_OPERATOR), [], history
     queued = replace(base, state=State.QUEUED, queued_at=now)
+    if not is_open(policy.schedule, now):
+        return queued, [], history
     notice = ReturnToInbox(conv.ref, None, 0.0, "reopened by the customer", conv.customer,
                            conv.preview, conv.card)
     return queued, [notice], history
@@ -302,7 +324,8 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if not is_open(policy.schedule, now):
         return None  # came due while the team is closed: `with_deadline` holds it
     timer = due[1]
-    if conv.waiting_since is None and passed(policy, quiet_since(conv), Timer.AUTO_CLOSE, now):
+    if conv.waiting_since is None and passed(conv, policy, quiet_since(conv),
+                                                Timer.AUTO_CLOSE, now):
         timer = Timer.AUTO_CLOSE  # it came due too while we were down: no pointless notice
     if timer is Timer.ACCEPT:
         return _escalate(conv, policy, now)
@@ -335,6 +358,17 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv))]
 
 
+def _hours_changed(conv: Conversation, event: HoursChanged, policy: Policy,
+                   now: float) -> Outcome | None:
+    """The hours changed: the timers keep the working time they used under the old
+    hours, and one that the new hours put in the past fires now (if open)."""
+    if conv.state is State.CLOSED or event.old == policy.schedule:
+        return _deadline(conv, DeadlineDue(event.ref, event.at), policy, now)
+    moved = rebased(conv, event.old, now)
+    fired = _deadline(moved, DeadlineDue(event.ref, event.at), policy, now)
+    return fired if fired is not None else (moved, [], [])
+
+
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
     count = conv.escalations + 1
     waited = _since(conv.waiting_since if conv.waiting_since is not None else conv.queued_at, now)
@@ -357,4 +391,5 @@ _STEPS = {
     HandOff: _hand_off,
     KeepOpen: _keep_open,
     DeadlineDue: _deadline,
+    HoursChanged: _hours_changed,
 }

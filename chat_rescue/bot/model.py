@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from chat_rescue.bot.hours import Schedule
+
 
 class Role(StrEnum):
     """Who wrote a message."""
@@ -82,6 +84,14 @@ class Conversation:
     the customer's oldest unanswered message arrived (None when nobody waits on us).
     `away_told_until`: the customer was told the team is away, and this is when it
     opens again; they are not told again before then.
+
+    `rebased_at`: when the working hours last changed under the running timers. Each
+    timer keeps the working time it had used by then under the old hours, and counts
+    only the rest in the new hours from `rebased_at`: `timer_used` for the state's timer
+    (counted from `timer_from`, or from `nudged_at` for `escalate`), `quiet_used` for
+    `auto_close` (counted from `deadlines.quiet_since`). None: the timer started after
+    the change (the engine clears it when the timer's start moves) and counts from its
+    start. The starts themselves stay put: they are also the ids of nudges and reminders.
     """
 
     ref: ConversationRef
@@ -105,6 +115,9 @@ class Conversation:
     deadline: float | None = None
     deadline_timer: Timer | None = None
     away_told_until: float | None = None
+    rebased_at: float | None = None
+    timer_used: float | None = None
+    quiet_used: float | None = None
     version: int = 0  # last: the store's conditional update counts on it
 
     @property
@@ -199,6 +212,16 @@ class KeepOpen:
 
 
 @dataclass(frozen=True, slots=True)
+class HoursChanged:
+    """The working hours in force changed (`/rescue hours`, a holiday): `old` is the
+    schedule the conversation's timers counted in until now."""
+
+    ref: ConversationRef
+    at: float
+    old: Schedule
+
+
+@dataclass(frozen=True, slots=True)
 class DeadlineDue:
     """The ticker says the conversation's deadline has come."""
 
@@ -207,7 +230,7 @@ class DeadlineDue:
 
 
 Press = Claim | Close | Snooze | HandOff | KeepOpen
-InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue
+InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue | HoursChanged
 
 
 # --- outbound actions -------------------------------------------------------

@@ -71,20 +71,37 @@ def resolve(base: Policy, team: Mapping[str, str], channel: Mapping[str, str]) -
     return policy if schedule == policy.schedule else replace(policy, schedule=schedule)
 
 
-_REPORTED: set[tuple[str | None, ...]] = set()
+_REPORTED: set[tuple[str, str]] = set()
 
 
 def schedule_of(below: Schedule, stored: Mapping[str, str]) -> Schedule:
-    """`below` with one scope's stored working hours laid on; corrupt stored text leaves
-    `below` in force (said once in the log), so a bad row never stops the bot."""
-    written = tuple(stored.get(key) for key in hours_text.KEYS)
-    if not any(value is not None for value in written):
-        return below
-    try:
-        return hours_text.apply_settings(below, stored)
-    except hours_text.HoursError as bad:
-        if written not in _REPORTED:
-            _REPORTED.add(written)
-            log.warning("stored working hours %r are not readable (%s); the hours below "
-                        "them stay in force", written, bad)
-        return below
+    """`below` with one scope's stored working hours laid on, key by key; a key whose
+    stored text is corrupt leaves `below`'s value for that key in force (said once in the
+    log) and the scope's other keys still apply, so a bad row never stops the bot."""
+    schedule = below
+    for key in hours_text.KEYS:
+        written = stored.get(key)
+        if written is None:
+            continue
+        try:
+            schedule = hours_text.apply_settings(schedule, {key: written})
+        except hours_text.HoursError as bad:
+            if (key, written) not in _REPORTED:
+                _REPORTED.add((key, written))
+                log.warning("stored working hours setting %s %r is not readable (%s); the "
+                            "value below it stays in force", key, written, bad)
+    return schedule
+
+
+def unreadable(stored: Mapping[str, str]) -> tuple[str, ...]:
+    """The working-hours keys (`hours_text.KEYS`) whose stored text does not read."""
+    bad: list[str] = []
+    for key in hours_text.KEYS:
+        written = stored.get(key)
+        if written is None:
+            continue
+        try:
+            hours_text.apply_settings(ALWAYS_OPEN, {key: written})
+        except hours_text.HoursError:
+            bad.append(key)
+    return tuple(bad)

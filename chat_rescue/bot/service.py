@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot import engine
@@ -14,6 +15,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     CustomerMessage,
     DeadlineDue,
+    HoursChanged,
     InboundEvent,
     Refused,
 )
@@ -83,7 +85,8 @@ class Service:
         """After `/rescue set`: forget cached policies and move the team's open deadlines.
 
         A deadline that the new policy puts in the past fires now. Returns how many
-        conversations were looked at.
+        conversations were looked at. (Changing the hours goes through
+        `changing_settings`, so the timers keep the working time they used.)
         """
         self._policies.clear()
         keys = self.store.open_keys(team)
@@ -91,6 +94,22 @@ class Service:
             for key in keys:
                 self.handle(DeadlineDue(ConversationRef.parse(key), self.clock.now()))
         return len(keys)
+
+    @contextmanager
+    def changing_settings(self, team: str) -> Iterator[None]:
+        """Around writing a team's settings (or one of its channels'): in one transaction,
+        note the hours each open conversation's timers count in, let the caller write,
+        then move the deadlines. A timer keeps the working time it used under the old
+        hours and counts the rest in the new ones; one the new policy puts in the past
+        fires now."""
+        with self.store.batch():
+            keys = self.store.open_keys(team)
+            old = {key: self.policy(team, ConversationRef.parse(key)).schedule for key in keys}
+            yield
+            self._policies.clear()
+            now = self.clock.now()
+            for key, schedule in old.items():
+                self.handle(HoursChanged(ConversationRef.parse(key), now, schedule))
 
     def handle(
         self,

@@ -162,5 +162,14 @@ _MIGRATION_7 = """
         ALTER TABLE conversations ADD COLUMN away_told_until REAL
 """
 
+# Working hours changed under running timers (the hours-fix migration; renumber it after
+# any migrations merged before it): when, and the working time each timer had used by
+# then under the old hours.
+_MIGRATION_8 = """
+        ALTER TABLE conversations ADD COLUMN rebased_at REAL;
+        ALTER TABLE conversations ADD COLUMN timer_used REAL;
+        ALTER TABLE conversations ADD COLUMN quiet_used REAL
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                         _MIGRATION_6, _MIGRATION_7]
+                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8]

@@ -75,3 +75,19 @@ def test_a_relay_stored_before_edits_were_relayed_still_decodes() -> None:
     stored = ('{"ref":{"platform":"telegram","channel":"42","thread":""},'
               '"to_customer":false,"from_chat":"42","message_id":"7"}')
     assert decode_action("Relay", stored) == Relay(TELEGRAM, False, "42", "7", edited=False)
+
+
+def test_a_conversation_keeps_its_rebased_timers_and_older_ones_decode_without() -> None:
+    import dataclasses
+
+    from chat_rescue.bot.codec import conversation_from_dict
+    from chat_rescue.bot.model import Conversation
+
+    conv = Conversation(REF, "team-a", "U0CUST", 1700.0, timer_from=1700.0, rebased_at=1800.0,
+                        timer_used=60.0, quiet_used=0.0)
+    assert conversation_from_dict(dataclasses.asdict(conv)) == conv
+    older = dataclasses.asdict(conv)
+    for name in ("rebased_at", "timer_used", "quiet_used"):
+        del older[name]
+    assert conversation_from_dict(older) == dataclasses.replace(
+        conv, rebased_at=None, timer_used=None, quiet_used=None)

@@ -213,6 +213,24 @@ def test_changed_hours_move_the_open_deadlines_keeping_the_working_time_used(
     assert back is not None and back.deadline == at("2026-12-04 18:03")
 
 
+def test_a_change_in_a_scope_with_an_unreadable_key_rewrites_it_as_the_reply_says(
+    service: Service, store: SQLiteStore
+) -> None:
+    team = f"team:{TEAM}"
+    store.put_setting(team, "hours", "mon-fri 09:00-18:00", "U0ANA", 0.0)
+    store.put_setting(team, "timezone", "Pluto/Base", "U0ANA", 0.0)  # corrupt
+    # the readable hours stay in force; only the zone falls back (to UTC below)
+    assert service.policy(TEAM, thread(1)).schedule == from_environment(
+        "mon-fri 09:00-18:00", "UTC", "")
+    reply = run("holidays DE", admin(TEAM_CHANNEL), service)
+    assert reply.startswith("Working hours for the team: Mon–Fri 09:00–18:00 (UTC) · "
+                            "holidays: DE.")
+    assert stored(store)[(team, "timezone")] == "UTC"  # what the reply says, readable
+    assert stored(store)[(team, "holidays")] == "DE"
+    assert service.policy(TEAM, thread(1)).schedule == from_environment(
+        "mon-fri 09:00-18:00", "UTC", "DE")
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
@@ -262,3 +280,53 @@ def test_bad_input_for_every_hours_verb_gets_one_line_and_changes_nothing(
 
     assert stored(store) == before
     assert service.policy(TEAM, thread(1, here)) == policy
+
+
+def test_changed_hours_keep_the_working_time_a_timer_used_under_the_old_hours(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    # auto_close 8h from the operator's word at 17:00 on Friday under Mon-Fri 09-18: one
+    # hour used by the close. Round the clock from Saturday 12:00, 7 hours are left: it
+    # closes at 19:00 on Saturday, not at once (8 hours after Friday 17:00 have passed).
+    service = Service(store, Policy(auto_close=8 * 3600, close_reminder=None), clock)
+    berlin_weekdays(service)
+    clock.t = at("2026-12-04 16:00")
+    service.handle(CustomerMessage(thread(1), clock.now(), "cust-1", "hi", TEAM))
+    clock.t = at("2026-12-04 17:00")
+    service.handle(OperatorMessage(thread(1), clock.now(), "ana"))
+    clock.t = at("2026-12-05 12:00")
+    run("hours off", admin(TEAM_CHANNEL), service)
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.state.value == "waiting_on_customer"
+    assert (conv.deadline, conv.deadline_timer) == (at("2026-12-05 19:00"), Timer.AUTO_CLOSE)
+
+
+def test_widened_hours_keep_the_working_time_a_close_reminder_used(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    # close_reminder 30m from 17:50 on Friday is due 09:20 on Monday; at 09:10 the hours
+    # widen to 08:00-18:00: 20 of its 30 minutes are used, so it stays due at 09:20.
+    service = Service(store, Policy(close_reminder=1800), clock)
+    berlin_weekdays(service)
+    clock.t = at("2026-12-04 17:40")
+    service.handle(CustomerMessage(thread(1), clock.now(), "cust-1", "hi", TEAM))
+    clock.t = at("2026-12-04 17:50")
+    service.handle(OperatorMessage(thread(1), clock.now(), "ana"))
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.deadline == at("2026-12-07 09:20")
+    clock.t = at("2026-12-07 09:10")
+    run("hours mon-fri 08:00-18:00", admin(TEAM_CHANNEL), service)
+    conv = store.load(thread(1).key)
+    assert conv is not None and not conv.reminded
+    assert (conv.deadline, conv.deadline_timer) == (at("2026-12-07 09:20"),
+                                                    Timer.CLOSE_REMINDER)
+    # a second change counts on from the first: 25 of 30 minutes used by 09:15
+    clock.t = at("2026-12-07 09:15")
+    run("hours off", admin(TEAM_CHANNEL), service)
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.deadline == at("2026-12-07 09:20")
+    # a new timer counts from its own start again
+    clock.t = at("2026-12-07 09:16")
+    service.handle(OperatorMessage(thread(1), clock.now(), "ana"))
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.deadline == at("2026-12-07 09:46")

@@ -27,6 +27,7 @@ from chat_rescue.bot.model import (
     DeadlineDue,
     Escalate,
     HandOff,
+    HoursChanged,
     InboundEvent,
     KeepOpen,
     Nudge,
@@ -37,6 +38,7 @@ from chat_rescue.bot.model import (
     Snooze,
     State,
     Timer,
+    UpdateCard,
 )
 from chat_rescue.bot.policy import Policy
 
@@ -190,6 +192,26 @@ def test_changed_hours_move_a_deadline_keeping_the_working_time_used() -> None:
     assert run.c.deadline == at("2026-12-07 08:03")
 
 
+def test_the_escalation_keeps_the_working_time_it_used_since_the_nudge() -> None:
+    # Nudged at 17:57 on Friday: 3 of `escalate`'s 5 minutes pass by 18:00. Round the
+    # clock from Saturday 10:00, 2 minutes are left; the wall-clock 5 minutes since the
+    # nudge passed long ago, and the old hours would escalate at once.
+    run = Run()
+    answered(run)
+    run.on("2026-12-04 17:52", CustomerMessage, "alice")
+    assert of(Nudge, run.due()) and run.c.nudged_at == at("2026-12-04 17:57")
+    run.policy = replace(POLICY, schedule=ALWAYS_OPEN)
+    assert run.event(HoursChanged(REF, at("2026-12-05 10:00"), WEEKDAYS),
+                     at("2026-12-05 10:00")) == []
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-05 10:02"), Timer.ESCALATE)
+    assert run.c.nudged_at == at("2026-12-04 17:57")  # the nudge's buttons still match
+    escalated = run.due()
+    assert of(ReturnToInbox, escalated) and of(Escalate, escalated)
+    # the new timer (accept, from the escalation) counts from its own start
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-05 10:04"), Timer.ACCEPT)
+    assert run.c.rebased_at is None
+
+
 def test_always_open_adds_plain_seconds() -> None:
     assert Policy().schedule is ALWAYS_OPEN
     conv = Conversation(REF, "t", "alice", 1000.5, timer_from=1000.5, waiting_since=1000.5)
@@ -237,6 +259,40 @@ def test_a_reopening_at_night_is_told_too_and_an_operators_reply_tells_nothing()
     assert run.c.state is State.WAITING_ON_OPERATOR
     assert len(of(OffHoursNotice, actions)) == 1
     assert of(OffHoursNotice, run.on("2026-12-04 22:05", OperatorMessage, "ana")) == []
+
+
+def test_a_customer_in_a_live_exchange_after_closing_is_not_told_the_team_is_away() -> None:
+    run = Run()
+    run.on("2026-12-04 17:50", CustomerMessage, "alice")
+    run.on("2026-12-04 17:52", OperatorMessage, "ana")
+    run.on("2026-12-04 18:05", OperatorMessage, "ana")  # Ana stays on after closing
+    assert of(OffHoursNotice, run.on("2026-12-04 18:06", CustomerMessage, "alice")) == []
+    assert run.c.away_told_until is None
+    # an operator's word from before the closing is no live exchange: told
+    other = Run()
+    other.on("2026-12-04 17:50", CustomerMessage, "alice")
+    other.on("2026-12-04 17:52", OperatorMessage, "ana")
+    assert len(of(OffHoursNotice, other.on("2026-12-04 18:06", CustomerMessage, "alice"))) == 1
+
+
+def test_a_customer_reopening_at_night_is_not_announced_to_the_team_until_the_opening(
+) -> None:
+    run = Run()
+    answered(run)
+    run.on("2026-12-04 10:05", HandOff, "ana", notice_id="card")
+    run.on("2026-12-04 11:00", Close, "ana")
+    assert run.c.owner is None
+    actions = run.on("2026-12-04 22:00", CustomerMessage, "alice")
+    assert run.c.state is State.QUEUED
+    assert of(ReturnToInbox, actions) == [] and of(UpdateCard, actions)  # the card shows it
+    # the accept timer counts from the opening; its escalation calls people in then
+    assert (run.c.deadline, run.c.deadline_timer) == (at("2026-12-07 09:02"), Timer.ACCEPT)
+    assert of(Escalate, run.due())
+    # while open, the reopening is announced in the inbox as before
+    run.on("2026-12-07 09:03", OperatorMessage, "ana")
+    run.on("2026-12-07 09:04", HandOff, "ana", notice_id="card")
+    run.on("2026-12-07 09:05", Close, "ana")
+    assert of(ReturnToInbox, run.on("2026-12-07 10:00", CustomerMessage, "alice"))
 
 
 def test_the_default_message_names_the_day_and_the_teams_zone() -> None:
@@ -289,9 +345,9 @@ def test_nothing_reaches_the_operators_while_closed_and_customers_are_told_once(
         decision = decide(conv, _event(kind, now, conv), policy, now)
         conv = decision.conversation or conv
         open_now = is_open(WEEKDAYS, now)
-        if not open_now:  # no timer fires; what people do themselves is told (a hand-off,
-            # a reopening announced in the inbox, as a new conversation's card is)
-            timed = TEAM_NOTICES if kind == "due" else (Nudge, Escalate, CloseReminder)
+        if not open_now:  # no timer fires, and a reopening is not announced (its card
+            # shows it waiting); only what an operator does themselves is told (a hand-off)
+            timed = (Nudge, Escalate, CloseReminder) if kind == "handoff" else TEAM_NOTICES
             assert not any(isinstance(a, timed) for a in decision.actions)
         notices = [a for a in decision.actions if isinstance(a, OffHoursNotice)]
         assert len(notices) <= 1

@@ -56,3 +56,15 @@ def test_corrupt_stored_hours_leave_the_layer_below_in_force_said_once(
         resolve(ENV, corrupt, {})
     warned = [r for r in caplog.records if "not readable" in r.getMessage()]
     assert len(warned) == 1
+
+
+def test_one_unreadable_stored_key_leaves_only_that_key_below_in_force(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    team = {"hours": "sat 10:00-14:00", "timezone": "Venus/Maxwell", "holidays": "DE"}
+    with caplog.at_level(logging.WARNING, logger="chat_rescue.bot.policy"):
+        assert resolve(ENV, team, {}).schedule == from_environment(
+            "sat 10:00-14:00", "Europe/Berlin", "DE")
+        resolve(ENV, team, {})
+    warned = [r for r in caplog.records if "Venus/Maxwell" in r.getMessage()]
+    assert len(warned) == 1

@@ -114,6 +114,9 @@ def every_field_set() -> Conversation:
         deadline=T0 + 307.0,
         deadline_timer=Timer.ESCALATE,
         away_told_until=T0 + 3600.0,
+        rebased_at=T0 + 200.0,
+        timer_used=90.0,
+        quiet_used=0.0,
         version=0,
     )
 

@@ -41,6 +41,15 @@ class Refusal(StrEnum):
 CARD_BUTTON = "card"
 
 
+class CloseReason(StrEnum):
+    """Why a conversation was closed, recorded with its `closed` event (`detail`)."""
+
+    BY_OPERATOR = "closed_by_operator"  # by hand, long after the dialogue's last message
+    BY_CUSTOMER_SILENCE = "closed_by_customer_silence"  # auto-close
+    AT_SHIFT_END = "closed_at_shift_end"  # by the sweep: its card, or its rule at the end
+    AT_DIALOGUE_END = "closed_at_dialogue_end"  # by hand, within close_reminder of the last
+
+
 class Timer(StrEnum):
     """The rescue timers; each is a setting and each can be `off`."""
 
@@ -81,7 +90,9 @@ class Conversation:
     came due while the team was closed waits for the opening). `waiting_since` is when
     the customer's oldest unanswered message arrived (None when nobody waits on us).
     `away_told_until`: the customer was told the team is away, and this is when it
-    opens again; they are not told again before then.
+    opens again; they are not told again before then. `kept_open_at`: when the owner
+    answered a close reminder with *Keep open*, cleared by the next turn of the
+    conversation (the sweep counts such a conversation as finished).
     """
 
     ref: ConversationRef
@@ -105,6 +116,7 @@ class Conversation:
     deadline: float | None = None
     deadline_timer: Timer | None = None
     away_told_until: float | None = None
+    kept_open_at: float | None = None
     version: int = 0  # last: the store's conditional update counts on it
 
     @property
@@ -361,7 +373,8 @@ NOTICES = (Nudge, ReturnToInbox, Escalate, CloseReminder)
 
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:
-    """One recorded transition, for reports. `value` is a duration where one applies."""
+    """One recorded transition, for reports. `value` is a duration where one applies;
+    `detail` says more where a kind has variants (a `closed` event's CloseReason)."""
 
     ref: ConversationRef
     team: str
@@ -369,6 +382,7 @@ class HistoryEvent:
     at: float
     actor: str | None = None
     value: float | None = None
+    detail: str | None = None
 
 
 def audience_of(action: Action) -> str:

@@ -162,5 +162,13 @@ _MIGRATION_7 = """
         ALTER TABLE conversations ADD COLUMN away_told_until REAL
 """
 
+# Closing reasons (a `closed` event's `detail`: by the operator, customer silence, at
+# shift end, at dialogue end) and when the owner last said *Keep open* (the sweep counts
+# such a conversation as finished until its next turn).
+_MIGRATION_8 = """
+        ALTER TABLE history ADD COLUMN detail TEXT;
+        ALTER TABLE conversations ADD COLUMN kept_open_at REAL
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                         _MIGRATION_6, _MIGRATION_7]
+                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8]

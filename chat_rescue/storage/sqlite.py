@@ -218,9 +218,10 @@ class SQLiteStore(OutboxTables):
                     return Outcome.CONFLICT
         if change.history:
             conn.executemany(
-                "INSERT INTO history (conversation, team, kind, at, actor, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value) for h in change.history],
+                "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                 for h in change.history],
             )
         if change.actions:
             rows = []
@@ -287,15 +288,16 @@ class SQLiteStore(OutboxTables):
         )
 
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
-        sql = "SELECT conversation, team, kind, at, actor, value FROM history WHERE at >= ?"
+        sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
+               "WHERE at >= ?")
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = ?"
             params = (since, team)
         rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
         return [
-            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value)
-            for key, team_, kind, at, actor, value in rows
+            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
+            for key, team_, kind, at, actor, value, detail in rows
         ]
 
     def open_keys(self, team: str) -> list[str]:

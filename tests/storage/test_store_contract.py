@@ -114,6 +114,7 @@ def every_field_set() -> Conversation:
         deadline=T0 + 307.0,
         deadline_timer=Timer.ESCALATE,
         away_told_until=T0 + 3600.0,
+        kept_open_at=T0 + 60.0,
         version=0,
     )
 

@@ -267,4 +267,5 @@ def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:
         raise CommandError(f"'{clip(written)}' is not a period like 7d or 24h. "
                            f"Usage: {USAGE['stats']}")
     history = service.store.history(ctx.team, service.clock.now() - period)
-    return render(summarize(history), f"Last {format_duration(period)}:")
+    stats = summarize(history, lambda event: service.policy(event.team, event.ref).schedule)
+    return render(stats, f"Last {format_duration(period)}:")

@@ -170,5 +170,41 @@ _MIGRATION_8 = """
         ALTER TABLE conversations ADD COLUMN kept_open_at REAL
 """
 
+# The sweep before a shift ends: one row per team and shift-end instant (its id), whose
+# `due` the ticker claims like a conversation's deadline, each step guarded by `version`;
+# the cards posted (their ids are what the cards' buttons carry) and each conversation's
+# group, the operator's choice and what the shift's end did with it.
+_MIGRATION_9 = """
+        CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY,
+            team TEXT NOT NULL,
+            ends_at REAL NOT NULL,
+            sweep_at REAL NOT NULL,
+            opens_at REAL,
+            shifts TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            due REAL,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sweeps_due ON sweeps(due) WHERE due IS NOT NULL;
+        CREATE INDEX sweeps_team ON sweeps(team, phase);
+        CREATE TABLE sweep_cards (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sweep TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            UNIQUE (sweep, operator)
+        );
+        CREATE TABLE sweep_items (
+            sweep TEXT NOT NULL,
+            conversation TEXT NOT NULL,
+            operator TEXT,
+            card INTEGER,
+            grp TEXT NOT NULL,
+            choice TEXT,
+            fate TEXT,
+            PRIMARY KEY (sweep, conversation)
+        )
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8]
+                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8, _MIGRATION_9]

@@ -31,6 +31,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.storage.base import Change, Held, Outcome
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_outbox import OutboxTables
+from chat_rescue.storage.sqlite_sweeps import SweepTables
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
 
@@ -87,7 +88,7 @@ def describe(url: str) -> str:
     return f"{path}: {conversations} conversations, schema {version}{later}"
 
 
-class SQLiteStore(OutboxTables):
+class SQLiteStore(OutboxTables, SweepTables):
     """The Store protocol on one SQLite file (or `:memory:`)."""
 
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
@@ -255,11 +256,13 @@ class SQLiteStore(OutboxTables):
     # -- deadlines --------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
+        # Both minimums come off their partial indexes.
         row = self.conn.execute(
-            "SELECT deadline FROM conversations WHERE deadline IS NOT NULL "
-            "ORDER BY deadline LIMIT 1"
+            "SELECT min(coalesce((SELECT min(deadline) FROM conversations "
+            "WHERE deadline IS NOT NULL), 1e300), "
+            "coalesce((SELECT min(due) FROM sweeps WHERE due IS NOT NULL), 1e300))"
         ).fetchone()
-        return row[0] if row else None
+        return None if row[0] is None or row[0] >= 1e300 else float(row[0])
 
     def due(self, now: float, limit: int) -> list[tuple[str, float]]:
         rows: list[tuple[str, float]] = self.conn.execute(

@@ -41,6 +41,7 @@ from chat_rescue.bot.model import (
     Refusal,
     Refused,
     ReturnToInbox,
+    ShiftEnd,
     Snooze,
     State,
     Timer,
@@ -303,6 +304,28 @@ def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) 
     return kept, [], [_event(conv, "kept_open", event.at, event.by)]
 
 
+def _shift_end(conv: Conversation, event: ShiftEnd, policy: Policy,
+               now: float) -> Outcome | None:
+    """The sweep at the end of the owner's shift: closed (with the closing message, if
+    any), or handed over to the next shift. The owner is not told: they have left; the next
+    shift finds it in the handover digest."""
+    if conv.state is State.CLOSED or conv.owner != event.owner:
+        return None  # moved on since the sweep looked
+    if event.close:
+        goodbye: list[Action] = []
+        if policy.closing_message:
+            goodbye.append(CloseNotice(conv.ref, policy.closing_message))
+        closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+                         nudged_at=None, kept_open_at=None)
+        return closed, goodbye, [_event(conv, "closed", now, None, None,
+                                        CloseReason.AT_SHIFT_END)]
+    waited = _since(conv.waiting_since, now)
+    queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
+                     nudged_at=None, snoozed=False, reminded=False, escalations=0,
+                     kept_open_at=None)
+    return queued, [], [_event(conv, "returned", now, conv.owner, waited, "shift_end")]
+
+
 def _return_to_inbox(conv: Conversation, now: float, reason: str,
                      actor: str | None = None) -> Outcome:
     waited = _since(conv.waiting_since, now)
@@ -378,4 +401,5 @@ _STEPS = {
     HandOff: _hand_off,
     KeepOpen: _keep_open,
     DeadlineDue: _deadline,
+    ShiftEnd: _shift_end,
 }

@@ -218,8 +218,20 @@ class DeadlineDue:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ShiftEnd:
+    """The owner's shift has ended (the sweep): close the conversation (`close`, a finished
+    one) or hand it over to the next shift, back in the inbox. Nothing happens if `owner`
+    no longer has it: it moved on since the sweep looked."""
+
+    ref: ConversationRef
+    at: float
+    owner: str
+    close: bool = False
+
+
 Press = Claim | Close | Snooze | HandOff | KeepOpen
-InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue
+InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue | ShiftEnd
 
 
 # --- outbound actions -------------------------------------------------------
@@ -350,6 +362,63 @@ class Digest:
     notices: tuple[Action, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class SweepLine:
+    """One conversation on a sweep card: its `group` (`sweep.Group`) and the moment its
+    wait or silence began."""
+
+    key: str
+    customer: str
+    preview: str
+    group: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class SweepCard:
+    """One operator's sweep card before their shift ends at `ends_at` (`ends_text`: that
+    time in the team's zone), in the team channel: their open conversations by group as at
+    `drawn_at` (and how many nobody has), with one-tap decisions. Its buttons carry `card`,
+    the card's id in the store; after `ends_at` it is dropped unsent. `rule`: what the
+    shift's end does with what is not decided."""
+
+    team: str
+    sweep: str
+    card: int
+    operator: str
+    ends_at: float
+    drawn_at: float
+    ends_text: str = ""
+    lines: tuple[SweepLine, ...] = ()
+    unowned: int = 0
+    rule: str = "handover"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverLine:
+    """A conversation handed over to the next shift: since when it has waited, and who
+    had it (None: nobody did)."""
+
+    key: str
+    customer: str
+    preview: str
+    since: float
+    previous_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverDigest:
+    """What the last shift (ended at `ends_at`) handed over, for the next one as it opens:
+    the conversations still in the inbox at `drawn_at`, oldest waiting first, each with
+    Claim."""
+
+    team: str
+    sweep: str
+    ends_at: float
+    drawn_at: float
+    lines: tuple[HandoverLine, ...] = ()
+
+
 Action = (
     PostCard
     | UpdateCard
@@ -362,6 +431,8 @@ Action = (
     | Refused
     | Relay
     | Digest
+    | SweepCard
+    | HandoverDigest
 )
 
 # What goes to the customer's own chat or thread, besides copies of operators' replies.
@@ -369,6 +440,9 @@ TO_CUSTOMER = (CloseNotice, OffHoursNotice)
 
 # Notices that may be folded into a Digest when many are due at once.
 NOTICES = (Nudge, ReturnToInbox, Escalate, CloseReminder)
+
+# What goes to the team about no one conversation: each on a lane of its own.
+TEAM_ACTIONS = (SweepCard, HandoverDigest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +473,10 @@ def lane_of(action: Action) -> str:
     (`<key>>customer` or `<key>>team`). A lane delivers in order; lanes run side by side."""
     if isinstance(action, Digest):
         raise TypeError("a Digest is made at delivery time and never queued")
+    if isinstance(action, SweepCard):  # beside the conversations' lanes, never in one
+        return f"{action.team}:sweep:{action.card}>team"
+    if isinstance(action, HandoverDigest):
+        return f"{action.team}:handover:{round(action.ends_at)}>team"
     ref = action.conversation.ref if isinstance(action, PostCard | UpdateCard) else action.ref
     return f"{ref.key}>{audience_of(action)}"
 

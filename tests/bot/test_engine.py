@@ -32,6 +32,7 @@ from chat_rescue.bot.model import (
     Refusal,
     Refused,
     ReturnToInbox,
+    ShiftEnd,
     Snooze,
     State,
     Timer,
@@ -593,3 +594,43 @@ def test_keep_open_is_remembered_until_the_next_turn() -> None:
     assert run.c.kept_open_at is None
     run.at(2200, OperatorMessage, "ana")
     assert run.c.kept_open_at is None
+
+
+# --- the end of a shift -----------------------------------------------------------------------
+
+
+def test_the_end_of_the_shift_closes_a_finished_conversation_with_the_closing_message() -> None:
+    run = Run(replace(POLICY, closing_message="Thanks, we close this chat."))
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    actions = run.at(4000, ShiftEnd, "ana", close=True)
+    assert run.c.state is State.CLOSED and run.c.deadline is None
+    assert CloseNotice(REF, "Thanks, we close this chat.") in actions
+    assert [(h.kind, h.actor, h.detail) for h in run.logged] == [
+        ("closed", None, CloseReason.AT_SHIFT_END)]
+
+
+def test_the_end_of_the_shift_hands_a_conversation_over_without_telling_the_owner() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(100, CustomerMessage, "alice", "and?")
+    actions = run.at(200, ShiftEnd, "ana")
+    assert run.c.state is State.QUEUED and run.c.owner is None
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 320, Timer.ACCEPT)
+    assert kinds(actions) == [UpdateCard]  # no "back in the inbox" for each: the digest says it
+    assert [(h.kind, h.actor, h.value, h.detail) for h in run.logged] == [
+        ("returned", "ana", 100.0, "shift_end")]
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_the_end_of_the_shift_leaves_a_conversation_that_moved_on(close: bool) -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(20, HandOff, "ana", notice_id=CARD_BUTTON)
+    run.at(30, Claim, "ben")
+    before = run.c
+    assert run.at(40, ShiftEnd, "ana", close=close) == [] and run.c == before
+    run.at(50, Close, "ben")
+    assert run.at(60, ShiftEnd, "ben", close=close) == [] and run.c.state is State.CLOSED

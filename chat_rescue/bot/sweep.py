@@ -142,7 +142,7 @@ def shifts_of(stored: Mapping[str, str]) -> tuple[Shift, ...]:
     out (said once in the log), so a bad row never stops the sweeps."""
     found = []
     for key, value in sorted(stored.items()):
-        if not key.startswith(SHIFT_PREFIX):
+        if not key.startswith(SHIFT_PREFIX) or value == "off":  # "off": removed
             continue
         written, _, members = value.partition("|")
         try:

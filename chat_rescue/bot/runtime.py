@@ -35,6 +35,9 @@ class Runtime:
             bind = getattr(outbox.platform, "bind_outbox", None)
             if bind is not None:  # an adapter that can tell when to retry at once
                 bind(outbox)
+            bind_sweeper = getattr(outbox.platform, "bind_sweeper", None)
+            if bind_sweeper is not None:  # an adapter with sweep cards' buttons to pass on
+                bind_sweeper(self.sweeper)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

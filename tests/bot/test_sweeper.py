@@ -398,3 +398,23 @@ def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:
     ticker.fire_due(team.clock.now())
     assert len(team.queued(SweepCard)) == 2
     assert team.store.sweeps(TEAM)[0].phase is Phase.CARDED
+
+
+async def test_the_console_shows_sweep_cards_and_handover_digests(team: Team) -> None:
+    from chat_rescue.adapters.console import ConsolePlatform
+
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 18:00")
+    team.tick()
+    team.when("2026-12-07 09:00")
+    team.tick()
+    console = ConsolePlatform(team.clock, write=lambda line: None)
+    for action in (team.card("U0ANA"), *team.queued(HandoverDigest)):
+        await console.deliver(action)
+    shown = "\n".join(console.lines)
+    assert "@U0ANA, your shift ends today 18:00 (Berlin time). You have 3 open" in shown
+    assert "[Finished but not closed] done: “hello” · silent 7h44m" in shown
+    assert "[Close all finished (1)] [Hand the rest to the next shift]" in shown
+    assert "Handed over from the last shift: 3 conversations" in shown

@@ -24,7 +24,7 @@ from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
 from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.adapters.slack.errors import api_error
-from chat_rescue.adapters.slack.mentions import escape, user
+from chat_rescue.adapters.slack.mentions import escape, marked, person, unmark, user
 from chat_rescue.adapters.slack.pacing import (
     EPHEMERAL_PACE,
     POST_PACE,
@@ -427,8 +427,10 @@ class SlackAdapter:
             elsewhere=channel not in self.workspace.intake
             and channel != self.workspace.team_channel,
             is_operator=user in self.workspace.operators,
+            person=person,  # `/rescue shift late 14:00-22:00 @ben`: Slack sends <@U…|ben>
+            name=marked,
         )
-        return escape(commands.run(text, ctx, self.service))
+        return unmark(escape(commands.run(text, ctx, self.service)))
 
 
 def _secret(value: Any) -> str:

@@ -230,6 +230,8 @@ class Inbound:
             is_admin=commands.changes_settings(command.args)
             and await self._is_admin(command.user),
             intake=False,
+            person=self.memory.person,  # `/rescue shift late 14:00-22:00 @ben`
+            name=self.memory.name,
         )
         with self.service.store.batch():
             if not self._first_time(inbound_id):

@@ -5,6 +5,7 @@ with the handover digest, each conversation with Claim."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -164,5 +165,34 @@ async def test_sweep_cards_go_to_each_operators_direct_messages_when_asked(
             "It goes to the next shift when yours ends today 18:00 (Berlin time)."])
         await jump(world, clock, "2026-12-04 17:59:59.5")
         await eventually(lambda: world.conv(ts["done"]).state is State.QUEUED, timeout=5)
+    finally:
+        await world.stop()
+
+
+async def test_rescue_shift_and_set_sweep_in_slack(
+    sandbox: SlackSandbox, settings_for: Callable[..., Settings]
+) -> None:
+    clock = ShiftedClock(at("2026-12-04 10:00"))
+    world = SlackWorld(sandbox, settings_for(**HOURS), clock=clock)
+    await world.start()
+    try:
+        async def rescue(text: str, user: str = ANNA) -> str:
+            reply: str = json.loads(await world.rescue(text, user=user, channel=TEAM))["text"]
+            return reply
+
+        # Slack sends the mentions of a command with escaping on as <@U…|name>.
+        assert await rescue(f"shift late 14:00-22:00 <@{BOB}|bob> <@{CARL}|carl>") == (
+            f"Shift late: Daily 14:00–22:00 (Europe/Berlin), <@{BOB}>, <@{CARL}>. Their "
+            "sweep comes at its ends, not the team's.")
+        assert world.bot.store.settings(f"team:slack:{TEAM}") == {
+            "shift:late": f"daily 14:00-22:00 | {BOB} {CARL}"}
+        assert (await rescue("shift")).startswith(f"Shift late: Daily 14:00–22:00 "
+                                                  f"(Europe/Berlin), <@{BOB}>, <@{CARL}>")
+        assert (await rescue("shift late 14:00-22:00 @bob")).startswith("I don't know @bob")
+        assert (await rescue("shift early 6-14 <@U0BOB>", user=BOB)).startswith("Sorry, only")
+        assert await rescue("set sweep 5m") == "sweep is now 5m for the team."
+        assert "Usage: /rescue set" in await rescue("set sweep 5x")
+        status = await rescue("")
+        assert "Sweep: 5m (team) before each shift ends" in status and "late" in status
     finally:
         await world.stop()

@@ -21,6 +21,7 @@ from chat_rescue.sandbox.telegram_support import (
     BEN,
     BRUNO,
     CHLOE,
+    GROUP,
     SupportGroup,
     button_data,
     buttons,
@@ -164,3 +165,39 @@ def test_a_long_sweep_card_is_split_within_telegrams_limits() -> None:
                for text, part in split)
     assert button_data({"reply_markup": {"inline_keyboard": [[{
         "text": "x", "callback_data": keyboards.sweep_data("close_all", 1)}]]}}, "x") == "swa:1"
+
+
+def replies(group: SupportGroup) -> list[str]:
+    return [m["text"] for m in group.general() if "reply_to_message" in m and "text" in m]
+
+
+async def test_rescue_shift_in_the_support_group(
+    sandbox: TelegramSandbox, mode: str, tmp_path: Path
+) -> None:
+    clock = ShiftedClock(at("2026-12-04 10:00"))
+    settings = sandbox_settings(sandbox, f"sqlite:///{tmp_path}/t.db",
+                                webhook=mode == "webhook", **TIMERS)
+    group = await SupportGroup(sandbox, settings, clock=clock).start()
+    try:
+        # The bot knows a username once its owner has written in the group.
+        sandbox.group_message(GROUP, BEN, "// morning")
+        sandbox.group_message(GROUP, CHLOE, "// hi all")
+        sandbox.group_message(GROUP, ANA, "/rescue shift late 14:00-22:00 @ben @chloe")
+        sandbox.group_message(GROUP, ANA, "/rescue shift late 14:00-22:00 @nobody")
+        sandbox.group_message(GROUP, BEN, "/rescue shift early 06:00-14:00 @ben")
+        sandbox.group_message(GROUP, ANA, "/rescue set sweep 10m")
+        sandbox.group_message(GROUP, BEN, "/rescue shifts")
+        answers = await eventually(lambda: len(replies(group)) == 5 and replies(group))
+        assert answers[0] == ("Shift late: Daily 14:00–22:00 (Europe/Berlin), Ben, Chloe. "
+                              "Their sweep comes at its ends, not the team's.")
+        assert answers[1].startswith("I don't know @nobody")
+        assert answers[2].startswith("Sorry, only admins")
+        assert answers[3] == "sweep is now 10m for the team."
+        assert answers[4].splitlines()[0] == ("Shift late: Daily 14:00–22:00 (Europe/Berlin), "
+                                              "Ben, Chloe")
+        assert group.bot.store.settings(f"team:telegram:{GROUP}") == {
+            "shift:late": f"daily 14:00-22:00 | {BEN} {CHLOE}", "sweep": "10m"}
+        ends = [s.ends_at for s in group.bot.store.sweeps(f"telegram:{GROUP}")]
+        assert ends == [at("2026-12-04 18:00"), at("2026-12-04 22:00")]
+    finally:
+        await group.stop()

@@ -261,19 +261,21 @@ class Sweeper:
         ends; None when `inbound_id` was processed before. Closes go through the engine
         (closed at shift end); Keep and Hand off are choices the shift's end carries out."""
         now = self.clock.now()
-        found = self.store.sweep_card(card)
-        if found is None or verb not in VERBS:
-            return Answer(texts.SWEEP_UNKNOWN, refused=True)
-        sweep_id, operator = found
         with self.store.batch():
+            # Recorded even when refused: a redelivered press is answered once, and what
+            # the platform was told is handled is in the store.
+            if inbound_id is not None and self.store.commit(
+                    Change(inbound_id=inbound_id), now) is Outcome.DUPLICATE:
+                return None
+            found = self.store.sweep_card(card)
+            if found is None or verb not in VERBS:
+                return Answer(texts.SWEEP_UNKNOWN, refused=True)
+            sweep_id, operator = found
             sweep = self.store.sweep(sweep_id)
             if sweep is None or sweep.phase is not Phase.CARDED or now >= sweep.ends_at:
                 return Answer(texts.SWEEP_OVER, refused=True)
             if by != operator and not admin:
                 return Answer(texts.not_your_card(operator), refused=True, whose=operator)
-            if inbound_id is not None and self.store.commit(
-                    Change(inbound_id=inbound_id), now) is Outcome.DUPLICATE:
-                return None
             items = [item for item in self.store.sweep_items(sweep_id) if item.card == card]
             return self._apply(sweep, operator, items, verb, key, by, admin, now)
 

@@ -306,6 +306,9 @@ def test_presses_after_the_end_or_on_anothers_card_change_nothing(team: Team) ->
     assert team.closes() == [("bens", "closed_at_shift_end")]
     unknown = team.sweeper.press(ana.card + 99, "close_all", "", "U0ANA")
     assert unknown is not None and unknown.refused and unknown.text == texts.SWEEP_UNKNOWN
+    # a refused press is recorded too: redelivered, it is not answered again
+    assert team.sweeper.press(ana.card, "keep", "", "U0ANA", inbound_id="tg:77") is not None
+    assert team.sweeper.press(ana.card, "keep", "", "U0ANA", inbound_id="tg:77") is None
 
 
 def test_a_card_whose_owner_changed_is_told_it_moved_on(team: Team) -> None:

@@ -315,8 +315,8 @@ def _shifts(ctx: CommandContext, service: Service) -> str:
 
 
 def _shift_hours(shift: Shift, zone: str) -> str:
-    return describe(Schedule(zone=zone, week=shift.week)).replace(f" ({zone})", "") \
-        + f" ({zone})"
+    """`Daily 14:00–22:00 (Europe/Berlin)`: a shift's hours, in the team's zone."""
+    return describe(Schedule(zone=zone, week=shift.week))
 
 
 def _change_shift(args: Sequence[str], ctx: CommandContext, service: Service) -> str:

@@ -198,7 +198,9 @@ class Sweeper:
             shifts = self.shifts(sweep.team)
             opens = opening_after(policy.schedule, shifts, now)
             ended = replace(sweep, opens_at=opens)
-            if not self.store.advance_sweep(ended, Phase.HANDED if opens else Phase.DONE):
+            # Nobody ever at work again: no digest to wait for.
+            done = Phase.HANDED if opens is not None else Phase.DONE
+            if not self.store.advance_sweep(ended, done):
                 return
             rule = Rule(_rule(policy.sweep_default))
             known = {item.conversation: item for item in self.store.sweep_items(sweep.id)}

@@ -137,7 +137,8 @@ async def check() -> int:
 
 
 def stats(days: float, team: str | None) -> int:
-    """Print the summary table per team from the store's history."""
+    """Print the summary table per team from the store's history: response times in wall
+    and working time, and why conversations were closed."""
     settings = load_settings()
     if settings is None:
         return 2
@@ -148,14 +149,17 @@ def stats(days: float, team: str | None) -> int:
     store = SQLiteStore(settings.database_url)
     try:
         history = store.history(team, time.time() - days * 86400)
+        teams = sorted({h.team for h in history})
+        if not teams:
+            print(f"No conversations in the last {days:g} days.")
+            return 0
+        # The working hours each conversation had, for the working-time figures.
+        service = Service(store, settings.base_policy(), SystemClock())
+        for name in teams:
+            print(render(summarize((h for h in history if h.team == name),
+                                   lambda event: service.policy(event.team, event.ref).schedule),
+                         f"Team {name}, last {days:g} days"))
+            print()
     finally:
         store.close()
-    teams = sorted({h.team for h in history})
-    if not teams:
-        print(f"No conversations in the last {days:g} days.")
-        return 0
-    for name in teams:
-        print(render(summarize(h for h in history if h.team == name),
-                     f"Team {name}, last {days:g} days"))
-        print()
     return 0

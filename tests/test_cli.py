@@ -88,3 +88,21 @@ def test_stats_prints_each_teams_figures_from_the_history(tmp_path: Path) -> Non
     assert "First response          p50 20s" in support
     only = chat_rescue(tmp_path, "stats", "--team", "billing", DATABASE_URL=f"sqlite:///{db}")
     assert "Team billing" in only.stdout and "Team support" not in only.stdout
+
+
+def test_stats_count_working_time_by_the_configured_hours(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    now = time.time() - 3600
+    clock = FakeClock(now)
+    service = Service(SQLiteStore(f"sqlite:///{db}"), Policy(), clock)
+    ref = ConversationRef("slack", "C1", "1.0")
+    service.handle(CustomerMessage(ref, now, "U1", "Hello", "support"))
+    service.handle(OperatorMessage(ref, now + 600, "ana"))
+    service.store.close()
+    # Working hours on a day three days from now: the last hour was no working time.
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
+    done = chat_rescue(tmp_path, "stats", DATABASE_URL=f"sqlite:///{db}",
+                       RESCUE_HOURS=f"{day} 10:00-11:00 UTC")
+    assert done.returncode == 0, done.stderr
+    assert "First response          p50 10m, p90 10m" in done.stdout
+    assert "  in working time       p50 0s, p90 0s" in done.stdout

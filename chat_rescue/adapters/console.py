@@ -16,12 +16,14 @@ from chat_rescue.bot.model import (
     CloseReminder,
     Digest,
     Escalate,
+    HandoverDigest,
     Nudge,
     OffHoursNotice,
     PostCard,
     Refused,
     Relay,
     ReturnToInbox,
+    SweepCard,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
@@ -51,6 +53,8 @@ class ConsolePlatform:
             Refused: self._refused,
             Digest: self._digest,
             Relay: lambda action: None,
+            SweepCard: self._sweep_card,
+            HandoverDigest: self._handover,
         }
 
     async def deliver(self, action: Action) -> Posted | None:
@@ -118,3 +122,18 @@ class ConsolePlatform:
         self.say(TEAM, texts.digest_title(len(action.notices)))
         for notice in action.notices:
             self.say(TEAM, "  - " + texts.describe(notice))
+
+    def _sweep_card(self, action: SweepCard) -> None:
+        self.say(TEAM, texts.sweep_title(action, "@" + action.operator))
+        for line in action.lines:
+            text = texts.sweep_line(line, action.drawn_at, line.customer, line.preview)
+            self.say(TEAM, f"  - [{texts.GROUP_TITLES.get(line.group, line.group)}] {text}  "
+                           "[Close] [Keep] [Hand off]")
+        self.say(TEAM, f"  [{texts.close_all_label(action)}] [{texts.HAND_REST}]")
+
+    def _handover(self, action: HandoverDigest) -> None:
+        self.say(TEAM, texts.handover_title(action))
+        for line in action.lines:
+            owner = "@" + line.previous_owner if line.previous_owner else ""
+            self.say(TEAM, "  - " + texts.handover_line(line, action.drawn_at, line.customer,
+                                                        line.preview, owner) + "  [Claim]")

@@ -15,6 +15,8 @@ from chat_rescue.bot.model import (
     Conversation,
     ConversationRef,
     Escalate,
+    HandoverDigest,
+    HandoverLine,
     Nudge,
     OffHoursNotice,
     PostCard,
@@ -23,6 +25,8 @@ from chat_rescue.bot.model import (
     Relay,
     ReturnToInbox,
     State,
+    SweepCard,
+    SweepLine,
     Timer,
     UpdateCard,
 )
@@ -30,13 +34,14 @@ from chat_rescue.bot.model import (
 _KINDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (PostCard, UpdateCard, Nudge, ReturnToInbox, Escalate, CloseReminder,
-                CloseNotice, OffHoursNotice, Refused, Relay)
+                CloseNotice, OffHoursNotice, Refused, Relay, SweepCard, HandoverDigest)
 }
+_LINES: dict[str, type] = {"SweepCard": SweepLine, "HandoverDigest": HandoverLine}
 
 
 _NAMES: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
-    for cls in (*_KINDS.values(), Conversation, ConversationRef)
+    for cls in (*_KINDS.values(), *_LINES.values(), Conversation, ConversationRef)
 }
 
 
@@ -57,7 +62,8 @@ def _plain(value: Any) -> dict[str, Any]:
     this runs for every queued action, on the ingest hot path.
     """
     cls = type(value)
-    return {name: _plain(field) if type(field) in _NAMES else field
+    return {name: _plain(field) if type(field) in _NAMES else
+            [_plain(line) for line in field] if name == "lines" else field
             for name, field in zip(_NAMES[cls], _VALUES[cls](value), strict=True)}
 
 
@@ -93,6 +99,8 @@ def decode_action(kind: str, payload: str) -> Action:
                        via="queued")
     if kind == "Refused":
         fields["reason"] = Refusal(fields["reason"])
+    if kind in _LINES:
+        fields["lines"] = tuple(_LINES[kind](**line) for line in fields["lines"])
     action: Action = _KINDS[kind](**fields)
     return action
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chat_rescue.bot import hours_text
 from chat_rescue.bot.durations import (
@@ -22,16 +22,20 @@ from chat_rescue.bot.durations import (
 from chat_rescue.bot.hours import Schedule, is_open, shift_end
 from chat_rescue.bot.hours_text import HoursError, back_at, describe, local_time
 from chat_rescue.bot.model import ConversationRef
-from chat_rescue.bot.policy import TIMERS, unreadable
+from chat_rescue.bot.policy import DURATIONS, SWEEP, TIMERS, unreadable
 from chat_rescue.bot.service import Service, channel_scope, team_scope
 from chat_rescue.bot.stats import render, summarize
+from chat_rescue.bot.sweep import SHIFT_NAME, SHIFT_PREFIX, Shift, shift_setting, shifts_of
 
+MAX_SHIFTS = 20
+MAX_MEMBERS = 50
 USAGE = {
     "status": "/rescue",
-    "set": "/rescue set <timer> <duration>   (timer: " + " | ".join(TIMERS) + ")",
+    "set": "/rescue set <timer> <duration>   (timer: " + " | ".join(DURATIONS) + ")",
     "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
     "stats": "/rescue stats [7d]",
     **hours_text.USAGE,
+    "shift": "/rescue shift [<name> [<days>] <from-to>[,<from-to>] @member … | <name> off]",
     "help": "/rescue help",
 }
 
@@ -39,7 +43,7 @@ HELP = "\n".join(
     [
         "chat-rescue keeps customers from waiting unanswered.",
         "/rescue                     thresholds in force here, open and overdue counts",
-        "/rescue set <timer> <dur>   timer: " + " | ".join(TIMERS) + f"; dur: {FORM}",
+        "/rescue set <timer> <dur>   timer: " + " | ".join(DURATIONS) + f"; dur: {FORM}",
         "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
         "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
         "/rescue hours [<days> <from-to> <zone> | off]   working hours here (timers count "
@@ -48,6 +52,10 @@ HELP = "\n".join(
         "(YYYY-MM-DD) or give it other hours",
         "/rescue holidays <country>  follow a country's public holidays (DE, US, DE-BY) or off",
         "Outside the working hours a customer who writes is told once when you are back.",
+        "/rescue shift late 14:00-22:00 @ben @chloe   a named shift and its members (in the "
+        "team's zone; `shift late off` removes it, `shift` lists them)",
+        "`sweep` (set sweep 15m) before a shift ends, each operator gets a card to close, "
+        "keep or hand over their conversations; the next shift opens with a handover digest.",
         "/rescue help                this text",
         "Changing settings needs an admin.",
     ]
@@ -58,6 +66,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The verbs that change something and so need an admin; every other verb only reads
 # (and `hours`, which changes the hours when given some).
 CHANGING = frozenset({"set", "escalate-to", "holiday", "holidays"})
+_LISTING = frozenset({"shift", "shifts"})  # change something only when given arguments
 TEAM_ONLY = "Only the support team can use /rescue."
 
 
@@ -69,7 +78,8 @@ class CommandContext:
     customer channel (set changes its override) or the team channel (set changes
     the team default). `elsewhere`: neither, so nothing may be changed from there.
     `is_operator`: one of the support team; the verbs that only read answer operators
-    and admins, and tell anybody else `TEAM_ONLY`.
+    and admins, and tell anybody else `TEAM_ONLY`. `person` reads a member named in a
+    command (`@ben`, `<@U0BEN|ben>`) as a user id (None: not known), `name` shows one.
     """
 
     team: str
@@ -79,6 +89,8 @@ class CommandContext:
     intake: bool = False
     elsewhere: bool = False
     is_operator: bool = True
+    person: Callable[[str], str | None] = field(default=lambda word: word.lstrip("@") or None)
+    name: Callable[[str], str] = field(default=lambda user: user)
 
 
 class CommandError(ValueError):
@@ -93,7 +105,7 @@ def changes_settings(text: str) -> bool:
 
 
 def _changing(verb: str, args: Sequence[str]) -> bool:
-    return verb in CHANGING or (verb == "hours" and bool(args))
+    return verb in CHANGING or (verb in ("hours", *_LISTING) and bool(args))
 
 
 def run(text: str, ctx: CommandContext, service: Service) -> str:
@@ -120,12 +132,15 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
     if verb == "set":
         _arity(verb, args, 2, 2)
         timer, written = args[0].lower(), args[1]
-        if timer not in TIMERS:
+        if timer not in DURATIONS:
             raise CommandError(f"Unknown timer '{clip(args[0])}'. Usage: {USAGE['set']}")
         try:
             seconds = parse_duration(written)
         except DurationError as bad:
             raise CommandError(f"{bad}. Usage: {USAGE['set']}") from None
+        if timer == SWEEP and ctx.intake:
+            return ("The sweep is the team's, at the end of its shifts: set it in the team "
+                    "channel. Nothing was changed.")
         return _change(ctx, service, timer, format_duration(seconds))
     if verb == "escalate-to":
         if not args:
@@ -139,6 +154,8 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         return _change(ctx, service, "escalate_to", target)
     if verb == "hours" and not args:
         return _hours(ctx, service)
+    if verb in _LISTING:
+        return _shifts(ctx, service) if not args else _change_shift(args, ctx, service)
     if verb in SCHEDULE_CHANGES:
         current = service.policy(ctx.team, ctx.here).schedule
         try:
@@ -257,6 +274,15 @@ def _status(ctx: CommandContext, service: Service) -> str:
         source = _source(ctx, service, hours_text.KEYS)
         lines.append(f"Working hours: {describe(policy.schedule)}{source}. "
                      f"{_open_now(policy.schedule, service.clock.now())}")
+    shifts = shifts_of(team)
+    team_policy = service.team_policy(ctx.team)
+    if shifts or not team_policy.schedule.always_open:
+        sweep = format_duration(team_policy.sweep) + (" (team)" if SWEEP in team else "")
+        rule = "closed or handed over" if team_policy.sweep_default == "handover" else "kept"
+        named = f"; named shifts: {', '.join(s.name for s in shifts)}" if shifts else ""
+        lines.append("Sweep: off" + named if team_policy.sweep is None else
+                     f"Sweep: {sweep} before each shift ends (what is not decided then is "
+                     f"{rule}){named}")
     lines.append(f"Open conversations: {open_}, overdue: {overdue}")
     return "\n".join(lines)
 
@@ -271,4 +297,98 @@ def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:
         raise CommandError(f"'{clip(written)}' is not a period like 7d or 24h. "
                            f"Usage: {USAGE['stats']}")
     history = service.store.history(ctx.team, service.clock.now() - period)
-    return render(summarize(history), f"Last {format_duration(period)}:")
+    stats = summarize(history, lambda event: service.policy(event.team, event.ref).schedule)
+    return render(stats, f"Last {format_duration(period)}:")
+
+
+def _shifts(ctx: CommandContext, service: Service) -> str:
+    """The named shifts and whose sweep follows the team's hours."""
+    shifts = shifts_of(service.store.settings(team_scope(ctx.team)))
+    policy = service.team_policy(ctx.team)
+    hours = describe(policy.schedule)
+    sweep = format_duration(policy.sweep)
+    when = "no sweep (set sweep off)" if policy.sweep is None else f"the sweep {sweep} before"
+    if not shifts:
+        return (f"No named shifts: everybody's shift ends with the team's working hours "
+                f"({hours}); {when} each end.")
+    lines = [f"Shift {shift.name}: {_shift_hours(shift, policy.schedule.zone)}, "
+             f"{', '.join(ctx.name(m) for m in shift.members)}" for shift in shifts]
+    lines.append(f"Everybody else's shift ends with the team's working hours ({hours}); "
+                 f"{when} each end.")
+    return "\n".join(lines)
+
+
+def _shift_hours(shift: Shift, zone: str) -> str:
+    """`Daily 14:00–22:00 (Europe/Berlin)`: a shift's hours, in the team's zone."""
+    return describe(Schedule(zone=zone, week=shift.week))
+
+
+def _change_shift(args: Sequence[str], ctx: CommandContext, service: Service) -> str:
+    """`/rescue shift <name> [<days>] <from-to> @member …` or `/rescue shift <name> off`."""
+    usage = USAGE["shift"]
+    name = args[0].lower()
+    if not SHIFT_NAME.fullmatch(name):
+        raise CommandError(f"'{clip(args[0])}' is not a shift name: use up to 20 letters, "
+                           f"digits, - or _, like late. Usage: {usage}")
+    rest = list(args[1:])
+    if not rest:
+        raise CommandError(f"Say the shift's hours and members. Usage: {usage}")
+    stored = service.store.settings(team_scope(ctx.team))
+    key = f"{SHIFT_PREFIX}{name}"
+    if [word.lower() for word in rest] == ["off"]:
+        if stored.get(key, "off") == "off":
+            raise CommandError(f"There is no shift {name}; /rescue shift lists them.")
+        return _store_shift(ctx, service, key, "off", f"Shift {name} is removed: its "
+                            "members' shifts end with the team's working hours again.")
+    split = next((i for i, word in enumerate(rest) if word.startswith(("@", "<@"))), len(rest))
+    written, named = rest[:split], rest[split:]
+    if not written:
+        raise CommandError(f"Say the shift's hours, like 14:00-22:00 or mon-fri 06:00-14:00. "
+                           f"Usage: {usage}")
+    if not named:
+        raise CommandError(f"Name the shift's members, like @ben @chloe. Usage: {usage}")
+    text = " ".join(written)
+    if text[:1].isdigit():
+        text = f"daily {text}"  # hours alone: every day
+    try:
+        week = hours_text.parse_week(text)
+    except HoursError as bad:
+        raise CommandError(f"{bad}. Usage: {usage}") from None
+    if week is None:
+        raise CommandError(f"To remove the shift, write /rescue shift {name} off")
+    if not any(week):
+        raise CommandError(f"That leaves no working hours in the week. Usage: {usage}")
+    members: list[str] = []
+    for word in named:
+        member = ctx.person(word)
+        if not member or _CONTROL.search(member) or " " in member:
+            raise CommandError(f"I don't know {clip(word)}: name people of the team, like "
+                               f"@ben (on Telegram, somebody who has written in the group).")
+        if member not in members:
+            members.append(member)
+    if len(members) > MAX_MEMBERS:
+        raise CommandError(f"A shift has at most {MAX_MEMBERS} members.")
+    others = {shift.name for shift in shifts_of(stored)} - {name}
+    if len(others) >= MAX_SHIFTS:
+        raise CommandError(f"A team has at most {MAX_SHIFTS} shifts: remove one first.")
+    shift = Shift(name, week, tuple(members))
+    zone = service.team_policy(ctx.team).schedule.zone
+    _, value = shift_setting(shift)
+    return _store_shift(ctx, service, key, value,
+                        f"Shift {name}: {_shift_hours(shift, zone)}, "
+                        f"{', '.join(ctx.name(m) for m in members)}. Their sweep comes at its "
+                        "ends, not the team's.")
+
+
+def _store_shift(ctx: CommandContext, service: Service, key: str, value: str,
+                 reply: str) -> str:
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
+    if ctx.intake:
+        return ("Shifts are the team's: set them in the team channel. Nothing was changed.")
+    with service.store.batch():
+        service.store.put_setting(team_scope(ctx.team), key, value, ctx.user,
+                                  service.clock.now())
+        service.settings_changed(ctx.team)
+    return reply

@@ -24,13 +24,14 @@ from chat_rescue.bot.deadlines import (
     with_deadline,
 )
 from chat_rescue.bot.durations import format_duration
-from chat_rescue.bot.hours import HORIZON, is_open, next_open, working_between
+from chat_rescue.bot.hours import HORIZON, add_working, is_open, next_open, working_between
 from chat_rescue.bot.hours_text import back_at
 from chat_rescue.bot.model import (
     Action,
     Claim,
     Close,
     CloseNotice,
+    CloseReason,
     CloseReminder,
     Conversation,
     CustomerMessage,
@@ -48,6 +49,7 @@ from chat_rescue.bot.model import (
     Refusal,
     Refused,
     ReturnToInbox,
+    ShiftEnd,
     Snooze,
     State,
     Timer,
@@ -155,8 +157,25 @@ def _finish(
 
 
 def _event(conv: Conversation, kind: str, at: float, actor: str | None = None,
-           value: float | None = None) -> HistoryEvent:
-    return HistoryEvent(conv.ref, conv.team, kind, at, actor, value)
+           value: float | None = None, detail: str | None = None) -> HistoryEvent:
+    return HistoryEvent(conv.ref, conv.team, kind, at, actor, value, detail)
+
+
+DIALOGUE_END = 1800.0  # the built-in close_reminder: what "just ended" means when it is off
+
+
+def closing_reason(conv: Conversation, event: Close, policy: Policy, now: float) -> CloseReason:
+    """Why a press closes `conv`: through the sweep, at the shift's end; within
+    `close_reminder` (working time) of the last message, at the dialogue's end; else long
+    after it, by the operator."""
+    if event.via == "sweep":
+        return CloseReason.AT_SHIFT_END
+    moments = (conv.last_customer_at, conv.last_operator_at)
+    last = max((at for at in moments if at is not None), default=conv.opened_at)
+    length = policy.close_reminder if policy.close_reminder is not None else DIALOGUE_END
+    ended = add_working(policy.schedule, last, length)
+    return CloseReason.AT_DIALOGUE_END if ended is None or now < ended \
+        else CloseReason.BY_OPERATOR
 
 
 def _open(event: CustomerMessage, policy: Policy, now: float) -> Outcome:
@@ -203,7 +222,7 @@ def _customer_message(
 
 def _customer_turn(conv: Conversation, event: CustomerMessage, policy: Policy,
                    now: float) -> Outcome:
-    seen = replace(conv, last_customer_at=event.at)
+    seen = replace(conv, last_customer_at=event.at, kept_open_at=None)
     if conv.state is State.CLOSED:
         return _reopen(seen, event, policy, now)
     if conv.state is State.WAITING_ON_CUSTOMER:
@@ -259,7 +278,7 @@ def _operator_message(
         conv, state=State.WAITING_ON_CUSTOMER, owner=owner, timer_from=now,
         waiting_since=None, queued_at=None, first_reply_at=first_reply_at,
         last_operator_at=event.at, nudged_at=None, snoozed=False, reminded=False,
-        escalations=0,
+        escalations=0, kept_open_at=None,
     )
     return answered, [], history
 
@@ -273,7 +292,7 @@ def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outc
     waiting = conv.waiting_since is not None
     claimed = replace(
         conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
-        state=State.CLAIMED if waiting else State.WAITING_ON_CUSTOMER,
+        state=State.CLAIMED if waiting else State.WAITING_ON_CUSTOMER, kept_open_at=None,
     )
     history = [_event(conv, "claimed", event.at, event.operator, _since(conv.queued_at, now))]
     return claimed, [], history
@@ -283,8 +302,9 @@ def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outc
     if conv.state is State.CLOSED:
         return None
     closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
-                     nudged_at=None)
-    return closed, [], [_event(conv, "closed", event.at, event.by)]
+                     nudged_at=None, kept_open_at=None)
+    reason = closing_reason(conv, event, policy, now)
+    return closed, [], [_event(conv, "closed", event.at, event.by, detail=reason)]
 
 
 def _snooze(conv: Conversation, event: Snooze, policy: Policy,
@@ -302,15 +322,38 @@ def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) ->
 
 
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
-    kept = replace(conv, timer_from=now, reminded=False)
+    kept = replace(conv, timer_from=now, reminded=False, kept_open_at=now)
     return kept, [], [_event(conv, "kept_open", event.at, event.by)]
+
+
+def _shift_end(conv: Conversation, event: ShiftEnd, policy: Policy,
+               now: float) -> Outcome | None:
+    """The sweep at the end of the owner's shift: closed (with the closing message, if
+    any), or handed over to the next shift. The owner is not told: they have left; the next
+    shift finds it in the handover digest."""
+    if conv.state is State.CLOSED or conv.owner != event.owner:
+        return None  # moved on since the sweep looked
+    if event.close:
+        goodbye: list[Action] = []
+        if policy.closing_message:
+            goodbye.append(CloseNotice(conv.ref, policy.closing_message))
+        closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+                         nudged_at=None, kept_open_at=None)
+        return closed, goodbye, [_event(conv, "closed", now, None, None,
+                                        CloseReason.AT_SHIFT_END)]
+    waited = _since(conv.waiting_since, now)
+    queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
+                     nudged_at=None, snoozed=False, reminded=False, escalations=0,
+                     kept_open_at=None)
+    return queued, [], [_event(conv, "returned", now, conv.owner, waited, "shift_end")]
 
 
 def _return_to_inbox(conv: Conversation, now: float, reason: str,
                      actor: str | None = None) -> Outcome:
     waited = _since(conv.waiting_since, now)
     queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
-                     nudged_at=None, snoozed=False, reminded=False, escalations=0)
+                     nudged_at=None, snoozed=False, reminded=False, escalations=0,
+                     kept_open_at=None)
     notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
                            conv.card, waiting=conv.waiting_since is not None)
     return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited)]
@@ -354,8 +397,9 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))
     closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
-                     nudged_at=None)
-    return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv))]
+                     nudged_at=None, kept_open_at=None)
+    return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv),
+                                    CloseReason.BY_CUSTOMER_SILENCE)]
 
 
 def _hours_changed(conv: Conversation, event: HoursChanged, policy: Policy,
@@ -392,4 +436,5 @@ _STEPS = {
     KeepOpen: _keep_open,
     DeadlineDue: _deadline,
     HoursChanged: _hours_changed,
+    ShiftEnd: _shift_end,
 }

@@ -101,6 +101,16 @@ def shift_end(schedule: Schedule, at: float) -> float | None:
     return _timeline(schedule).shift_end(at)
 
 
+def shift_bounds(schedule: Schedule, at: float) -> tuple[float, float] | None:
+    """(start, end) of the shift `at` is in, or else of the next one, as `shift_end` finds
+    it; a start more than a week before `at` may read as a week before. None when always
+    open or no shift ends within two years."""
+    end = shift_end(schedule, at)
+    if end is None:
+        return None
+    return _timeline(schedule).shift_start(end), end
+
+
 @lru_cache(maxsize=256)
 def public_holidays(country: str, year: int) -> frozenset[date]:
     """A country's ("DE") or subdivision's ("DE-BY") public holidays in one year."""
@@ -196,6 +206,11 @@ class _Timeline:
                 i = self._extend(at)
                 continue
             return self.ends[i] if self.ends[i] <= limit else None
+
+    def shift_start(self, end: float) -> float:
+        """The start of the shift that ends at `end` (an end `shift_end` gave)."""
+        i = self._first_after(end - 1e-3)
+        return self.starts[i] if i < len(self.starts) else end
 
     def _first_after(self, pos: float) -> int:
         """Index of the first interval that ends after `pos`, with `pos` in the window."""

@@ -43,6 +43,15 @@ class Refusal(StrEnum):
 CARD_BUTTON = "card"
 
 
+class CloseReason(StrEnum):
+    """Why a conversation was closed, recorded with its `closed` event (`detail`)."""
+
+    BY_OPERATOR = "closed_by_operator"  # by hand, long after the dialogue's last message
+    BY_CUSTOMER_SILENCE = "closed_by_customer_silence"  # auto-close
+    AT_SHIFT_END = "closed_at_shift_end"  # by the sweep: its card, or its rule at the end
+    AT_DIALOGUE_END = "closed_at_dialogue_end"  # by hand, within close_reminder of the last
+
+
 class Timer(StrEnum):
     """The rescue timers; each is a setting and each can be `off`."""
 
@@ -92,6 +101,8 @@ class Conversation:
     `auto_close` (counted from `deadlines.quiet_since`). None: the timer started after
     the change (the engine clears it when the timer's start moves) and counts from its
     start. The starts themselves stay put: they are also the ids of nudges and reminders.
+    `kept_open_at`: when the owner answered a close reminder with *Keep open*, cleared by
+    the next turn of the conversation (the sweep counts such a conversation as finished).
     """
 
     ref: ConversationRef
@@ -118,6 +129,7 @@ class Conversation:
     rebased_at: float | None = None
     timer_used: float | None = None
     quiet_used: float | None = None
+    kept_open_at: float | None = None
     version: int = 0  # last: the store's conditional update counts on it
 
     @property
@@ -229,8 +241,21 @@ class DeadlineDue:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ShiftEnd:
+    """The owner's shift has ended (the sweep): close the conversation (`close`, a finished
+    one) or hand it over to the next shift, back in the inbox. Nothing happens if `owner`
+    no longer has it: it moved on since the sweep looked."""
+
+    ref: ConversationRef
+    at: float
+    owner: str
+    close: bool = False
+
+
 Press = Claim | Close | Snooze | HandOff | KeepOpen
-InboundEvent = CustomerMessage | OperatorMessage | Press | DeadlineDue | HoursChanged
+InboundEvent = (CustomerMessage | OperatorMessage | Press | DeadlineDue | HoursChanged
+                | ShiftEnd)
 
 
 # --- outbound actions -------------------------------------------------------
@@ -361,6 +386,63 @@ class Digest:
     notices: tuple[Action, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class SweepLine:
+    """One conversation on a sweep card: its `group` (`sweep.Group`) and the moment its
+    wait or silence began."""
+
+    key: str
+    customer: str
+    preview: str
+    group: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class SweepCard:
+    """One operator's sweep card before their shift ends at `ends_at` (`ends_text`: that
+    time in the team's zone), in the team channel: their open conversations by group as at
+    `drawn_at` (and how many nobody has), with one-tap decisions. Its buttons carry `card`,
+    the card's id in the store; after `ends_at` it is dropped unsent. `rule`: what the
+    shift's end does with what is not decided."""
+
+    team: str
+    sweep: str
+    card: int
+    operator: str
+    ends_at: float
+    drawn_at: float
+    ends_text: str = ""
+    lines: tuple[SweepLine, ...] = ()
+    unowned: int = 0
+    rule: str = "handover"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverLine:
+    """A conversation handed over to the next shift: since when it has waited, and who
+    had it (None: nobody did)."""
+
+    key: str
+    customer: str
+    preview: str
+    since: float
+    previous_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverDigest:
+    """What the last shift (ended at `ends_at`) handed over, for the next one as it opens:
+    the conversations still in the inbox at `drawn_at`, oldest waiting first, each with
+    Claim."""
+
+    team: str
+    sweep: str
+    ends_at: float
+    drawn_at: float
+    lines: tuple[HandoverLine, ...] = ()
+
+
 Action = (
     PostCard
     | UpdateCard
@@ -373,6 +455,8 @@ Action = (
     | Refused
     | Relay
     | Digest
+    | SweepCard
+    | HandoverDigest
 )
 
 # What goes to the customer's own chat or thread, besides copies of operators' replies.
@@ -381,10 +465,14 @@ TO_CUSTOMER = (CloseNotice, OffHoursNotice)
 # Notices that may be folded into a Digest when many are due at once.
 NOTICES = (Nudge, ReturnToInbox, Escalate, CloseReminder)
 
+# What goes to the team about no one conversation: each on a lane of its own.
+TEAM_ACTIONS = (SweepCard, HandoverDigest)
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:
-    """One recorded transition, for reports. `value` is a duration where one applies."""
+    """One recorded transition, for reports. `value` is a duration where one applies;
+    `detail` says more where a kind has variants (a `closed` event's CloseReason)."""
 
     ref: ConversationRef
     team: str
@@ -392,6 +480,7 @@ class HistoryEvent:
     at: float
     actor: str | None = None
     value: float | None = None
+    detail: str | None = None
 
 
 def audience_of(action: Action) -> str:
@@ -408,6 +497,10 @@ def lane_of(action: Action) -> str:
     (`<key>>customer` or `<key>>team`). A lane delivers in order; lanes run side by side."""
     if isinstance(action, Digest):
         raise TypeError("a Digest is made at delivery time and never queued")
+    if isinstance(action, SweepCard):  # beside the conversations' lanes, never in one
+        return f"{action.team}:sweep:{action.card}>team"
+    if isinstance(action, HandoverDigest):
+        return f"{action.team}:handover:{round(action.ends_at)}>team"
     ref = action.conversation.ref if isinstance(action, PostCard | UpdateCard) else action.ref
     return f"{ref.key}>{audience_of(action)}"
 

@@ -8,7 +8,8 @@
   order of (priority, age), so copies of messages go first there too.
 - **Current**: a card is drawn from the conversation as it is at delivery, and one card
   update settles the older ones queued for it; a notice whose reason has gone by its
-  turn (answered, claimed, closed, replaced) is dropped and recorded, not sent.
+  turn (answered, claimed, closed, replaced) is dropped and recorded, not sent, and so is
+  a sweep card whose shift has ended.
 - **Digests** when many notices for one destination are due at once.
 - **Leased**: an item is leased (stored, with an expiry) before it is sent, so two
   processes never send one item, and a crashed sender's item is taken over later. A
@@ -34,6 +35,7 @@ from typing import Protocol
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     NOTICES,
+    TEAM_ACTIONS,
     TO_CUSTOMER,
     Action,
     Conversation,
@@ -375,7 +377,8 @@ class Outbox:
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []
         for item in batch:
-            if not isinstance(item.action, (PostCard, UpdateCard, *TO_CUSTOMER, *NOTICES)):
+            if not isinstance(item.action, (PostCard, UpdateCard, *TO_CUSTOMER, *NOTICES,
+                                            *TEAM_ACTIONS)):
                 sendable.append((item, item.action))  # copies of messages, ephemerals
                 continue
             conv = self.store.load(key_of_lane(item.lane))

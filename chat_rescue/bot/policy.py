@@ -18,6 +18,9 @@ from chat_rescue.bot.model import Timer
 log = logging.getLogger(__name__)
 
 TIMERS = tuple(t.value for t in Timer)
+SWEEP = "sweep"  # a duration setting like the timers, but the team's: before a shift ends
+DURATIONS = (*TIMERS, SWEEP)
+SWEEP_RULES = ("handover", "keep")
 OFF_HOURS_MESSAGE = ("Thanks for your message. Our team is away right now; we're back {back}. "
                      "We'll answer you then.")
 
@@ -25,7 +28,9 @@ OFF_HOURS_MESSAGE = ("Thanks for your message. Our team is away right now; we're
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Timer lengths in seconds (None = off), who to call in, and the working hours the
-    timers count in (`schedule`; the default is always open)."""
+    timers count in (`schedule`; the default is always open). `sweep`: how long before a
+    shift ends its sweep cards go out (None = no sweep); `sweep_default`: what the end of
+    the shift does with what nobody decided (`handover` or `keep`)."""
 
     accept: float | None = 120.0
     first_response: float | None = 30.0
@@ -39,13 +44,15 @@ class Policy:
     schedule: Schedule = ALWAYS_OPEN
     # Told to a customer who writes while the team is closed; `{back}` is when it opens.
     off_hours_message: str = OFF_HOURS_MESSAGE
+    sweep: float | None = 900.0
+    sweep_default: str = "handover"
 
     def timer(self, timer: Timer) -> float | None:
         value: float | None = getattr(self, timer.value)
         return value
 
 
-SETTING_KEYS = (*TIMERS, "escalate_to")
+SETTING_KEYS = (*DURATIONS, "escalate_to")
 # Stored as text under keys of their own (`hours_text.KEYS`), laid on by `resolve`.
 _NOT_STORED = frozenset({"schedule"})
 _KNOWN = frozenset(f.name for f in fields(Policy)) - _NOT_STORED
@@ -60,7 +67,7 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, str]) -> Policy:
     for key, written in overrides.items():
         if key not in _KNOWN:
             continue
-        changes[key] = parse_duration(written) if key in TIMERS else written
+        changes[key] = parse_duration(written) if key in DURATIONS else written
     return replace(policy, **changes) if changes else policy
 
 

@@ -11,6 +11,7 @@ from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.outbox import Outbox, Platform
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop, Loops
+from chat_rescue.bot.sweeper import Sweeper
 from chat_rescue.bot.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -26,17 +27,23 @@ class Runtime:
         self.service = service
         self.clock = clock
         self.loops = loops or Loops()
-        self.ticker = Ticker(service.store, service, clock)
+        self.sweeper = Sweeper(service.store, service, clock)
+        self.ticker = Ticker(service.store, service, clock, sweeper=self.sweeper)
         self.outboxes = [Outbox(service.store, platform, clock) for platform in platforms]
         for outbox in self.outboxes:
             service.on_outbox(outbox.poke)
             bind = getattr(outbox.platform, "bind_outbox", None)
             if bind is not None:  # an adapter that can tell when to retry at once
                 bind(outbox)
+            bind_sweeper = getattr(outbox.platform, "bind_sweeper", None)
+            if bind_sweeper is not None:  # an adapter with sweep cards' buttons to pass on
+                bind_sweeper(self.sweeper)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start the ticker, the outbox workers and the daily clean-up."""
+        """Start the ticker (which plans every team's sweeps first), the outbox workers and
+        the daily clean-up."""
+        self.sweeper.start()
         supervise = self.loops.supervise
         self._tasks.append(asyncio.create_task(supervise("ticker", self.ticker.run),
                                                name="ticker"))

@@ -59,6 +59,7 @@ class Service:
         self._deadline_listeners: list[Callable[[float], None]] = []
         self._waiting: list[_Submitted] = []
         self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
+        self._team_listeners: list[Callable[[str, bool], None]] = []
 
     def on_deadline(self, listener: Callable[[float], None]) -> None:
         """Call `listener(at)` whenever a conversation gets a deadline (the ticker's wake-up)."""
@@ -67,6 +68,26 @@ class Service:
     def on_outbox(self, listener: Callable[[tuple[Action, ...]], None]) -> None:
         """Call `listener(actions)` whenever actions were queued (the outbox's wake-up)."""
         self._outbox_listeners.append(listener)
+
+    def on_team(self, listener: Callable[[str, bool], None]) -> None:
+        """Call `listener(team, changed)` when a team's settings changed (`changed`) or it
+        opened a conversation: the sweeps' planner (its shifts may end at other times)."""
+        self._team_listeners.append(listener)
+
+    def scheduled(self, at: float) -> None:
+        """Something other than a conversation got a deadline at `at` (a sweep's next step):
+        wake the ticker for it."""
+        for listener in self._deadline_listeners:
+            listener(at)
+
+    def team_policy(self, team: str) -> Policy:
+        """The team's own policy (no channel's overrides): what its sweeps follow."""
+        key = (team, "")
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = self._policies[key] = resolve(
+                self.base_policy, self.store.settings(team_scope(team)), {})
+        return policy
 
     def policy(self, team: str, ref: ConversationRef) -> Policy:
         """The policy in force for a conversation of `team` in `ref`'s channel."""
@@ -93,6 +114,8 @@ class Service:
         with self.store.batch():  # one transaction: 10,000 open conversations take ~0.3 s
             for key in keys:
                 self.handle(DeadlineDue(ConversationRef.parse(key), self.clock.now()))
+            for listener in self._team_listeners:
+                listener(team, True)
         return len(keys)
 
     @contextmanager
@@ -219,6 +242,10 @@ class Service:
         if conv is not None and conv.deadline is not None:
             for listener in self._deadline_listeners:
                 listener(conv.deadline)
+        if conv is not None and self._team_listeners \
+                and any(h.kind == "opened" for h in decision.history):
+            for team_listener in self._team_listeners:
+                team_listener(conv.team, False)
         if queued:
             for notify in self._outbox_listeners:
                 notify(queued)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     rescue_timezone: str = ""
     rescue_holidays: str = ""
     rescue_off_hours_message: str = OFF_HOURS_MESSAGE
+    rescue_sweep: str = "15m"
+    rescue_sweep_default: Literal["handover", "keep"] = "handover"
+    rescue_sweep_dm: bool = False
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "telegram_bot_token",
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rescue_accept", "rescue_first_response", "rescue_idle", "rescue_escalate",
-        "rescue_close_reminder", "rescue_auto_close",
+        "rescue_close_reminder", "rescue_auto_close", "rescue_sweep",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -135,6 +140,8 @@ class Settings(BaseSettings):
             closing_message=self.rescue_closing_message,
             schedule=self.schedule(),
             off_hours_message=self.rescue_off_hours_message,
+            sweep=parse_duration(self.rescue_sweep),
+            sweep_default=self.rescue_sweep_default,
         )
 
 

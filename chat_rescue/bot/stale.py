@@ -2,7 +2,8 @@
 
 Pure: a notice and the conversation as it is now. A nudge queued before an outage must
 not reach an owner who has answered since; a repeat escalation that a later one
-replaced, or a return to the inbox that someone claimed in the meantime, is dropped.
+replaced, or a return to the inbox that someone claimed in the meantime, is dropped; and
+a sweep card whose shift has ended.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chat_rescue.bot.model import (
     OffHoursNotice,
     ReturnToInbox,
     State,
+    SweepCard,
 )
 
 
@@ -26,6 +28,8 @@ def stale_because(action: Action, conv: Conversation | None,
     """Why `action` would say something no longer true of `conv` (at `now`, for what says
     when); None while it holds (and for anything that is not a notice: cards, copies of
     messages)."""
+    if isinstance(action, SweepCard):  # its buttons would all be stale on arrival
+        return "the shift has ended" if now is not None and now >= action.ends_at else None
     if conv is None:
         return None  # nothing to judge it by (never so in the bot: it stores both at once)
     if isinstance(action, CloseNotice):  # "we closed this chat", to the customer

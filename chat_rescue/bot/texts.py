@@ -9,11 +9,15 @@ from chat_rescue.bot.model import (
     CloseReminder,
     Conversation,
     Escalate,
+    HandoverDigest,
+    HandoverLine,
     Nudge,
     OffHoursNotice,
     Refusal,
     Refused,
     ReturnToInbox,
+    SweepCard,
+    SweepLine,
 )
 
 
@@ -92,3 +96,76 @@ def describe(action: Action) -> str:
     if isinstance(action, CloseReminder):
         return close_reminder(action, action.owner or "owner")
     return type(action).__name__
+
+
+# --- the sweep before a shift ends ---------------------------------------------------------
+
+GROUP_TITLES = {
+    "finished": "Finished but not closed",
+    "with_customer": "Waiting on the customer",
+    "customer_waiting": "Customer waiting on us",
+    "unowned": "Nobody has it",
+}
+CLOSE_ALL, HAND_REST = "Close all finished", "Hand the rest to the next shift"
+SWEEP_OVER = "That shift has ended: its sweep is over, and nothing changed."
+SWEEP_UNKNOWN = "That sweep card is not known here: nothing changed."
+MOVED_ON = "That conversation has moved on since the card was drawn: nothing changed."
+NOT_ON_CARD = "That conversation is not on this card: nothing changed."
+
+
+def not_your_card(operator: str) -> str:
+    return f"Only {operator}, whose sweep card it is, or an admin can decide here: nothing changed."
+
+
+def sweep_title(action: SweepCard, operator: str) -> str:
+    count = len(action.lines)
+    things = "conversation" if count == 1 else "conversations"
+    when = f" {action.ends_text}" if action.ends_text else ""
+    return f"{operator}, your shift ends{when}. You have {count} open {things}:"
+
+
+def sweep_counts(action: SweepCard) -> str:
+    """`Finished but not closed 2 · Waiting on the customer 1 · …`, the groups with any."""
+    counts = {group: sum(line.group == group for line in action.lines) for group in GROUP_TITLES}
+    counts["unowned"] = action.unowned
+    return " · ".join(f"{GROUP_TITLES[group]} {n}" for group, n in counts.items() if n)
+
+
+def sweep_line(line: SweepLine, drawn_at: float, customer: str, preview: str) -> str:
+    """`alice: “where is my order” · silent 45m` (the customer's name and the preview as
+    the platform shows them)."""
+    how = "waiting" if line.group == "customer_waiting" else "silent"
+    said = f": “{preview}”" if preview else ""
+    return f"{customer}{said} · {how} {waited(drawn_at - line.since)}"
+
+
+def sweep_rule(action: SweepCard) -> str:
+    """What the end of the shift does with what the operator does not decide."""
+    if action.rule == "keep":
+        return "What you don't decide stays with you after the shift."
+    return ("What you don't decide by then: finished ones are closed, the others go to the "
+            "next shift.")
+
+
+def sweep_unowned(action: SweepCard) -> str:
+    if not action.unowned:
+        return ""
+    things = "conversation" if action.unowned == 1 else "conversations"
+    return f"{action.unowned} {things} in the inbox nobody has: they go to the next shift."
+
+
+def close_all_label(action: SweepCard) -> str:
+    return f"{CLOSE_ALL} ({sum(line.group == 'finished' for line in action.lines)})"
+
+
+def handover_title(action: HandoverDigest) -> str:
+    count = len(action.lines)
+    things = "conversation" if count == 1 else "conversations"
+    return f"Handed over from the last shift: {count} {things}, oldest waiting first."
+
+
+def handover_line(line: HandoverLine, drawn_at: float, customer: str, preview: str,
+                  owner: str) -> str:
+    said = f": “{preview}”" if preview else ""
+    had = f" (had: {owner})" if owner else " (nobody had it)"
+    return f"{customer}{said} · since {waited(drawn_at - line.since)} ago{had}"

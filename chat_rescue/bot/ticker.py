@@ -18,6 +18,7 @@ from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import ConversationRef, DeadlineDue
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop
+from chat_rescue.bot.sweeper import Sweeper
 from chat_rescue.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,17 @@ SLICE = 64  # deadlines fired per transaction, between which inbound work gets i
 
 
 class Ticker:
-    """Fires `DeadlineDue` for every conversation whose deadline has come."""
+    """Fires `DeadlineDue` for every conversation whose deadline has come, and takes the
+    steps of sweeps (`sweeper`) that are due."""
 
     def __init__(self, store: Store, service: Service, clock: Clock, *, batch: int = SLICE,
-                 on_fire: Callable[[float, float], None] | None = None) -> None:
+                 on_fire: Callable[[float, float], None] | None = None,
+                 sweeper: Sweeper | None = None) -> None:
         self.store = store
         self.service = service
         self.clock = clock
         self.batch = batch
+        self.sweeper = sweeper
         self.on_fire = on_fire
         self.fired = 0
         self._target: float | None = None
@@ -58,7 +62,9 @@ class Ticker:
         self._wake.set()
 
     def fire_due(self, now: float) -> int:
-        """Fire up to one batch of due deadlines in one transaction; returns how many fired."""
+        """Take the due sweep steps (each a transaction of its own), then fire up to one
+        batch of due deadlines in one transaction; returns how many fired."""
+        swept = self.sweeper.fire_due(now) if self.sweeper is not None else 0
         due = self.store.due(now, self.batch)
         fired: list[float] = []
         with self.store.batch():
@@ -78,7 +84,7 @@ class Ticker:
             fired_at = self.clock.now()
             for deadline in fired:
                 self.on_fire(deadline, fired_at)
-        return len(fired)
+        return len(fired) + swept
 
     async def run(self, loop: Loop | None = None) -> None:
         """Run forever: fire what is due, then sleep until the next deadline or a poke.
@@ -95,7 +101,7 @@ class Ticker:
             self._wake.clear()
             now = self.clock.now()
             if self._target is not None and self._target <= now:
-                if self.fire_due(now) == self.batch:
+                if self.fire_due(now) >= self.batch:
                     await asyncio.sleep(0)  # let inbound work in between slices; more is due
                     continue
                 self._target = self.store.next_deadline()

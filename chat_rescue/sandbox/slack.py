@@ -412,7 +412,16 @@ class SlackSandbox:
             "is_enterprise_install": False,
         }
 
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the app's direct-message channel with a user (made on first use)."""
+        channel_id = "D" + user_id[1:]
+        if channel_id not in self._channels:
+            self.add_channel(channel_id, user_id, [self.bot_user_id, user_id])
+        return channel_id
+
     def _post_message(self, params: Json) -> Json:
+        if str(params.get("channel", "")) in self._users:  # a user id: their DM with the app
+            params = {**params, "channel": self.dm_channel(str(params["channel"]))}
         channel = self._require_channel(params).id
         text, blocks = _require_content(params)
         message = {

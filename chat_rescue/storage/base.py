@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Protocol
 
 from chat_rescue.bot.model import Action, Conversation, HistoryEvent
+from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
 
 
 class Outcome(Enum):
@@ -59,7 +60,47 @@ class Held:
     at: float
 
 
-class Store(Protocol):
+class SweepStore(Protocol):
+    """A team's sweeps before its shifts end (`bot/sweeper.py`), their cards and items."""
+
+    def plan_sweeps(self, team: str, sweeps: Sequence[Sweep]) -> None:
+        """Make `sweeps` the team's planned ones: add the new, bring those of the same id
+        that are still planned up to date, forget the other planned ones. Sweeps under way
+        are left alone."""
+
+    def sweep(self, sweep_id: str) -> Sweep | None:
+        """One sweep as it stands."""
+
+    def sweeps(self, team: str) -> list[Sweep]:
+        """A team's sweeps, by the instant their shifts end."""
+
+    def due_sweeps(self, now: float, limit: int) -> list[Sweep]:
+        """Sweeps whose next step is due at or before `now`, earliest first."""
+
+    def advance_sweep(self, sweep: Sweep, phase: Phase) -> bool:
+        """Move a sweep (with `sweep.opens_at`) to `phase`, if it is still at the version it
+        was read at; False when another process moved it first (then nothing changed)."""
+
+    def postpone_sweep(self, sweep_id: str, until: float) -> None:
+        """Move the next step of a sweep whose step failed, so it neither spins nor blocks."""
+
+    def add_sweep_card(self, sweep_id: str, operator: str) -> int:
+        """The id of `operator`'s card in the sweep (made on first asking)."""
+
+    def sweep_card(self, card_id: int) -> tuple[str, str] | None:
+        """(sweep id, operator) of a card."""
+
+    def put_sweep_items(self, items: Sequence[SweepItem]) -> None:
+        """Record the sweep's conversations (replacing what was recorded of each)."""
+
+    def sweep_items(self, sweep_id: str) -> list[SweepItem]:
+        """The sweep's conversations, in the order first recorded."""
+
+    def teams(self) -> list[str]:
+        """Every team that has conversations."""
+
+
+class Store(SweepStore, Protocol):
     """Conversations with their deadlines, history, settings, outbox and seen inbound ids."""
 
     def load(self, key: str) -> Conversation | None:
@@ -75,7 +116,7 @@ class Store(Protocol):
         """Record the inbox card posted for a conversation and aliases that lead to it."""
 
     def next_deadline(self) -> float | None:
-        """The earliest deadline of any conversation."""
+        """The earliest deadline of any conversation or step of a sweep."""
 
     def due(self, now: float, limit: int) -> list[tuple[str, float]]:
         """(key, deadline) of conversations due at or before `now`, earliest first."""

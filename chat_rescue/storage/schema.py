@@ -162,14 +162,58 @@ _MIGRATION_7 = """
         ALTER TABLE conversations ADD COLUMN away_told_until REAL
 """
 
-# Working hours changed under running timers (the hours-fix migration; renumber it after
-# any migrations merged before it): when, and the working time each timer had used by
-# then under the old hours.
+# Working hours changed under running timers: when, and the working time each timer had
+# used by then under the old hours.
 _MIGRATION_8 = """
         ALTER TABLE conversations ADD COLUMN rebased_at REAL;
         ALTER TABLE conversations ADD COLUMN timer_used REAL;
         ALTER TABLE conversations ADD COLUMN quiet_used REAL
 """
 
+# Closing reasons (a `closed` event's `detail`: by the operator, customer silence, at
+# shift end, at dialogue end) and when the owner last said *Keep open* (the sweep counts
+# such a conversation as finished until its next turn).
+_MIGRATION_9 = """
+        ALTER TABLE history ADD COLUMN detail TEXT;
+        ALTER TABLE conversations ADD COLUMN kept_open_at REAL
+"""
+
+# The sweep before a shift ends: one row per team and shift-end instant (its id), whose
+# `due` the ticker claims like a conversation's deadline, each step guarded by `version`;
+# the cards posted (their ids are what the cards' buttons carry) and each conversation's
+# group, the operator's choice and what the shift's end did with it.
+_MIGRATION_10 = """
+        CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY,
+            team TEXT NOT NULL,
+            ends_at REAL NOT NULL,
+            sweep_at REAL NOT NULL,
+            opens_at REAL,
+            shifts TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            due REAL,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sweeps_due ON sweeps(due) WHERE due IS NOT NULL;
+        CREATE INDEX sweeps_team ON sweeps(team, phase);
+        CREATE TABLE sweep_cards (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sweep TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            UNIQUE (sweep, operator)
+        );
+        CREATE TABLE sweep_items (
+            sweep TEXT NOT NULL,
+            conversation TEXT NOT NULL,
+            operator TEXT,
+            card INTEGER,
+            grp TEXT NOT NULL,
+            choice TEXT,
+            fate TEXT,
+            PRIMARY KEY (sweep, conversation)
+        )
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
-                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8]
+                         _MIGRATION_6, _MIGRATION_7, _MIGRATION_8, _MIGRATION_9,
+                         _MIGRATION_10]

@@ -31,6 +31,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.storage.base import Change, Held, Outcome
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_outbox import OutboxTables
+from chat_rescue.storage.sqlite_sweeps import SweepTables
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
 
@@ -87,7 +88,7 @@ def describe(url: str) -> str:
     return f"{path}: {conversations} conversations, schema {version}{later}"
 
 
-class SQLiteStore(OutboxTables):
+class SQLiteStore(OutboxTables, SweepTables):
     """The Store protocol on one SQLite file (or `:memory:`)."""
 
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
@@ -218,9 +219,10 @@ class SQLiteStore(OutboxTables):
                     return Outcome.CONFLICT
         if change.history:
             conn.executemany(
-                "INSERT INTO history (conversation, team, kind, at, actor, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value) for h in change.history],
+                "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                 for h in change.history],
             )
         if change.actions:
             rows = []
@@ -254,11 +256,13 @@ class SQLiteStore(OutboxTables):
     # -- deadlines --------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
+        # Both minimums come off their partial indexes.
         row = self.conn.execute(
-            "SELECT deadline FROM conversations WHERE deadline IS NOT NULL "
-            "ORDER BY deadline LIMIT 1"
+            "SELECT min(coalesce((SELECT min(deadline) FROM conversations "
+            "WHERE deadline IS NOT NULL), 1e300), "
+            "coalesce((SELECT min(due) FROM sweeps WHERE due IS NOT NULL), 1e300))"
         ).fetchone()
-        return row[0] if row else None
+        return None if row[0] is None or row[0] >= 1e300 else float(row[0])
 
     def due(self, now: float, limit: int) -> list[tuple[str, float]]:
         rows: list[tuple[str, float]] = self.conn.execute(
@@ -287,15 +291,16 @@ class SQLiteStore(OutboxTables):
         )
 
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
-        sql = "SELECT conversation, team, kind, at, actor, value FROM history WHERE at >= ?"
+        sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
+               "WHERE at >= ?")
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = ?"
             params = (since, team)
         rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
         return [
-            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value)
-            for key, team_, kind, at, actor, value in rows
+            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
+            for key, team_, kind, at, actor, value, detail in rows
         ]
 
     def open_keys(self, team: str) -> list[str]:

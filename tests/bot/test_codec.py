@@ -11,12 +11,16 @@ from chat_rescue.bot.model import (
     Action,
     CloseReminder,
     ConversationRef,
+    HandoverDigest,
+    HandoverLine,
     Nudge,
     OffHoursNotice,
     Refusal,
     Refused,
     Relay,
     ReturnToInbox,
+    SweepCard,
+    SweepLine,
 )
 
 REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
@@ -29,6 +33,15 @@ REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
                   waiting=False),
     Refused(REF, "U0BOB", Refusal.NOT_YOURS, "U0ANNA", via="reaction"),
     OffHoursNotice(REF, "We're away; back Monday 09:00 (Berlin time).", 1_796_626_800.0),
+    SweepCard("slack:C0TEAM", "slack:C0TEAM@1796418000", 7, "U0ANNA", 1_796_418_000.0,
+              1_796_417_100.0, "today 18:00 (Berlin time)",
+              (SweepLine(REF.key, "U0CUST", "hi «there»", "finished", 1_796_410_000.0),
+               SweepLine("slack:C0HELP:2.0", "U0OTHER", "", "customer_waiting", 1.5)),
+              unowned=2, rule="keep"),
+    SweepCard("telegram:-100123", "telegram:-100123@1", 8, "8", 1.0, 0.5),
+    HandoverDigest("slack:C0TEAM", "slack:C0TEAM@1796418000", 1_796_418_000.0, 1_796_450_000.0,
+                   (HandoverLine(REF.key, "U0CUST", "hi", 1_796_410_000.0, "U0ANNA"),
+                    HandoverLine("slack:C0HELP:2.0", "U0OTHER", "", 1.0))),
 ])
 def test_actions_round_trip(action: Action) -> None:
     decoded = decode_action(*encode_action(action))

@@ -379,6 +379,22 @@ def test_a_new_target_applies_to_conversations_already_waiting(
 # --- stats ------------------------------------------------------------------------------
 
 
+def test_stats_give_working_time_by_the_hours_each_conversation_had(
+        service: Service, clock: FakeClock) -> None:
+    # The team works round the clock; #help only 09-18 in Berlin (T0 is 23:13 there).
+    run("hours mon-sun 09:00-18:00 Europe/Berlin", admin(INTAKE), service)
+    for n, here in ((1, INTAKE), (2, OTHER_INTAKE)):
+        service.handle(CustomerMessage(thread(n, here), clock.now(), f"cust-{n}", "hi", TEAM))
+    clock.advance(3600)
+    for n, here in ((1, INTAKE), (2, OTHER_INTAKE)):
+        service.handle(OperatorMessage(thread(n, here), clock.now(), "ana"))
+    service.handle(Close(thread(1), clock.now() + 1, "ana"))
+    reply = run("stats", admin(), service)
+    assert "First response          p50 1h, p90 1h" in reply
+    assert "  in working time       p50 0s, p90 1h" in reply  # #help was closed then
+    assert "  at dialogue end       1" in reply
+
+
 def test_stats_shows_the_figures_of_the_period(service: Service, clock: FakeClock) -> None:
     for n, delay in ((1, 20), (2, 40), (3, 90)):
         service.handle(CustomerMessage(thread(n), clock.now(), f"cust-{n}", "hi", TEAM))

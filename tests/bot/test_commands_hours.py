@@ -99,7 +99,9 @@ def test_status_has_a_line_for_the_hours_once_there_are_some(service: Service) -
     lines = run("", member(), service).splitlines()
     assert lines[2] == ("Working hours: Mon–Fri 09:00–18:00 (Europe/Berlin) (team). "
                         "Open now, until today 18:00 (Berlin time).")
-    assert lines[3].startswith("Open conversations:")
+    assert lines[3] == ("Sweep: 15m before each shift ends (what is not decided then is "
+                        "closed or handed over)")
+    assert lines[4].startswith("Open conversations:")
 
 
 def test_reading_is_for_the_team_changing_for_admins(service: Service, store: SQLiteStore) -> None:

@@ -16,6 +16,7 @@ from chat_rescue.bot.model import (
     Claim,
     Close,
     CloseNotice,
+    CloseReason,
     CloseReminder,
     Conversation,
     ConversationRef,
@@ -31,6 +32,7 @@ from chat_rescue.bot.model import (
     Refusal,
     Refused,
     ReturnToInbox,
+    ShiftEnd,
     Snooze,
     State,
     Timer,
@@ -524,3 +526,111 @@ def test_closed_unanswered_then_reopened_measures_from_the_reopening() -> None:
     run.at(500, CustomerMessage, "alice", "hello again")
     run.at(530, OperatorMessage, "ana")
     assert [(h.kind, h.value) for h in run.logged] == [("claimed", 30.0), ("first_reply", 30.0)]
+
+
+# --- closing reasons ------------------------------------------------------------------------
+
+
+def _closed_detail(run: Run) -> str | None:
+    closed = [h for h in run.logged if h.kind == "closed"]
+    assert len(closed) == 1
+    return closed[0].detail
+
+
+@pytest.mark.parametrize(
+    ("close_at", "via", "policy", "reason"),
+    [
+        (20, "button", POLICY, CloseReason.AT_DIALOGUE_END),  # right after the last word
+        (10 + 1799, "reaction", POLICY, CloseReason.AT_DIALOGUE_END),
+        (10 + 1800, "button", POLICY, CloseReason.BY_OPERATOR),  # close_reminder passed
+        (4000, "command", POLICY, CloseReason.BY_OPERATOR),
+        (20, "sweep", POLICY, CloseReason.AT_SHIFT_END),  # through the sweep, even at once
+        (4000, "sweep", POLICY, CloseReason.AT_SHIFT_END),
+        # close_reminder off: the built-in 30 minutes tell a dialogue's end
+        (10 + 1799, "button", replace(POLICY, close_reminder=None),
+         CloseReason.AT_DIALOGUE_END),
+        (10 + 1800, "button", replace(POLICY, close_reminder=None), CloseReason.BY_OPERATOR),
+        (300, "button", replace(POLICY, close_reminder=120), CloseReason.BY_OPERATOR),
+    ],
+)
+def test_a_close_records_why(close_at: float, via: str, policy: Policy,
+                             reason: CloseReason) -> None:
+    run = Run(policy)
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(close_at, Close, "ana", via=via)
+    assert run.c.state is State.CLOSED
+    assert _closed_detail(run) == reason
+
+
+def test_the_dialogue_end_counts_from_the_last_message_of_either_side() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(1000, CustomerMessage, "alice", "thanks!")  # the customer had the last word
+    run.at(1000 + 1799, Close, "ana")
+    assert _closed_detail(run) == CloseReason.AT_DIALOGUE_END
+
+
+def test_auto_close_is_closed_by_customer_silence() -> None:
+    run = Run(replace(POLICY, auto_close=3600))
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.due()  # the reminder
+    run.due()  # the auto-close
+    assert run.c.state is State.CLOSED
+    assert _closed_detail(run) == CloseReason.BY_CUSTOMER_SILENCE
+
+
+def test_keep_open_is_remembered_until_the_next_turn() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    reminder = run.due()[0]
+    assert isinstance(reminder, CloseReminder)
+    run.at(2000, KeepOpen, "ana", notice_id=reminder.notice_id)
+    assert run.c.kept_open_at == T0 + 2000
+    run.at(2100, CustomerMessage, "alice", "one more thing")
+    assert run.c.kept_open_at is None
+    run.at(2200, OperatorMessage, "ana")
+    assert run.c.kept_open_at is None
+
+
+# --- the end of a shift -----------------------------------------------------------------------
+
+
+def test_the_end_of_the_shift_closes_a_finished_conversation_with_the_closing_message() -> None:
+    run = Run(replace(POLICY, closing_message="Thanks, we close this chat."))
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    actions = run.at(4000, ShiftEnd, "ana", close=True)
+    assert run.c.state is State.CLOSED and run.c.deadline is None
+    assert CloseNotice(REF, "Thanks, we close this chat.") in actions
+    assert [(h.kind, h.actor, h.detail) for h in run.logged] == [
+        ("closed", None, CloseReason.AT_SHIFT_END)]
+
+
+def test_the_end_of_the_shift_hands_a_conversation_over_without_telling_the_owner() -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(100, CustomerMessage, "alice", "and?")
+    actions = run.at(200, ShiftEnd, "ana")
+    assert run.c.state is State.QUEUED and run.c.owner is None
+    assert (run.c.deadline, run.c.deadline_timer) == (T0 + 320, Timer.ACCEPT)
+    assert kinds(actions) == [UpdateCard]  # no "back in the inbox" for each: the digest says it
+    assert [(h.kind, h.actor, h.value, h.detail) for h in run.logged] == [
+        ("returned", "ana", 100.0, "shift_end")]
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_the_end_of_the_shift_leaves_a_conversation_that_moved_on(close: bool) -> None:
+    run = Run()
+    run.at(0, CustomerMessage, "alice")
+    run.at(10, OperatorMessage, "ana")
+    run.at(20, HandOff, "ana", notice_id=CARD_BUTTON)
+    run.at(30, Claim, "ben")
+    before = run.c
+    assert run.at(40, ShiftEnd, "ana", close=close) == [] and run.c == before
+    run.at(50, Close, "ben")
+    assert run.at(60, ShiftEnd, "ben", close=close) == [] and run.c.state is State.CLOSED

@@ -365,3 +365,14 @@ def test_nothing_reaches_the_operators_while_closed_and_customers_are_told_once(
             assert (conv.deadline, conv.deadline_timer) == (due if due else (None, None))
         else:  # came due while closed: held to the opening
             assert (conv.deadline, conv.deadline_timer) == (next_open(WEEKDAYS, now), due[1])
+
+
+def test_a_dialogue_ends_in_working_time_over_a_weekend() -> None:
+    """The last word at 17:50 on Friday and a close at 09:15 on Monday are 25 working
+    minutes apart: within close_reminder (30 min), so closed at the dialogue's end."""
+    for when, reason in (("2026-12-07 09:15", "closed_at_dialogue_end"),
+                         ("2026-12-07 09:25", "closed_by_operator")):
+        run = Run()
+        answered(run, "2026-12-04 17:50")
+        decision = decide(run.conv, Close(REF, at(when), "ana"), POLICY, at(when))
+        assert [(h.kind, h.detail) for h in decision.history] == [("closed", reason)]

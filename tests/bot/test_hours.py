@@ -19,6 +19,7 @@ from chat_rescue.bot.hours import (
     add_working,
     is_open,
     next_open,
+    shift_bounds,
     shift_end,
     working_between,
 )
@@ -184,10 +185,27 @@ def test_opening_and_end_of_shift(schedule: Schedule, when: str, opens: str, end
     assert shift_end(schedule, at(when)) == at(ends)
 
 
+@pytest.mark.parametrize(
+    ("schedule", "when", "starts", "ends"),
+    [
+        (LUNCH, "2026-01-19 10:00+01:00", "2026-01-19 09:00+01:00", "2026-01-19 13:00+01:00"),
+        (LUNCH, "2026-01-19 13:30+01:00", "2026-01-19 14:00+01:00", "2026-01-19 18:00+01:00"),
+        (LUNCH, "2026-01-19 13:00+01:00", "2026-01-19 14:00+01:00", "2026-01-19 18:00+01:00"),
+        (LUNCH, "2026-01-23 18:00+01:00", "2026-01-26 09:00+01:00", "2026-01-26 13:00+01:00"),
+        (hours("mon-fri 09:00-13:00,13:00-18:00 UTC"), "2026-01-19 15:00Z", "2026-01-19 09:00Z",
+         "2026-01-19 18:00Z"),
+        (hours("daily 22:00-06:00 Europe/Berlin"), "2026-01-20 05:00+01:00",
+         "2026-01-19 22:00+01:00", "2026-01-20 06:00+01:00"),
+    ],
+)
+def test_the_bounds_of_a_shift(schedule: Schedule, when: str, starts: str, ends: str) -> None:
+    assert shift_bounds(schedule, at(when)) == (at(starts), at(ends))
+
+
 def test_always_open_never_closes_and_has_no_end_of_shift() -> None:
     now = at("2026-01-17 03:00Z")
     assert is_open(ALWAYS_OPEN, now) and next_open(ALWAYS_OPEN, now) == now
-    assert shift_end(ALWAYS_OPEN, now) is None
+    assert shift_end(ALWAYS_OPEN, now) is None and shift_bounds(ALWAYS_OPEN, now) is None
     assert working_between(ALWAYS_OPEN, now, now + 90) == 90
 
 

@@ -51,11 +51,16 @@ def test_rescue_variables_make_the_environments_policy(monkeypatch: pytest.Monke
     monkeypatch.setenv("RESCUE_ESCALATE_TO", "@oncall @bob")
     monkeypatch.setenv("RESCUE_ESCALATE_REPEATS", "5")
     monkeypatch.setenv("RESCUE_CLOSING_MESSAGE", "Bye for now!")
-    assert Settings().base_policy() == Policy(
+    monkeypatch.setenv("RESCUE_SWEEP", "5m")
+    monkeypatch.setenv("RESCUE_SWEEP_DEFAULT", "keep")
+    monkeypatch.setenv("RESCUE_SWEEP_DM", "true")
+    settings = Settings()
+    assert settings.base_policy() == Policy(
         accept=90.0, first_response=None, idle=120.0, escalate=5400.0, close_reminder=2700.0,
         auto_close=7200.0, escalate_to="@oncall @bob", escalate_repeats=5,
-        closing_message="Bye for now!",
+        closing_message="Bye for now!", sweep=300.0, sweep_default="keep",
     )
+    assert settings.rescue_sweep_dm is True
 
 
 def test_a_dot_env_file_in_the_working_directory_is_read(clean_env: Path) -> None:
@@ -84,7 +89,7 @@ def test_the_environment_wins_over_the_dot_env_file(
 
 @pytest.mark.parametrize("variable", ["RESCUE_ACCEPT", "RESCUE_FIRST_RESPONSE", "RESCUE_IDLE",
                                       "RESCUE_ESCALATE", "RESCUE_CLOSE_REMINDER",
-                                      "RESCUE_AUTO_CLOSE"])
+                                      "RESCUE_AUTO_CLOSE", "RESCUE_SWEEP"])
 @pytest.mark.parametrize("value", ["5x", "0s", "", "five minutes"])
 def test_an_invalid_duration_is_refused_naming_the_variable(
     variable: str, value: str, monkeypatch: pytest.MonkeyPatch
@@ -110,7 +115,8 @@ def test_rescue_idle_5x_says_what_is_wrong(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("PORT", "70000"), ("PORT", "http"), ("RESCUE_ESCALATE_REPEATS", "-1"),
-     ("RESCUE_PREVIEW_CHARS", "lots")],
+     ("RESCUE_PREVIEW_CHARS", "lots"), ("RESCUE_SWEEP_DEFAULT", "close"),
+     ("RESCUE_SWEEP_DM", "perhaps")],
 )
 def test_other_invalid_values_are_named(
     variable: str, value: str, monkeypatch: pytest.MonkeyPatch

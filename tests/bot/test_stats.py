@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from chat_rescue.bot.engine import decide
+from chat_rescue.bot.hours_text import from_environment
 from chat_rescue.bot.model import (
     Close,
+    CloseReason,
     ConversationRef,
     CustomerMessage,
     HistoryEvent,
@@ -122,12 +127,18 @@ def test_render_shows_every_figure() -> None:
         "  operators called in   1",
         "  returned to inbox     1",
         "First response          p50 20s, p90 2m40s",
+        "  in working time       p50 20s, p90 2m40s",
         "Reply time              p50 50s, p90 5m20s",
+        "  in working time       p50 50s, p90 5m20s",
         "Nudges                  1",
         "Returns to inbox        1",
         "Escalations             1",
         "Rescued                 2",
         "Closed                  4",
+        "  at shift end          0 (0% of closes)",
+        "  at dialogue end       0",
+        "  by operator later     0",
+        "  customer silence      4",  # recorded without a reason, by nobody: auto-closed
     ]
 
 
@@ -160,3 +171,50 @@ def test_a_rescue_belongs_to_its_own_exchange() -> None:
                           ev(1, "nudged", 400, 300), ev(1, "closed", 900)]
     reopened = [ev(1, "reopened", 5000), ev(1, "first_reply", 5030, 30)]
     assert summarize(nudged_then_closed + reopened).rescues == 0
+
+
+def closed(n: int, at: float, reason: CloseReason | None, actor: str | None = "ana"
+           ) -> HistoryEvent:
+    return HistoryEvent(ConversationRef("slack", "C1", f"t{n}"), "team-a", "closed", T0 + at,
+                        actor, None, reason)
+
+
+def test_the_share_closed_at_shift_end_counts_every_close_by_its_reason() -> None:
+    history = [
+        closed(1, 10, CloseReason.AT_SHIFT_END), closed(2, 20, CloseReason.AT_SHIFT_END),
+        closed(3, 30, CloseReason.AT_DIALOGUE_END), closed(4, 40, CloseReason.BY_OPERATOR),
+        closed(5, 50, None),  # recorded before reasons, closed by somebody: by the operator
+        closed(6, 60, None, actor=None),  # recorded before reasons, by nobody: auto-closed
+        closed(7, 70, CloseReason.BY_CUSTOMER_SILENCE, actor=None),
+        closed(1, 80, CloseReason.AT_SHIFT_END),  # reopened and closed again: two closes
+    ]
+    stats = summarize(history)
+    assert stats.closed == 8
+    assert stats.closed_by == {"closed_at_shift_end": 3, "closed_at_dialogue_end": 1,
+                               "closed_by_operator": 2, "closed_by_customer_silence": 2}
+    assert stats.shift_end_share == 3 / 8
+    table = render(stats)
+    assert "Closed                  8" in table
+    assert "  at shift end          3 (38% of closes)" in table
+    assert summarize([]).shift_end_share is None
+    assert "at shift end" not in render(summarize([]))
+
+
+def test_response_times_are_given_in_working_time_beside_wall_time() -> None:
+    weekdays = from_environment("mon-fri 09:00-18:00", "Europe/Berlin", "")
+    berlin = ZoneInfo("Europe/Berlin")
+    friday = datetime(2026, 12, 4, 17, 55, tzinfo=berlin).timestamp()
+    monday = datetime(2026, 12, 7, 9, 5, tzinfo=berlin).timestamp()
+    ref = ConversationRef("slack", "C1", "t1")
+    history = [
+        HistoryEvent(ref, "team-a", "first_reply", monday, "ana", monday - friday),
+        HistoryEvent(ref, "team-a", "reply", friday + 60, "ana", 30.0),  # all in working time
+    ]
+    stats = summarize(history, lambda event: weekdays)
+    assert stats.first_response == (monday - friday, monday - friday)  # 63 h 10 min
+    assert stats.first_response_working == (600.0, 600.0)  # 5 min on Friday, 5 on Monday
+    assert stats.reply_working == (30.0, 30.0)
+    table = render(stats)
+    assert "First response          p50 2d15h10m, p90 2d15h10m" in table
+    assert "  in working time       p50 10m, p90 10m" in table
+    assert summarize(history).first_response_working == stats.first_response  # always open

@@ -117,6 +117,16 @@ async def test_post_message_checks_channel_and_content(slack: AsyncWebClient) ->
     assert raised.value.response["error"] == "no_text"
 
 
+async def test_a_post_to_a_user_id_goes_to_their_direct_messages_with_the_app(
+    slack: AsyncWebClient, sandbox: SlackSandbox
+) -> None:
+    posted = await slack.chat_postMessage(channel="U0ANNA", text="your sweep card")
+    assert posted["channel"] == sandbox.dm_channel("U0ANNA") == "D0ANNA"
+    assert [m["text"] for m in sandbox.messages("D0ANNA")] == ["your sweep card"]
+    with pytest.raises(SlackApiError):
+        await slack.chat_postMessage(channel="U0NOBODY", text="x")
+
+
 async def test_thread_replies_stay_in_their_thread(
     slack: AsyncWebClient, sandbox: SlackSandbox
 ) -> None:

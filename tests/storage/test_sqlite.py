@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, Nudge, State, Timer
+from chat_rescue.bot.model import (
+    CloseReason,
+    Conversation,
+    ConversationRef,
+    HistoryEvent,
+    Nudge,
+    State,
+    Timer,
+)
 from chat_rescue.storage.base import Change, Outcome
 from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore, describe
 
@@ -83,12 +91,36 @@ def test_a_database_of_schema_6_opens_and_its_conversations_decode(db_path: Path
     old.close()
     store = open_store(db_path)
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 8
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 10
         assert store.load(REF.key) == replace(conversation(), version=4)  # rebased_at None
         told = replace(conversation(), version=4, away_told_until=T0 + 3600,
                        rebased_at=T0 + 60, timer_used=30.0, quiet_used=0.0)
         assert store.commit(Change(told, expected_version=4), T0) is Outcome.COMMITTED
         assert store.load(REF.key) == replace(told, version=5)
+    finally:
+        store.close()
+
+
+def test_history_of_schema_7_reads_without_a_detail_and_new_closes_keep_theirs(
+        db_path: Path) -> None:
+    old = sqlite3.connect(db_path)
+    for number, script in enumerate(MIGRATIONS[:7], start=1):
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.execute("INSERT INTO history (conversation, team, kind, at, actor, value) "
+                "VALUES (?, 'team-a', 'closed', ?, 'ana', NULL)", (REF.key, T0))
+    old.commit()
+    old.close()
+    store = open_store(db_path)
+    try:
+        closed = HistoryEvent(REF, "team-a", "closed", T0 + 1, "ana", None,
+                              CloseReason.AT_SHIFT_END)
+        kept = replace(conversation(), kept_open_at=T0 + 5)
+        assert store.commit(Change(kept, history=(closed,)), T0) is Outcome.COMMITTED
+        assert [h.detail for h in store.history("team-a", 0)] == [None, "closed_at_shift_end"]
+        assert store.load(REF.key) == kept
     finally:
         store.close()
 

@@ -32,6 +32,7 @@ from chat_rescue.bot.model import (
     Timer,
     UpdateCard,
 )
+from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
 from chat_rescue.storage.base import Change, Outcome, Store
 from chat_rescue.storage.sqlite import SQLiteStore
 
@@ -117,6 +118,7 @@ def every_field_set() -> Conversation:
         rebased_at=T0 + 200.0,
         timer_used=90.0,
         quiet_used=0.0,
+        kept_open_at=T0 + 60.0,
         version=0,
     )
 
@@ -608,3 +610,92 @@ def test_an_item_whose_worker_died_is_marked_as_maybe_sent_until_settled(store: 
     store.lease([again.id], "next-worker", T0 + 61, T0 + 1)
     store.settle(again.id, retry_at=T0 + 5, error="rate limited", failed=False)
     assert not store.heads("slack:", 10, T0 + 6)[0].was_leased  # refused: it did not go
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def planned(end: float, team: str = "team-a", shifts: tuple[str, ...] = ("",),
+            lead: float = 900.0) -> Sweep:
+    return Sweep(sweep_id(team, end), team, end, end - lead, end + 3600, shifts)
+
+
+def test_planned_sweeps_are_due_at_their_cards_and_count_as_deadlines(store: Store) -> None:
+    store.commit(Change(new(1, deadline=T0 + 5000)), T0)
+    store.plan_sweeps("team-a", [planned(T0 + 1000), planned(T0 + 2000, shifts=("", "late"))])
+    store.plan_sweeps("team-b", [planned(T0 + 1500, team="team-b")])
+    assert store.next_deadline() == T0 + 100
+    assert [s.id for s in store.due_sweeps(T0 + 700, 10)] == [
+        sweep_id("team-a", T0 + 1000), sweep_id("team-b", T0 + 1500)]
+    assert store.due_sweeps(T0 + 99, 10) == []
+    assert store.sweep(sweep_id("team-a", T0 + 2000)) == planned(T0 + 2000, shifts=("", "late"))
+    assert [s.ends_at for s in store.sweeps("team-a")] == [T0 + 1000, T0 + 2000]
+    assert store.sweep("team-a@0") is None
+
+
+def test_next_deadline_is_a_sweeps_when_no_conversation_has_one(store: Store) -> None:
+    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    assert store.next_deadline() == T0 + 100
+
+
+def test_planning_again_keeps_sweeps_under_way_and_forgets_other_planned_ones(
+        store: Store) -> None:
+    first, second = planned(T0 + 1000), planned(T0 + 2000)
+    store.plan_sweeps("team-a", [first, second])
+    assert store.advance_sweep(first, Phase.CARDED)
+    # The hours changed: a later end, and the first one's cards (already out) stay.
+    moved = replace(second, sweep_at=T0 + 1900, shifts=("", "late"))
+    store.plan_sweeps("team-a", [replace(first, sweep_at=T0), moved, planned(T0 + 3000)])
+    stored = {s.id: s for s in store.sweeps("team-a")}
+    assert stored[first.id].phase is Phase.CARDED and stored[first.id].sweep_at == T0 + 100
+    assert stored[second.id].sweep_at == T0 + 1900 and stored[second.id].shifts == ("", "late")
+    store.plan_sweeps("team-a", [])  # sweep off: the planned ones go, the one under way stays
+    assert [s.id for s in store.sweeps("team-a")] == [first.id]
+
+
+def test_a_sweep_moves_on_once_from_the_version_it_was_read_at(store: Store) -> None:
+    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    read = store.due_sweeps(T0 + 100, 1)[0]
+    assert store.advance_sweep(read, Phase.CARDED)
+    assert not store.advance_sweep(read, Phase.CARDED)  # another process read it too
+    carded = store.sweep(read.id)
+    assert carded is not None and carded.phase is Phase.CARDED
+    assert store.due_sweeps(T0 + 999, 5) == [] and store.next_deadline() == T0 + 1000
+    assert store.advance_sweep(replace(carded, opens_at=T0 + 7000), Phase.HANDED)
+    handed = store.sweep(read.id)
+    assert handed is not None and handed.opens_at == T0 + 7000
+    assert [s.id for s in store.due_sweeps(T0 + 7000, 5)] == [read.id]
+    assert store.advance_sweep(handed, Phase.DONE)
+    assert store.due_sweeps(T0 + 1e9, 5) == [] and store.next_deadline() is None
+
+
+def test_a_failed_step_of_a_sweep_is_postponed(store: Store) -> None:
+    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    store.postpone_sweep(sweep_id("team-a", T0 + 1000), T0 + 130)
+    assert store.due_sweeps(T0 + 129, 5) == [] and len(store.due_sweeps(T0 + 130, 5)) == 1
+
+
+def test_sweep_cards_and_items_are_kept_per_sweep(store: Store) -> None:
+    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    sweep = sweep_id("team-a", T0 + 1000)
+    card = store.add_sweep_card(sweep, "U0ANNA")
+    assert store.add_sweep_card(sweep, "U0ANNA") == card  # one card per operator
+    other = store.add_sweep_card(sweep, "U0BOB")
+    assert other != card and store.sweep_card(other) == (sweep, "U0BOB")
+    assert store.sweep_card(other + 100) is None
+    items = [SweepItem(sweep, ref(1).key, "U0ANNA", card, Group.FINISHED),
+             SweepItem(sweep, ref(2).key, None, None, Group.UNOWNED)]
+    store.put_sweep_items(items)
+    decided = replace(items[0], choice=Choice.KEEP, fate=Fate.KEEP)
+    store.put_sweep_items([decided])
+    assert store.sweep_items(sweep) == [items[1], decided] or \
+        store.sweep_items(sweep) == [decided, items[1]]
+    assert store.sweep_items("team-a@1") == []
+
+
+def test_teams_are_those_with_conversations(store: Store) -> None:
+    assert store.teams() == []
+    store.commit(Change(new(1, team="team-a")), T0)
+    store.commit(Change(new(2, team="team-b")), T0)
+    store.commit(Change(new(3, team="team-a")), T0)
+    assert sorted(store.teams()) == ["team-a", "team-b"]

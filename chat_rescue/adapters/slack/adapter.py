@@ -24,7 +24,7 @@ from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
 from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
 from chat_rescue.adapters.slack.errors import api_error
-from chat_rescue.adapters.slack.mentions import escape, user
+from chat_rescue.adapters.slack.mentions import escape, marked, person, unmark, user
 from chat_rescue.adapters.slack.pacing import (
     EPHEMERAL_PACE,
     POST_PACE,
@@ -39,6 +39,7 @@ from chat_rescue.adapters.slack.translate import (
     Inbound,
     Membership,
     Skipped,
+    SweepPressed,
     Workspace,
     translate_action,
     translate_event,
@@ -55,12 +56,14 @@ from chat_rescue.bot.model import (
     Digest,
     InboundEvent,
     Refused,
+    SweepCard,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
+from chat_rescue.bot.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,9 @@ class SlackAdapter:
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
         self.admins = Admins(self.client, settings.admins)
-        self.delivery = SlackDelivery(self.client, settings.slack_team_channel)
+        self.delivery = SlackDelivery(self.client, settings.slack_team_channel,
+                                      sweep_dm=settings.rescue_sweep_dm)
+        self.sweeper: Sweeper | None = None  # bound by the runtime
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._token = token
 
@@ -261,6 +266,10 @@ class SlackAdapter:
         """Reach Slack once: the token, the team channel, the intake channels."""
         return await problems(self.settings, self.client)
 
+    def bind_sweeper(self, sweeper: Sweeper) -> None:
+        """The sweeper whose cards' buttons this adapter passes on."""
+        self.sweeper = sweeper
+
     # --- outbound (outbox.Platform)
 
     async def deliver(self, action: Action) -> Posted | None:
@@ -274,6 +283,8 @@ class SlackAdapter:
             return f"update:{team}"
         if isinstance(action, Refused):
             return f"ephemeral:{team}"
+        if isinstance(action, SweepCard):
+            return self.delivery.sweep_card_channel(action)
         if isinstance(action, TO_CUSTOMER):
             return action.ref.channel
         return team
@@ -331,6 +342,9 @@ class SlackAdapter:
         found = translate_action(body, self.workspace, self.clock.now())
         if found is None:
             return
+        if isinstance(found, SweepPressed):
+            await self._sweep_press(found, body, respond)
+            return
         event = await self._with_admin(found.event)
         decision = await self.service.submit(event, inbound_id=found.inbound_id)
         if decision is None or not body.get("response_url"):
@@ -339,6 +353,30 @@ class SlackAdapter:
         task = asyncio.create_task(self._answer_click(decision, body, respond))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _sweep_press(self, found: SweepPressed, body: dict[str, Any],
+                           respond: AsyncRespond) -> None:
+        """A press on a sweep card: by its operator, or an admin (asked of Slack only for
+        somebody else); the presser alone is told what it did, and the row shows it."""
+        if self.sweeper is None:
+            return
+        operator = self.sweeper.card_operator(found.card)
+        admin = operator is not None and found.who != operator \
+            and await self.admins.is_admin(found.who)
+        answer = self.sweeper.press(found.card, found.verb, found.key, found.who, admin=admin,
+                                    inbound_id=found.inbound_id)
+        if answer is None or not body.get("response_url"):
+            return  # a retry of a click already handled
+        text = answer.text if answer.whose is None else texts.not_your_card(user(answer.whose))
+        message = body.get("message") or {}
+        shown = blocks.pressed(message.get("blocks") or [], body) if answer.changed else None
+        try:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            if shown is not None:
+                await respond(text=str(message.get("text", "")), blocks=shown,
+                              replace_original=True)
+        except (aiohttp.ClientError, TimeoutError) as failed:
+            log.info("could not answer the click: %s", failed)
 
     async def _with_admin(self, event: InboundEvent) -> InboundEvent:
         """The event with `admin` set when the decision depends on it (a press by somebody
@@ -389,8 +427,10 @@ class SlackAdapter:
             elsewhere=channel not in self.workspace.intake
             and channel != self.workspace.team_channel,
             is_operator=user in self.workspace.operators,
+            person=person,  # `/rescue shift late 14:00-22:00 @ben`: Slack sends <@U…|ben>
+            name=marked,
         )
-        return escape(commands.run(text, ctx, self.service))
+        return unmark(escape(commands.run(text, ctx, self.service)))
 
 
 def _secret(value: Any) -> str:

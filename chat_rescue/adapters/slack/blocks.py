@@ -27,9 +27,12 @@ from chat_rescue.bot.model import (
     CloseReminder,
     Conversation,
     Escalate,
+    HandoverDigest,
     Nudge,
     ReturnToInbox,
     State,
+    SweepCard,
+    SweepLine,
 )
 
 Block = dict[str, Any]
@@ -38,6 +41,15 @@ CLAIM, SNOOZE, CLOSE, HAND_OFF, KEEP_OPEN, REPLY_NOW = (
     "claim", "snooze", "close", "hand_off", "keep_open", "reply_now",
 )
 CARD_ACTIONS = "card_actions"
+# A sweep card's buttons: their value is the card's id, then `|` and the conversation key.
+SWEEP_CLOSE_ALL, SWEEP_HAND_REST = "sweep_close_all", "sweep_hand_rest"
+SWEEP_CLOSE, SWEEP_KEEP, SWEEP_HAND_OFF = "sweep_close", "sweep_keep", "sweep_hand_off"
+SWEEP_VERBS = {SWEEP_CLOSE_ALL: "close_all", SWEEP_HAND_REST: "hand_rest",
+               SWEEP_CLOSE: "close", SWEEP_KEEP: "keep", SWEEP_HAND_OFF: "hand_off"}
+MAX_BLOCKS = 50  # Slack's limit per message
+SWEEP_LINES = 20  # conversations per sweep-card message: two blocks each, and the headings
+HANDOVER_LINES = 45  # conversations per handover-digest message: one block each
+LINE_PREVIEW = 150  # characters of a preview on a sweep card's or digest's line
 NOTICE_MARK = "|"  # between the conversation key and the notice id in a button's value
 _ACTOR = re.compile(r"(?<=\bby )([UW][A-Z0-9]{2,})\b")
 
@@ -183,6 +195,86 @@ def digest(notices: tuple[Action, ...]) -> Message:
         elif isinstance(notice, CloseReminder):
             blocks.append(actions(f"{where}_actions", *_reminder_buttons(notice)))
     return Message("\n".join([title, *("• " + line for line in lines)]), blocks)
+
+
+def sweep_card(action: SweepCard) -> list[Message]:
+    """An operator's sweep card: their conversations by group with Close / Keep / Hand off
+    each, Close all finished and Hand the rest at the top; in as many messages as Slack's
+    50 blocks need (the one-tap buttons on the first)."""
+    title = texts.sweep_title(action, user(action.operator))
+    counts = texts.sweep_counts(action)
+    footer = " ".join(filter(None, [texts.sweep_rule(action), texts.sweep_unowned(action)]))
+    parts = [action.lines[i:i + SWEEP_LINES]
+             for i in range(0, len(action.lines), SWEEP_LINES)] or [()]
+    messages = []
+    number = 0
+    for index, lines in enumerate(parts):
+        head = title if index == 0 else f"{title} (continued, {index + 1} of {len(parts)})"
+        blocks = [section(f"*{head}*")]
+        if index == 0:
+            blocks.append(_context(counts))
+            finished = sum(line.group == "finished" for line in action.lines)
+            if finished:
+                blocks.append(actions(SWEEP_CLOSE_ALL, button(
+                    texts.close_all_label(action), SWEEP_CLOSE_ALL, str(action.card),
+                    style="primary")))
+            if len(action.lines) > finished:
+                blocks.append(actions(SWEEP_HAND_REST, button(
+                    texts.HAND_REST, SWEEP_HAND_REST, str(action.card))))
+        group = None
+        for line in lines:
+            if line.group != group:
+                group = line.group
+                blocks.append(section(f"*{texts.GROUP_TITLES.get(group, group)}*"))
+            where = f"sweep_{number}"
+            number += 1
+            blocks.append(section("• " + _sweep_line(line, action.drawn_at), block_id=where))
+            value = f"{action.card}{NOTICE_MARK}{line.key}"
+            blocks.append(actions(f"{where}_actions", button("Close", SWEEP_CLOSE, value),
+                                  button("Keep", SWEEP_KEEP, value),
+                                  button("Hand off", SWEEP_HAND_OFF, value)))
+        if index == len(parts) - 1 and footer:
+            blocks.append(_context(footer))
+        text = f"{head} {counts}" if index == 0 else head
+        messages.append(Message(text, blocks[:MAX_BLOCKS]))
+    return messages
+
+
+def _sweep_line(line: SweepLine, drawn_at: float) -> str:
+    preview = shown_preview(line.preview[:LINE_PREVIEW]) if line.preview else ""
+    return texts.sweep_line(line, drawn_at, user(line.customer), preview)
+
+
+def parse_sweep_value(value: str) -> tuple[int, str] | None:
+    """(card id, conversation key or "") from a sweep button's value; None if not one."""
+    card, _, key = value.partition(NOTICE_MARK)
+    return (int(card), key) if card.isdigit() else None
+
+
+def handover(action: HandoverDigest) -> list[Message]:
+    """What the last shift handed over, oldest waiting first, each with Claim; split at
+    Slack's 50 blocks."""
+    title = texts.handover_title(action)
+    parts = [action.lines[i:i + HANDOVER_LINES]
+             for i in range(0, len(action.lines), HANDOVER_LINES)]
+    messages = []
+    for index, lines in enumerate(parts):
+        head = title if index == 0 else f"{title} (continued, {index + 1} of {len(parts)})"
+        blocks = [section(f"*{head}*")]
+        rows = []
+        for number, line in enumerate(lines):
+            preview = shown_preview(line.preview[:LINE_PREVIEW]) if line.preview else ""
+            owner = user(line.previous_owner) if line.previous_owner else ""
+            row = texts.handover_line(line, action.drawn_at, user(line.customer), preview, owner)
+            rows.append("• " + row)
+            blocks.append(section("• " + row, button("Claim", CLAIM, line.key),
+                                  f"handover_{index}_{number}"))
+        messages.append(Message("\n".join([head, *rows]), blocks))
+    return messages
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def pressed(message_blocks: list[Block], click: Mapping[str, Any]) -> list[Block] | None:

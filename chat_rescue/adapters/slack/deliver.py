@@ -7,6 +7,7 @@ network) is raised as is so the outbox backs off and tries again.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,11 +28,13 @@ from chat_rescue.bot.model import (
     ConversationRef,
     Digest,
     Escalate,
+    HandoverDigest,
     Nudge,
     OffHoursNotice,
     PostCard,
     Refused,
     ReturnToInbox,
+    SweepCard,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Posted
@@ -46,9 +49,11 @@ class SlackDelivery:
     """Delivers actions through the Web API. A card posted anew (for an UpdateCard whose
     card is gone) is returned as Posted: the outbox records it, as for a PostCard."""
 
-    def __init__(self, client: AsyncWebClient, team_channel: str) -> None:
+    def __init__(self, client: AsyncWebClient, team_channel: str, *,
+                 sweep_dm: bool = False) -> None:
         self.client = client
         self.team_channel = team_channel
+        self.sweep_dm = sweep_dm  # sweep cards in each operator's DM with the app
         # Steps of multi-message actions already sent, so a retry does not repeat them.
         self._sent: set[tuple[str, ...]] = set()
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
@@ -62,6 +67,8 @@ class SlackDelivery:
             OffHoursNotice: self._off_hours_notice,
             Refused: self._refused,
             Digest: self._digest,
+            SweepCard: self._sweep_card,
+            HandoverDigest: self._handover,
         }
 
     async def deliver(self, action: Action) -> Posted | None:
@@ -131,6 +138,25 @@ class SlackDelivery:
     async def _digest(self, action: Digest) -> None:
         await self._post(blocks.digest(action.notices))
 
+    async def _sweep_card(self, action: SweepCard) -> None:
+        channel = self.sweep_card_channel(action)
+        for number, message in enumerate(blocks.sweep_card(action)):
+            # A retry after a failure half-way does not post the parts that went out.
+            await self._once(("sweep", str(action.card), str(number)),
+                             functools.partial(self._post, message, channel=channel))
+        self._forget(("sweep", str(action.card)))
+
+    def sweep_card_channel(self, action: SweepCard) -> str:
+        """Where an operator's sweep card goes: the team channel (mentioning them), or
+        their direct messages with the app (a user id as the channel opens them)."""
+        return action.operator if self.sweep_dm else self.team_channel
+
+    async def _handover(self, action: HandoverDigest) -> None:
+        for number, message in enumerate(blocks.handover(action)):
+            await self._once(("handover", action.sweep, str(number)),
+                             functools.partial(self._post, message))
+        self._forget(("handover", action.sweep))
+
     # --- helpers
 
     async def _to_customer(self, ref: ConversationRef, text: str) -> None:
@@ -142,9 +168,10 @@ class SlackDelivery:
         ts = await self._post(blocks.card(conv))
         return Posted(card=ts, aliases=(card_alias(ts),))
 
-    async def _post(self, message: blocks.Message, thread: str | None = None) -> str:
+    async def _post(self, message: blocks.Message, thread: str | None = None, *,
+                    channel: str | None = None) -> str:
         response = await self.client.chat_postMessage(
-            channel=self.team_channel, thread_ts=thread or None, text=message.text,
+            channel=channel or self.team_channel, thread_ts=thread or None, text=message.text,
             blocks=message.blocks, unfurl_links=False, unfurl_media=False)
         return str(response["ts"])
 
@@ -158,6 +185,9 @@ class SlackDelivery:
             return
         await send()
         self._sent.add(step)
+
+    def _forget(self, prefix: tuple[str, ...]) -> None:
+        self._sent = {step for step in self._sent if step[:len(prefix)] != prefix}
 
     async def _permalink(self, ref: ConversationRef) -> str | None:
         """A link to the customer's thread for *Reply now*; None if Slack will not say."""

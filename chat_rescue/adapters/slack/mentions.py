@@ -11,11 +11,32 @@ _ESCAPED_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _ESCAPED_GROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
 _SPECIAL = {"here": "<!here>", "channel": "<!channel>", "everyone": "<!everyone>"}
 _ESCAPED_SPECIAL = re.compile(r"^<!(here|channel|everyone)(?:\|[^>]*)?>$")
+_MARKED = re.compile("\x00([UW][A-Z0-9]{2,})\x00")
 
 
 def user(user_id: str) -> str:
     """A mention of one user (notifies them if they are in the channel)."""
     return f"<@{user_id}>"
+
+
+def person(written: str) -> str | None:
+    """The user id a command names: `<@U…|name>` (as Slack sends mentions in a command
+    with escaping on), `<@U…>`, `@U…` or `U…`; None for a plain name."""
+    found = _ESCAPED_USER.match(written) or _USER.match(written)
+    return found[1] if found else None
+
+
+MENTION_MARK = "\x00"  # around a user id in text that is escaped before it is shown
+
+
+def marked(user_id: str) -> str:
+    """A user id to become a mention after the text is escaped (`unmark`)."""
+    return f"{MENTION_MARK}{user_id}{MENTION_MARK}"
+
+
+def unmark(escaped: str) -> str:
+    """Escaped text with its `marked` user ids as mentions."""
+    return _MARKED.sub(lambda found: user(found[1]), escaped)
 
 
 def channel(channel_id: str) -> str:

@@ -178,25 +178,46 @@ _EVENTS = {
 }
 
 
-def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | None:
+@dataclass(frozen=True, slots=True)
+class SweepPressed:
+    """A press on a sweep card: the card (its id in the store), what was pressed
+    (`sweeper.VERBS`), for which conversation ("" for the card's one-tap buttons)."""
+
+    card: int
+    verb: str
+    key: str
+    who: str
+    inbound_id: str
+
+
+def translate_action(body: Payload, ws: Workspace, now: float) -> Inbound | SweepPressed | None:
     """A `block_actions` click on one of our buttons as a model event, if it is one.
 
     The event carries what the engine decides by: the nudge or reminder the button came
     with, and whether the presser is one of the operators (whether they are an admin is
-    asked of Slack only when it matters, in the adapter)."""
+    asked of Slack only when it matters, in the adapter). A sweep card's buttons are for
+    the sweeper."""
     actions, user = body.get("actions"), body.get("user")
     if body.get("type") != "block_actions" or not isinstance(actions, list) or not actions:
         return None
     action = actions[0]
     if not isinstance(action, dict) or not isinstance(user, dict):
         return None
-    make = _BUTTONS.get(str(action.get("action_id")))
+    action_id = str(action.get("action_id"))
     who = _word(user.get("id")) or ""
+    click = action.get("action_ts") or body.get("trigger_id") or ""
+    if action_id in blocks.SWEEP_VERBS:
+        sweep = blocks.parse_sweep_value(str(action.get("value") or ""))
+        if sweep is None or not who:
+            return None
+        card, key = sweep
+        return SweepPressed(card, blocks.SWEEP_VERBS[action_id], key, who,
+                            f"{PLATFORM}:action:{click}")
+    make = _BUTTONS.get(action_id)
     key, notice_id = blocks.parse_value(str(action.get("value") or ""))
     ref = _button_ref(key)
     if make is None or ref is None or not who:
         return None
-    click = action.get("action_ts") or body.get("trigger_id") or ""
     press = make(Pressed(ref, now, who, notice_id, who in ws.operators))
     return Inbound(press, f"{PLATFORM}:action:{click}")
 

@@ -23,15 +23,18 @@ from chat_rescue.bot.model import (
     TO_CUSTOMER,
     Action,
     Digest,
+    HandoverDigest,
     PostCard,
     Relay,
     ReturnToInbox,
+    SweepCard,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Outbox, Posted, RetryLater
 from chat_rescue.bot.pacing import Pacer
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
+from chat_rescue.bot.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 # one's scope, and the team's original id under the new one's (if the configuration
 # changes to the new id, the team stays the same).
 MOVED_TO, MOVED_FROM = "moved_to", "moved_from"
+SPLIT_ROOM = 5  # messages of a split sweep card or handover digest waited for at once
 
 
 
@@ -190,6 +194,10 @@ class TelegramAdapter:
         the bot gets its rights in the support group back."""
         self.inbound.on_rights_back = outbox.retry_now
 
+    def bind_sweeper(self, sweeper: Sweeper) -> None:
+        """The sweeper whose cards' buttons this adapter passes on."""
+        self.inbound.sweeper = sweeper
+
     async def deliver(self, action: Action) -> Posted | None:
         if self._connecting is not None and not self._started:  # down since the start
             if self._refused:  # kept for after a restart with a configuration that works
@@ -229,6 +237,13 @@ class TelegramAdapter:
             return 1 + extra
         if isinstance(action, Digest):  # split at Telegram's length limit
             return len(render.digests(action.notices, self.memory))
+        # Split at the length limit and keyboard size. Waited for as room for at most a few
+        # at once: a card of hundreds would never find room for all in the group's window of
+        # 19 (its parts go one by one then; a 429 halfway does not send the sent ones again).
+        if isinstance(action, SweepCard):
+            return min(SPLIT_ROOM, len(render.sweep_cards(action, self.memory)))
+        if isinstance(action, HandoverDigest):
+            return min(SPLIT_ROOM, len(render.handovers(action, self.memory)))
         return 2 if isinstance(action, ReturnToInbox) else 1  # told in the topic and General
 
     def _noted(self, chat: str | int, message: bool) -> None:

@@ -8,6 +8,7 @@ action that already succeeded are not repeated when the action is retried.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import warnings
@@ -35,6 +36,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     Digest,
     Escalate,
+    HandoverDigest,
     Nudge,
     OffHoursNotice,
     PostCard,
@@ -42,6 +44,7 @@ from chat_rescue.bot.model import (
     Relay,
     ReturnToInbox,
     State,
+    SweepCard,
     UpdateCard,
 )
 from chat_rescue.bot.outbox import Lacking, Posted, RetryLater, Undeliverable
@@ -103,6 +106,8 @@ class Deliverer:
             OffHoursNotice: self._to_customer,
             Refused: self._refused,
             Digest: self._digest,
+            SweepCard: self._sweep_card,
+            HandoverDigest: self._handover,
         }
 
     async def deliver(self, action: Action) -> Posted | None:
@@ -322,6 +327,22 @@ class Deliverer:
             await self._send(text, markup=keyboards.digest(_choices(notices)))
             for notice in notices:
                 self._note(("digest", notice))
+
+    async def _sweep_card(self, action: SweepCard) -> None:
+        """The operator's sweep card in General, mentioning them; as many messages as the
+        length limit and keyboard size need (a retry does not send the parts that went)."""
+        for index, (text, part) in enumerate(render.sweep_cards(action, self.memory)):
+            markup = keyboards.sweep_card(action, part, index == 0, render.sweep_names(part))
+            await self._once((action, "part", index),
+                             functools.partial(self._send, text, markup=markup))
+
+    async def _handover(self, action: HandoverDigest) -> None:
+        """What the last shift handed over, in General, each with Claim."""
+        for index, (text, lines) in enumerate(render.handovers(action, self.memory)):
+            markup = keyboards.digest(("claim", line.key, line.customer or "customer", "")
+                                      for line in lines)
+            await self._once((action, "part", index),
+                             functools.partial(self._send, text, markup=markup))
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from chat_rescue.adapters.telegram import render
 from chat_rescue.adapters.telegram import translate as tr
 from chat_rescue.adapters.telegram.health import lost_rights, mark_blocked
 from chat_rescue.adapters.telegram.memory import Memory
-from chat_rescue.bot import commands
+from chat_rescue.bot import commands, texts
 from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
@@ -32,6 +32,7 @@ from chat_rescue.bot.model import (
     State,
 )
 from chat_rescue.bot.service import Service
+from chat_rescue.bot.sweeper import Sweeper
 from chat_rescue.storage.base import Change, Outcome
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Inbound:
         self.admin_problem: str | None = None
         self.on_rights_back: Callable[[], None] = lambda: None
         self.on_moved: Callable[[int], None] = lambda chat_id: None
+        self.sweeper: Sweeper | None = None  # bound by the runtime: sweep cards' buttons
         self._monotonic = monotonic
         self._admins: dict[str, tuple[bool, float]] = {}  # presser -> (admin?, when asked)
         self._follow_ups: set[asyncio.Task[None]] = set()
@@ -92,6 +94,8 @@ class Inbound:
             self._edited(intent.relay, inbound_id, update.update_id)
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
+        elif isinstance(intent, tr.SweepAct):
+            await self._sweep(intent, inbound_id)
         elif isinstance(intent, tr.Moved):
             self.on_moved(intent.chat_id)
         elif isinstance(intent, tr.Ignored):
@@ -180,6 +184,23 @@ class Inbound:
             self._later(self._answer(intent.query_id, "Nothing to do: it has moved on."),
                         "answers")
 
+    async def _sweep(self, intent: tr.SweepAct, inbound_id: str) -> None:
+        """A press on a sweep card: by its operator or an admin (asked of Telegram only for
+        somebody else); answered on the press, as an alert when it changed nothing."""
+        if self.sweeper is None:
+            self._later(self._answer(intent.query_id), "answers")
+            return
+        operator = self.sweeper.card_operator(intent.card)
+        admin = operator is not None and intent.who != operator \
+            and await self._press_by_admin(intent.who)
+        answer = self.sweeper.press(intent.card, intent.verb, intent.key, intent.who,
+                                    admin=admin, inbound_id=inbound_id)
+        if answer is None:  # the update came again
+            return
+        text = answer.text if answer.whose is None \
+            else texts.not_your_card(self.memory.name(answer.whose))
+        self._later(self._answer(intent.query_id, text, alert=answer.refused), "answers")
+
     async def _answer(self, query_id: str, text: str = "", alert: bool = False) -> None:
         # An old or already answered query must not fail the update.
         with contextlib.suppress(TelegramError):
@@ -209,6 +230,8 @@ class Inbound:
             is_admin=commands.changes_settings(command.args)
             and await self._is_admin(command.user),
             intake=False,
+            person=self.memory.person,  # `/rescue shift late 14:00-22:00 @ben`
+            name=self.memory.name,
         )
         with self.service.store.batch():
             if not self._first_time(inbound_id):

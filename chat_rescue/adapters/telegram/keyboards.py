@@ -1,6 +1,7 @@
 """Inline keyboards and their callback data, at most 64 bytes:
 `<verb>:<conversation key>`, then `|<notice id>` on the buttons of a nudge or a reminder
-(and `|card` on the card's Hand off) so a press is known to come from it.
+(and `|card` on the card's Hand off) so a press is known to come from it. A sweep card's
+buttons carry `sw<verb>:<card id>`, then `|<conversation key>` on a conversation's row.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from collections.abc import Iterable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chat_rescue.bot.model import CARD_BUTTON, Conversation, State
+from chat_rescue.bot import texts
+from chat_rescue.bot.model import CARD_BUTTON, Conversation, State, SweepCard, SweepLine
 
 VERBS = ("claim", "close", "snooze", "handoff", "keep")
 MAX_DATA = 64  # Telegram's limit for callback_data, in bytes
@@ -91,4 +93,54 @@ def digest(choices: Iterable[tuple[str, str, str, str]]) -> InlineKeyboardMarkup
         row = [_button(f"{first_label} {customer}"[:60], first_verb, key, notice_id)]
         row += [_button(label, verb, key, notice_id) for label, verb in verbs[1:]]
         rows.append(row)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+SWEEP_VERBS = {"swa": "close_all", "swr": "hand_rest", "swc": "close", "swk": "keep",
+               "swh": "hand_off"}
+_SWEEP_CODES = {verb: code for code, verb in SWEEP_VERBS.items()}
+MAX_LABEL = 40
+
+
+def sweep_data(verb: str, card: int, key: str = "") -> str:
+    """The data a sweep card's button carries."""
+    data = f"{_SWEEP_CODES[verb]}:{card}" + (f"{NOTICE_MARK}{key}" if key else "")
+    if len(data.encode()) > MAX_DATA:
+        raise ValueError(f"callback data longer than {MAX_DATA} bytes: {data!r}")
+    return data
+
+
+def parse_sweep(data: str | None) -> tuple[int, str, str] | None:
+    """(card id, verb, conversation key or "") from a sweep button's data, or None."""
+    code, _, rest = (data or "").partition(":")
+    card, _, key = rest.partition(NOTICE_MARK)
+    if code not in SWEEP_VERBS or not card.isdigit():
+        return None
+    if key and (key.count(":") < 2 or not key.startswith("telegram:")):
+        return None
+    return int(card), SWEEP_VERBS[code], key
+
+
+def sweep_card(action: SweepCard, lines: list[tuple[int, SweepLine]], first: bool,
+               names: list[str]) -> InlineKeyboardMarkup | None:
+    """The buttons of one message of a sweep card: the one-tap ones on the first, then a
+    row per conversation (numbered as in the text): Close, Keep, Hand off."""
+    rows: list[list[InlineKeyboardButton]] = []
+    if first:
+        finished = sum(line.group == "finished" for line in action.lines)
+        if finished:
+            rows.append([InlineKeyboardButton(texts.close_all_label(action),
+                                              callback_data=sweep_data("close_all", action.card))])
+        if len(action.lines) > finished:
+            rows.append([InlineKeyboardButton(texts.HAND_REST,
+                                              callback_data=sweep_data("hand_rest", action.card))])
+    for (number, line), name in zip(lines, names, strict=True):
+        rows.append([
+            InlineKeyboardButton(f"Close {number}. {name}"[:MAX_LABEL],
+                                 callback_data=sweep_data("close", action.card, line.key)),
+            InlineKeyboardButton(f"Keep {number}",
+                                 callback_data=sweep_data("keep", action.card, line.key)),
+            InlineKeyboardButton(f"Hand off {number}",
+                                 callback_data=sweep_data("hand_off", action.card, line.key)),
+        ])
     return InlineKeyboardMarkup(rows) if rows else None

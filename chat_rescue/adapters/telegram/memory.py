@@ -19,6 +19,7 @@ class Memory:
     """Operator display names and per-conversation marks, shared by inbound and delivery."""
 
     names: dict[str, str] = field(default_factory=dict)
+    usernames: dict[str, str] = field(default_factory=dict)  # lower-case @username -> user id
     # conversation keys whose customer blocked the bot (until they write again).
     blocked: set[str] = field(default_factory=set)
     # topic id -> the name we last gave it, and whether we last closed it.
@@ -34,6 +35,17 @@ class Memory:
         if len(self.names) >= MAX_NAMES and str(user.id) not in self.names:
             self.names.pop(next(iter(self.names)))
         self.names[str(user.id)] = user.full_name
+        if user.username:
+            if len(self.usernames) >= MAX_NAMES and user.username.lower() not in self.usernames:
+                self.usernames.pop(next(iter(self.usernames)))
+            self.usernames[user.username.lower()] = str(user.id)
+
+    def person(self, written: str) -> str | None:
+        """The user id a command names: `@username` of somebody seen, or a numeric id."""
+        word = written.removeprefix("@")
+        if word.isdigit():
+            return word
+        return self.usernames.get(word.lower())
 
     def shown_on_card(self, card: int, shown: str) -> None:
         """Note what a card now shows (the oldest notes go first, as for names)."""

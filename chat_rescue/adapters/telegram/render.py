@@ -19,10 +19,14 @@ from chat_rescue.bot.model import (
     CloseReminder,
     Conversation,
     Escalate,
+    HandoverDigest,
+    HandoverLine,
     Nudge,
     Refused,
     ReturnToInbox,
     State,
+    SweepCard,
+    SweepLine,
 )
 
 MAX_TOPIC_NAME = 128
@@ -202,3 +206,82 @@ def _digest_text(lines: list[tuple[str, Action]], calls: str | None) -> str:
     title = texts.digest_title(len(lines))
     head = f"{calls}: {title}" if calls else title
     return "\n".join([head, *(line for line, _ in lines)])
+
+
+
+SWEEP_LINES = 25  # conversations per sweep-card message: 3 buttons each, within 100
+HANDOVER_LINES = 50  # conversations per handover message: one Claim button each
+LINE_PREVIEW = 150  # characters of a preview on a sweep card's or handover's line
+
+
+def sweep_cards(action: SweepCard, memory: Memory, limit: int = MESSAGE_LIMIT
+                ) -> list[tuple[str, list[tuple[int, SweepLine]]]]:
+    """An operator's sweep card as General-topic messages within Telegram's length limit
+    and keyboard size: (text, the numbered conversations it lists) per message."""
+    title = texts.sweep_title(action, mention(action.operator, memory))
+    counts = html.escape(texts.sweep_counts(action))
+    footer = " ".join(filter(None, [texts.sweep_rule(action), texts.sweep_unowned(action)]))
+    numbered = list(enumerate(action.lines, start=1))
+    parts: list[list[tuple[int, SweepLine]]] = [[]]
+    for item in numbered:
+        trial = parts[-1] + [item]
+        too_long = len(_sweep_text(action, memory, title, counts, footer, trial, not parts[:-1],
+                                   True)) > limit
+        if parts[-1] and (len(trial) > SWEEP_LINES or too_long):
+            parts.append([item])
+        else:
+            parts[-1] = trial
+    last = len(parts) - 1
+    return [(_sweep_text(action, memory, title, counts, footer, part, index == 0,
+                         index == last)[:limit], part) for index, part in enumerate(parts)]
+
+
+def _sweep_text(action: SweepCard, memory: Memory, title: str, counts: str, footer: str,
+                part: list[tuple[int, SweepLine]], first: bool, last: bool) -> str:
+    lines = [f"🧹 <b>{title}</b>" if first else f"🧹 <b>{title}</b> (continued)"]
+    if first:
+        lines.append(counts)
+    group = None
+    for number, line in part:
+        if line.group != group:
+            group = line.group
+            lines.append(f"\n<b>{html.escape(texts.GROUP_TITLES.get(group, group))}</b>")
+        lines.append(f"{number}. " + texts.sweep_line(
+            line, action.drawn_at, html.escape(line.customer or "Customer"),
+            html.escape(line.preview[:LINE_PREVIEW])))
+    if last and footer:
+        lines.append(f"\n<i>{html.escape(footer)}</i>")
+    return "\n".join(lines)
+
+
+def sweep_names(part: list[tuple[int, SweepLine]]) -> list[str]:
+    """The customers' names for a part's buttons (plain text: labels have no HTML)."""
+    return [line.customer or "Customer" for _, line in part]
+
+
+def handovers(action: HandoverDigest, memory: Memory, limit: int = MESSAGE_LIMIT
+              ) -> list[tuple[str, tuple[HandoverLine, ...]]]:
+    """What the last shift handed over as General-topic messages within the length limit:
+    (text, the conversations it lists) per message, oldest waiting first."""
+    title = html.escape(texts.handover_title(action))
+    parts: list[list[HandoverLine]] = [[]]
+    for line in action.lines:
+        trial = parts[-1] + [line]
+        if parts[-1] and (len(trial) > HANDOVER_LINES
+                          or len(_handover_text(action, memory, title, trial)) > limit):
+            parts.append([line])
+        else:
+            parts[-1] = trial
+    return [(_handover_text(action, memory, title, part)[:limit], tuple(part))
+            for part in parts if part]
+
+
+def _handover_text(action: HandoverDigest, memory: Memory, title: str,
+                   part: list[HandoverLine]) -> str:
+    rows = [f"📋 <b>{title}</b>"]
+    for line in part:
+        owner = html.escape(memory.name(line.previous_owner)) if line.previous_owner else ""
+        rows.append("• " + texts.handover_line(line, action.drawn_at,
+                                               html.escape(line.customer or "Customer"),
+                                               html.escape(line.preview[:LINE_PREVIEW]), owner))
+    return "\n".join(rows)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from telegram import CallbackQuery, ChatMemberUpdated, Message, Update
 
-from chat_rescue.adapters.telegram.keyboards import parse_callback
+from chat_rescue.adapters.telegram.keyboards import parse_callback, parse_sweep
 from chat_rescue.bot.model import (
     Claim,
     Close,
@@ -77,6 +77,18 @@ class Act:
 
 
 @dataclass(frozen=True, slots=True)
+class SweepAct:
+    """A press on a sweep card: the card (its id in the store), what (`sweeper.VERBS`), for
+    which conversation ("" for the one-tap buttons), by whom."""
+
+    card: int
+    verb: str
+    key: str
+    who: str
+    query_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A bot command that needs the network to answer (`/start`, `/rescue`, `/close` astray)."""
 
@@ -125,7 +137,7 @@ class Ignored:
     notable: bool = False
 
 
-Intent = Relayed | Edited | Act | Command | MembershipChanged | Moved | Ignored
+Intent = Relayed | Edited | Act | SweepAct | Command | MembershipChanged | Moved | Ignored
 
 
 def customer_ref(chat_id: int | str) -> ConversationRef:
@@ -282,11 +294,16 @@ _BUTTONS: dict[str, Callable[[ConversationRef, float, str, str], ButtonEvent]] =
 
 
 def _callback(query: CallbackQuery, ctx: Context) -> Intent:
+    sweep = parse_sweep(query.data)
     parsed = parse_callback(query.data)
-    if parsed is None:
+    if parsed is None and sweep is None:
         return Ignored("not our button", query.id)
     if query.message is None or query.message.chat.id != ctx.support_chat_id:
         return Ignored("button outside the support group", query.id)
+    if sweep is not None:
+        card, verb, key = sweep
+        return SweepAct(card, verb, key, str(query.from_user.id), query.id)
+    assert parsed is not None
     verb, key, notice_id = parsed
     event = _BUTTONS[verb](ConversationRef.parse(key), ctx.now, str(query.from_user.id),
                            notice_id)

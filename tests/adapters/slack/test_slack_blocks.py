@@ -11,9 +11,13 @@ from chat_rescue.bot.model import (
     Conversation,
     ConversationRef,
     Escalate,
+    HandoverDigest,
+    HandoverLine,
     Nudge,
     ReturnToInbox,
     State,
+    SweepCard,
+    SweepLine,
 )
 
 REF = ConversationRef("slack", "C0HELP", "1700000000.000100")
@@ -160,3 +164,58 @@ def test_pressing_a_notice_button_replaces_the_buttons_with_who_pressed() -> Non
     assert pressed[1]["type"] == "context" and "<@U0A> pressed *Snooze*" in str(pressed[1])
     on_card = {**click, "actions": [{"block_id": "card_actions", "action_id": "claim"}]}
     assert blocks.pressed(nudge.blocks, on_card) is None
+
+
+def sweep_card(lines: int, finished: int = 1) -> SweepCard:
+    groups = ["finished"] * finished + ["customer_waiting"] * (lines - finished)
+    return SweepCard("slack:C0TEAM", "slack:C0TEAM@1", 7, "U0ANNA", 2000.0, 1000.0,
+                     "today 18:00 (Berlin time)",
+                     tuple(SweepLine(f"slack:C0HELP:{n}.0", "U0CUST", "<!here> help *me*",
+                                     group, 1000.0 - 60 * n)
+                           for n, group in enumerate(groups)), unowned=2)
+
+
+def test_a_sweep_card_lists_each_group_with_its_buttons() -> None:
+    [message] = blocks.sweep_card(sweep_card(3))
+    texts_ = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+    assert texts_[0] == ("*<@U0ANNA>, your shift ends today 18:00 (Berlin time). You have 3 "
+                         "open conversations:*")
+    assert texts_[1:] == [
+        "*Finished but not closed*", "• <@U0CUST>: “@\u2060here help *me*” · silent 1s",
+        "*Customer waiting on us*", "• <@U0CUST>: “@\u2060here help *me*” · waiting 1m",
+        "• <@U0CUST>: “@\u2060here help *me*” · waiting 2m"]
+    assert "Finished but not closed 1 · Customer waiting on us 2 · Nobody has it 2" \
+        in message.text
+    assert message.blocks[-1]["elements"][0]["text"].endswith(
+        "2 conversations in the inbox nobody has: they go to the next shift.")
+    values = [e["value"] for b in message.blocks if b["type"] == "actions"
+              for e in b["elements"]]
+    assert values[:2] == ["7", "7"] and values[2:5] == ["7|slack:C0HELP:0.0"] * 3
+
+
+@pytest.mark.parametrize("count", [1, 20, 21, 60])
+def test_a_long_sweep_card_is_split_within_slacks_50_blocks(count: int) -> None:
+    messages = blocks.sweep_card(sweep_card(count, finished=count // 2))
+    assert len(messages) == -(-count // blocks.SWEEP_LINES)
+    assert all(len(m.blocks) <= blocks.MAX_BLOCKS for m in messages)
+    keys = [e["value"] for m in messages for b in m.blocks if b.get("block_id", "").endswith(
+        "_actions") for e in b["elements"] if e["action_id"] == blocks.SWEEP_CLOSE]
+    assert len(keys) == count == len(set(keys))  # every conversation once, with its buttons
+    ids = [b["block_id"] for m in messages for b in m.blocks if "block_id" in b]
+    assert len(ids) == len(set(ids))
+    assert sum(blocks.SWEEP_CLOSE_ALL in [e["action_id"] for b in m.blocks
+                                          if b["type"] == "actions" for e in b["elements"]]
+               for m in messages) == (1 if count // 2 else 0)
+
+
+def test_a_long_handover_digest_is_split_with_claim_on_each() -> None:
+    lines = tuple(HandoverLine(f"slack:C0HELP:{n}.0", "U0CUST", "hi", 100.0 + n,
+                               "U0BOB" if n % 2 else None) for n in range(100))
+    messages = blocks.handover(HandoverDigest("slack:C0TEAM", "s", 50.0, 3700.0, lines))
+    assert len(messages) == 3 and all(len(m.blocks) <= blocks.MAX_BLOCKS for m in messages)
+    claims = [b["accessory"]["value"] for m in messages for b in m.blocks if "accessory" in b]
+    assert claims == [line.key for line in lines]
+    assert messages[0].text.splitlines()[1] == "• <@U0CUST>: “hi” · since 1h ago (nobody had it)"
+    assert messages[0].text.splitlines()[2].endswith("(had: <@U0BOB>)")
+    assert messages[1].text.startswith("Handed over from the last shift: 100 conversations, "
+                                       "oldest waiting first. (continued, 2 of 3)")

@@ -16,8 +16,9 @@ from chat_rescue.sandbox.slack import SlackSandbox
 from chat_rescue.sandbox.slack_world import ANNA, BOB, HELP, TEAM, SlackWorld, eventually
 
 BERLIN = ZoneInfo("Europe/Berlin")
+# The sweep before 18:00 has tests of its own (test_slack_sweep.py).
 HOURS = {"rescue_hours": "mon-fri 09:00-18:00", "rescue_timezone": "Europe/Berlin",
-         "rescue_idle": "1s"}
+         "rescue_idle": "1s", "rescue_sweep": "off"}
 
 
 def at(text: str) -> float:

@@ -10,6 +10,7 @@ from chat_rescue.adapters.slack.translate import (
     Inbound,
     Membership,
     Skipped,
+    SweepPressed,
     Workspace,
     message_alias,
     translate_action,
@@ -168,6 +169,28 @@ def test_clicks(payload: dict[str, Any], expected: object) -> None:
         assert found is None
     else:
         assert found == Inbound(expected, "slack:action:1700000099.1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (click("sweep_close_all", value="7"), SweepPressed(7, "close_all", "", "U0OP",
+                                                           "slack:action:1700000099.1")),
+        (click("sweep_hand_rest", value="7"), SweepPressed(7, "hand_rest", "", "U0OP",
+                                                           "slack:action:1700000099.1")),
+        (click("sweep_keep", value=f"12|{REF.key}"),
+         SweepPressed(12, "keep", REF.key, "U0OP", "slack:action:1700000099.1")),
+        (click("sweep_close", value=f"12|{REF.key}"),
+         SweepPressed(12, "close", REF.key, "U0OP", "slack:action:1700000099.1")),
+        (click("sweep_hand_off", value=f"12|{REF.key}"),
+         SweepPressed(12, "hand_off", REF.key, "U0OP", "slack:action:1700000099.1")),
+        (click("sweep_close", value="garbage"), None),
+        (click("sweep_close", value=""), None),
+        (click("sweep_close", value="-1|x"), None),
+    ],
+)
+def test_sweep_card_clicks_are_for_the_sweeper(payload: dict[str, Any], expected: object) -> None:
+    assert translate_action(payload, WS, NOW) == expected
 
 
 def test_each_event_delivery_has_the_id_slack_retries_with() -> None:

@@ -24,7 +24,8 @@ from chat_rescue.sandbox.telegram_support import (
 BERLIN = ZoneInfo("Europe/Berlin")
 TIMERS = {"rescue_accept": "10m", "rescue_first_response": "10m", "rescue_idle": "1s",
           "rescue_escalate": "10m", "rescue_close_reminder": "10m",
-          "rescue_hours": "mon-fri 09:00-18:00", "rescue_timezone": "Europe/Berlin"}
+          "rescue_hours": "mon-fri 09:00-18:00", "rescue_timezone": "Europe/Berlin",
+          "rescue_sweep": "off"}  # the sweep before 18:00: test_telegram_sweep.py
 AWAY = ("Thanks for your message. Our team is away right now; we're back Monday 09:00 "
         "(Berlin time). We'll answer you then.")
 

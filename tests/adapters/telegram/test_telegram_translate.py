@@ -157,6 +157,34 @@ def test_a_button_that_is_not_ours_is_only_answered() -> None:
     assert isinstance(intent, tr.Ignored) and intent.query_id
 
 
+@pytest.mark.parametrize(
+    ("data", "card_id", "verb", "key"),
+    [("swa:7", 7, "close_all", ""), ("swr:7", 7, "hand_rest", ""),
+     (f"swc:12|{REF.key}", 12, "close", REF.key), (f"swk:12|{REF.key}", 12, "keep", REF.key),
+     (f"swh:12|{REF.key}", 12, "hand_off", REF.key)],
+)
+def test_sweep_card_buttons_are_for_the_sweeper(data: str, card_id: int, verb: str,
+                                               key: str) -> None:
+    intent = meaning(lambda w: w.callback_query(BEN, card(w), data))
+    assert isinstance(intent, tr.SweepAct) and intent.query_id
+    assert (intent.card, intent.verb, intent.key, intent.who) == (card_id, verb, key, str(BEN))
+
+
+@pytest.mark.parametrize("data", ["swa:x", "swq:1", "swc:1|slack:C1:2", "swc:|x"])
+def test_a_sweep_button_that_is_not_ours_is_only_answered(data: str) -> None:
+    intent = meaning(lambda w: w.callback_query(BEN, card(w), data))
+    assert isinstance(intent, tr.Ignored) and intent.query_id
+
+
+def test_a_sweep_button_outside_the_support_group_is_only_answered() -> None:
+    def elsewhere(w: TelegramWorld) -> dict[str, Any]:
+        message = w.new_message(w.chats[OTHER_GROUP], w.bot_user, {"text": "x"})
+        return w.callback_query(BEN, message, "swa:1")
+
+    intent = meaning(elsewhere)
+    assert isinstance(intent, tr.Ignored) and intent.query_id
+
+
 def test_a_button_outside_the_support_group_is_only_answered() -> None:
     def elsewhere(w: TelegramWorld) -> dict[str, Any]:
         message = w.new_message(w.chats[OTHER_GROUP], w.bot_user, {"text": "x"})

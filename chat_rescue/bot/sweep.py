@@ -1,0 +1,261 @@
+"""The sweep before a shift ends (DESIGN §1 "Working hours and the end of a shift").
+
+Pure: conversations, settings and `now` in, values out. Which group each open
+conversation is in, what the end of a shift does to it, whose shift ends when (the team's
+working hours, and named shifts with members), and when a team's next sweeps come. The
+records the store keeps of a sweep are here too; `sweeper.py` carries them out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chat_rescue.bot.hours import Day, Schedule, add_working, next_open, shift_bounds
+from chat_rescue.bot.hours_text import HoursError, format_week, parse_week
+from chat_rescue.bot.model import Conversation, State
+from chat_rescue.bot.policy import Policy
+
+log = logging.getLogger(__name__)
+
+FINISHED_AFTER = 1800.0  # the built-in close_reminder: "finished" when that one is off
+TEAM_HOURS = ""  # in a sweep's `shifts`: the team's own working hours
+SHIFT_PREFIX = "shift:"  # the stored setting of a named shift: `shift:<name>`
+SHIFT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,19}")
+
+
+class Group(StrEnum):
+    """Where a conversation stands as a shift ends."""
+
+    FINISHED = "finished"  # finished but not closed
+    WITH_CUSTOMER = "with_customer"  # waiting on the customer (the operator spoke last)
+    CUSTOMER_WAITING = "customer_waiting"  # the customer waits on us
+    UNOWNED = "unowned"  # nobody has it (in the inbox)
+
+
+GROUPS = tuple(Group)  # the order a card lists them in
+
+
+class Choice(StrEnum):
+    """What the operator decided on the sweep card for one conversation."""
+
+    CLOSE = "close"  # closed there and then
+    KEEP = "keep"  # stays with them past the shift's end
+    HAND_OFF = "hand_off"  # to the next shift, at the end of this one
+
+
+class Rule(StrEnum):
+    """`RESCUE_SWEEP_DEFAULT`: what the end of a shift does with what nobody decided."""
+
+    HANDOVER = "handover"  # finished ones closed, the others back in the inbox
+    KEEP = "keep"  # left with their owners
+
+
+class Fate(StrEnum):
+    """What the end of a shift does to one conversation (its sweep item's outcome)."""
+
+    CLOSE = "closed"
+    HAND_OVER = "handed_over"
+    KEEP = "kept"
+    UNOWNED = "unowned"  # it was in the inbox: listed for the next shift
+
+
+def group_of(conv: Conversation, policy: Policy, now: float) -> Group | None:
+    """The group of an open conversation (None when closed). Finished: the operator spoke
+    last and the customer has been silent at least `close_reminder` (working time; the
+    built-in 30 minutes when it is off), or the owner said *Keep open* and nothing happened
+    since."""
+    if conv.state is State.CLOSED:
+        return None
+    if conv.owner is None:
+        return Group.UNOWNED
+    if conv.state is not State.WAITING_ON_CUSTOMER:
+        return Group.CUSTOMER_WAITING
+    if conv.kept_open_at is not None:
+        return Group.FINISHED
+    silent_since = conv.last_operator_at if conv.last_operator_at is not None else conv.timer_from
+    length = policy.close_reminder if policy.close_reminder is not None else FINISHED_AFTER
+    done = add_working(policy.schedule, silent_since, length)
+    return Group.FINISHED if done is not None and done <= now else Group.WITH_CUSTOMER
+
+
+def fate(group: Group | None, choice: Choice | None, rule: Rule) -> Fate | None:
+    """What the end of the shift does: the operator's choice, else the default rule (a
+    finished one closed, the others handed over, or all kept). None: nothing (closed)."""
+    if group is None:
+        return None
+    if group is Group.UNOWNED:
+        return Fate.UNOWNED
+    if choice is Choice.KEEP:
+        return Fate.KEEP
+    if choice is Choice.HAND_OFF:
+        return Fate.HAND_OVER
+    # Undecided, or closed on the card and reopened since (a new exchange): the rule.
+    if rule is Rule.KEEP:
+        return Fate.KEEP
+    return Fate.CLOSE if group is Group.FINISHED else Fate.HAND_OVER
+
+
+def since_of(conv: Conversation, group: Group) -> float:
+    """The moment a card's line counts from: the customer's oldest unanswered message when
+    they wait, else the operator's last word (or the return to the inbox)."""
+    if group is Group.CUSTOMER_WAITING and conv.waiting_since is not None:
+        return conv.waiting_since
+    if group is Group.UNOWNED:
+        return conv.waiting_since or conv.queued_at or conv.opened_at
+    return conv.last_operator_at or conv.timer_from
+
+
+# --- named shifts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A named shift: its weekly hours in the team's zone, and its members (user ids), whose
+    sweep comes at its ends instead of the team's."""
+
+    name: str
+    week: tuple[Day, ...]
+    members: tuple[str, ...]
+
+    def schedule(self, team: Schedule) -> Schedule:
+        """Its hours as a schedule: the team's zone, and the team's closed dates and public
+        holidays (a day off for the team is one for the shift); other dated hours of the
+        team are the team's own."""
+        closed = tuple((day, hours) for day, hours in team.dates if not hours)
+        return Schedule(zone=team.zone, week=self.week, dates=closed, country=team.country)
+
+
+def shift_setting(shift: Shift) -> tuple[str, str]:
+    """The stored setting of a shift: `shift:<name>` = `<week> | <member> <member>`."""
+    return f"{SHIFT_PREFIX}{shift.name}", f"{format_week(shift.week)} | {' '.join(shift.members)}"
+
+
+_REPORTED: set[tuple[str, str]] = set()
+
+
+def shifts_of(stored: Mapping[str, str]) -> tuple[Shift, ...]:
+    """A team's named shifts from its stored settings, by name; an unreadable one is left
+    out (said once in the log), so a bad row never stops the sweeps."""
+    found = []
+    for key, value in sorted(stored.items()):
+        if not key.startswith(SHIFT_PREFIX) or value == "off":  # "off": removed
+            continue
+        written, _, members = value.partition("|")
+        try:
+            week = parse_week(written, strict=False)
+            if week is None or not SHIFT_NAME.fullmatch(key.removeprefix(SHIFT_PREFIX)):
+                raise HoursError("no hours")
+        except HoursError as bad:
+            if (key, value) not in _REPORTED:
+                _REPORTED.add((key, value))
+                log.warning("stored shift %s = %r is not readable (%s); left out", key, value,
+                            bad)
+            continue
+        found.append(Shift(key.removeprefix(SHIFT_PREFIX), week, tuple(members.split())))
+    return tuple(found)
+
+
+def named_members(shifts: Iterable[Shift]) -> frozenset[str]:
+    return frozenset(member for shift in shifts for member in shift.members)
+
+
+def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift]) -> bool:
+    """Whether `owner`'s shift is one of those ending (`ending`: names, TEAM_HOURS for the
+    team's hours): a member of named shifts follows those, everybody else the team's."""
+    mine = [shift.name for shift in shifts if owner in shift.members]
+    if mine:
+        return any(name in ending for name in mine)
+    return TEAM_HOURS in ending
+
+
+# --- when the sweeps come ----------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    """How far a sweep has gone; each step is one transaction (`sweeper.py`)."""
+
+    PLANNED = "planned"  # cards go out at `sweep_at`
+    CARDED = "carded"  # the cards are queued; the shift ends at `ends_at`
+    HANDED = "handed"  # the end's rule is applied; the handover digest goes at `opens_at`
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """One sweep of a team: the end of one or more shifts at one instant (`id`: the team and
+    that instant), and how far it has gone. `version` guards each step."""
+
+    id: str
+    team: str
+    ends_at: float
+    sweep_at: float
+    opens_at: float | None
+    shifts: tuple[str, ...] = (TEAM_HOURS,)
+    phase: Phase = Phase.PLANNED
+    version: int = 0
+
+    @property
+    def due(self) -> float | None:
+        """When its next step is due (None once done)."""
+        if self.phase is Phase.PLANNED:
+            return self.sweep_at
+        if self.phase is Phase.CARDED:
+            return self.ends_at
+        if self.phase is Phase.HANDED:
+            return self.opens_at
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepItem:
+    """One conversation in a sweep: whose card lists it (None: nobody had it), its group
+    when the card was drawn, the operator's choice, and what the shift's end did."""
+
+    sweep: str
+    conversation: str
+    operator: str | None
+    card: int | None
+    group: Group
+    choice: Choice | None = None
+    fate: Fate | None = None
+
+
+def sweep_id(team: str, ends_at: float) -> str:
+    return f"{team}@{round(ends_at)}"
+
+
+def sources(schedule: Schedule, shifts: Sequence[Shift]) -> list[tuple[str, Schedule]]:
+    """Whose shifts end when: the team's hours (unless always open) and each named shift."""
+    found = [] if schedule.always_open else [(TEAM_HOURS, schedule)]
+    return found + [(shift.name, shift.schedule(schedule)) for shift in shifts]
+
+
+def opening_after(schedule: Schedule, shifts: Sequence[Shift], at: float) -> float | None:
+    """When somebody is next at work at or after `at` (the team's hours or any named shift):
+    where the next shift's handover digest goes. None when nobody ever is."""
+    found = [next_open(hours, at) for _, hours in sources(schedule, shifts)]
+    return min((when for when in found if when is not None), default=None)
+
+
+def plan(team: str, policy: Policy, shifts: Sequence[Shift], now: float) -> list[Sweep]:
+    """The team's next sweeps from `now`: one per instant at which a shift ends next (shifts
+    ending together share one), its cards `policy.sweep` before that but not before the
+    shift began. None with `sweep` off."""
+    if policy.sweep is None:
+        return []
+    ends: dict[int, tuple[float, float, list[str]]] = {}
+    for name, hours in sources(policy.schedule, shifts):
+        bounds = shift_bounds(hours, now)
+        if bounds is None:
+            continue
+        start, end = bounds
+        sweep_at = max(start, end - policy.sweep)
+        earlier, _, names = ends.get(round(end), (sweep_at, end, []))
+        ends[round(end)] = (min(earlier, sweep_at), end, [*names, name])
+    return [Sweep(sweep_id(team, end), team, end, sweep_at,
+                  opening_after(policy.schedule, shifts, end), tuple(names))
+            for sweep_at, end, names in sorted(ends.values(), key=lambda e: e[1])]

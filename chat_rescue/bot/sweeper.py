@@ -1,0 +1,362 @@
+"""The sweep before a shift ends, carried out: plans each team's sweeps, takes each step
+when it is due, and applies presses on sweep cards.
+
+A sweep is a row in the store (`sweep.Sweep`: the team and the instant its shifts end)
+whose `due` the ticker claims like a conversation's deadline. Its steps:
+
+1. `sweep` before the end: sort the team's open conversations (`sweep.group_of`), record
+   them, and queue one card per operator whose shift ends then;
+2. at the end: apply each operator's choices and the default rule (`sweep.fate`) through
+   the engine (`ShiftEnd`, `Close`: the conversation's version guards each), then plan the
+   team's next sweeps;
+3. when somebody is next at work: queue the handover digest of what is still in the inbox.
+
+Each step is one transaction that first moves the sweep on from the version it was read
+at, so a restart (even `kill -9`) neither skips a step (it is still due) nor repeats one
+(moved on with its work, or not at all). Cards are delivered by the outbox like every
+action: at least once, never after the shift's end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+from chat_rescue.bot import texts
+from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.hours_text import local_time
+from chat_rescue.bot.model import (
+    Close,
+    Conversation,
+    HandoverDigest,
+    HandoverLine,
+    ShiftEnd,
+    State,
+    SweepCard,
+    SweepLine,
+)
+from chat_rescue.bot.service import Service, team_scope
+from chat_rescue.bot.sweep import (
+    GROUPS,
+    Choice,
+    Fate,
+    Group,
+    Phase,
+    Rule,
+    Shift,
+    Sweep,
+    SweepItem,
+    covers,
+    fate,
+    group_of,
+    opening_after,
+    plan,
+    shifts_of,
+    since_of,
+)
+from chat_rescue.storage.base import Change, Outcome, Store
+
+log = logging.getLogger(__name__)
+
+RETRY_FAILED = 30.0  # seconds before a sweep step whose handling raised is tried again
+SLICE = 8  # sweep steps taken per wake-up of the ticker
+VERBS = ("close_all", "hand_rest", "close", "keep", "hand_off")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a press on a sweep card did, for the presser alone; `refused`: nothing, and
+    why (the shift has ended, not their card: then `whose` is the card's operator, for the
+    platform to name in `texts.not_your_card`)."""
+
+    text: str
+    changed: bool = False
+    refused: bool = False
+    whose: str | None = None
+
+
+class Sweeper:
+    """Plans, carries out and answers the sweeps of every team in the store."""
+
+    def __init__(self, store: Store, service: Service, clock: Clock) -> None:
+        self.store = store
+        self.service = service
+        self.clock = clock
+        self._planned: set[str] = set()  # teams whose sweeps were planned by this process
+        self._pending: set[str] = set()  # teams to plan at the ticker's next wake-up
+        service.on_team(self._team_changed)
+
+    def start(self) -> None:
+        """Plan every team's sweeps at the ticker's first wake-up (the hours may have
+        changed while the bot was down; a sweep under way goes on as it was)."""
+        self._pending.update(self.store.teams())
+
+    def _team_changed(self, team: str, changed: bool) -> None:
+        if changed:  # its settings: plan again now, in the transaction that changed them
+            self.plan(team, self.clock.now())
+        elif team not in self._planned and team not in self._pending:
+            self._pending.add(team)  # a team new to this process: at the next wake-up
+            self.service.scheduled(self.clock.now())
+
+    # -- planning -------------------------------------------------------------------------
+
+    def shifts(self, team: str) -> tuple[Shift, ...]:
+        return shifts_of(self.store.settings(team_scope(team)))
+
+    def plan(self, team: str, now: float) -> list[Sweep]:
+        """Store the team's next sweeps as the settings say now; returns them."""
+        sweeps = plan(team, self.service.team_policy(team), self.shifts(team), now)
+        self.store.plan_sweeps(team, sweeps)
+        self._planned.add(team)
+        self._pending.discard(team)
+        for sweep in sweeps:
+            self.service.scheduled(sweep.sweep_at)
+        return sweeps
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def fire_due(self, now: float) -> int:
+        """Plan the teams waiting for it, then take up to SLICE due steps, each in its own
+        transaction; returns how many steps were taken."""
+        for team in sorted(self._pending):
+            try:
+                with self.store.batch():
+                    self.plan(team, now)
+            except Exception:
+                log.exception("could not plan the sweeps of %s; trying again later", team)
+        taken = 0
+        for sweep in self.store.due_sweeps(now, SLICE):
+            try:
+                self.advance(sweep, now)
+            except Exception:
+                # One broken sweep must not stop the timers, nor spin: its step moves on
+                # (in the store, so a restart agrees) and is tried again.
+                log.exception("sweep %s failed at %s; trying again in %gs", sweep.id,
+                              sweep.phase, RETRY_FAILED)
+                self.store.postpone_sweep(sweep.id, now + RETRY_FAILED)
+            taken += 1
+        return taken
+
+    def advance(self, sweep: Sweep, now: float) -> None:
+        """Take the sweep's next step (it is due)."""
+        if sweep.phase is Phase.PLANNED and now < sweep.ends_at:
+            self._cards(sweep, now)
+        elif sweep.phase in (Phase.PLANNED, Phase.CARDED):
+            # A sweep whose cards came due only after the end (the bot was down): the end's
+            # rule all the same, without cards nobody could press any more.
+            self._end(sweep, now)
+        elif sweep.phase is Phase.HANDED:
+            self._handover(sweep, now)
+
+    def _open(self, team: str) -> list[Conversation]:
+        found = (self.store.load(key) for key in self.store.open_keys(team))
+        return sorted((conv for conv in found if conv is not None), key=lambda c: c.opened_at)
+
+    def _group(self, conv: Conversation, now: float) -> Group | None:
+        return group_of(conv, self.service.policy(conv.team, conv.ref), now)
+
+    def _cards(self, sweep: Sweep, now: float) -> None:
+        """Step 1: sort the team's open conversations, and a card for each operator whose
+        shift ends (with at least one of theirs open)."""
+        with self.store.batch():
+            if not self.store.advance_sweep(sweep, Phase.CARDED):
+                return  # another process took this step
+            policy = self.service.team_policy(sweep.team)
+            shifts = self.shifts(sweep.team)
+            items: list[SweepItem] = []
+            mine: dict[str, list[tuple[Conversation, Group]]] = defaultdict(list)
+            for conv in self._open(sweep.team):
+                group = self._group(conv, now)
+                if group is Group.UNOWNED:
+                    items.append(SweepItem(sweep.id, conv.ref.key, None, None, group))
+                elif group is not None and conv.owner is not None \
+                        and covers(conv.owner, sweep.shifts, shifts):
+                    mine[conv.owner].append((conv, group))
+            unowned = len(items)
+            cards: list[SweepCard] = []
+            ends = local_time(policy.schedule, sweep.ends_at, now)
+            for operator, owned in sorted(mine.items()):
+                card = self.store.add_sweep_card(sweep.id, operator)
+                owned.sort(key=lambda pair: (GROUPS.index(pair[1]), since_of(*pair)))
+                items += [SweepItem(sweep.id, conv.ref.key, operator, card, group)
+                          for conv, group in owned]
+                lines = tuple(SweepLine(conv.ref.key, conv.customer, conv.preview, group.value,
+                                        since_of(conv, group)) for conv, group in owned)
+                cards.append(SweepCard(sweep.team, sweep.id, card, operator, sweep.ends_at,
+                                       now, ends, lines, unowned, _rule(policy.sweep_default)))
+            self.store.put_sweep_items(items)
+            if cards:
+                self.service.queue(cards)
+        log.info("sweep %s: %d cards, %d conversations", sweep.id, len(cards), len(items))
+        self.service.scheduled(sweep.ends_at)
+
+    def _end(self, sweep: Sweep, now: float) -> None:
+        """Step 2: what each operator decided, else the default rule; then the next sweeps."""
+        with self.store.batch():
+            policy = self.service.team_policy(sweep.team)
+            shifts = self.shifts(sweep.team)
+            opens = opening_after(policy.schedule, shifts, now)
+            ended = replace(sweep, opens_at=opens)
+            # Nobody ever at work again: no digest to wait for.
+            done = Phase.HANDED if opens is not None else Phase.DONE
+            if not self.store.advance_sweep(ended, done):
+                return
+            rule = Rule(_rule(policy.sweep_default))
+            known = {item.conversation: item for item in self.store.sweep_items(sweep.id)}
+            recorded: list[SweepItem] = []
+            for conv in self._open(sweep.team):
+                group = self._group(conv, now)
+                item = known.get(conv.ref.key)
+                if group is Group.UNOWNED:
+                    recorded.append(SweepItem(sweep.id, conv.ref.key, None, None, group,
+                                              fate=Fate.UNOWNED))
+                    continue
+                if group is None or conv.owner is None \
+                        or not covers(conv.owner, sweep.shifts, shifts):
+                    continue
+                choice = item.choice if item is not None and item.operator == conv.owner \
+                    else None
+                result = fate(group, choice, rule)
+                if result in (Fate.CLOSE, Fate.HAND_OVER):
+                    self.service.handle(ShiftEnd(conv.ref, now, conv.owner,
+                                                 close=result is Fate.CLOSE))
+                recorded.append(SweepItem(sweep.id, conv.ref.key, conv.owner,
+                                          item.card if item else None, group, choice, result))
+            self.store.put_sweep_items(recorded)
+            self.plan(sweep.team, now)
+        log.info("sweep %s: the shift ended; %s", sweep.id, ", ".join(
+            f"{n} {f}" for f, n in _count(recorded).items()) or "nothing open")
+        if opens is not None:
+            self.service.scheduled(opens)
+
+    def _handover(self, sweep: Sweep, now: float) -> None:
+        """Step 3: the next shift opens with what was handed over and is still unclaimed."""
+        with self.store.batch():
+            if not self.store.advance_sweep(sweep, Phase.DONE):
+                return
+            lines: list[HandoverLine] = []
+            for item in self.store.sweep_items(sweep.id):
+                if item.fate not in (Fate.HAND_OVER, Fate.UNOWNED):
+                    continue
+                conv = self.store.load(item.conversation)
+                if conv is None or conv.state is not State.QUEUED or conv.owner is not None:
+                    continue  # claimed or closed since
+                owner = item.operator if item.fate is Fate.HAND_OVER else None
+                lines.append(HandoverLine(conv.ref.key, conv.customer, conv.preview,
+                                          since_of(conv, Group.UNOWNED), owner))
+            lines.sort(key=lambda line: line.since)
+            if lines:
+                self.service.queue([HandoverDigest(sweep.team, sweep.id, sweep.ends_at, now,
+                                                   tuple(lines))])
+
+    # -- presses on a card ----------------------------------------------------------------
+
+    def card_operator(self, card: int) -> str | None:
+        """Whose card it is (None for a card the store does not know)."""
+        found = self.store.sweep_card(card)
+        return found[1] if found else None
+
+    def press(self, card: int, verb: str, key: str, by: str, *, admin: bool = False,
+              inbound_id: str | None = None) -> Answer | None:
+        """Apply a press on a sweep card: the card's operator or an admin, before the shift
+        ends; None when `inbound_id` was processed before. Closes go through the engine
+        (closed at shift end); Keep and Hand off are choices the shift's end carries out."""
+        now = self.clock.now()
+        with self.store.batch():
+            # Recorded even when refused: a redelivered press is answered once, and what
+            # the platform was told is handled is in the store.
+            if inbound_id is not None and self.store.commit(
+                    Change(inbound_id=inbound_id), now) is Outcome.DUPLICATE:
+                return None
+            found = self.store.sweep_card(card)
+            if found is None or verb not in VERBS:
+                return Answer(texts.SWEEP_UNKNOWN, refused=True)
+            sweep_id, operator = found
+            sweep = self.store.sweep(sweep_id)
+            if sweep is None or sweep.phase is not Phase.CARDED or now >= sweep.ends_at:
+                return Answer(texts.SWEEP_OVER, refused=True)
+            if by != operator and not admin:
+                return Answer(texts.not_your_card(operator), refused=True, whose=operator)
+            items = [item for item in self.store.sweep_items(sweep_id) if item.card == card]
+            return self._apply(sweep, operator, items, verb, key, by, admin, now)
+
+    def _apply(self, sweep: Sweep, operator: str, items: list[SweepItem], verb: str, key: str,
+               by: str, admin: bool, now: float) -> Answer:
+        chosen: list[SweepItem] = []
+
+        def still_mine(item: SweepItem) -> Conversation | None:
+            conv = self.store.load(item.conversation)
+            ok = conv is not None and conv.state is not State.CLOSED and conv.owner == operator
+            return conv if ok else None
+
+        def close(item: SweepItem, conv: Conversation) -> None:
+            self.service.handle(Close(conv.ref, now, by, via="sweep", admin=admin))
+            chosen.append(replace(item, choice=Choice.CLOSE))
+
+        when = local_time(self.service.team_policy(sweep.team).schedule, sweep.ends_at, now)
+        if verb == "close_all":
+            moved = 0
+            for item in items:
+                if item.group is not Group.FINISHED or item.choice is not None:
+                    continue
+                conv = still_mine(item)
+                if conv is not None and self._group(conv, now) is Group.FINISHED:
+                    close(item, conv)
+                else:
+                    moved += 1
+            self.store.put_sweep_items(chosen)
+            return Answer(_closed_all(len(chosen), moved), changed=bool(chosen))
+        if verb == "hand_rest":
+            for item in items:
+                if item.group is not Group.FINISHED and item.choice is None and still_mine(item):
+                    chosen.append(replace(item, choice=Choice.HAND_OFF))
+            self.store.put_sweep_items(chosen)
+            if not chosen:
+                return Answer("Nothing left to hand over: each has been decided.")
+            return Answer(f"{_count_of(len(chosen))} go to the next shift when yours ends "
+                          f"{when}.", changed=True)
+        line = next((item for item in items if item.conversation == key), None)
+        if line is None:
+            return Answer(texts.NOT_ON_CARD, refused=True)
+        conv = still_mine(line)
+        if conv is None:
+            return Answer(texts.MOVED_ON, refused=True)
+        if verb == "close":
+            close(line, conv)
+            answer = "Closed."
+        elif verb == "keep":
+            chosen.append(replace(line, choice=Choice.KEEP))
+            answer = "Kept: it stays with you after your shift."
+        else:
+            chosen.append(replace(line, choice=Choice.HAND_OFF))
+            answer = f"It goes to the next shift when yours ends {when}."
+        self.store.put_sweep_items(chosen)
+        return Answer(answer, changed=True)
+
+
+def _rule(written: str) -> str:
+    return written if written in tuple(Rule) else Rule.HANDOVER.value
+
+
+def _count(items: list[SweepItem]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for item in items:
+        if item.fate is not None:
+            counts[item.fate.value] += 1
+    return dict(counts)
+
+
+def _count_of(n: int) -> str:
+    return f"{n} conversation" + ("" if n == 1 else "s")
+
+
+def _closed_all(closed: int, moved: int) -> str:
+    if not closed and not moved:
+        return "Nothing left to close: no finished conversation is undecided."
+    text = f"Closed {_count_of(closed)}." if closed else "Closed none."
+    if moved:
+        text += (f" {moved} {'is' if moved == 1 else 'are'} no longer finished (the customer "
+                 "wrote, or somebody else has it) and stay open.")
+    return text
+

@@ -1,0 +1,423 @@
+"""The sweep carried out on a fake clock: cards before the shift ends, the choices and the
+default rule at the end, the handover digest at the next opening; each step once, even
+when a step fails half-way or the process starts again on the same store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chat_rescue.bot import texts
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.commands import CommandContext, run
+from chat_rescue.bot.hours_text import from_environment
+from chat_rescue.bot.model import (
+    CARD_BUTTON,
+    Action,
+    Claim,
+    CloseNotice,
+    ConversationRef,
+    CustomerMessage,
+    HandOff,
+    HandoverDigest,
+    InboundEvent,
+    OperatorMessage,
+    State,
+    SweepCard,
+)
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.sweep import Choice, Fate, Phase
+from chat_rescue.bot.sweeper import Sweeper
+from chat_rescue.bot.ticker import Ticker
+from chat_rescue.storage.sqlite import SQLiteStore
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TEAM = "slack:C0TEAM"
+WEEKDAYS = from_environment("mon-fri 09:00-18:00", "Europe/Berlin", "")
+POLICY = Policy(accept=600, first_response=600, idle=3600, escalate=600, close_reminder=1800,
+                schedule=WEEKDAYS, sweep=900)
+
+
+def at(text: str) -> float:
+    """Berlin time; 4 December 2026 is a Friday."""
+    return datetime.fromisoformat(text).replace(tzinfo=BERLIN).timestamp()
+
+
+def ref(name: str) -> ConversationRef:
+    return ConversationRef("slack", "C0HELP", name)
+
+
+class BrokenService(Service):
+    """A service that fails on some conversations, as a corrupt row or a bug would."""
+
+    broken: frozenset[str] = frozenset()
+
+    def handle(self, event: InboundEvent, **kwargs: object):  # type: ignore[no-untyped-def]
+        if event.ref.key in self.broken:
+            raise RuntimeError(f"cannot decide {event.ref.key}")
+        return super().handle(event, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class Team:
+    """One process on a store: a service, a sweeper, a fake clock."""
+
+    store: SQLiteStore
+    service: BrokenService
+    sweeper: Sweeper
+    clock: FakeClock
+
+    def when(self, text: str) -> None:
+        self.clock.t = at(text)
+
+    def customer(self, name: str, text: str = "hello") -> None:
+        self.service.handle(CustomerMessage(ref(name), self.clock.now(), name, text, TEAM))
+
+    def operator(self, name: str, who: str) -> None:
+        self.service.handle(OperatorMessage(ref(name), self.clock.now(), who))
+
+    def tick(self) -> int:
+        return self.sweeper.fire_due(self.clock.now())
+
+    def queued(self, kind: type) -> list[Action]:
+        return [item.action for item in self.store.pending(1000)
+                if isinstance(item.action, kind)]
+
+    def card(self, operator: str) -> SweepCard:
+        [card] = [c for c in self.queued(SweepCard)
+                  if isinstance(c, SweepCard) and c.operator == operator]
+        assert isinstance(card, SweepCard)
+        return card
+
+    def state(self, name: str) -> tuple[State, str | None]:
+        conv = self.store.load(ref(name).key)
+        assert conv is not None
+        return conv.state, conv.owner
+
+    def closes(self) -> list[tuple[str, str | None]]:
+        return [(h.ref.thread, h.detail) for h in self.store.history(TEAM, 0)
+                if h.kind == "closed"]
+
+
+def open_team(path: Path, clock: FakeClock, policy: Policy = POLICY) -> Team:
+    store = SQLiteStore(f"sqlite:///{path}")
+    service = BrokenService(store, policy, clock)
+    sweeper = Sweeper(store, service, clock)
+    sweeper.start()
+    return Team(store, service, sweeper, clock)
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[Team]:
+    opened = open_team(tmp_path / "t.db", FakeClock(at("2026-12-04 09:00")))
+    yield opened
+    opened.store.close()
+
+
+def a_day(team: Team) -> None:
+    """Friday: Ana has one finished, one waiting on the customer, one whose customer waits;
+    Ben one finished; one nobody has."""
+    team.when("2026-12-04 10:00")
+    for name in ("done", "pending", "asking", "bens"):
+        team.customer(name)
+    team.when("2026-12-04 10:01")
+    for name in ("done", "pending", "asking"):
+        team.operator(name, "U0ANA")
+    team.operator("bens", "U0BEN")
+    team.when("2026-12-04 17:30")
+    team.operator("pending", "U0ANA")  # 15 minutes before the sweep: not finished
+    team.customer("asking", "and?")
+    team.when("2026-12-04 17:40")
+    team.customer("nobody", "hi, anyone?")
+    assert team.tick() == 0  # the ticker's wake-up for a new team: its sweeps are planned
+
+
+def test_cards_go_out_sweep_before_the_end_one_per_operator(team: Team) -> None:
+    a_day(team)
+    [sweep] = team.store.sweeps(TEAM)
+    assert (sweep.sweep_at, sweep.ends_at) == (at("2026-12-04 17:45"), at("2026-12-04 18:00"))
+    team.when("2026-12-04 17:44:59")
+    assert team.tick() == 0 and team.queued(SweepCard) == []
+    team.when("2026-12-04 17:45")
+    assert team.tick() == 1
+    ana = team.card("U0ANA")
+    assert [(line.key, line.group) for line in ana.lines] == [
+        (ref("done").key, "finished"), (ref("pending").key, "with_customer"),
+        (ref("asking").key, "customer_waiting")]
+    assert (ana.unowned, ana.ends_at, ana.drawn_at) == (1, at("2026-12-04 18:00"),
+                                                        at("2026-12-04 17:45"))
+    assert ana.ends_text == "today 18:00 (Berlin time)" and ana.rule == "handover"
+    assert ana.lines[2].since == at("2026-12-04 17:30")  # the customer waits since then
+    assert [line.group for line in team.card("U0BEN").lines] == ["finished"]
+    assert team.store.sweep(sweep.id).phase is Phase.CARDED  # type: ignore[union-attr]
+    assert team.tick() == 0  # nothing more before the end
+
+
+def test_close_all_finished_closes_exactly_the_finished_ones(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    ana = team.card("U0ANA")
+    team.when("2026-12-04 17:50")
+    answer = team.sweeper.press(ana.card, "close_all", "", "U0ANA", inbound_id="click-1")
+    assert answer is not None and answer.changed and answer.text == "Closed 1 conversation."
+    assert team.closes() == [("done", "closed_at_shift_end")]
+    assert team.state("pending") == (State.WAITING_ON_CUSTOMER, "U0ANA")
+    assert team.state("bens") == (State.WAITING_ON_CUSTOMER, "U0BEN")  # another's card
+    # the same click again (a platform's retry), and a second press: nothing more
+    assert team.sweeper.press(ana.card, "close_all", "", "U0ANA", inbound_id="click-1") is None
+    again = team.sweeper.press(ana.card, "close_all", "", "U0ANA")
+    assert again is not None and not again.changed and team.closes() == [
+        ("done", "closed_at_shift_end")]
+
+
+def test_a_finished_one_whose_customer_wrote_since_the_card_is_not_closed(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 17:47")
+    team.customer("done", "wait, one more thing")
+    answer = team.sweeper.press(team.card("U0ANA").card, "close_all", "", "U0ANA")
+    assert answer is not None and not answer.changed
+    assert answer.text.startswith("Closed none. 1 is no longer finished")
+    assert team.closes() == []
+
+
+def test_the_end_applies_the_choices_and_the_default_rule(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    ana = team.card("U0ANA")
+    press = team.sweeper.press
+    assert press(ana.card, "keep", ref("asking").key, "U0ANA").changed  # type: ignore[union-attr]
+    team.when("2026-12-04 18:00")
+    assert team.tick() == 1
+    # Ana: finished closed by the rule, the waiting one handed over, the kept one hers
+    assert team.state("done") == (State.CLOSED, "U0ANA")
+    assert team.state("pending") == (State.QUEUED, None)
+    assert team.state("asking") == (State.WAITING_ON_OPERATOR, "U0ANA")
+    assert team.state("bens") == (State.CLOSED, "U0BEN")
+    assert team.state("nobody") == (State.QUEUED, None)
+    assert sorted(team.closes()) == [("bens", "closed_at_shift_end"),
+                                     ("done", "closed_at_shift_end")]
+    fates = {item.conversation: (item.choice, item.fate)
+             for item in team.store.sweep_items(team.store.sweeps(TEAM)[0].id)}
+    assert fates[ref("asking").key] == (Choice.KEEP, Fate.KEEP)
+    assert fates[ref("pending").key] == (None, Fate.HAND_OVER)
+    assert fates[ref("nobody").key] == (None, Fate.UNOWNED)
+    # the next sweep is Monday's, the digest is due at Monday's opening
+    first, monday = team.store.sweeps(TEAM)
+    assert first.phase is Phase.HANDED and first.opens_at == at("2026-12-07 09:00")
+    assert monday.ends_at == at("2026-12-07 18:00") and monday.phase is Phase.PLANNED
+    team.when("2026-12-07 08:59:59")
+    assert team.tick() == 0 and team.queued(HandoverDigest) == []
+
+
+def test_the_next_shift_opens_with_the_handover_digest_oldest_first(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    ana = team.card("U0ANA")
+    team.sweeper.press(ana.card, "hand_rest", "", "U0ANA")
+    team.when("2026-12-04 18:00")
+    team.tick()
+    team.when("2026-12-07 09:00")
+    team.customer("late", "Monday morning question")  # no sweep's business
+    assert team.tick() == 1
+    [digest] = team.queued(HandoverDigest)
+    assert isinstance(digest, HandoverDigest)
+    assert [(line.key, line.previous_owner) for line in digest.lines] == [
+        (ref("asking").key, "U0ANA"),  # handed over at 18:00, waiting since 17:30
+        (ref("nobody").key, None),  # nobody had it, waiting since 17:40
+        (ref("pending").key, "U0ANA"),  # handed over at 18:00, the operator spoke last
+    ]
+    assert digest.drawn_at == at("2026-12-07 09:00")
+    assert [line.since for line in digest.lines] == sorted(line.since for line in digest.lines)
+    assert team.store.sweeps(TEAM)[0].phase is Phase.DONE
+
+
+def test_a_conversation_claimed_before_the_opening_is_not_in_the_digest(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 18:00")  # the cards' moment passed while the bot was down
+    assert team.tick() == 1
+    assert team.queued(SweepCard) == []  # no cards after the end: only the rule
+    assert team.state("pending") == (State.QUEUED, None)
+    team.when("2026-12-05 10:00")
+    team.service.handle(Claim(ref("pending"), team.clock.now(), "U0CARL"))
+    team.when("2026-12-07 09:00")
+    team.tick()
+    [digest] = team.queued(HandoverDigest)
+    assert isinstance(digest, HandoverDigest)
+    assert {line.key for line in digest.lines} == {ref("asking").key, ref("nobody").key}
+
+
+def test_with_the_keep_rule_what_nobody_decided_stays_with_its_owner(tmp_path: Path) -> None:
+    team = open_team(tmp_path / "k.db", FakeClock(at("2026-12-04 09:00")),
+                     replace(POLICY, sweep_default="keep"))
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    assert team.card("U0ANA").rule == "keep"
+    team.sweeper.press(team.card("U0ANA").card, "hand_off", ref("asking").key, "U0ANA")
+    team.when("2026-12-04 18:00")
+    team.tick()
+    assert team.state("done") == (State.WAITING_ON_CUSTOMER, "U0ANA")
+    assert team.state("asking") == (State.QUEUED, None)  # the one she handed off
+    assert team.closes() == []
+    team.store.close()
+
+
+def test_the_closing_message_goes_to_customers_closed_at_the_end(tmp_path: Path) -> None:
+    team = open_team(tmp_path / "c.db", FakeClock(at("2026-12-04 09:00")),
+                     replace(POLICY, closing_message="We close this chat; write any time."))
+    a_day(team)
+    team.when("2026-12-04 18:00")
+    team.tick()
+    told = [a.ref.thread for a in team.queued(CloseNotice) if isinstance(a, CloseNotice)]
+    assert sorted(told) == ["bens", "done"]
+    team.store.close()
+
+
+def test_presses_after_the_end_or_on_anothers_card_change_nothing(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    ana, ben = team.card("U0ANA"), team.card("U0BEN")
+    refused = team.sweeper.press(ana.card, "close_all", "", "U0BEN")
+    assert refused is not None and refused.refused and refused.whose == "U0ANA"
+    assert refused.text == texts.not_your_card("U0ANA")
+    # an admin may decide for Ben
+    by_admin = team.sweeper.press(ben.card, "close", ref("bens").key, "U0ANA", admin=True)
+    assert by_admin is not None and by_admin.changed
+    assert team.closes() == [("bens", "closed_at_shift_end")]
+    wrong = team.sweeper.press(ana.card, "keep", ref("bens").key, "U0ANA")
+    assert wrong is not None and wrong.refused and wrong.text == texts.NOT_ON_CARD
+    team.when("2026-12-04 17:59:59")
+    team.service.handle(Claim(ref("nobody"), team.clock.now(), "U0CARL"))
+    team.when("2026-12-04 18:00")
+    late = team.sweeper.press(ana.card, "close_all", "", "U0ANA")  # a moment too late
+    assert late is not None and late.refused and late.text == texts.SWEEP_OVER
+    assert team.closes() == [("bens", "closed_at_shift_end")]
+    unknown = team.sweeper.press(ana.card + 99, "close_all", "", "U0ANA")
+    assert unknown is not None and unknown.refused and unknown.text == texts.SWEEP_UNKNOWN
+    # a refused press is recorded too: redelivered, it is not answered again
+    assert team.sweeper.press(ana.card, "keep", "", "U0ANA", inbound_id="tg:77") is not None
+    assert team.sweeper.press(ana.card, "keep", "", "U0ANA", inbound_id="tg:77") is None
+
+
+def test_a_card_whose_owner_changed_is_told_it_moved_on(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 17:50")
+    team.service.handle(HandOff(ref("asking"), team.clock.now(), "U0ANA", notice_id=CARD_BUTTON))
+    moved = team.sweeper.press(team.card("U0ANA").card, "keep", ref("asking").key, "U0ANA")
+    assert moved is not None and moved.refused and moved.text == texts.MOVED_ON
+
+
+def test_a_step_that_fails_half_way_leaves_no_trace_and_is_tried_again(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.service.broken = frozenset({ref("pending").key})
+    team.when("2026-12-04 18:00")
+    assert team.tick() == 1  # taken, failed, postponed
+    assert team.closes() == [] and team.state("done") == (State.WAITING_ON_CUSTOMER, "U0ANA")
+    assert team.store.sweeps(TEAM)[0].phase is Phase.CARDED
+    team.service.broken = frozenset()
+    team.when("2026-12-04 18:00:29")
+    assert team.tick() == 0
+    team.when("2026-12-04 18:00:30")
+    assert team.tick() == 1
+    assert sorted(team.closes()) == [("bens", "closed_at_shift_end"),
+                                     ("done", "closed_at_shift_end")]
+
+
+def test_a_second_process_or_a_restart_repeats_no_step(tmp_path: Path) -> None:
+    clock = FakeClock(at("2026-12-04 09:00"))
+    first = open_team(tmp_path / "two.db", clock)
+    a_day(first)
+    second = open_team(tmp_path / "two.db", clock)  # another process on the same file
+    first.when("2026-12-04 17:45")
+    stale = first.store.due_sweeps(clock.now(), 5)
+    assert first.tick() == 1 and second.tick() == 0
+    first.sweeper.advance(stale[0], clock.now())  # read before the step: changes nothing
+    assert len(first.queued(SweepCard)) == 2
+    clock.t = at("2026-12-04 18:00")
+    assert second.tick() == 1 and first.tick() == 0
+    kinds = [h.kind for h in first.store.history(TEAM, 0)]
+    assert kinds.count("closed") == 2 and kinds.count("returned") == 2
+    restarted = open_team(tmp_path / "two.db", clock)  # after kill -9: plans, repeats nothing
+    assert restarted.tick() == 0
+    assert [s.phase for s in restarted.store.sweeps(TEAM)] == [Phase.HANDED, Phase.PLANNED]
+    for team in (first, second, restarted):
+        team.store.close()
+
+
+def test_named_shifts_sweep_their_members_at_their_own_end(team: Team) -> None:
+    admin = CommandContext(TEAM, ConversationRef("slack", "C0TEAM"), "U0ANA", is_admin=True,
+                           person=lambda word: word.lstrip("@"))
+    assert run("shift late 14:00-22:00 @U0BEN", admin, team.service).startswith("Shift late:")
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    assert [card.operator for card in team.queued(SweepCard)] == ["U0ANA"]  # type: ignore[attr-defined]
+    team.when("2026-12-04 18:00")
+    team.tick()
+    assert team.state("bens") == (State.WAITING_ON_CUSTOMER, "U0BEN")  # still on shift
+    # the late shift is at work at 18:00: what the day handed over goes to it at once
+    assert len(team.queued(HandoverDigest)) == 0
+    team.tick()
+    assert len(team.queued(HandoverDigest)) == 1
+    team.when("2026-12-04 21:45")
+    team.tick()
+    assert [card.operator for card in team.queued(SweepCard)] == ["U0ANA", "U0BEN"]  # type: ignore[attr-defined]
+    team.when("2026-12-04 22:00")
+    team.tick()
+    assert team.state("bens") == (State.CLOSED, "U0BEN")
+
+
+def test_sweep_off_plans_none_and_turning_it_off_forgets_the_planned(team: Team) -> None:
+    a_day(team)
+    assert len(team.store.sweeps(TEAM)) == 1
+    admin = CommandContext(TEAM, ConversationRef("slack", "C0TEAM"), "U0ANA", is_admin=True)
+    assert run("set sweep off", admin, team.service) == "sweep is now off for the team."
+    assert team.store.sweeps(TEAM) == []
+    assert run("set sweep 5m", admin, team.service) == "sweep is now 5m for the team."
+    [sweep] = team.store.sweeps(TEAM)
+    assert sweep.sweep_at == at("2026-12-04 17:55")
+
+
+def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:
+    ticker = Ticker(team.store, team.service, team.clock, sweeper=team.sweeper)
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    ticker.fire_due(team.clock.now())
+    assert len(team.queued(SweepCard)) == 2
+    assert team.store.sweeps(TEAM)[0].phase is Phase.CARDED
+
+
+async def test_the_console_shows_sweep_cards_and_handover_digests(team: Team) -> None:
+    from chat_rescue.adapters.console import ConsolePlatform
+
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 18:00")
+    team.tick()
+    team.when("2026-12-07 09:00")
+    team.tick()
+    console = ConsolePlatform(team.clock, write=lambda line: None)
+    for action in (team.card("U0ANA"), *team.queued(HandoverDigest)):
+        await console.deliver(action)
+    shown = "\n".join(console.lines)
+    assert "@U0ANA, your shift ends today 18:00 (Berlin time). You have 3 open" in shown
+    assert "[Finished but not closed] done: “hello” · silent 7h44m" in shown
+    assert "[Close all finished (1)] [Hand the rest to the next shift]" in shown
+    assert "Handed over from the last shift: 3 conversations" in shown

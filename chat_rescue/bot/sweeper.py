@@ -117,14 +117,10 @@ class Sweeper:
     # -- the steps ------------------------------------------------------------------------
 
     def fire_due(self, now: float) -> int:
-        """Plan the teams waiting for it, then take up to SLICE due steps, each in its own
-        transaction; returns how many steps were taken."""
-        for team in sorted(self._pending):
-            try:
-                with self.store.batch():
-                    self.plan(team, now)
-            except Exception:
-                log.exception("could not plan the sweeps of %s; trying again later", team)
+        """Take up to SLICE due steps, each in its own transaction, then plan the teams
+        waiting for it; returns how many steps were taken."""
+        # Due steps first: planning from `now` forgets planned sweeps it would not plan
+        # again, and one whose end passed while the bot was down must still be carried out.
         taken = 0
         for sweep in self.store.due_sweeps(now, SLICE):
             try:
@@ -136,6 +132,12 @@ class Sweeper:
                               sweep.phase, RETRY_FAILED)
                 self.store.postpone_sweep(sweep.id, now + RETRY_FAILED)
             taken += 1
+        for team in sorted(self._pending):
+            try:
+                with self.store.batch():
+                    self.plan(team, now)
+            except Exception:
+                log.exception("could not plan the sweeps of %s; trying again later", team)
         return taken
 
     def advance(self, sweep: Sweep, now: float) -> None:
@@ -323,6 +325,9 @@ class Sweeper:
         if conv is None:
             return Answer(texts.MOVED_ON, refused=True)
         if verb == "close":
+            if line.group is not Group.CUSTOMER_WAITING and \
+                    self._group(conv, now) is Group.CUSTOMER_WAITING:
+                return Answer(texts.WROTE_SINCE, refused=True)  # never closed on unseen
             close(line, conv)
             answer = "Closed."
         elif verb == "keep":

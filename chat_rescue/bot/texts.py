@@ -111,6 +111,8 @@ SWEEP_OVER = "That shift has ended: its sweep is over, and nothing changed."
 SWEEP_UNKNOWN = "That sweep card is not known here: nothing changed."
 MOVED_ON = "That conversation has moved on since the card was drawn: nothing changed."
 NOT_ON_CARD = "That conversation is not on this card: nothing changed."
+WROTE_SINCE = ("The customer wrote since the card was drawn: not closed. Answer them, or "
+               "close it from the conversation.")
 
 
 def not_your_card(operator: str) -> str:

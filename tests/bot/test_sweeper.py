@@ -189,6 +189,40 @@ def test_a_finished_one_whose_customer_wrote_since_the_card_is_not_closed(team: 
     assert team.closes() == []
 
 
+def test_closing_one_whose_customer_wrote_since_the_card_is_refused(team: Team) -> None:
+    """Close on a line drawn as finished, pressed after the customer wrote again: the
+    customer waits on us now, and is never closed on unseen."""
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 17:47")
+    team.customer("done", "wait, one more thing")
+    answer = team.sweeper.press(team.card("U0ANA").card, "close", ref("done").key, "U0ANA")
+    assert answer is not None and answer.refused and answer.text == texts.WROTE_SINCE
+    assert team.state("done") == (State.WAITING_ON_OPERATOR, "U0ANA")
+    assert team.closes() == []
+
+
+def test_a_sweep_whose_end_passed_while_the_bot_was_down_is_carried_out(tmp_path: Path) -> None:
+    """Planned on Friday, the process dies before the cards; it starts again at 18:30: the
+    end's rule all the same (planning Monday's sweep does not forget Friday's)."""
+    clock = FakeClock(at("2026-12-04 09:00"))
+    first = open_team(tmp_path / "down.db", clock)
+    a_day(first)  # plans the team's sweeps
+    first.store.close()
+    clock.t = at("2026-12-04 18:30")
+    restarted = open_team(tmp_path / "down.db", clock)
+    try:
+        assert restarted.tick() == 1
+        assert restarted.state("done") == (State.CLOSED, "U0ANA")  # finished: closed
+        assert restarted.state("asking") == (State.QUEUED, None)  # the rest handed over
+        assert restarted.queued(SweepCard) == []  # no cards nobody could press any more
+        assert [s.ends_at for s in restarted.store.sweeps(TEAM)] == [
+            at("2026-12-04 18:00"), at("2026-12-07 18:00")]
+    finally:
+        restarted.store.close()
+
+
 def test_the_end_applies_the_choices_and_the_default_rule(team: Team) -> None:
     a_day(team)
     team.when("2026-12-04 17:45")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.hours import Schedule, working_between
@@ -99,6 +99,9 @@ def summarize(history: Iterable[HistoryEvent],
     rescued: set[str] = set()
     in_trouble: set[str] = set()  # conversations whose current exchange had a rescue step
     for event in history:
+        if event.kind == "returned" and event.detail == "shift_end":
+            # Handed to the next shift by the sweep: routine, not a timer's rescue step.
+            event = replace(event, kind="handed_over")
         key = event.ref.key
         seen = kinds[key]
         if event.kind == "reopened":

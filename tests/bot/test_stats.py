@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -218,3 +219,15 @@ def test_response_times_are_given_in_working_time_beside_wall_time() -> None:
     assert "First response          p50 2d15h10m, p90 2d15h10m" in table
     assert "  in working time       p50 10m, p90 10m" in table
     assert summarize(history).first_response_working == stats.first_response  # always open
+
+
+def test_a_hand_over_at_shift_end_is_no_return_and_no_rescue() -> None:
+    """The sweep hands what is left to the next shift (a `returned` event, detail
+    `shift_end`): routine, so neither a return to the inbox nor, once answered, a rescue."""
+    handed = replace(ev(1, "returned", 500, 60.0), detail="shift_end")
+    day = [ev(1, "opened", 0), ev(1, "first_reply", 10, 10), handed, ev(1, "reply", 900, 400)]
+    stats = summarize(day)
+    assert (stats.returns, stats.rescues) == (0, 0)
+    assert stats.outcomes == {"answered in time": 1}
+    timer = [*day[:2], ev(1, "returned", 500, 60.0), day[3]]  # a timer's return: both
+    assert (summarize(timer).returns, summarize(timer).rescues) == (1, 1)

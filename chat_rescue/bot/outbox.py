@@ -348,7 +348,10 @@ class Outbox:
     async def _send(self, batch: list[OutboxItem]) -> bool:
         """Deliver one item or one digest; True if anything left the outbox."""
         place = self._where(batch[0].action)
-        if self._free_at(batch[0].action, now := self.clock.monotonic()) > now:
+        # A digest is asked about as the digest it will be: it may take several messages.
+        probe = batch[0].action if len(batch) == 1 else \
+            Digest(place, tuple(item.action for item in batch))
+        if self._free_at(probe, now := self.clock.monotonic()) > now:
             return False  # an earlier delivery in this round took the slot
         wall = self.clock.now()
         taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,

@@ -960,3 +960,23 @@ async def test_what_came_due_while_closed_reaches_the_team_as_one_digest_at_the_
     (digest,) = [a for a in platform.actions()[cards:] if not isinstance(a, UpdateCard)]
     assert isinstance(digest, Digest) and len(digest.notices) == DIGEST_MIN
     assert all(isinstance(notice, Nudge) for notice in digest.notices)
+
+
+async def test_a_digest_is_paced_as_the_digest_it_will_be(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform
+) -> None:
+    """The platform is asked about the digest itself (a long one may take several
+    messages on Telegram), not about its first notice alone."""
+    asked: list[Action] = []
+    free_at = platform.free_at
+
+    def recording(action: Action, now: float) -> float:
+        asked.append(action)
+        return free_at(action, now)
+
+    platform.free_at = recording  # type: ignore[method-assign]
+    notices = [nudge(n) for n in range(1, DIGEST_MIN + 1)]
+    queue(store, *notices)
+    assert await outbox.drain() is None
+    digests = [a for a in asked if isinstance(a, Digest)]
+    assert digests and set(digests[0].notices) == set(platform.actions()[0].notices)

@@ -12,6 +12,7 @@ from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import (
     Action,
+    Conversation,
     ConversationRef,
     CustomerMessage,
     DeadlineDue,
@@ -133,6 +134,8 @@ class Service:
             now = self.clock.now()
             for key, schedule in old.items():
                 self.handle(HoursChanged(ConversationRef.parse(key), now, schedule))
+            for listener in self._team_listeners:  # the sweeps follow the new hours
+                listener(team, True)
 
     def handle(
         self,
@@ -141,11 +144,14 @@ class Service:
         inbound_id: str | None = None,
         extra_actions: Iterable[Action] = (),
         aliases: Iterable[str] = (),
+        read: Conversation | None = None,
     ) -> engine.Decision | None:
         """Apply one event; None when `inbound_id` was processed before.
 
         `aliases` (platform ids of the event's message) are recorded as leading to the
         event's conversation, in the same transaction, if that conversation exists.
+        `read`: the conversation as the caller just read it in this transaction (a sweep's
+        slice), so it is not read again; a conflict reads it afresh all the same.
         """
         if isinstance(event, CustomerMessage):
             clipped = preview(event.text, self.preview_chars)
@@ -155,7 +161,8 @@ class Service:
         names = tuple(aliases)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
-            conv = self.store.load(event.ref.key)
+            conv = read if read is not None else self.store.load(event.ref.key)
+            read = None
             team = conv.team if conv else getattr(event, "team", "default")
             decision = engine.decide(conv, event, self.policy(team, event.ref), now)
             change = Change(

@@ -14,7 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chat_rescue.bot.hours import Day, Schedule, add_working, next_open, shift_bounds
+from chat_rescue.bot.hours import (
+    Day,
+    Schedule,
+    add_working,
+    next_open,
+    shift_bounds,
+    shift_end,
+)
 from chat_rescue.bot.hours_text import HoursError, format_week, parse_week
 from chat_rescue.bot.model import Conversation, State
 from chat_rescue.bot.policy import Policy
@@ -25,6 +32,7 @@ FINISHED_AFTER = 1800.0  # the built-in close_reminder: "finished" when that one
 TEAM_HOURS = ""  # in a sweep's `shifts`: the team's own working hours
 SHIFT_PREFIX = "shift:"  # the stored setting of a named shift: `shift:<name>`
 SHIFT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,19}")
+BREAK = 2 * 3600.0  # a closed gap shorter than this (lunch) is a break, not a shift's end
 
 
 class Group(StrEnum):
@@ -163,31 +171,48 @@ def named_members(shifts: Iterable[Shift]) -> frozenset[str]:
     return frozenset(member for shift in shifts for member in shift.members)
 
 
-def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift]) -> bool:
-    """Whether `owner`'s shift is one of those ending (`ending`: names, TEAM_HOURS for the
-    team's hours): a member of named shifts follows those, everybody else the team's."""
-    mine = [shift.name for shift in shifts if owner in shift.members]
-    if mine:
-        return any(name in ending for name in mine)
-    return TEAM_HOURS in ending
+def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift], team: Schedule,
+           at: float) -> bool:
+    """Whether the shifts ending at `at` (`ending`: names, TEAM_HOURS for the team's hours)
+    end `owner`'s working day: a member of named shifts follows those, everybody else the
+    team's; one who goes on in another of their shifts (back to back, or after a break) is
+    not at an end."""
+    mine = [shift for shift in shifts if owner in shift.members]
+    if not mine:
+        return TEAM_HOURS in ending
+    if not any(shift.name in ending for shift in mine):
+        return False
+    return not any(_back_within(shift.schedule(team), at, BREAK) for shift in mine)
+
+
+def _back_within(hours: Schedule, at: float, gap: float) -> bool:
+    back = next_open(hours, at)
+    return back is not None and back - at < gap
 
 
 # --- when the sweeps come ----------------------------------------------------------------
 
 
 class Phase(StrEnum):
-    """How far a sweep has gone; each step is one transaction (`sweeper.py`)."""
+    """How far a sweep has gone. A step takes its conversations a slice at a time, each
+    slice one transaction (`sweeper.py`); `Sweep.cursor` says where the step stands."""
 
     PLANNED = "planned"  # cards go out at `sweep_at`
+    SORTING = "sorting"  # the team's open conversations are being sorted
+    DRAWING = "drawing"  # the cards are being drawn, one operator's after another
     CARDED = "carded"  # the cards are queued; the shift ends at `ends_at`
+    ENDING = "ending"  # the end's rule is being applied
     HANDED = "handed"  # the end's rule is applied; the handover digest goes at `opens_at`
-    DONE = "done"
+    DONE = "done"  # carried out, or called off before its end (the hours changed)
 
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
     """One sweep of a team: the end of one or more shifts at one instant (`id`: the team and
-    that instant), and how far it has gone. `version` guards each step."""
+    that instant), and how far it has gone. `version` guards each slice of a step; `cursor`
+    is where the step under way stands (the last conversation key, or card id, taken);
+    `drawn_at`, when the cards were drawn (None: no card went out, so the end's rule
+    applies to every one); `unowned`, how many nobody had then."""
 
     id: str
     team: str
@@ -197,13 +222,17 @@ class Sweep:
     shifts: tuple[str, ...] = (TEAM_HOURS,)
     phase: Phase = Phase.PLANNED
     version: int = 0
+    cursor: str = ""
+    drawn_at: float | None = None
+    unowned: int = 0
 
     @property
     def due(self) -> float | None:
-        """When its next step is due (None once done)."""
-        if self.phase is Phase.PLANNED:
+        """When its next step (or the next slice of the one under way) is due; None once
+        done."""
+        if self.phase in (Phase.PLANNED, Phase.SORTING, Phase.DRAWING):
             return self.sweep_at
-        if self.phase is Phase.CARDED:
+        if self.phase in (Phase.CARDED, Phase.ENDING):
             return self.ends_at
         if self.phase is Phase.HANDED:
             return self.opens_at
@@ -213,7 +242,8 @@ class Sweep:
 @dataclass(frozen=True, slots=True)
 class SweepItem:
     """One conversation in a sweep: whose card lists it (None: nobody had it), its group
-    when the card was drawn, the operator's choice, and what the shift's end did."""
+    and its line on the card as drawn, the operator's choice, and what the shift's end
+    did."""
 
     sweep: str
     conversation: str
@@ -222,6 +252,9 @@ class SweepItem:
     group: Group
     choice: Choice | None = None
     fate: Fate | None = None
+    customer: str = ""
+    preview: str = ""
+    since: float = 0.0
 
 
 def sweep_id(team: str, ends_at: float) -> str:
@@ -235,16 +268,18 @@ def sources(schedule: Schedule, shifts: Sequence[Shift]) -> list[tuple[str, Sche
 
 
 def opening_after(schedule: Schedule, shifts: Sequence[Shift], at: float) -> float | None:
-    """When somebody is next at work at or after `at` (the team's hours or any named shift):
-    where the next shift's handover digest goes. None when nobody ever is."""
-    found = [next_open(hours, at) for _, hours in sources(schedule, shifts)]
+    """When somebody is next at work at or after `at` (the team's hours, round the clock
+    when it has none, or any named shift): where the next shift's handover digest goes.
+    None when nobody ever is."""
+    hours = [schedule] + [shift.schedule(schedule) for shift in shifts]
+    found = [next_open(each, at) for each in hours]
     return min((when for when in found if when is not None), default=None)
 
 
 def plan(team: str, policy: Policy, shifts: Sequence[Shift], now: float) -> list[Sweep]:
     """The team's next sweeps from `now`: one per instant at which a shift ends next (shifts
-    ending together share one), its cards `policy.sweep` before that but not before the
-    shift began. None with `sweep` off."""
+    ending together share one; a break under BREAK, like lunch, is no end), its cards
+    `policy.sweep` before that but not before the shift began. None with `sweep` off."""
     if policy.sweep is None:
         return []
     ends: dict[int, tuple[float, float, list[str]]] = {}
@@ -252,10 +287,23 @@ def plan(team: str, policy: Policy, shifts: Sequence[Shift], now: float) -> list
         bounds = shift_bounds(hours, now)
         if bounds is None:
             continue
-        start, end = bounds
+        start, end = bounds[0], _past_breaks(hours, bounds[1])
         sweep_at = max(start, end - policy.sweep)
         earlier, _, names = ends.get(round(end), (sweep_at, end, []))
         ends[round(end)] = (min(earlier, sweep_at), end, [*names, name])
     return [Sweep(sweep_id(team, end), team, end, sweep_at,
                   opening_after(policy.schedule, shifts, end), tuple(names))
             for sweep_at, end, names in sorted(ends.values(), key=lambda e: e[1])]
+
+
+def _past_breaks(hours: Schedule, end: float) -> float:
+    """The end of the working day an interval ending at `end` is part of: past every
+    break shorter than BREAK (a schedule of nothing but short breaks ends after 16)."""
+    for _ in range(16):
+        if not _back_within(hours, end, BREAK):
+            break
+        later = shift_end(hours, end)
+        if later is None:
+            break
+        end = later
+    return end

@@ -30,7 +30,6 @@ from chat_rescue.bot.model import (
     Close,
     Conversation,
     HandoverDigest,
-    HandoverLine,
     ShiftEnd,
     State,
     SweepCard,
@@ -60,7 +59,7 @@ from chat_rescue.storage.base import Change, Outcome, Store
 log = logging.getLogger(__name__)
 
 RETRY_FAILED = 30.0  # seconds before a sweep step whose handling raised is tried again
-SLICE = 8  # sweep steps taken per wake-up of the ticker
+SLICE = 200  # conversations a sweep's steps take per wake-up of the ticker (~25 ms)
 VERBS = ("close_all", "hand_rest", "close", "keep", "hand_off")
 
 
@@ -105,9 +104,10 @@ class Sweeper:
         return shifts_of(self.store.settings(team_scope(team)))
 
     def plan(self, team: str, now: float) -> list[Sweep]:
-        """Store the team's next sweeps as the settings say now; returns them."""
+        """Store the team's next sweeps as the settings say now (calling off one whose
+        cards are out for an end that no longer comes); returns them."""
         sweeps = plan(team, self.service.team_policy(team), self.shifts(team), now)
-        self.store.plan_sweeps(team, sweeps)
+        self.store.plan_sweeps(team, sweeps, now)
         self._planned.add(team)
         self._pending.discard(team)
         for sweep in sweeps:
@@ -117,137 +117,192 @@ class Sweeper:
     # -- the steps ------------------------------------------------------------------------
 
     def fire_due(self, now: float) -> int:
-        """Take up to SLICE due steps, each in its own transaction, then plan the teams
-        waiting for it; returns how many steps were taken."""
+        """Take due steps, slices of at most SLICE conversations in all (each slice its own
+        transaction), then plan the teams waiting for it; returns how many sweeps moved. A
+        step with more left stays due: the ticker comes back for the next slice after
+        letting other work in."""
         # Due steps first: planning from `now` forgets planned sweeps it would not plan
         # again, and one whose end passed while the bot was down must still be carried out.
-        taken = 0
-        for sweep in self.store.due_sweeps(now, SLICE):
+        moved: set[str] = set()
+        budget = SLICE
+        while budget > 0:
+            due = self.store.due_sweeps(now, 1)
+            if not due:
+                break
+            sweep = due[0]
             try:
-                self.advance(sweep, now)
+                used = self.advance(sweep, now, budget)
             except Exception:
                 # One broken sweep must not stop the timers, nor spin: its step moves on
                 # (in the store, so a restart agrees) and is tried again.
                 log.exception("sweep %s failed at %s; trying again in %gs", sweep.id,
                               sweep.phase, RETRY_FAILED)
                 self.store.postpone_sweep(sweep.id, now + RETRY_FAILED)
-            taken += 1
+                used = 1
+            moved.add(sweep.id)
+            budget -= max(1, used)
         for team in sorted(self._pending):
             try:
                 with self.store.batch():
                     self.plan(team, now)
             except Exception:
                 log.exception("could not plan the sweeps of %s; trying again later", team)
-        return taken
+        return len(moved)
 
-    def advance(self, sweep: Sweep, now: float) -> None:
-        """Take the sweep's next step (it is due)."""
-        if sweep.phase is Phase.PLANNED and now < sweep.ends_at:
-            self._cards(sweep, now)
-        elif sweep.phase in (Phase.PLANNED, Phase.CARDED):
+    def advance(self, sweep: Sweep, now: float, limit: int = SLICE) -> int:
+        """Take the next slice of the sweep's step (it is due): at most `limit`
+        conversations; returns how many were taken."""
+        drawing = (Phase.PLANNED, Phase.SORTING, Phase.DRAWING)
+        if sweep.phase in drawing and now < sweep.ends_at:
+            if sweep.phase is Phase.DRAWING:
+                return self._draw(sweep, now, limit)
+            return self._sort(sweep, now, limit)
+        if sweep.phase in (*drawing, Phase.CARDED, Phase.ENDING):
             # A sweep whose cards came due only after the end (the bot was down): the end's
             # rule all the same, without cards nobody could press any more.
-            self._end(sweep, now)
-        elif sweep.phase is Phase.HANDED:
+            return self._end(sweep, now, limit)
+        if sweep.phase is Phase.HANDED:
             self._handover(sweep, now)
+        return 1
 
-    def _open(self, team: str) -> list[Conversation]:
-        found = (self.store.load(key) for key in self.store.open_keys(team))
-        return sorted((conv for conv in found if conv is not None), key=lambda c: c.opened_at)
+    def _slice(self, sweep: Sweep, step: Phase, limit: int) -> tuple[list[Conversation], bool]:
+        """The next of the team's open conversations for `step` (from the first, unless it
+        is the step under way), and whether they are its last."""
+        after = sweep.cursor if sweep.phase is step else ""
+        found = self.store.open_conversations(sweep.team, after, limit)
+        return found, len(found) < limit
 
     def _group(self, conv: Conversation, now: float) -> Group | None:
         return group_of(conv, self.service.policy(conv.team, conv.ref), now)
 
-    def _cards(self, sweep: Sweep, now: float) -> None:
-        """Step 1: sort the team's open conversations, and a card for each operator whose
-        shift ends (with at least one of theirs open)."""
+    def _sort(self, sweep: Sweep, now: float, limit: int) -> int:
+        """Step 1, a slice at a time: sort the team's open conversations, recording each
+        of an operator whose shift ends (and each nobody has) with its line."""
         with self.store.batch():
-            if not self.store.advance_sweep(sweep, Phase.CARDED):
-                return  # another process took this step
-            policy = self.service.team_policy(sweep.team)
+            convs, last = self._slice(sweep, Phase.SORTING, limit)
+            first = sweep.phase is Phase.PLANNED
             shifts = self.shifts(sweep.team)
+            schedule = self.service.team_policy(sweep.team).schedule
             items: list[SweepItem] = []
-            mine: dict[str, list[tuple[Conversation, Group]]] = defaultdict(list)
-            for conv in self._open(sweep.team):
+            cards: dict[str, int] = {}
+            for conv in convs:
                 group = self._group(conv, now)
-                if group is Group.UNOWNED:
-                    items.append(SweepItem(sweep.id, conv.ref.key, None, None, group))
-                elif group is not None and conv.owner is not None \
-                        and covers(conv.owner, sweep.shifts, shifts):
-                    mine[conv.owner].append((conv, group))
-            unowned = len(items)
-            cards: list[SweepCard] = []
-            ends = local_time(policy.schedule, sweep.ends_at, now)
-            for operator, owned in sorted(mine.items()):
-                card = self.store.add_sweep_card(sweep.id, operator)
-                owned.sort(key=lambda pair: (GROUPS.index(pair[1]), since_of(*pair)))
-                items += [SweepItem(sweep.id, conv.ref.key, operator, card, group)
-                          for conv, group in owned]
-                lines = tuple(SweepLine(conv.ref.key, conv.customer, conv.preview, group.value,
-                                        since_of(conv, group)) for conv, group in owned)
-                cards.append(SweepCard(sweep.team, sweep.id, card, operator, sweep.ends_at,
-                                       now, ends, lines, unowned, _rule(policy.sweep_default)))
+                owner = conv.owner
+                if group is None or owner is not None and not covers(
+                        owner, sweep.shifts, shifts, schedule, sweep.ends_at):
+                    continue
+                card = None
+                if owner is not None:
+                    card = cards.get(owner) or self.store.add_sweep_card(sweep.id, owner)
+                    cards[owner] = card
+                items.append(SweepItem(sweep.id, conv.ref.key, owner, card, group,
+                                       customer=conv.customer, preview=conv.preview,
+                                       since=since_of(conv, group)))
+            unowned = sum(1 for item in items if item.operator is None)
+            moved = replace(sweep, cursor="" if last else convs[-1].ref.key,
+                            drawn_at=now if first else sweep.drawn_at,
+                            unowned=unowned + (0 if first else sweep.unowned))
+            if not self.store.advance_sweep(moved, Phase.DRAWING if last else Phase.SORTING):
+                return 0  # another process took this slice
             self.store.put_sweep_items(items)
+        return max(1, len(convs))
+
+    def _draw(self, sweep: Sweep, now: float, limit: int) -> int:
+        """Step 1, then: queue the cards, an operator's at a time, as many as make a slice;
+        with the last, the shift's end is what comes next."""
+        with self.store.batch():
+            policy = self.service.team_policy(sweep.team)
+            ends = local_time(policy.schedule, sweep.ends_at, now)
+            done = int(sweep.cursor or 0)
+            waiting = [(card, who) for card, who in self.store.sweep_cards(sweep.id)
+                       if card > done]
+            cards: list[SweepCard] = []
+            lines_taken = 0
+            for card, operator in waiting:
+                owned = self.store.sweep_items(sweep.id, card=card)
+                owned.sort(key=lambda item: (GROUPS.index(item.group), item.since))
+                lines = tuple(SweepLine(item.conversation, item.customer, item.preview,
+                                        item.group.value, item.since) for item in owned)
+                cards.append(SweepCard(sweep.team, sweep.id, card, operator, sweep.ends_at,
+                                       sweep.drawn_at or now, ends, lines, sweep.unowned,
+                                       _rule(policy.sweep_default)))
+                lines_taken += len(lines)
+                if lines_taken >= limit:
+                    break
+            last = len(cards) == len(waiting)
+            moved = replace(sweep, cursor="" if last else str(cards[-1].card))
+            if not self.store.advance_sweep(moved, Phase.CARDED if last else Phase.DRAWING):
+                return 0
             if cards:
                 self.service.queue(cards)
-        log.info("sweep %s: %d cards, %d conversations", sweep.id, len(cards), len(items))
-        self.service.scheduled(sweep.ends_at)
+        if last:
+            log.info("sweep %s: %d cards drawn", sweep.id, len(self.store.sweep_cards(sweep.id)))
+            self.service.scheduled(sweep.ends_at)
+        return max(1, lines_taken)
 
-    def _end(self, sweep: Sweep, now: float) -> None:
-        """Step 2: what each operator decided, else the default rule; then the next sweeps."""
+    def _end(self, sweep: Sweep, now: float, limit: int) -> int:
+        """Step 2, a slice at a time: what each operator decided, else the default rule;
+        with the last slice, the team's next sweeps.
+
+        With cards out, the end does to a conversation what its owner's card said: one
+        its owner took after the cards were drawn (from the inbox, or from another) was
+        never theirs to decide, and stays with them."""
         with self.store.batch():
             policy = self.service.team_policy(sweep.team)
             shifts = self.shifts(sweep.team)
-            opens = opening_after(policy.schedule, shifts, now)
-            ended = replace(sweep, opens_at=opens)
+            carded = sweep.phase in (Phase.CARDED, Phase.ENDING) and sweep.drawn_at is not None
+            convs, last = self._slice(sweep, Phase.ENDING, limit)
+            opens = opening_after(policy.schedule, shifts, now) if last else sweep.opens_at
             # Nobody ever at work again: no digest to wait for.
-            done = Phase.HANDED if opens is not None else Phase.DONE
-            if not self.store.advance_sweep(ended, done):
-                return
+            phase = Phase.ENDING if not last else Phase.HANDED if opens is not None \
+                else Phase.DONE
+            moved = replace(sweep, opens_at=opens, cursor="" if last else convs[-1].ref.key,
+                            drawn_at=sweep.drawn_at if carded else None)
+            if not self.store.advance_sweep(moved, phase):
+                return 0
             rule = Rule(_rule(policy.sweep_default))
-            known = {item.conversation: item for item in self.store.sweep_items(sweep.id)}
+            known = {item.conversation: item
+                     for item in self.store.sweep_items(sweep.id, [c.ref.key for c in convs])}
             recorded: list[SweepItem] = []
-            for conv in self._open(sweep.team):
+            for conv in convs:
                 group = self._group(conv, now)
                 item = known.get(conv.ref.key)
                 if group is Group.UNOWNED:
                     recorded.append(SweepItem(sweep.id, conv.ref.key, None, None, group,
                                               fate=Fate.UNOWNED))
                     continue
-                if group is None or conv.owner is None \
-                        or not covers(conv.owner, sweep.shifts, shifts):
+                if group is None or conv.owner is None or not covers(
+                        conv.owner, sweep.shifts, shifts, policy.schedule, sweep.ends_at):
                     continue
-                choice = item.choice if item is not None and item.operator == conv.owner \
-                    else None
-                result = fate(group, choice, rule)
+                on_card = item is not None and item.operator == conv.owner
+                if carded and not on_card:
+                    result: Fate | None = Fate.KEEP
+                    choice = None
+                else:
+                    choice = item.choice if item is not None and on_card else None
+                    result = fate(group, choice, rule)
                 if result in (Fate.CLOSE, Fate.HAND_OVER):
                     self.service.handle(ShiftEnd(conv.ref, now, conv.owner,
-                                                 close=result is Fate.CLOSE))
+                                                 close=result is Fate.CLOSE), read=conv)
                 recorded.append(SweepItem(sweep.id, conv.ref.key, conv.owner,
                                           item.card if item else None, group, choice, result))
             self.store.put_sweep_items(recorded)
-            self.plan(sweep.team, now)
-        log.info("sweep %s: the shift ended; %s", sweep.id, ", ".join(
-            f"{n} {f}" for f, n in _count(recorded).items()) or "nothing open")
-        if opens is not None:
-            self.service.scheduled(opens)
+            if last:
+                self.plan(sweep.team, now)
+        if last:
+            log.info("sweep %s: the shift ended; %s", sweep.id, ", ".join(
+                f"{n} {f}" for f, n in _count(self.store.sweep_items(sweep.id)).items())
+                or "nothing open")
+            if opens is not None:
+                self.service.scheduled(opens)
+        return max(1, len(convs))
 
     def _handover(self, sweep: Sweep, now: float) -> None:
         """Step 3: the next shift opens with what was handed over and is still unclaimed."""
         with self.store.batch():
             if not self.store.advance_sweep(sweep, Phase.DONE):
                 return
-            lines: list[HandoverLine] = []
-            for item in self.store.sweep_items(sweep.id):
-                if item.fate not in (Fate.HAND_OVER, Fate.UNOWNED):
-                    continue
-                conv = self.store.load(item.conversation)
-                if conv is None or conv.state is not State.QUEUED or conv.owner is not None:
-                    continue  # claimed or closed since
-                owner = item.operator if item.fate is Fate.HAND_OVER else None
-                lines.append(HandoverLine(conv.ref.key, conv.customer, conv.preview,
-                                          since_of(conv, Group.UNOWNED), owner))
-            lines.sort(key=lambda line: line.since)
+            lines = self.store.sweep_inbox(sweep.id)
             if lines:
                 self.service.queue([HandoverDigest(sweep.team, sweep.id, sweep.ends_at, now,
                                                    tuple(lines))])
@@ -276,7 +331,10 @@ class Sweeper:
                 return Answer(texts.SWEEP_UNKNOWN, refused=True)
             sweep_id, operator = found
             sweep = self.store.sweep(sweep_id)
-            if sweep is None or sweep.phase is not Phase.CARDED or now >= sweep.ends_at:
+            if sweep is not None and sweep.phase is Phase.DONE and now < sweep.ends_at:
+                return Answer(texts.SWEEP_CALLED_OFF, refused=True)
+            if sweep is None or sweep.phase not in (Phase.DRAWING, Phase.CARDED) \
+                    or now >= sweep.ends_at:
                 return Answer(texts.SWEEP_OVER, refused=True)
             if by != operator and not admin:
                 return Answer(texts.not_your_card(operator), refused=True, whose=operator)

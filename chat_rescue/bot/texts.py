@@ -108,6 +108,8 @@ GROUP_TITLES = {
 }
 CLOSE_ALL, HAND_REST = "Close all finished", "Hand the rest to the next shift"
 SWEEP_OVER = "That shift has ended: its sweep is over, and nothing changed."
+SWEEP_CALLED_OFF = ("That sweep was called off (the working hours or the sweep setting "
+                    "changed since the card was drawn): nothing changed.")
 SWEEP_UNKNOWN = "That sweep card is not known here: nothing changed."
 MOVED_ON = "That conversation has moved on since the card was drawn: nothing changed."
 NOT_ON_CARD = "That conversation is not on this card: nothing changed."

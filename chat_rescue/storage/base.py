@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from chat_rescue.bot.model import Action, Conversation, HistoryEvent
+from chat_rescue.bot.model import Action, Conversation, HandoverLine, HistoryEvent
 from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
 
 
@@ -63,10 +63,11 @@ class Held:
 class SweepStore(Protocol):
     """A team's sweeps before its shifts end (`bot/sweeper.py`), their cards and items."""
 
-    def plan_sweeps(self, team: str, sweeps: Sequence[Sweep]) -> None:
+    def plan_sweeps(self, team: str, sweeps: Sequence[Sweep], now: float) -> None:
         """Make `sweeps` the team's planned ones: add the new, bring those of the same id
-        that are still planned up to date, forget the other planned ones. Sweeps under way
-        are left alone."""
+        that are still planned up to date, forget the other planned ones, and call off
+        those whose cards are out (or being drawn) for an end still to come that is no
+        longer planned (the hours or `sweep` changed). Sweeps ending are left alone."""
 
     def sweep(self, sweep_id: str) -> Sweep | None:
         """One sweep as it stands."""
@@ -78,8 +79,9 @@ class SweepStore(Protocol):
         """Sweeps whose next step is due at or before `now`, earliest first."""
 
     def advance_sweep(self, sweep: Sweep, phase: Phase) -> bool:
-        """Move a sweep (with `sweep.opens_at`) to `phase`, if it is still at the version it
-        was read at; False when another process moved it first (then nothing changed)."""
+        """Move a sweep to `phase` (with its `opens_at`, `cursor` and `drawn_at`), if it is
+        still at the version it was read at; False when another process moved it first
+        (then nothing changed)."""
 
     def postpone_sweep(self, sweep_id: str, until: float) -> None:
         """Move the next step of a sweep whose step failed, so it neither spins nor blocks."""
@@ -90,11 +92,24 @@ class SweepStore(Protocol):
     def sweep_card(self, card_id: int) -> tuple[str, str] | None:
         """(sweep id, operator) of a card."""
 
+    def sweep_cards(self, sweep_id: str) -> list[tuple[int, str]]:
+        """(card id, operator) of each card of a sweep, in the order they were made."""
+
     def put_sweep_items(self, items: Sequence[SweepItem]) -> None:
         """Record the sweep's conversations (replacing what was recorded of each)."""
 
-    def sweep_items(self, sweep_id: str) -> list[SweepItem]:
-        """The sweep's conversations, in the order first recorded."""
+    def sweep_items(self, sweep_id: str, keys: Sequence[str] | None = None,
+                    card: int | None = None) -> list[SweepItem]:
+        """The sweep's conversations (only those of `keys`, or on `card`, if given), in the
+        order first recorded."""
+
+    def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
+        """The sweep's conversations handed over (or that nobody had) still in the inbox,
+        unclaimed, as lines of its handover digest: oldest waiting first."""
+
+    def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
+        """Up to `limit` of a team's conversations that are not closed, by key, from the
+        first key past `after` (a sweep's step takes them a slice at a time)."""
 
     def teams(self) -> list[str]:
         """Every team that has conversations."""

@@ -22,6 +22,7 @@ from chat_rescue.bot.model import (
     Action,
     Conversation,
     ConversationRef,
+    HandoverLine,
     HistoryEvent,
     State,
     Timer,
@@ -302,6 +303,26 @@ class SQLiteStore(OutboxTables, SweepTables):
             HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
+
+    def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
+        rows = self.conn.execute(
+            f"SELECT key, {', '.join(_COLUMNS)} FROM conversations WHERE team = ? "
+            "AND state != 'closed' AND key > ? ORDER BY key LIMIT ?", (team, after, limit)
+        ).fetchall()
+        return [_conversation(row) for row in rows]
+
+    def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
+        # `since` as sweep.since_of has it for a conversation in the inbox
+        rows = self.conn.execute(
+            "SELECT c.key, c.customer, c.preview, "
+            "coalesce(c.waiting_since, c.queued_at, c.opened_at) AS since, "
+            "CASE WHEN i.fate = 'handed_over' THEN i.operator END "
+            "FROM sweep_items i JOIN conversations c ON c.key = i.conversation "
+            "WHERE i.sweep = ? AND i.fate IN ('handed_over', 'unowned') "
+            "AND c.state = 'queued' AND c.owner IS NULL ORDER BY since, i.rowid",
+            (sweep_id,)).fetchall()
+        return [HandoverLine(str(key), str(customer), str(preview), float(since), owner)
+                for key, customer, preview, since, owner in rows]
 
     def open_keys(self, team: str) -> list[str]:
         rows = self.conn.execute(

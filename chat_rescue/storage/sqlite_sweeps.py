@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem
 
-_SWEEP_COLUMNS = "id, team, ends_at, sweep_at, opens_at, shifts, phase, version"
+_SWEEP_COLUMNS = (
+    "id, team, ends_at, sweep_at, opens_at, shifts, phase, version, cursor, drawn_at, "
+    "unowned"
+)
+_ITEM_COLUMNS = "sweep, conversation, operator, card, grp, choice, fate, customer, preview, since"
 
 
 class SweepTables:
@@ -20,7 +25,7 @@ class SweepTables:
 
     conn: sqlite3.Connection
 
-    def plan_sweeps(self, team: str, sweeps: Sequence[Sweep]) -> None:
+    def plan_sweeps(self, team: str, sweeps: Sequence[Sweep], now: float) -> None:
         conn = self.conn
         conn.execute("SAVEPOINT plan")
         try:
@@ -35,9 +40,13 @@ class SweepTables:
                     (sweep.id, team, sweep.ends_at, sweep.sweep_at, sweep.opens_at,
                      ",".join(sweep.shifts), sweep.sweep_at))
             kept = [sweep.id for sweep in sweeps]
+            others = f"id NOT IN ({', '.join('?' for _ in kept)})"
+            conn.execute(f"DELETE FROM sweeps WHERE team = ? AND phase = 'planned' AND {others}",
+                         (team, *kept))
             conn.execute(
-                f"DELETE FROM sweeps WHERE team = ? AND phase = 'planned' "
-                f"AND id NOT IN ({', '.join('?' for _ in kept)})", (team, *kept))
+                "UPDATE sweeps SET phase = 'done', due = NULL, cursor = '', "
+                "version = version + 1 WHERE team = ? AND ends_at > ? "
+                f"AND phase IN ('sorting', 'drawing', 'carded') AND {others}", (team, now, *kept))
         except BaseException:
             conn.execute("ROLLBACK TO plan")
             conn.execute("RELEASE plan")
@@ -60,12 +69,12 @@ class SweepTables:
         return [_sweep(row) for row in rows]
 
     def advance_sweep(self, sweep: Sweep, phase: Phase) -> bool:
-        moved = Sweep(sweep.id, sweep.team, sweep.ends_at, sweep.sweep_at, sweep.opens_at,
-                      sweep.shifts, phase)
+        moved = replace(sweep, phase=phase)
         updated = self.conn.execute(
-            "UPDATE sweeps SET phase = ?, opens_at = ?, due = ?, version = version + 1 "
-            "WHERE id = ? AND version = ?",
-            (phase.value, sweep.opens_at, moved.due, sweep.id, sweep.version))
+            "UPDATE sweeps SET phase = ?, opens_at = ?, due = ?, cursor = ?, drawn_at = ?, "
+            "unowned = ?, version = version + 1 WHERE id = ? AND version = ?",
+            (phase.value, sweep.opens_at, moved.due, sweep.cursor, sweep.drawn_at,
+             sweep.unowned, sweep.id, sweep.version))
         return updated.rowcount == 1
 
     def postpone_sweep(self, sweep_id: str, until: float) -> None:
@@ -79,6 +88,11 @@ class SweepTables:
                                 (sweep_id, operator)).fetchone()
         return int(row[0])
 
+    def sweep_cards(self, sweep_id: str) -> list[tuple[int, str]]:
+        rows = self.conn.execute("SELECT id, operator FROM sweep_cards WHERE sweep = ? "
+                                 "ORDER BY id", (sweep_id,)).fetchall()
+        return [(int(card), str(operator)) for card, operator in rows]
+
     def sweep_card(self, card_id: int) -> tuple[str, str] | None:
         row = self.conn.execute("SELECT sweep, operator FROM sweep_cards WHERE id = ?",
                                 (card_id,)).fetchone()
@@ -86,25 +100,47 @@ class SweepTables:
 
     def put_sweep_items(self, items: Sequence[SweepItem]) -> None:
         self.conn.executemany(
-            "INSERT OR REPLACE INTO sweep_items (sweep, conversation, operator, card, grp, "
-            "choice, fate) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO sweep_items ({_ITEM_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(i.sweep, i.conversation, i.operator, i.card, i.group.value,
-              i.choice.value if i.choice else None, i.fate.value if i.fate else None)
-             for i in items])
+              i.choice.value if i.choice else None, i.fate.value if i.fate else None,
+              i.customer, i.preview, i.since) for i in items])
 
-    def sweep_items(self, sweep_id: str) -> list[SweepItem]:
-        rows = self.conn.execute(
-            "SELECT sweep, conversation, operator, card, grp, choice, fate FROM sweep_items "
-            "WHERE sweep = ? ORDER BY rowid", (sweep_id,)).fetchall()
-        return [SweepItem(str(s), str(c), o, card, Group(g), Choice(ch) if ch else None,
-                          Fate(f) if f else None) for s, c, o, card, g, ch, f in rows]
+    def sweep_items(self, sweep_id: str, keys: Sequence[str] | None = None,
+                    card: int | None = None) -> list[SweepItem]:
+        if keys is None:
+            where, args = ("AND card = ?", (card,)) if card is not None else ("", ())
+            rows = self.conn.execute(f"SELECT {_ITEM_COLUMNS} FROM sweep_items WHERE sweep = ? "
+                                     f"{where} ORDER BY rowid", (sweep_id, *args)).fetchall()
+        else:
+            rows = []
+            for start in range(0, len(keys), 500):  # within SQLite's bound on parameters
+                chunk = keys[start:start + 500]
+                rows += self.conn.execute(
+                    f"SELECT {_ITEM_COLUMNS}, rowid FROM sweep_items WHERE sweep = ? AND "
+                    f"conversation IN ({', '.join('?' for _ in chunk)})",
+                    (sweep_id, *chunk)).fetchall()
+            rows = [row[:-1] for row in sorted(rows, key=lambda row: row[-1])]
+        return [_item(row) for row in rows]
 
     def teams(self) -> list[str]:
         return [str(r[0]) for r in self.conn.execute("SELECT DISTINCT team FROM conversations")]
 
 
 def _sweep(row: tuple[object, ...]) -> Sweep:
-    sweep_id, team, ends_at, sweep_at, opens_at, shifts, phase, version = row
+    sweep_id, team, ends_at, sweep_at, opens_at, shifts, phase, version, cursor, drawn, \
+        unowned = row
     return Sweep(str(sweep_id), str(team), float(ends_at), float(sweep_at),  # type: ignore[arg-type]
                  None if opens_at is None else float(opens_at),  # type: ignore[arg-type]
-                 tuple(str(shifts).split(",")), Phase(str(phase)), int(version))  # type: ignore[call-overload]
+                 tuple(str(shifts).split(",")), Phase(str(phase)), int(version),  # type: ignore[call-overload]
+                 str(cursor), None if drawn is None else float(drawn),  # type: ignore[arg-type]
+                 int(unowned))  # type: ignore[call-overload]
+
+
+def _item(row: tuple[object, ...]) -> SweepItem:
+    sweep, key, operator, card, group, choice, fate, customer, preview, since = row
+    return SweepItem(str(sweep), str(key), None if operator is None else str(operator),
+                     None if card is None else int(card),  # type: ignore[call-overload]
+                     Group(str(group)), Choice(str(choice)) if choice else None,
+                     Fate(str(fate)) if fate else None, str(customer or ""),
+                     str(preview or ""), float(since or 0.0))  # type: ignore[arg-type]

@@ -130,22 +130,30 @@ LATE = Shift("late", parse_week("daily 14:00-22:00") or (), ("U0BEN", "U0CHLOE")
 EARLY = Shift("early", parse_week("mon-fri 06:00-14:00") or (), ("U0ANA",))
 
 
+BOTH = Shift("double", parse_week("mon-fri 06:00-14:00") or (), ("U0EVA",))
+EVENING = Shift("evening", parse_week("mon-fri 15:00-20:00") or (), ("U0EVA",))
+
+
 @pytest.mark.parametrize(
-    ("owner", "ending", "shifts", "covered"),
+    ("owner", "ending", "shifts", "when", "covered"),
     [
-        ("U0DAN", (TEAM_HOURS,), (), True),  # no named shifts: everybody's ends with the team's
-        ("U0DAN", ("late",), (LATE,), False),
-        ("U0DAN", (TEAM_HOURS,), (LATE,), True),
-        ("U0BEN", (TEAM_HOURS,), (LATE,), False),  # a member follows their shift
-        ("U0BEN", ("late",), (LATE,), True),
-        ("U0BEN", (TEAM_HOURS, "late"), (LATE, EARLY), True),
-        ("U0ANA", ("late",), (LATE, EARLY), False),
-        ("U0ANA", ("early",), (LATE, EARLY), True),
+        ("U0DAN", (TEAM_HOURS,), (), "18:00", True),  # no named shifts: the team's end
+        ("U0DAN", ("late",), (LATE,), "22:00", False),
+        ("U0DAN", (TEAM_HOURS,), (LATE,), "18:00", True),
+        ("U0BEN", (TEAM_HOURS,), (LATE,), "18:00", False),  # a member follows their shift
+        ("U0BEN", ("late",), (LATE,), "22:00", True),
+        ("U0BEN", (TEAM_HOURS, "late"), (LATE, EARLY), "22:00", True),
+        ("U0ANA", ("late",), (LATE, EARLY), "22:00", False),
+        ("U0ANA", ("early",), (LATE, EARLY), "14:00", True),
+        # in two shifts back to back (or after a break): not at an end between them
+        ("U0BEN", ("early",), (LATE, replace(EARLY, members=("U0BEN",))), "14:00", False),
+        ("U0EVA", ("double",), (BOTH, EVENING), "14:00", False),
+        ("U0EVA", ("evening",), (BOTH, EVENING), "20:00", True),
     ],
 )
 def test_whose_shift_ends(owner: str, ending: tuple[str, ...], shifts: tuple[Shift, ...],
-                          covered: bool) -> None:
-    assert covers(owner, ending, shifts) is covered
+                          when: str, covered: bool) -> None:
+    assert covers(owner, ending, shifts, WEEKDAYS, at(f"2026-12-04 {when}")) is covered
 
 
 def test_the_next_sweep_is_sweep_before_the_end_of_the_working_interval() -> None:
@@ -163,13 +171,27 @@ def test_the_next_sweep_is_sweep_before_the_end_of_the_working_interval() -> Non
 
 
 def test_a_shift_shorter_than_the_sweep_is_swept_from_its_start() -> None:
-    lunch = from_environment("mon-fri 09:00-13:00,13:50-18:00", "Europe/Berlin", "")
-    policy = replace(POLICY, schedule=lunch, sweep=3600)
+    split = from_environment("mon-fri 09:00-13:00,16:00-18:00", "Europe/Berlin", "")
+    policy = replace(POLICY, schedule=split, sweep=3600)
     [morning] = plan("team", policy, (), at("2026-12-04 10:00"))
     assert (morning.sweep_at, morning.ends_at) == (at("2026-12-04 12:00"), at("2026-12-04 13:00"))
-    assert morning.opens_at == at("2026-12-04 13:50")
+    assert morning.opens_at == at("2026-12-04 16:00")
     [afternoon] = plan("team", replace(policy, sweep=6 * 3600), (), at("2026-12-04 13:00"))
-    assert afternoon.sweep_at == at("2026-12-04 13:50")
+    assert afternoon.sweep_at == at("2026-12-04 16:00")
+
+
+def test_a_break_shorter_than_two_hours_is_no_end_of_a_shift() -> None:
+    """Lunch is not the end of the day: no cards before it, no hand-over at it."""
+    lunch = from_environment("mon-fri 09:00-12:30,13:30-15:00,15:15-18:00", "Europe/Berlin", "")
+    policy = replace(POLICY, schedule=lunch)
+    for when in ("2026-12-04 10:00", "2026-12-04 13:00", "2026-12-04 15:10"):
+        [sweep] = plan("team", policy, (), at(when))
+        assert (sweep.sweep_at, sweep.ends_at) == (at("2026-12-04 17:45"),
+                                                   at("2026-12-04 18:00")), when
+    # a named shift's break alike
+    split = Shift("split", parse_week("fri 08:00-11:00,12:00-14:00") or (), ("U0ANA",))
+    [named, team] = plan("team", POLICY, (split,), at("2026-12-04 09:00"))
+    assert named.shifts == ("split",) and named.ends_at == at("2026-12-04 14:00")
 
 
 def test_named_shifts_have_sweeps_of_their_own_and_share_one_that_ends_together() -> None:
@@ -201,7 +223,8 @@ def test_no_sweep_when_it_is_off_or_no_shift_ever_ends() -> None:
     assert plan("team", Policy(), (), NOW) == []  # always open, no named shifts
     always = Policy(schedule=Schedule(zone="Europe/Berlin"))
     [late] = plan("team", always, (LATE,), NOW)  # always open, but the late shift ends
-    assert late.shifts == ("late",) and late.opens_at == at("2026-12-05 14:00")
+    # ... and the team is at work round the clock: the digest goes as the shift ends
+    assert late.shifts == ("late",) and late.opens_at == late.ends_at
 
 
 def test_shifts_are_stored_as_settings_and_a_corrupt_one_is_left_out() -> None:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from chat_rescue.bot import sweeper as sweeper_module
 from chat_rescue.bot import texts
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.commands import CommandContext, run
@@ -406,8 +407,6 @@ def test_named_shifts_sweep_their_members_at_their_own_end(team: Team) -> None:
     team.tick()
     assert team.state("bens") == (State.WAITING_ON_CUSTOMER, "U0BEN")  # still on shift
     # the late shift is at work at 18:00: what the day handed over goes to it at once
-    assert len(team.queued(HandoverDigest)) == 0
-    team.tick()
     assert len(team.queued(HandoverDigest)) == 1
     team.when("2026-12-04 21:45")
     team.tick()
@@ -426,6 +425,96 @@ def test_sweep_off_plans_none_and_turning_it_off_forgets_the_planned(team: Team)
     assert run("set sweep 5m", admin, team.service) == "sweep is now 5m for the team."
     [sweep] = team.store.sweeps(TEAM)
     assert sweep.sweep_at == at("2026-12-04 17:55")
+
+
+def test_changing_the_hours_after_the_cards_went_out_calls_the_old_end_off(
+        team: Team) -> None:
+    """Cards out for 18:00; the lead moves today's closing to 20:00: nothing is handed over
+    at 18:00, a press on the old card says it was called off, the new end sweeps."""
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    ana = team.card("U0ANA")
+    admin = CommandContext(TEAM, ConversationRef("slack", "C0TEAM"), "U0ANA", is_admin=True)
+    team.when("2026-12-04 17:50")
+    run("holiday 2026-12-04 09:00-20:00", admin, team.service)
+    off = team.sweeper.press(ana.card, "close_all", "", "U0ANA")
+    assert off is not None and off.refused and off.text == texts.SWEEP_CALLED_OFF
+    team.when("2026-12-04 18:00")
+    assert team.tick() == 0
+    assert team.closes() == [] and team.state("pending") == (State.WAITING_ON_CUSTOMER, "U0ANA")
+    team.when("2026-12-04 19:45")
+    team.tick()
+    assert len(team.queued(SweepCard)) == 4  # the old two and the new two
+    team.when("2026-12-04 20:00")
+    team.tick()
+    assert team.state("asking") == (State.QUEUED, None)  # handed over at the new end
+
+
+def test_sweep_off_after_the_cards_went_out_hands_nothing_over(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    admin = CommandContext(TEAM, ConversationRef("slack", "C0TEAM"), "U0ANA", is_admin=True)
+    run("set sweep off", admin, team.service)
+    team.when("2026-12-04 18:00")
+    team.tick()
+    assert team.closes() == [] and team.state("asking") == (State.WAITING_ON_OPERATOR, "U0ANA")
+
+
+def test_one_taken_after_the_cards_were_drawn_stays_with_whoever_took_it(team: Team) -> None:
+    """Not on their card, so never theirs to decide: the end leaves it with them (as on a
+    card where they pressed Keep); what was on their card follows the rule."""
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 17:50")
+    team.service.handle(Claim(ref("nobody"), team.clock.now(), "U0ANA"))  # from the inbox
+    team.customer("late", "hi, still there?")  # opened after the cards, answered at once
+    team.operator("late", "U0BEN")
+    team.when("2026-12-04 18:00")
+    team.tick()
+    assert team.state("nobody") == (State.CLAIMED, "U0ANA")
+    assert team.state("late") == (State.WAITING_ON_CUSTOMER, "U0BEN")
+    assert team.state("pending") == (State.QUEUED, None)  # on Ana's card, undecided
+    fates = {item.conversation: item.fate
+             for item in team.store.sweep_items(team.store.sweeps(TEAM)[0].id)}
+    assert fates[ref("nobody").key] is Fate.KEEP and fates[ref("late").key] is Fate.KEEP
+
+
+def test_a_big_team_is_swept_a_slice_at_a_time_and_a_restart_between_slices_repeats_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweeper_module, "SLICE", 4)
+    clock = FakeClock(at("2026-12-04 09:00"))
+    first = open_team(tmp_path / "big.db", clock)
+    a_day(first)
+    first.when("2026-12-04 11:00")
+    for n in range(10):  # eleven of Ana's finished in all, one of them "done"
+        first.customer(f"old{n}")
+        first.operator(f"old{n}", "U0ANA")
+    first.when("2026-12-04 17:45")
+    assert first.tick() == 1 and first.queued(SweepCard) == []  # 4 of 15 sorted
+    [sweep] = first.store.sweeps(TEAM)
+    assert sweep.phase is Phase.SORTING and sweep.cursor
+    first.store.close()
+    again = open_team(tmp_path / "big.db", clock)  # killed between slices
+    while again.queued(SweepCard) == []:
+        assert again.tick() == 1
+    ana = again.card("U0ANA")
+    assert len(ana.lines) == 13 and ana.unowned == 1 and ana.drawn_at == at("2026-12-04 17:45")
+    assert [line.group for line in ana.lines].count("finished") == 11
+    again.when("2026-12-04 18:00")
+    assert again.tick() == 1
+    [sweep] = [s for s in again.store.sweeps(TEAM) if s.ends_at == at("2026-12-04 18:00")]
+    assert sweep.phase is Phase.ENDING and len(again.closes()) < 12
+    again.store.close()
+    last = open_team(tmp_path / "big.db", clock)
+    while last.tick():
+        pass
+    closes = last.closes()
+    assert len(closes) == len(set(closes)) == 12  # Ana's eleven and Ben's one, each once
+    assert last.state("asking") == (State.QUEUED, None)
+    last.store.close()
 
 
 def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:

@@ -91,7 +91,7 @@ def test_a_database_of_schema_6_opens_and_its_conversations_decode(db_path: Path
     old.close()
     store = open_store(db_path)
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 10
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 11
         assert store.load(REF.key) == replace(conversation(), version=4)  # rebased_at None
         told = replace(conversation(), version=4, away_told_until=T0 + 3600,
                        rebased_at=T0 + 60, timer_used=30.0, quiet_used=0.0)
@@ -287,3 +287,30 @@ def test_describe_explains_a_database_the_bot_cannot_use(db_path: Path) -> None:
     newer.close()
     with pytest.raises(ValueError, match="newer chat-rescue"):
         describe(url)
+
+
+def test_a_sweep_under_way_in_schema_10_goes_on_after_the_upgrade(db_path: Path) -> None:
+    """Cards already out before sweeps were taken in slices: they count as drawn at
+    `sweep_at`, so the end still does to each what its owner's card said."""
+    old = sqlite3.connect(db_path)
+    for number, script in enumerate(MIGRATIONS[:10], start=1):
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.execute("INSERT INTO sweeps (id, team, ends_at, sweep_at, opens_at, shifts, phase, due, "
+                "version) VALUES ('t@1', 't', ?, ?, NULL, '', 'carded', ?, 1)",
+                (T0 + 900, T0, T0 + 900))
+    old.execute("INSERT INTO sweep_items (sweep, conversation, operator, card, grp) "
+                "VALUES ('t@1', 'slack:C1:1', 'U0ANA', 1, 'finished')")
+    old.commit()
+    old.close()
+    store = open_store(db_path)
+    try:
+        sweep = store.sweep("t@1")
+        assert sweep is not None and (sweep.phase.value, sweep.drawn_at, sweep.cursor,
+                                      sweep.unowned, sweep.due) == ("carded", T0, "", 0, T0 + 900)
+        [item] = store.sweep_items("t@1")
+        assert (item.operator, item.customer, item.since) == ("U0ANA", "", 0.0)
+    finally:
+        store.close()

@@ -21,6 +21,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     Digest,
     Escalate,
+    HandoverLine,
     HistoryEvent,
     Nudge,
     PostCard,
@@ -622,8 +623,8 @@ def planned(end: float, team: str = "team-a", shifts: tuple[str, ...] = ("",),
 
 def test_planned_sweeps_are_due_at_their_cards_and_count_as_deadlines(store: Store) -> None:
     store.commit(Change(new(1, deadline=T0 + 5000)), T0)
-    store.plan_sweeps("team-a", [planned(T0 + 1000), planned(T0 + 2000, shifts=("", "late"))])
-    store.plan_sweeps("team-b", [planned(T0 + 1500, team="team-b")])
+    store.plan_sweeps("team-a", [planned(T0 + 1000), planned(T0 + 2000, shifts=("", "late"))], T0)
+    store.plan_sweeps("team-b", [planned(T0 + 1500, team="team-b")], T0)
     assert store.next_deadline() == T0 + 100
     assert [s.id for s in store.due_sweeps(T0 + 700, 10)] == [
         sweep_id("team-a", T0 + 1000), sweep_id("team-b", T0 + 1500)]
@@ -634,27 +635,47 @@ def test_planned_sweeps_are_due_at_their_cards_and_count_as_deadlines(store: Sto
 
 
 def test_next_deadline_is_a_sweeps_when_no_conversation_has_one(store: Store) -> None:
-    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    store.plan_sweeps("team-a", [planned(T0 + 1000)], T0)
     assert store.next_deadline() == T0 + 100
 
 
 def test_planning_again_keeps_sweeps_under_way_and_forgets_other_planned_ones(
         store: Store) -> None:
     first, second = planned(T0 + 1000), planned(T0 + 2000)
-    store.plan_sweeps("team-a", [first, second])
+    store.plan_sweeps("team-a", [first, second], T0)
     assert store.advance_sweep(first, Phase.CARDED)
     # The hours changed: a later end, and the first one's cards (already out) stay.
     moved = replace(second, sweep_at=T0 + 1900, shifts=("", "late"))
-    store.plan_sweeps("team-a", [replace(first, sweep_at=T0), moved, planned(T0 + 3000)])
+    store.plan_sweeps("team-a", [replace(first, sweep_at=T0), moved, planned(T0 + 3000)], T0)
     stored = {s.id: s for s in store.sweeps("team-a")}
     assert stored[first.id].phase is Phase.CARDED and stored[first.id].sweep_at == T0 + 100
     assert stored[second.id].sweep_at == T0 + 1900 and stored[second.id].shifts == ("", "late")
-    store.plan_sweeps("team-a", [])  # sweep off: the planned ones go, the one under way stays
-    assert [s.id for s in store.sweeps("team-a")] == [first.id]
+    # The shift has ended (its rule is being applied): planning leaves it alone.
+    assert store.advance_sweep(stored[first.id], Phase.ENDING)
+    store.plan_sweeps("team-a", [], T0 + 1000)  # sweep off: the planned ones go
+    assert [(s.id, s.phase) for s in store.sweeps("team-a")] == [(first.id, Phase.ENDING)]
+
+
+def test_a_sweep_whose_cards_are_out_is_called_off_when_its_end_is_no_longer_planned(
+        store: Store) -> None:
+    """The hours changed (or `sweep off`) after the cards went out: the old end never comes,
+    so nothing is handed over at it; an end already passed is carried out all the same."""
+    first, second = planned(T0 + 1000), planned(T0 + 2000)
+    store.plan_sweeps("team-a", [first, second], T0)
+    assert store.advance_sweep(first, Phase.CARDED)
+    assert store.advance_sweep(second, Phase.SORTING)
+    store.plan_sweeps("team-a", [planned(T0 + 5000)], T0 + 200)
+    stored = {s.id: s for s in store.sweeps("team-a")}
+    assert stored[first.id].phase is Phase.DONE and stored[first.id].due is None
+    assert stored[second.id].phase is Phase.DONE
+    third = store.sweep(sweep_id("team-a", T0 + 5000))
+    assert third is not None and store.advance_sweep(third, Phase.CARDED)
+    store.plan_sweeps("team-a", [], T0 + 5000)  # its end has come: not called off
+    assert store.sweep(third.id).phase is Phase.CARDED  # type: ignore[union-attr]
 
 
 def test_a_sweep_moves_on_once_from_the_version_it_was_read_at(store: Store) -> None:
-    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    store.plan_sweeps("team-a", [planned(T0 + 1000)], T0)
     read = store.due_sweeps(T0 + 100, 1)[0]
     assert store.advance_sweep(read, Phase.CARDED)
     assert not store.advance_sweep(read, Phase.CARDED)  # another process read it too
@@ -670,13 +691,13 @@ def test_a_sweep_moves_on_once_from_the_version_it_was_read_at(store: Store) -> 
 
 
 def test_a_failed_step_of_a_sweep_is_postponed(store: Store) -> None:
-    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    store.plan_sweeps("team-a", [planned(T0 + 1000)], T0)
     store.postpone_sweep(sweep_id("team-a", T0 + 1000), T0 + 130)
     assert store.due_sweeps(T0 + 129, 5) == [] and len(store.due_sweeps(T0 + 130, 5)) == 1
 
 
 def test_sweep_cards_and_items_are_kept_per_sweep(store: Store) -> None:
-    store.plan_sweeps("team-a", [planned(T0 + 1000)])
+    store.plan_sweeps("team-a", [planned(T0 + 1000)], T0)
     sweep = sweep_id("team-a", T0 + 1000)
     card = store.add_sweep_card(sweep, "U0ANNA")
     assert store.add_sweep_card(sweep, "U0ANNA") == card  # one card per operator
@@ -691,6 +712,49 @@ def test_sweep_cards_and_items_are_kept_per_sweep(store: Store) -> None:
     assert store.sweep_items(sweep) == [items[1], decided] or \
         store.sweep_items(sweep) == [decided, items[1]]
     assert store.sweep_items("team-a@1") == []
+
+
+def test_a_sweeps_items_are_read_by_card_or_by_conversation(store: Store) -> None:
+    sweep = sweep_id("team-a", T0 + 1000)
+    anna, bob = store.add_sweep_card(sweep, "U0ANNA"), store.add_sweep_card(sweep, "U0BOB")
+    assert store.sweep_cards(sweep) == [(anna, "U0ANNA"), (bob, "U0BOB")]
+    assert store.sweep_cards("team-a@1") == []
+    items = [SweepItem(sweep, ref(n).key, "U0ANNA" if n % 2 else "U0BOB",
+                       anna if n % 2 else bob, Group.WITH_CUSTOMER, customer=f"cust-{n}",
+                       preview="hello", since=T0 + n) for n in range(1, 8)]
+    store.put_sweep_items(items)
+    assert store.sweep_items(sweep, card=anna) == items[0::2]
+    assert store.sweep_items(sweep, [ref(n).key for n in (6, 2, 99)]) == [items[1], items[5]]
+    assert store.sweep_items(sweep, []) == []
+
+
+def test_open_conversations_come_a_slice_at_a_time_by_key(store: Store) -> None:
+    for n in range(1, 8):
+        store.commit(Change(new(n, state=State.CLOSED if n == 4 else State.QUEUED)), T0)
+    store.commit(Change(new(9, team="team-b")), T0)
+    first = store.open_conversations("team-a", "", 3)
+    rest = store.open_conversations("team-a", first[-1].ref.key, 10)
+    assert [c.ref.key for c in first + rest] == [ref(n).key for n in (1, 2, 3, 5, 6, 7)]
+    assert first[0] == store.load(ref(1).key)
+    assert store.open_conversations("team-a", rest[-1].ref.key, 10) == []
+
+
+def test_the_inbox_of_a_sweep_is_what_it_handed_over_and_nobody_claimed(store: Store) -> None:
+    sweep = sweep_id("team-a", T0 + 1000)
+    waits = {1: T0 + 50, 2: T0 + 10, 3: T0 + 30, 4: T0 + 20}
+    for n, since in waits.items():
+        store.commit(Change(new(n, waiting_since=since)), T0)
+    store.commit(Change(new(5, state=State.CLAIMED, owner="U0BOB")), T0)  # claimed since
+    store.put_sweep_items([
+        SweepItem(sweep, ref(1).key, "U0ANNA", 1, Group.CUSTOMER_WAITING, fate=Fate.HAND_OVER),
+        SweepItem(sweep, ref(2).key, None, None, Group.UNOWNED, fate=Fate.UNOWNED),
+        SweepItem(sweep, ref(3).key, "U0ANNA", 1, Group.FINISHED, fate=Fate.KEEP),
+        SweepItem(sweep, ref(4).key, "U0BOB", 2, Group.WITH_CUSTOMER, fate=Fate.HAND_OVER),
+        SweepItem(sweep, ref(5).key, "U0ANNA", 1, Group.WITH_CUSTOMER, fate=Fate.HAND_OVER)])
+    assert store.sweep_inbox(sweep) == [  # oldest waiting first
+        HandoverLine(ref(2).key, "cust-2", "", T0 + 10, None),
+        HandoverLine(ref(4).key, "cust-4", "", T0 + 20, "U0BOB"),
+        HandoverLine(ref(1).key, "cust-1", "", T0 + 50, "U0ANNA")]
 
 
 def test_teams_are_those_with_conversations(store: Store) -> None:

@@ -517,6 +517,30 @@ def test_a_big_team_is_swept_a_slice_at_a_time_and_a_restart_between_slices_repe
     last.store.close()
 
 
+def test_cards_half_drawn_when_the_bot_went_down_past_the_end_follow_the_rule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorting stopped half-way (killed), back after the end: no card went out, so the
+    rule applies to every one, whoever took it when."""
+    monkeypatch.setattr(sweeper_module, "SLICE", 3)
+    clock = FakeClock(at("2026-12-04 09:00"))
+    first = open_team(tmp_path / "half.db", clock)
+    a_day(first)
+    first.when("2026-12-04 17:45")
+    assert first.tick() == 1 and first.store.sweeps(TEAM)[0].phase is Phase.SORTING
+    first.when("2026-12-04 17:50")
+    first.service.handle(Claim(ref("nobody"), first.clock.now(), "U0ANA"))
+    first.store.close()
+    clock.t = at("2026-12-04 18:30")
+    again = open_team(tmp_path / "half.db", clock)
+    while again.tick():
+        pass
+    assert again.queued(SweepCard) == []
+    assert again.state("nobody") == (State.QUEUED, None)  # the rule: handed over
+    assert sorted(again.closes()) == [("bens", "closed_at_shift_end"),
+                                      ("done", "closed_at_shift_end")]
+    again.store.close()
+
+
 def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:
     ticker = Ticker(team.store, team.service, team.clock, sweeper=team.sweeper)
     a_day(team)

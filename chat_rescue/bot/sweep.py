@@ -12,7 +12,9 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from chat_rescue.bot.hours import (
     Day,
@@ -33,6 +35,7 @@ TEAM_HOURS = ""  # in a sweep's `shifts`: the team's own working hours
 SHIFT_PREFIX = "shift:"  # the stored setting of a named shift: `shift:<name>`
 SHIFT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,19}")
 BREAK = 2 * 3600.0  # a closed gap shorter than this (lunch) is a break, not a shift's end
+MAX_BREAKS = 32  # breaks looked past for the end of one working day
 
 
 class Group(StrEnum):
@@ -186,8 +189,15 @@ def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift], team: Sch
 
 
 def _back_within(hours: Schedule, at: float, gap: float) -> bool:
+    """Whether `hours` open again within `gap` of `at`, on the wall clock (a break across a
+    change of the clocks is as long as it reads)."""
     back = next_open(hours, at)
-    return back is not None and back - at < gap
+    if back is None:
+        return False
+    zone = ZoneInfo(hours.zone)
+    wall = (datetime.fromtimestamp(back, zone).replace(tzinfo=None)
+            - datetime.fromtimestamp(at, zone).replace(tzinfo=None))
+    return wall.total_seconds() < gap
 
 
 # --- when the sweeps come ----------------------------------------------------------------
@@ -203,7 +213,8 @@ class Phase(StrEnum):
     CARDED = "carded"  # the cards are queued; the shift ends at `ends_at`
     ENDING = "ending"  # the end's rule is being applied
     HANDED = "handed"  # the end's rule is applied; the handover digest goes at `opens_at`
-    DONE = "done"  # carried out, or called off before its end (the hours changed)
+    DONE = "done"  # carried out
+    CALLED_OFF = "called_off"  # its end no longer comes (the hours or `sweep` changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +299,8 @@ def plan(team: str, policy: Policy, shifts: Sequence[Shift], now: float) -> list
         if bounds is None:
             continue
         start, end = bounds[0], _past_breaks(hours, bounds[1])
+        if end is None:
+            continue
         sweep_at = max(start, end - policy.sweep)
         earlier, _, names = ends.get(round(end), (sweep_at, end, []))
         ends[round(end)] = (min(earlier, sweep_at), end, [*names, name])
@@ -296,14 +309,15 @@ def plan(team: str, policy: Policy, shifts: Sequence[Shift], now: float) -> list
             for sweep_at, end, names in sorted(ends.values(), key=lambda e: e[1])]
 
 
-def _past_breaks(hours: Schedule, end: float) -> float:
-    """The end of the working day an interval ending at `end` is part of: past every
-    break shorter than BREAK (a schedule of nothing but short breaks ends after 16)."""
-    for _ in range(16):
+def _past_breaks(hours: Schedule, end: float) -> float | None:
+    """The end of the working day an interval ending at `end` is part of: past every break
+    shorter than BREAK. None when no longer gap comes in MAX_BREAKS intervals (then it has
+    no end to sweep at, wherever one starts looking)."""
+    for _ in range(MAX_BREAKS):
         if not _back_within(hours, end, BREAK):
-            break
+            return end
         later = shift_end(hours, end)
         if later is None:
-            break
+            return end
         end = later
-    return end
+    return None

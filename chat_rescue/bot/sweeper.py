@@ -11,10 +11,13 @@ whose `due` the ticker claims like a conversation's deadline. Its steps:
    team's next sweeps;
 3. when somebody is next at work: queue the handover digest of what is still in the inbox.
 
-Each step is one transaction that first moves the sweep on from the version it was read
-at, so a restart (even `kill -9`) neither skips a step (it is still due) nor repeats one
-(moved on with its work, or not at all). Cards are delivered by the outbox like every
-action: at least once, never after the shift's end.
+A step is taken in slices (at most SLICE conversations, or a few operators' cards), each
+one transaction that first moves the sweep on from the version it was read at (with a
+cursor: where the step stands), so a restart (even `kill -9`) neither skips a slice (it
+is still due) nor repeats one (moved on with its work, or not at all), and the event loop
+is never held for more than one. Cards are delivered by the outbox like every action: at
+least once, never after the shift's end. A sweep whose cards are out is called off when
+the hours or `sweep` change so that its end no longer comes.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ class Sweeper:
 
     def fire_due(self, now: float) -> int:
         """Take due steps, slices of at most SLICE conversations in all (each slice its own
-        transaction), then plan the teams waiting for it; returns how many sweeps moved. A
+        transaction), then plan the teams waiting for it; returns how many sweeps were
+        taken up (moved on, lost to another process, or failed and postponed). A
         step with more left stays due: the ticker comes back for the next slice after
         letting other work in."""
         # Due steps first: planning from `now` forgets planned sweeps it would not plan
@@ -152,12 +156,12 @@ class Sweeper:
     def advance(self, sweep: Sweep, now: float, limit: int = SLICE) -> int:
         """Take the next slice of the sweep's step (it is due): at most `limit`
         conversations; returns how many were taken."""
-        drawing = (Phase.PLANNED, Phase.SORTING, Phase.DRAWING)
-        if sweep.phase in drawing and now < sweep.ends_at:
+        before = (Phase.PLANNED, Phase.SORTING, Phase.DRAWING)  # the cards not all out yet
+        if sweep.phase in before and now < sweep.ends_at:
             if sweep.phase is Phase.DRAWING:
                 return self._draw(sweep, now, limit)
             return self._sort(sweep, now, limit)
-        if sweep.phase in (*drawing, Phase.CARDED, Phase.ENDING):
+        if sweep.phase in (*before, Phase.CARDED, Phase.ENDING):
             # A sweep whose cards came due only after the end (the bot was down): the end's
             # rule all the same, without cards nobody could press any more.
             return self._end(sweep, now, limit)
@@ -183,27 +187,31 @@ class Sweeper:
             first = sweep.phase is Phase.PLANNED
             shifts = self.shifts(sweep.team)
             schedule = self.service.team_policy(sweep.team).schedule
-            items: list[SweepItem] = []
-            cards: dict[str, int] = {}
+            found: list[tuple[Conversation, Group]] = []
             for conv in convs:
                 group = self._group(conv, now)
                 owner = conv.owner
                 if group is None or owner is not None and not covers(
                         owner, sweep.shifts, shifts, schedule, sweep.ends_at):
                     continue
-                card = None
-                if owner is not None:
-                    card = cards.get(owner) or self.store.add_sweep_card(sweep.id, owner)
-                    cards[owner] = card
-                items.append(SweepItem(sweep.id, conv.ref.key, owner, card, group,
-                                       customer=conv.customer, preview=conv.preview,
-                                       since=since_of(conv, group)))
-            unowned = sum(1 for item in items if item.operator is None)
+                found.append((conv, group))
+            unowned = sum(1 for conv, _ in found if conv.owner is None)
             moved = replace(sweep, cursor="" if last else convs[-1].ref.key,
                             drawn_at=now if first else sweep.drawn_at,
                             unowned=unowned + (0 if first else sweep.unowned))
             if not self.store.advance_sweep(moved, Phase.DRAWING if last else Phase.SORTING):
                 return 0  # another process took this slice
+            cards: dict[str, int] = {}
+            items: list[SweepItem] = []
+            for conv, group in found:
+                card = None
+                if conv.owner is not None:
+                    card = cards.get(conv.owner) or self.store.add_sweep_card(sweep.id,
+                                                                              conv.owner)
+                    cards[conv.owner] = card
+                items.append(SweepItem(sweep.id, conv.ref.key, conv.owner, card, group,
+                                       customer=conv.customer, preview=conv.preview,
+                                       since=since_of(conv, group)))
             self.store.put_sweep_items(items)
         return max(1, len(convs))
 
@@ -241,23 +249,19 @@ class Sweeper:
         return max(1, lines_taken)
 
     def _end(self, sweep: Sweep, now: float, limit: int) -> int:
-        """Step 2, a slice at a time: what each operator decided, else the default rule;
-        with the last slice, the team's next sweeps.
-
-        With cards out, the end does to a conversation what its owner's card said: one
-        its owner took after the cards were drawn (from the inbox, or from another) was
-        never theirs to decide, and stays with them."""
+        """Step 2, a slice at a time: what each operator decided, else the default rule
+        (one its owner took after the cards were drawn is undecided too); with the last
+        slice, the team's next sweeps. A conversation whose handling fails is logged and
+        left as it is: one broken row never holds up the team's sweeps."""
         with self.store.batch():
             policy = self.service.team_policy(sweep.team)
             shifts = self.shifts(sweep.team)
-            carded = sweep.phase in (Phase.CARDED, Phase.ENDING) and sweep.drawn_at is not None
             convs, last = self._slice(sweep, Phase.ENDING, limit)
             opens = opening_after(policy.schedule, shifts, now) if last else sweep.opens_at
             # Nobody ever at work again: no digest to wait for.
             phase = Phase.ENDING if not last else Phase.HANDED if opens is not None \
                 else Phase.DONE
-            moved = replace(sweep, opens_at=opens, cursor="" if last else convs[-1].ref.key,
-                            drawn_at=sweep.drawn_at if carded else None)
+            moved = replace(sweep, opens_at=opens, cursor="" if last else convs[-1].ref.key)
             if not self.store.advance_sweep(moved, phase):
                 return 0
             rule = Rule(_rule(policy.sweep_default))
@@ -274,18 +278,20 @@ class Sweeper:
                 if group is None or conv.owner is None or not covers(
                         conv.owner, sweep.shifts, shifts, policy.schedule, sweep.ends_at):
                     continue
-                on_card = item is not None and item.operator == conv.owner
-                if carded and not on_card:
-                    result: Fate | None = Fate.KEEP
-                    choice = None
-                else:
-                    choice = item.choice if item is not None and on_card else None
-                    result = fate(group, choice, rule)
+                mine = item is not None and item.operator == conv.owner
+                choice = item.choice if item is not None and mine else None
+                result = fate(group, choice, rule)
                 if result in (Fate.CLOSE, Fate.HAND_OVER):
-                    self.service.handle(ShiftEnd(conv.ref, now, conv.owner,
-                                                 close=result is Fate.CLOSE), read=conv)
-                recorded.append(SweepItem(sweep.id, conv.ref.key, conv.owner,
-                                          item.card if item else None, group, choice, result))
+                    try:
+                        self.service.handle(ShiftEnd(conv.ref, now, conv.owner,
+                                                     close=result is Fate.CLOSE), read=conv)
+                    except Exception:
+                        log.exception("sweep %s: could not end the shift of %s; left as it is",
+                                      sweep.id, conv.ref.key)
+                        continue
+                recorded.append(SweepItem(
+                    sweep.id, conv.ref.key, conv.owner, item.card if item and mine else None,
+                    group, choice, result, conv.customer, conv.preview, since_of(conv, group)))
             self.store.put_sweep_items(recorded)
             if last:
                 self.plan(sweep.team, now)
@@ -331,14 +337,14 @@ class Sweeper:
                 return Answer(texts.SWEEP_UNKNOWN, refused=True)
             sweep_id, operator = found
             sweep = self.store.sweep(sweep_id)
-            if sweep is not None and sweep.phase is Phase.DONE and now < sweep.ends_at:
+            if sweep is not None and sweep.phase is Phase.CALLED_OFF:
                 return Answer(texts.SWEEP_CALLED_OFF, refused=True)
             if sweep is None or sweep.phase not in (Phase.DRAWING, Phase.CARDED) \
                     or now >= sweep.ends_at:
                 return Answer(texts.SWEEP_OVER, refused=True)
             if by != operator and not admin:
                 return Answer(texts.not_your_card(operator), refused=True, whose=operator)
-            items = [item for item in self.store.sweep_items(sweep_id) if item.card == card]
+            items = self.store.sweep_items(sweep_id, card=card)
             return self._apply(sweep, operator, items, verb, key, by, admin, now)
 
     def _apply(self, sweep: Sweep, operator: str, items: list[SweepItem], verb: str, key: str,

@@ -214,12 +214,11 @@ _MIGRATION_10 = """
         )
 """
 
-# A sweep's step is taken a slice of conversations at a time (one transaction each, so
-# the event loop and other replicas are never held up long): where the step under way
-# stands (`cursor`: the last conversation key or card taken), when the cards were drawn and
-# how many conversations nobody had then, and each
-# conversation's line on its card as drawn. The open conversations of a team by key, for
-# those slices.
+# A sweep's step is taken a slice at a time (one transaction each, so the event loop and
+# other replicas are never held up long): where the step under way stands (`cursor`: the
+# last conversation key or card taken), when the cards were drawn and how many
+# conversations nobody had then, and each conversation's line on its card as drawn; the
+# open conversations of a team by key, for those slices, and a card's lines.
 _MIGRATION_11 = """
         ALTER TABLE sweeps ADD COLUMN cursor TEXT NOT NULL DEFAULT '';
         ALTER TABLE sweeps ADD COLUMN drawn_at REAL;
@@ -228,7 +227,8 @@ _MIGRATION_11 = """
         ALTER TABLE sweep_items ADD COLUMN customer TEXT NOT NULL DEFAULT '';
         ALTER TABLE sweep_items ADD COLUMN preview TEXT NOT NULL DEFAULT '';
         ALTER TABLE sweep_items ADD COLUMN since REAL NOT NULL DEFAULT 0;
-        CREATE INDEX conversations_open ON conversations(team, key) WHERE state != 'closed'
+        CREATE INDEX conversations_open ON conversations(team, key) WHERE state != 'closed';
+        CREATE INDEX sweep_items_card ON sweep_items(sweep, card)
 """
 
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,

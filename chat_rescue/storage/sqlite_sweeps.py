@@ -29,22 +29,32 @@ class SweepTables:
         conn = self.conn
         conn.execute("SAVEPOINT plan")
         try:
+            kept = [sweep.id for sweep in sweeps]
+            others = f"id NOT IN ({', '.join('?' for _ in kept)})"
+            # Planned again before its end: a called-off sweep starts afresh.
+            revived = [row[0] for row in conn.execute(
+                f"SELECT id FROM sweeps WHERE team = ? AND phase = 'called_off' AND ends_at > ? "
+                f"AND id IN ({', '.join('?' for _ in kept)})", (team, now, *kept))]
+            for sweep_id in revived:
+                conn.execute("DELETE FROM sweep_items WHERE sweep = ?", (sweep_id,))
+                conn.execute("DELETE FROM sweep_cards WHERE sweep = ?", (sweep_id,))
+                conn.execute("UPDATE sweeps SET phase = 'planned', cursor = '', drawn_at = NULL, "
+                             "unowned = 0, version = version + 1 WHERE id = ?", (sweep_id,))
             for sweep in sweeps:
                 conn.execute(
                     "INSERT INTO sweeps (id, team, ends_at, sweep_at, opens_at, shifts, phase, "
                     "due) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?) ON CONFLICT (id) DO UPDATE "
                     "SET sweep_at = excluded.sweep_at, opens_at = excluded.opens_at, "
                     "shifts = excluded.shifts, due = excluded.due, version = version + 1 "
-                    "WHERE phase = 'planned' AND (sweep_at, opens_at, shifts) IS NOT "
-                    "(excluded.sweep_at, excluded.opens_at, excluded.shifts)",
+                    "WHERE phase = 'planned' AND (sweep_at, opens_at, shifts, due) IS NOT "
+                    "(excluded.sweep_at, excluded.opens_at, excluded.shifts, excluded.due)",
                     (sweep.id, team, sweep.ends_at, sweep.sweep_at, sweep.opens_at,
                      ",".join(sweep.shifts), sweep.sweep_at))
-            kept = [sweep.id for sweep in sweeps]
-            others = f"id NOT IN ({', '.join('?' for _ in kept)})"
-            conn.execute(f"DELETE FROM sweeps WHERE team = ? AND phase = 'planned' AND {others}",
-                         (team, *kept))
+            # One whose end passed (the bot was down) is still carried out.
+            conn.execute(f"DELETE FROM sweeps WHERE team = ? AND phase = 'planned' "
+                         f"AND ends_at > ? AND {others}", (team, now, *kept))
             conn.execute(
-                "UPDATE sweeps SET phase = 'done', due = NULL, cursor = '', "
+                "UPDATE sweeps SET phase = 'called_off', due = NULL, cursor = '', "
                 "version = version + 1 WHERE team = ? AND ends_at > ? "
                 f"AND phase IN ('sorting', 'drawing', 'carded') AND {others}", (team, now, *kept))
         except BaseException:

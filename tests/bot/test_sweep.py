@@ -194,6 +194,21 @@ def test_a_break_shorter_than_two_hours_is_no_end_of_a_shift() -> None:
     assert named.shifts == ("split",) and named.ends_at == at("2026-12-04 14:00")
 
 
+def test_a_break_is_as_long_as_the_wall_clock_says_on_the_night_the_clocks_go_back() -> None:
+    """1h30 on the wall clock, 2h30 of real time on 25 October 2026: still a break."""
+    night = from_environment("daily 22:00-01:30,03:00-06:00", "Europe/Berlin", "")
+    for evening, end in (("2026-10-23 23:00", "2026-10-24 06:00"),
+                         ("2026-10-24 23:00", "2026-10-25 06:00")):
+        [sweep] = plan("team", replace(POLICY, schedule=night), (), at(evening))
+        assert sweep.ends_at == at(end)
+
+
+def test_hours_of_nothing_but_short_breaks_have_no_end_wherever_one_looks() -> None:
+    gappy = from_environment("daily 00:30-12:00,13:00-23:59", "Europe/Berlin", "")
+    for when in ("2026-12-04 09:00", "2026-12-04 17:45", "2026-12-06 12:30"):
+        assert plan("team", replace(POLICY, schedule=gappy), (), at(when)) == []
+
+
 def test_named_shifts_have_sweeps_of_their_own_and_share_one_that_ends_together() -> None:
     team_late = Shift("evening", parse_week("daily 12:00-18:00") or (), ("U0DAN",))
     sweeps = plan("team", POLICY, (LATE, team_late), at("2026-12-04 15:00"))

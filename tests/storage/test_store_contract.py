@@ -666,12 +666,19 @@ def test_a_sweep_whose_cards_are_out_is_called_off_when_its_end_is_no_longer_pla
     assert store.advance_sweep(second, Phase.SORTING)
     store.plan_sweeps("team-a", [planned(T0 + 5000)], T0 + 200)
     stored = {s.id: s for s in store.sweeps("team-a")}
-    assert stored[first.id].phase is Phase.DONE and stored[first.id].due is None
-    assert stored[second.id].phase is Phase.DONE
+    assert stored[first.id].phase is Phase.CALLED_OFF and stored[first.id].due is None
+    assert stored[second.id].phase is Phase.CALLED_OFF
     third = store.sweep(sweep_id("team-a", T0 + 5000))
     assert third is not None and store.advance_sweep(third, Phase.CARDED)
     store.plan_sweeps("team-a", [], T0 + 5000)  # its end has come: not called off
     assert store.sweep(third.id).phase is Phase.CARDED  # type: ignore[union-attr]
+    # planned again before its end (the change undone): it starts afresh, cards and all
+    store.add_sweep_card(first.id, "U0ANNA")
+    store.plan_sweeps("team-a", [first], T0 + 300)
+    again = store.sweep(first.id)
+    assert again is not None and (again.phase, again.due, again.drawn_at) == (
+        Phase.PLANNED, first.sweep_at, None)
+    assert store.sweep_cards(first.id) == []
 
 
 def test_a_sweep_moves_on_once_from_the_version_it_was_read_at(store: Store) -> None:

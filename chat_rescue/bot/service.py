@@ -161,6 +161,8 @@ class Service:
         names = tuple(aliases)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
+            if read is not None and read.ref.key != event.ref.key:
+                raise ValueError(f"read {read.ref.key} for an event of {event.ref.key}")
             conv = read if read is not None else self.store.load(event.ref.key)
             read = None
             team = conv.team if conv else getattr(event, "team", "default")

@@ -174,18 +174,27 @@ def named_members(shifts: Iterable[Shift]) -> frozenset[str]:
     return frozenset(member for shift in shifts for member in shift.members)
 
 
-def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift], team: Schedule,
+def covers(owner: str, ending: Sequence[str], shifts: Sequence[Shift], hours: Schedule,
            at: float) -> bool:
     """Whether the shifts ending at `at` (`ending`: names, TEAM_HOURS for the team's hours)
     end `owner`'s working day: a member of named shifts follows those, everybody else the
-    team's; one who goes on in another of their shifts (back to back, or after a break) is
-    not at an end."""
+    team's (`hours`); one who goes on in another of their shifts (back to back, or after a
+    break) is not at an end."""
     mine = [shift for shift in shifts if owner in shift.members]
     if not mine:
         return TEAM_HOURS in ending
     if not any(shift.name in ending for shift in mine):
         return False
-    return not any(_back_within(shift.schedule(team), at, BREAK) for shift in mine)
+    return not any(_back_within(shift.schedule(hours), at, BREAK) for shift in mine)
+
+
+def ends_anybody(ending: Sequence[str], shifts: Sequence[Shift], hours: Schedule,
+                 at: float) -> bool:
+    """Whether the end at `at` of the shifts `ending` is the end of anybody's working day
+    (else it is only a seam between shifts, with no hand-over to make)."""
+    return TEAM_HOURS in ending or any(
+        covers(member, ending, shifts, hours, at)
+        for shift in shifts if shift.name in ending for member in shift.members)
 
 
 def _back_within(hours: Schedule, at: float, gap: float) -> bool:
@@ -222,8 +231,8 @@ class Sweep:
     """One sweep of a team: the end of one or more shifts at one instant (`id`: the team and
     that instant), and how far it has gone. `version` guards each slice of a step; `cursor`
     is where the step under way stands (the last conversation key, or card id, taken);
-    `drawn_at`, when the cards were drawn (None: no card went out, so the end's rule
-    applies to every one); `unowned`, how many nobody had then."""
+    `drawn_at`, when the cards were drawn (None: not yet); `unowned`, how many
+    conversations nobody had then."""
 
     id: str
     team: str

@@ -50,6 +50,7 @@ from chat_rescue.bot.sweep import (
     Sweep,
     SweepItem,
     covers,
+    ends_anybody,
     fate,
     group_of,
     opening_after,
@@ -268,10 +269,13 @@ class Sweeper:
             known = {item.conversation: item
                      for item in self.store.sweep_items(sweep.id, [c.ref.key for c in convs])}
             recorded: list[SweepItem] = []
+            seam = not ends_anybody(sweep.shifts, shifts, policy.schedule, sweep.ends_at)
             for conv in convs:
                 group = self._group(conv, now)
                 item = known.get(conv.ref.key)
                 if group is Group.UNOWNED:
+                    if seam:  # nobody goes home: no digest of the inbox for anybody
+                        continue
                     recorded.append(SweepItem(sweep.id, conv.ref.key, None, None, group,
                                               fate=Fate.UNOWNED))
                     continue

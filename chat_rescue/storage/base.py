@@ -67,7 +67,9 @@ class SweepStore(Protocol):
         """Make `sweeps` the team's planned ones: add the new, bring those of the same id
         that are still planned up to date, forget the other planned ones, and call off
         those whose cards are out (or being drawn) for an end still to come that is no
-        longer planned (the hours or `sweep` changed). Sweeps ending are left alone."""
+        longer planned (the hours or `sweep` changed); one called off and planned again
+        starts afresh. A planned one whose end has passed (the bot was down) stays, to be
+        carried out; sweeps ending or ended are left alone."""
 
     def sweep(self, sweep_id: str) -> Sweep | None:
         """One sweep as it stands."""
@@ -79,9 +81,9 @@ class SweepStore(Protocol):
         """Sweeps whose next step is due at or before `now`, earliest first."""
 
     def advance_sweep(self, sweep: Sweep, phase: Phase) -> bool:
-        """Move a sweep to `phase` (with its `opens_at`, `cursor` and `drawn_at`), if it is
-        still at the version it was read at; False when another process moved it first
-        (then nothing changed)."""
+        """Move a sweep to `phase` (with its `opens_at`, `cursor`, `drawn_at`, `unowned`),
+        if it is still at the version it was read at; False when another process moved it
+        first (then nothing changed)."""
 
     def postpone_sweep(self, sweep_id: str, until: float) -> None:
         """Move the next step of a sweep whose step failed, so it neither spins nor blocks."""
@@ -101,7 +103,7 @@ class SweepStore(Protocol):
     def sweep_items(self, sweep_id: str, keys: Sequence[str] | None = None,
                     card: int | None = None) -> list[SweepItem]:
         """The sweep's conversations (only those of `keys`, or on `card`, if given), in the
-        order first recorded."""
+        order they were last recorded."""
 
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         """The sweep's conversations handed over (or that nobody had) still in the inbox,

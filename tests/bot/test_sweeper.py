@@ -623,6 +623,27 @@ def test_cards_half_drawn_when_the_bot_went_down_past_the_end_follow_the_rule(
     again.store.close()
 
 
+def test_a_seam_between_two_shifts_of_the_same_people_hands_nothing_over(
+        team: Team) -> None:
+    """Ben works early and late back to back: at 14:00 nobody goes home, so no card, no
+    hand-over and no digest of the inbox."""
+    run("shift early fri 09:00-14:00 @U0BEN", admin_of(team), team.service)
+    run("shift late fri 14:00-18:00 @U0BEN", admin_of(team), team.service)
+    run("set sweep off", admin_of(team), team.service)
+    team.when("2026-12-04 10:00")
+    team.customer("bens")
+    team.operator("bens", "U0BEN")
+    team.customer("bens", "and?")
+    team.customer("nobody", "hi?")
+    run("set sweep 15m", admin_of(team), team.service)
+    team.when("2026-12-04 13:45")
+    team.tick()
+    team.when("2026-12-04 14:00")
+    team.tick()
+    assert team.queued(SweepCard) == [] and team.queued(HandoverDigest) == []
+    assert team.state("bens") == (State.WAITING_ON_OPERATOR, "U0BEN")
+
+
 def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:
     ticker = Ticker(team.store, team.service, team.clock, sweeper=team.sweeper)
     a_day(team)

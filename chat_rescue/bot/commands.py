@@ -51,7 +51,7 @@ HELP = "\n".join(
         "/rescue holiday <date> [<from-to>] | holiday remove <date>   close a date "
         "(YYYY-MM-DD) or give it other hours",
         "In an intake channel these change only what you name (days, dates, zone); the "
-        "rest follows the team's hours.",
+        "rest follows the team's hours, and `/rescue hours team` follows them wholly again.",
         "/rescue holidays <country>  follow a country's public holidays (DE, US, DE-BY) or off",
         "Outside the working hours a customer who writes is told once when you are back.",
         "/rescue shift late 14:00-22:00 @ben @chloe   a named shift and its members (in the "
@@ -156,6 +156,9 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         return _change(ctx, service, "escalate_to", target)
     if verb == "hours" and not args:
         return _hours(ctx, service)
+    if verb == "hours" and args[0].lower() in hours_text.FOLLOW:
+        _arity(verb, args, 1, 1)
+        return _follow_team(ctx, service)
     if verb in _LISTING:
         return _shifts(ctx, service) if not args else _change_shift(args, ctx, service)
     if verb in SCHEDULE_CHANGES:
@@ -244,6 +247,30 @@ def _change_schedule(ctx: CommandContext, service: Service, below: Schedule, old
     return f"Working hours for {where}: {describe(new)}. {_open_now(new, now)}"
 
 
+def _follow_team(ctx: CommandContext, service: Service) -> str:
+    """`/rescue hours team`: an intake channel drops every hours setting of its own and
+    follows the team's hours again, today's and later changes alike."""
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
+    team = service.team_policy(ctx.team).schedule
+    if not ctx.intake:
+        return (f"These are the team's own working hours ({describe(team)}); intake channels "
+                "follow them where they set nothing of their own, and `/rescue hours team` "
+                "in an intake channel makes it follow them wholly again. Nothing was changed.")
+    scope, _ = _scope(ctx)
+    own = [key for key in hours_text.KEYS if key in service.store.settings(scope)]
+    if not own:
+        return (f"This channel follows the team's working hours already: {describe(team)}. "
+                "Nothing was changed.")
+    now = service.clock.now()
+    with service.changing_settings(ctx.team):
+        for key in own:
+            service.store.drop_setting(scope, key)
+    return (f"This channel follows the team's working hours again: {describe(team)}. "
+            f"{_open_now(team, now)}")
+
+
 def _open_now(schedule: Schedule, now: float) -> str:
     """`Open now, until today 18:00 (Berlin time).` or `Closed now, back …`."""
     if is_open(schedule, now):
@@ -259,7 +286,8 @@ def _hours(ctx: CommandContext, service: Service) -> str:
     own = _own_hours(ctx, service)
     lines = [f"Working hours here: {describe(schedule)}{'' if own else _team_source(ctx, service)}"]
     if own:
-        lines.append(f"Set in this channel: {', '.join(own)}; the rest follows the team.")
+        lines.append(f"Set in this channel: {', '.join(own)}; the rest follows the team. "
+                     "/rescue hours team drops what the channel sets.")
     lines.append(_open_now(schedule, service.clock.now()))
     return "\n".join(lines)
 

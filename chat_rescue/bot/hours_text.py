@@ -26,8 +26,10 @@ from chat_rescue.bot.hours import (
 )
 
 KEYS = ("hours", "timezone", "holidays", "holiday_dates")
+FOLLOW = ("team", "inherit")  # `/rescue hours team`: a channel drops its own hours
 USAGE = {
-    "hours": "/rescue hours [<days> <from-to>[,<from-to>] [<zone>] | <days> closed | <zone> | off]",
+    "hours": "/rescue hours [<days> <from-to>[,<from-to>] [<zone>] | <days> closed | <zone> | off"
+             " | team]",
     "holiday": "/rescue holiday <YYYY-MM-DD> [<from-to>[,<from-to>]] | holiday remove <YYYY-MM-DD>",
     "holidays": "/rescue holidays <country, like DE, US or DE-BY> | off",
 }

@@ -106,7 +106,8 @@ def test_status_has_a_line_for_the_hours_once_there_are_some(service: Service) -
 
 def test_reading_is_for_the_team_changing_for_admins(service: Service, store: SQLiteStore) -> None:
     assert run("hours", outsider(), service) == TEAM_ONLY
-    for text in ("hours off", "hours mon-fri 09:00-18:00", "holiday 2026-12-25", "holidays DE"):
+    for text in ("hours off", "hours mon-fri 09:00-18:00", "holiday 2026-12-25", "holidays DE",
+                 "hours team", "hours inherit"):
         assert run(text, member(), service) == SORRY
         assert run(text, outsider(), service) == SORRY
     assert stored(store) == {}
@@ -123,7 +124,8 @@ def test_hours_are_not_changed_from_elsewhere(service: Service, store: SQLiteSto
 @pytest.mark.parametrize(
     ("text", "changes"),
     [("hours", False), ("HOURS", False), ("hours off", True), ("hours mon 9:00-17:00", True),
-     ("holiday 2026-12-25", True), ("holiday", True), ("holidays DE", True)],
+     ("holiday 2026-12-25", True), ("holiday", True), ("holidays DE", True),
+     ("hours team", True), ("hours Inherit", True)],
 )
 def test_the_adapters_know_which_hours_verbs_change_something(text: str, changes: bool) -> None:
     assert changes_settings(text) is changes
@@ -175,7 +177,8 @@ def test_in_an_intake_channel_the_change_is_that_channels_and_inherits_the_rest(
         "sat 10:00-14:00; other days inherited"  # only the day it named
     assert ("channel:slack:C0HELP", "timezone") not in stored(store)  # still the team's
     assert run("hours", member(), service).splitlines()[1] == (
-        "Set in this channel: Sat 10:00–14:00; the rest follows the team.")
+        "Set in this channel: Sat 10:00–14:00; the rest follows the team. "
+        "/rescue hours team drops what the channel sets.")
     assert run("hours", member(OTHER_INTAKE), service).splitlines()[0] == \
         "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)"
     # the team moves to another zone: the channel follows, with its own days
@@ -263,6 +266,8 @@ MALFORMED = [
     ("holidays DE-ZZ", "is not a country"),
     ("holidays DE US", USAGE["holidays"]),
     ("holidays \x07\x00", "is not a country"),
+    ("hours team now", USAGE["hours"]),
+    ("hours inherit team", USAGE["hours"]),
 ]
 
 
@@ -363,7 +368,8 @@ def test_a_holiday_the_team_adds_after_a_channels_own_reaches_the_channel(
     assert run("hours", member(), service).splitlines()[:2] == [
         "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) · holidays: 2026-12-25 · "
         "2026-12-24 09:00–13:00",
-        "Set in this channel: 2026-12-24 09:00–13:00; the rest follows the team."]
+        "Set in this channel: 2026-12-24 09:00–13:00; the rest follows the team. "
+        "/rescue hours team drops what the channel sets."]
     # and the team's removal of its holiday reaches the channel too
     run("holiday remove 2026-12-25", admin(TEAM_CHANNEL), service)
     assert hours_on(service, "2026-12-25") == ((540, 1080),)
@@ -390,6 +396,59 @@ def test_a_channel_removes_a_team_holiday_for_itself_alone(
     run("holiday 2026-12-25", admin(), service)
     assert (HELP_CHANNEL, "holiday_dates") not in stored(store)
     assert hours_on(service, "2026-12-25") == ()
+
+
+def test_hours_team_in_a_channel_drops_its_own_hours_and_follows_the_team(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    berlin_weekdays(service)
+    for text in ("hours sat 10:00-14:00", "hours Europe/London", "holidays DE",
+                 "holiday 2026-12-24"):
+        run(text, admin(), service)
+    assert {key for scope, key in stored(store) if scope == HELP_CHANNEL} == {
+        "hours", "timezone", "holidays", "holiday_dates"}
+    assert run("hours team", admin(), service) == (
+        "This channel follows the team's working hours again: Mon–Fri 09:00–18:00 "
+        "(Europe/Berlin). Open now, until today 18:00 (Berlin time).")
+    assert all(scope != HELP_CHANNEL for scope, _ in stored(store))
+    assert service.policy(TEAM, thread(1)).schedule == service.team_policy(TEAM).schedule
+    assert run("hours", member(), service).splitlines()[0] == \
+        "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)"
+    # again: nothing of its own to drop
+    assert run("HOURS INHERIT", admin(), service) == (
+        "This channel follows the team's working hours already: Mon–Fri 09:00–18:00 "
+        "(Europe/Berlin). Nothing was changed.")
+    # a later change of the team's reaches it
+    run("hours sat 10:00-14:00", admin(TEAM_CHANNEL), service)
+    assert hours_on(service, "2026-12-05") == ((600, 840),)
+
+
+def test_following_the_team_again_moves_the_channels_deadlines(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    berlin_weekdays(service)
+    run("hours off", admin(), service)  # this channel: round the clock
+    clock.t = at("2026-12-04 17:59")
+    service.handle(CustomerMessage(thread(1), clock.now(), "cust", "hi", TEAM))
+    queued = store.load(thread(1).key)
+    assert queued is not None and queued.deadline == at("2026-12-04 18:01")  # accept 2m
+    run("hours team", admin(), service)
+    moved = store.load(thread(1).key)
+    assert moved is not None  # one minute on Friday, the other when the team opens Monday
+    assert (moved.deadline, moved.deadline_timer) == (at("2026-12-07 09:01"), Timer.ACCEPT)
+
+
+def test_hours_team_in_the_team_channel_says_these_are_the_teams_and_changes_nothing(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    run("hours sat 10:00-14:00", admin(), service)
+    before = stored(store)
+    reply = run("hours team", admin(TEAM_CHANNEL), service)
+    assert reply.startswith("These are the team's own working hours (Mon–Fri 09:00–18:00 "
+                            "(Europe/Berlin)); intake channels follow them")
+    assert reply.endswith("Nothing was changed.")
+    assert stored(store) == before
 
 
 def test_the_status_says_what_the_channel_sets_itself(service: Service) -> None:
@@ -420,7 +479,7 @@ def test_values_stored_before_the_layering_read_the_same_and_take_the_teams_new_
                         "(Europe/Berlin) · holidays: 2026-12-25 · 2026-12-24 09:00–13:00")
     assert lines[1] == ("Set in this channel: the whole week (Mon–Fri 09:00–18:00 · "
                         "Sat 10:00–14:00), 2026-12-24 09:00–13:00, 2026-12-25 closed; the rest "
-                        "follows the team.")
+                        "follows the team. /rescue hours team drops what the channel sets.")
     # a holiday the team adds now reaches the channel; its whole week stays its own
     run("holiday 2026-12-31", admin(TEAM_CHANNEL), service)
     run("hours mon-fri 08:00-16:00", admin(TEAM_CHANNEL), service)

@@ -255,9 +255,9 @@ def _follow_team(ctx: CommandContext, service: Service) -> str:
         return refused
     team = service.team_policy(ctx.team).schedule
     if not ctx.intake:
-        return (f"These are the team's own working hours ({describe(team)}); intake channels "
-                "follow them where they set nothing of their own, and `/rescue hours team` "
-                "in an intake channel makes it follow them wholly again. Nothing was changed.")
+        return (f"These are the team's own working hours ({describe(team)}), so there is "
+                "nothing here to follow the team in; in an intake channel, /rescue hours team "
+                "drops what that channel sets. Nothing was changed.")
     scope, _ = _scope(ctx)
     own = [key for key in hours_text.KEYS if key in service.store.settings(scope)]
     if not own:

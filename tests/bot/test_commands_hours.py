@@ -446,7 +446,7 @@ def test_hours_team_in_the_team_channel_says_these_are_the_teams_and_changes_not
     before = stored(store)
     reply = run("hours team", admin(TEAM_CHANNEL), service)
     assert reply.startswith("These are the team's own working hours (Mon–Fri 09:00–18:00 "
-                            "(Europe/Berlin)); intake channels follow them")
+                            "(Europe/Berlin)), so there is nothing here to follow")
     assert reply.endswith("Nothing was changed.")
     assert stored(store) == before
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from chat_rescue.bot import hours_text
+from chat_rescue.bot import hours_layers, hours_text
 from chat_rescue.bot.durations import (
     FORM,
     DurationError,
@@ -50,6 +50,8 @@ HELP = "\n".join(
         "only those), e.g. mon-fri 09:00-18:00 Europe/Berlin",
         "/rescue holiday <date> [<from-to>] | holiday remove <date>   close a date "
         "(YYYY-MM-DD) or give it other hours",
+        "In an intake channel these change only what you name (days, dates, zone); the "
+        "rest follows the team's hours, and `/rescue hours team` follows them wholly again.",
         "/rescue holidays <country>  follow a country's public holidays (DE, US, DE-BY) or off",
         "Outside the working hours a customer who writes is told once when you are back.",
         "/rescue shift late 14:00-22:00 @ben @chloe   a named shift and its members (in the "
@@ -154,15 +156,18 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         return _change(ctx, service, "escalate_to", target)
     if verb == "hours" and not args:
         return _hours(ctx, service)
+    if verb == "hours" and args[0].lower() in hours_text.FOLLOW:
+        _arity(verb, args, 1, 1)
+        return _follow_team(ctx, service)
     if verb in _LISTING:
         return _shifts(ctx, service) if not args else _change_shift(args, ctx, service)
     if verb in SCHEDULE_CHANGES:
-        current = service.policy(ctx.team, ctx.here).schedule
+        below, current = _layers(ctx, service)
         try:
             changed = SCHEDULE_CHANGES[verb](args, current)
         except HoursError as bad:
             raise CommandError(str(bad)) from None
-        return _change_schedule(ctx, service, current, changed)
+        return _change_schedule(ctx, service, below, current, changed)
     raise CommandError(f"Unknown command '{clip(verb)}'. Try /rescue help.")
 
 
@@ -204,27 +209,66 @@ SCHEDULE_CHANGES: dict[str, Callable[[Sequence[str], Schedule], Schedule]] = {
 }
 
 
-def _change_schedule(ctx: CommandContext, service: Service, old: Schedule,
+def _layers(ctx: CommandContext, service: Service) -> tuple[Schedule, Schedule]:
+    """(the hours of the scope below the one a change here goes to, the hours in force
+    here): an intake channel lies on the team's hours, the team on the environment's."""
+    if ctx.intake:
+        below = service.team_policy(ctx.team).schedule
+        return below, service.policy(ctx.team, ctx.here).schedule
+    below = service.base_policy.schedule
+    return below, service.team_policy(ctx.team).schedule
+
+
+def _change_schedule(ctx: CommandContext, service: Service, below: Schedule, old: Schedule,
                      new: Schedule) -> str:
-    """Store what differs from the hours in force here, in this scope only (the rest is
-    still inherited), and move the open conversations' deadlines to the new hours."""
+    """Store, for the parts that change, what differs from the scope below (the week day by
+    day, the dates date by date: `hours_layers`), so this scope keeps following the rest;
+    and move the open conversations' deadlines to the new hours."""
     refused = _refusal(ctx)
     if refused is not None:
         return refused
     scope, where = _scope(ctx)
-    changed = hours_text.changed_settings(old, new)
-    # A key stored here that does not read left the value below it in force, which is
-    # what `old` and the reply show: write that down, so the store says so too.
-    written = hours_text.to_settings(new)
-    for key in unreadable(service.store.settings(scope)):
-        changed.setdefault(key, written[key])
-    if not changed:
+    stored = service.store.settings(scope)
+    # A key stored here that does not read left the value below in force, which is what
+    # `old` and the reply show: it is rewritten (or dropped) so the store says so too.
+    keys = set(hours_layers.parts_changed(old, new)) | set(unreadable(stored))
+    own = hours_layers.own_settings(below, new)
+    changes = {key: own[key] for key in hours_text.KEYS
+               if key in keys and own[key] != stored.get(key)}
+    if not changes:
         return f"Nothing changed: the working hours for {where} are {describe(new)}."
     now = service.clock.now()
     with service.changing_settings(ctx.team):
-        for key, value in changed.items():
-            service.store.put_setting(scope, key, value, ctx.user, now)
+        for key, value in changes.items():
+            if value is None:
+                service.store.drop_setting(scope, key)
+            else:
+                service.store.put_setting(scope, key, value, ctx.user, now)
     return f"Working hours for {where}: {describe(new)}. {_open_now(new, now)}"
+
+
+def _follow_team(ctx: CommandContext, service: Service) -> str:
+    """`/rescue hours team`: an intake channel drops every hours setting of its own and
+    follows the team's hours again, today's and later changes alike."""
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
+    team = service.team_policy(ctx.team).schedule
+    if not ctx.intake:
+        return (f"These are the team's own working hours ({describe(team)}), so there is "
+                "nothing here to follow the team in; in an intake channel, /rescue hours team "
+                "drops what that channel sets. Nothing was changed.")
+    scope, _ = _scope(ctx)
+    own = [key for key in hours_text.KEYS if key in service.store.settings(scope)]
+    if not own:
+        return (f"This channel follows the team's working hours already: {describe(team)}. "
+                "Nothing was changed.")
+    now = service.clock.now()
+    with service.changing_settings(ctx.team):
+        for key in own:
+            service.store.drop_setting(scope, key)
+    return (f"This channel follows the team's working hours again: {describe(team)}. "
+            f"{_open_now(team, now)}")
 
 
 def _open_now(schedule: Schedule, now: float) -> str:
@@ -239,19 +283,27 @@ def _open_now(schedule: Schedule, now: float) -> str:
 
 def _hours(ctx: CommandContext, service: Service) -> str:
     schedule = service.policy(ctx.team, ctx.here).schedule
-    source = _source(ctx, service, hours_text.KEYS)
-    return (f"Working hours here: {describe(schedule)}{source}\n"
-            f"{_open_now(schedule, service.clock.now())}")
+    own = _own_hours(ctx, service)
+    lines = [f"Working hours here: {describe(schedule)}{'' if own else _team_source(ctx, service)}"]
+    if own:
+        lines.append(f"Set in this channel: {', '.join(own)}; the rest follows the team. "
+                     "/rescue hours team drops what the channel sets.")
+    lines.append(_open_now(schedule, service.clock.now()))
+    return "\n".join(lines)
 
 
-def _source(ctx: CommandContext, service: Service, keys: Sequence[str]) -> str:
-    """Where the setting of any of `keys` in force here comes from: ` (channel)`,
-    ` (team)`, or nothing for the environment or the built-in default."""
-    if ctx.intake and any(k in service.store.settings(channel_scope(ctx.here)) for k in keys):
-        return " (channel)"
-    if any(k in service.store.settings(team_scope(ctx.team)) for k in keys):
-        return " (team)"
-    return ""
+def _own_hours(ctx: CommandContext, service: Service) -> list[str]:
+    """What an intake channel sets of its hours itself (the parts that read), for people."""
+    if not ctx.intake:
+        return []
+    return hours_layers.describe_own(service.store.settings(channel_scope(ctx.here)))
+
+
+def _team_source(ctx: CommandContext, service: Service) -> str:
+    """` (team)` when the team sets some of its hours, nothing when they are the
+    environment's or the built-in default."""
+    stored = service.store.settings(team_scope(ctx.team))
+    return " (team)" if any(key in stored for key in hours_text.KEYS) else ""
 
 
 def _status(ctx: CommandContext, service: Service) -> str:
@@ -271,7 +323,9 @@ def _status(ctx: CommandContext, service: Service) -> str:
         f"Escalate to: {shown('escalate_to', policy.escalate_to)} (up to {calls} calls)",
     ]
     if not policy.schedule.always_open:
-        source = _source(ctx, service, hours_text.KEYS)
+        own = _own_hours(ctx, service)
+        source = (f" (this channel: {', '.join(own)}; the rest the team's)" if own else
+                  _team_source(ctx, service))
         lines.append(f"Working hours: {describe(policy.schedule)}{source}. "
                      f"{_open_now(policy.schedule, service.clock.now())}")
     shifts = shifts_of(team)

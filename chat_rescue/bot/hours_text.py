@@ -2,13 +2,14 @@
 
 One grammar serves `/rescue hours`, `RESCUE_HOURS` and the stored `hours` setting:
 `mon-fri 09:00-13:00,14:00-18:00; sat 10:00-14:00`, or `off` (round the clock). Bad
-input raises HoursError, whose message is one line that shows the right form.
+input raises HoursError, whose message is one line that shows the right form. How one
+scope's stored text lies on the scope below is `hours_layers`'.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
@@ -25,8 +26,10 @@ from chat_rescue.bot.hours import (
 )
 
 KEYS = ("hours", "timezone", "holidays", "holiday_dates")
+FOLLOW = ("team", "inherit")  # `/rescue hours team`: a channel drops its own hours
 USAGE = {
-    "hours": "/rescue hours [<days> <from-to>[,<from-to>] [<zone>] | <days> closed | <zone> | off]",
+    "hours": "/rescue hours [<days> <from-to>[,<from-to>] [<zone>] | <days> closed | <zone> | off"
+             " | team]",
     "holiday": "/rescue holiday <YYYY-MM-DD> [<from-to>[,<from-to>]] | holiday remove <YYYY-MM-DD>",
     "holidays": "/rescue holidays <country, like DE, US or DE-BY> | off",
 }
@@ -36,6 +39,11 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")
 NIGHT_SHIFT = 12 * 60  # longest interval past midnight a person means (else a swapped typo)
 MAX_DATES = 366
+# The stored week's last group when the days it does not name are the scope below's.
+INHERITED = "other days inherited"
+# A stored date's hours when it is as the week says, even if the scope below closes it.
+AS_USUAL = "as usual"
+_BELOW: Day = ((-1, -1),)  # a day no text names: while parsing, "the scope below's"
 _TIME = re.compile(r"([0-9]{1,2})(?::([0-9]{2}))?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SPACED = re.compile(r"\s*([-,;])\s*")
@@ -46,41 +54,7 @@ class HoursError(ValueError):
     """Hours, a zone, a date or a country written wrong; the message is the one-line fix."""
 
 
-# -- the store ---------------------------------------------------------------------------
-
-def to_settings(schedule: Schedule) -> dict[str, str]:
-    """The settings (KEYS) that write `schedule`; `apply_settings` reads them back exactly."""
-    return {
-        "hours": format_week(schedule.week),
-        "timezone": schedule.zone,
-        "holidays": schedule.country or "off",
-        "holiday_dates": format_dates(schedule.dates),
-    }
-
-
-def changed_settings(old: Schedule, new: Schedule) -> dict[str, str]:
-    """Only the settings that differ, so a scope keeps inheriting the rest."""
-    before = to_settings(old)
-    return {key: value for key, value in to_settings(new).items() if before[key] != value}
-
-
-def apply_settings(base: Schedule, stored: Mapping[str, str]) -> Schedule:
-    """`base` with the stored hours settings laid on top (other keys are ignored).
-
-    Raises HoursError on corrupt text: the caller falls back to `base` and says so."""
-    return _apply(base, *(stored.get(key) for key in KEYS))
-
-
-@lru_cache(maxsize=256)  # the same text gives the same value, and so its worked-out timeline
-def _apply(base: Schedule, hours: str | None, zone: str | None, country: str | None,
-           dates: str | None) -> Schedule:
-    return Schedule(
-        zone=base.zone if zone is None else parse_zone(zone),
-        week=base.week if hours is None else parse_week(hours, strict=False),
-        dates=base.dates if dates is None else parse_dates(dates),
-        country=base.country if country is None else parse_country(country),
-    )
-
+# -- the environment -------------------------------------------------------------------
 
 def from_environment(hours: str, timezone: str, holidays: str) -> Schedule:
     """The schedule `RESCUE_HOURS` (which may end with a zone), `RESCUE_TIMEZONE` and
@@ -144,8 +118,8 @@ def change_holidays(args: Sequence[str], current: Schedule) -> Schedule:
 # -- the pieces --------------------------------------------------------------------------
 
 def parse_week(text: str, *, strict: bool = True) -> tuple[Day, ...] | None:
-    """A weekly schedule without a zone (the stored `hours`); None for `off`. `strict`
-    refuses night shifts over 12 hours, most likely a typo for the day shift."""
+    """A weekly schedule without a zone; None for `off`. `strict` refuses night shifts over
+    12 hours, most likely a typo for the day shift."""
     week, zone = _parse_hours(text, CLOSED_WEEK, strict=strict, zone_allowed=False)
     return week
 
@@ -159,6 +133,35 @@ def format_week(week: tuple[Day, ...] | None) -> str:
         return "closed"
     return "; ".join(f"{_days_text(days, '-', ',')} {_hours_text(hours, '-', ',')}"
                      for days, hours in groups)
+
+
+def parse_stored_week(text: str) -> tuple[Day | None, ...] | None:
+    """The stored `hours`: a whole week as `parse_week` reads it (the days not named are
+    closed), `off` (None), or some days ending with `INHERITED`
+    (`sat 10:00-14:00; sun closed; other days inherited`), the others None."""
+    head, mark, tail = _tidy(text).rpartition(";")
+    if not mark or tail.strip() != INHERITED:
+        return parse_week(text, strict=False)
+    if head.strip() in ("", "off", "closed"):
+        raise HoursError(f"'{clip(text)}' names no day before '{INHERITED}'")
+    week, _ = _parse_hours(head, (_BELOW,) * 7, strict=False, zone_allowed=False)
+    days = tuple(None if day == _BELOW else day for day in week or ())
+    if all(day is None for day in days):
+        raise HoursError(f"'{clip(text)}' names no day before '{INHERITED}'")
+    return days
+
+
+def format_stored_week(week: Sequence[Day | None] | None) -> str:
+    """The text `parse_stored_week` reads back as `week`: days that are None are left to
+    the scope below (`... ; other days inherited`); with none such, `format_week`'s."""
+    if week is None:
+        return "off"
+    whole = tuple(day for day in week if day is not None)
+    if len(whole) == len(week):
+        return format_week(whole)
+    groups = [f"{_days_text(days, '-', ',')} {_hours_text(hours, '-', ',') or 'closed'}"
+              for days, hours in _groups(week, closed=True)]
+    return "; ".join([*groups, INHERITED])
 
 
 def parse_zone(text: str) -> str:
@@ -198,23 +201,26 @@ def parse_date(text: str) -> date:
     raise HoursError(f"'{clip(text)}' is not a date: write it YYYY-MM-DD, like 2026-12-24")
 
 
-def parse_dates(text: str) -> tuple[tuple[date, Day], ...]:
-    """The stored `holiday_dates`: `2026-12-24 09:00-13:00; 2026-12-25`, or `none`."""
+def parse_dates(text: str) -> tuple[tuple[date, Day | None], ...]:
+    """The stored `holiday_dates`: `2026-12-24 09:00-13:00; 2026-12-25; 2026-12-31 as
+    usual` (other hours; closed; None: as the week says), or `none`."""
     written = _tidy(text)
     if written in ("", "none"):
         return ()
-    dates: dict[date, Day] = {}
+    dates: dict[date, Day | None] = {}
     for entry in written.split(";"):
         day, _, hours = entry.strip().partition(" ")
-        dates[parse_date(day)] = () if hours in ("", "closed") else _intervals(hours, False)
+        dates[parse_date(day)] = (() if hours in ("", "closed") else
+                                  None if hours == AS_USUAL else _intervals(hours, False))
     return tuple(sorted(dates.items()))
 
 
-def format_dates(dates: tuple[tuple[date, Day], ...]) -> str:
+def format_dates(dates: Sequence[tuple[date, Day | None]]) -> str:
     """The canonical text of dated hours, the inverse of `parse_dates`."""
     if not dates:
         return "none"
-    return "; ".join(f"{day} {_hours_text(hours, '-', ',')}" if hours else str(day)
+    return "; ".join(f"{day} {AS_USUAL}" if hours is None else
+                     f"{day} {_hours_text(hours, '-', ',')}" if hours else str(day)
                      for day, hours in dates)
 
 
@@ -224,18 +230,32 @@ def describe(schedule: Schedule) -> str:
     """For people: `Mon–Fri 09:00–18:00 · Sat 10:00–14:00 (Europe/Berlin) · holidays: DE`."""
     if schedule.always_open:
         return "Always open"
-    if schedule.week is None:
-        week = "Open round the clock"
-    else:
-        groups = _groups(schedule.week)
-        week = " · ".join(f"{_days_text(days, '–', ', ').title()} {_hours_text(hours, '–', ', ')}"
-                          for days, hours in groups) or "Closed every day"
+    week = "Open round the clock" if schedule.week is None else describe_week(schedule.week)
     parts = [f"{week} ({schedule.zone})"]
     closed = [str(day) for day, hours in schedule.dates if not hours]
     if schedule.country or closed:
         parts.append("holidays: " + ", ".join(filter(None, [schedule.country, *closed])))
     parts += [f"{day} {_hours_text(hours, '–', ', ')}" for day, hours in schedule.dates if hours]
     return " · ".join(parts)
+
+
+def describe_week(week: tuple[Day, ...]) -> str:
+    """A week's open days for people: `Mon–Fri 09:00–18:00 · Sat 10:00–14:00`."""
+    return " · ".join(describe_days(week, closed=False)) or "Closed every day"
+
+
+def describe_days(week: Sequence[Day | None], *, closed: bool = True) -> list[str]:
+    """The days of `week` that are not None (closed ones too if `closed`), for people:
+    `Sat 10:00–14:00`, `Sun closed`."""
+    return [f"{_days_text(days, '–', ', ').title()} {_hours_text(hours, '–', ', ') or 'closed'}"
+            for days, hours in _groups(week, closed=closed)]
+
+
+def describe_date(day: date, hours: Day | None) -> str:
+    """One dated entry for people: `2026-12-24 09:00–13:00`, `… closed`, `… as usual`."""
+    if hours is None:
+        return f"{day} {AS_USUAL}"
+    return f"{day} {_hours_text(hours, '–', ', ') or 'closed'}"
 
 
 def back_at(schedule: Schedule, at: float) -> str | None:
@@ -399,11 +419,12 @@ def _countries() -> dict[str, list[str]]:
 
 # -- formatting --------------------------------------------------------------------------
 
-def _groups(week: tuple[Day, ...]) -> list[tuple[list[int], Day]]:
-    """Open days with the same hours together, in the order of their first day."""
+def _groups(week: Sequence[Day | None], *, closed: bool = False) -> list[tuple[list[int], Day]]:
+    """Open days (and closed ones if `closed`) with the same hours together, in the order
+    of their first day; days that are None are left out."""
     groups: dict[Day, list[int]] = {}
     for index, hours in enumerate(week):
-        if hours:
+        if hours is not None and (hours or closed):
             groups.setdefault(hours, []).append(index)
     return [(days, hours) for hours, days in groups.items()]
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from chat_rescue.bot import hours_text
+from chat_rescue.bot import hours_layers, hours_text
 from chat_rescue.bot.durations import parse_duration
 from chat_rescue.bot.hours import ALWAYS_OPEN, Schedule
 from chat_rescue.bot.model import Timer
@@ -82,16 +82,17 @@ _REPORTED: set[tuple[str, str]] = set()
 
 
 def schedule_of(below: Schedule, stored: Mapping[str, str]) -> Schedule:
-    """`below` with one scope's stored working hours laid on, key by key; a key whose
-    stored text is corrupt leaves `below`'s value for that key in force (said once in the
-    log) and the scope's other keys still apply, so a bad row never stops the bot."""
+    """`below` with one scope's stored working hours laid on, key by key (the week day by
+    day, the dates date by date: `hours_layers`); a key whose stored text is corrupt
+    leaves `below`'s value for that key in force (said once in the log) and the scope's
+    other keys still apply, so a bad row never stops the bot."""
     schedule = below
     for key in hours_text.KEYS:
         written = stored.get(key)
         if written is None:
             continue
         try:
-            schedule = hours_text.apply_settings(schedule, {key: written})
+            schedule = hours_layers.lay(schedule, {key: written})
         except hours_text.HoursError as bad:
             if (key, written) not in _REPORTED:
                 _REPORTED.add((key, written))
@@ -108,7 +109,7 @@ def unreadable(stored: Mapping[str, str]) -> tuple[str, ...]:
         if written is None:
             continue
         try:
-            hours_text.apply_settings(ALWAYS_OPEN, {key: written})
+            hours_layers.lay(ALWAYS_OPEN, {key: written})
         except hours_text.HoursError:
             bad.append(key)
     return tuple(bad)

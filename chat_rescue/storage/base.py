@@ -193,6 +193,9 @@ class Store(SweepStore, Protocol):
     def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
         """Store one setting, replacing the previous value."""
 
+    def drop_setting(self, scope: str, key: str) -> None:
+        """Forget one setting, so the scope below's holds again (nothing if not stored)."""
+
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         """Recorded transitions since `since`, for one team or all."""
 

@@ -291,6 +291,9 @@ class SQLiteStore(OutboxTables, SweepTables):
             (scope, key, value, by, at),
         )
 
+    def drop_setting(self, scope: str, key: str) -> None:
+        self.conn.execute("DELETE FROM settings WHERE scope = ? AND key = ?", (scope, key))
+
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
                "WHERE at >= ?")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.commands import TEAM_ONLY, USAGE, CommandContext, changes_settings, run
-from chat_rescue.bot.hours import ALWAYS_OPEN
+from chat_rescue.bot.hours import ALWAYS_OPEN, is_open
 from chat_rescue.bot.hours_text import from_environment
 from chat_rescue.bot.model import ConversationRef, CustomerMessage, OperatorMessage, Timer
 from chat_rescue.bot.policy import Policy
@@ -106,7 +106,8 @@ def test_status_has_a_line_for_the_hours_once_there_are_some(service: Service) -
 
 def test_reading_is_for_the_team_changing_for_admins(service: Service, store: SQLiteStore) -> None:
     assert run("hours", outsider(), service) == TEAM_ONLY
-    for text in ("hours off", "hours mon-fri 09:00-18:00", "holiday 2026-12-25", "holidays DE"):
+    for text in ("hours off", "hours mon-fri 09:00-18:00", "holiday 2026-12-25", "holidays DE",
+                 "hours team", "hours inherit"):
         assert run(text, member(), service) == SORRY
         assert run(text, outsider(), service) == SORRY
     assert stored(store) == {}
@@ -123,7 +124,8 @@ def test_hours_are_not_changed_from_elsewhere(service: Service, store: SQLiteSto
 @pytest.mark.parametrize(
     ("text", "changes"),
     [("hours", False), ("HOURS", False), ("hours off", True), ("hours mon 9:00-17:00", True),
-     ("holiday 2026-12-25", True), ("holiday", True), ("holidays DE", True)],
+     ("holiday 2026-12-25", True), ("holiday", True), ("holidays DE", True),
+     ("hours team", True), ("hours Inherit", True)],
 )
 def test_the_adapters_know_which_hours_verbs_change_something(text: str, changes: bool) -> None:
     assert changes_settings(text) is changes
@@ -157,8 +159,10 @@ def test_the_issues_examples_in_the_team_channel_store_what_differs_for_the_team
     assert run("hours daily 08:00-20:00 UTC", admin(TEAM_CHANNEL), service) == (
         "Working hours for the team: Daily 08:00–20:00 (UTC) · holidays: DE · "
         "2026-12-24 09:00–13:00. Open now, until today 20:00 (UTC).")
+    assert stored(store)[(team, "hours")] == "daily 08:00-20:00"
+    assert (team, "timezone") not in stored(store)  # UTC, as the environment has it
     assert "Open round the clock (UTC)" in run("hours off", admin(TEAM_CHANNEL), service)
-    assert stored(store)[(team, "hours")] == "off"
+    assert (team, "hours") not in stored(store)  # round the clock, as the environment
     assert all(scope == team for scope, _ in stored(store))
 
 
@@ -170,9 +174,11 @@ def test_in_an_intake_channel_the_change_is_that_channels_and_inherits_the_rest(
     assert reply == ("Working hours for this channel: Mon–Fri 09:00–18:00 · Sat 10:00–14:00 "
                      "(Europe/Berlin). Open now, until today 18:00 (Berlin time).")
     assert stored(store)[("channel:slack:C0HELP", "hours")] == \
-        "mon-fri 09:00-18:00; sat 10:00-14:00"
+        "sat 10:00-14:00; other days inherited"  # only the day it named
     assert ("channel:slack:C0HELP", "timezone") not in stored(store)  # still the team's
-    assert run("hours", member(), service).splitlines()[0].endswith("(channel)")
+    assert run("hours", member(), service).splitlines()[1] == (
+        "Set in this channel: Sat 10:00–14:00; the rest follows the team. "
+        "/rescue hours team drops what the channel sets.")
     assert run("hours", member(OTHER_INTAKE), service).splitlines()[0] == \
         "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)"
     # the team moves to another zone: the channel follows, with its own days
@@ -215,7 +221,7 @@ def test_changed_hours_move_the_open_deadlines_keeping_the_working_time_used(
     assert back is not None and back.deadline == at("2026-12-04 18:03")
 
 
-def test_a_change_in_a_scope_with_an_unreadable_key_rewrites_it_as_the_reply_says(
+def test_a_change_in_a_scope_with_an_unreadable_key_drops_it_as_the_reply_says(
     service: Service, store: SQLiteStore
 ) -> None:
     team = f"team:{TEAM}"
@@ -227,7 +233,7 @@ def test_a_change_in_a_scope_with_an_unreadable_key_rewrites_it_as_the_reply_say
     reply = run("holidays DE", admin(TEAM_CHANNEL), service)
     assert reply.startswith("Working hours for the team: Mon–Fri 09:00–18:00 (UTC) · "
                             "holidays: DE.")
-    assert stored(store)[(team, "timezone")] == "UTC"  # what the reply says, readable
+    assert (team, "timezone") not in stored(store)  # UTC below, as the reply says
     assert stored(store)[(team, "holidays")] == "DE"
     assert service.policy(TEAM, thread(1)).schedule == from_environment(
         "mon-fri 09:00-18:00", "UTC", "DE")
@@ -260,6 +266,8 @@ MALFORMED = [
     ("holidays DE-ZZ", "is not a country"),
     ("holidays DE US", USAGE["holidays"]),
     ("holidays \x07\x00", "is not a country"),
+    ("hours team now", USAGE["hours"]),
+    ("hours inherit team", USAGE["hours"]),
 ]
 
 
@@ -332,3 +340,189 @@ def test_widened_hours_keep_the_working_time_a_close_reminder_used(
     service.handle(OperatorMessage(thread(1), clock.now(), "ana"))
     conv = store.load(thread(1).key)
     assert conv is not None and conv.deadline == at("2026-12-07 09:46")
+
+
+# --- a channel's own hours on the team's ---------------------------------------------------
+
+HELP_CHANNEL = "channel:slack:C0HELP"
+
+
+def hours_on(service: Service, day: str, here: ConversationRef = INTAKE) -> tuple[object, ...]:
+    return service.policy(TEAM, thread(1, here)).schedule.hours_on(date.fromisoformat(day))
+
+
+def test_a_holiday_the_team_adds_after_a_channels_own_reaches_the_channel(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    assert run("holiday 2026-12-24 09:00-13:00", admin(), service).startswith(
+        "Working hours for this channel: Mon–Fri 09:00–18:00 (Europe/Berlin) · "
+        "2026-12-24 09:00–13:00.")
+    assert stored(store)[(HELP_CHANNEL, "holiday_dates")] == "2026-12-24 09:00-13:00"
+    run("holiday 2026-12-25", admin(TEAM_CHANNEL), service)  # later, in the team channel
+    # the channel closes on both dates: its own short day, and the team's holiday
+    assert hours_on(service, "2026-12-24") == ((540, 780),)
+    assert hours_on(service, "2026-12-25") == ()
+    assert not is_open(service.policy(TEAM, thread(1)).schedule, at("2026-12-25 10:00"))
+    assert hours_on(service, "2026-12-24", OTHER_INTAKE) == ((540, 1080),)  # only here
+    assert run("hours", member(), service).splitlines()[:2] == [
+        "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) · holidays: 2026-12-25 · "
+        "2026-12-24 09:00–13:00",
+        "Set in this channel: 2026-12-24 09:00–13:00; the rest follows the team. "
+        "/rescue hours team drops what the channel sets."]
+    # and the team's removal of its holiday reaches the channel too
+    run("holiday remove 2026-12-25", admin(TEAM_CHANNEL), service)
+    assert hours_on(service, "2026-12-25") == ((540, 1080),)
+
+
+def test_a_channel_removes_a_team_holiday_for_itself_alone(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    run("holiday 2026-12-25", admin(TEAM_CHANNEL), service)
+    reply = run("holiday remove 2026-12-25", admin(), service)
+    assert reply.startswith("Working hours for this channel: Mon–Fri 09:00–18:00 "
+                            "(Europe/Berlin). ")
+    assert stored(store)[(HELP_CHANNEL, "holiday_dates")] == "2026-12-25 as usual"
+    assert hours_on(service, "2026-12-25") == ((540, 1080),)  # a Friday, open as usual
+    assert hours_on(service, "2026-12-25", OTHER_INTAKE) == ()  # the team's holiday there
+    assert service.team_policy(TEAM).schedule.hours_on(date(2026, 12, 25)) == ()
+    assert "Set in this channel: 2026-12-25 as usual;" in run("hours", member(), service)
+    # a date the channel does not have is still refused, and nothing changes
+    before = stored(store)
+    assert "is not among the dates here" in run("holiday remove 2026-12-25", admin(), service)
+    assert stored(store) == before
+    # setting the team's holiday again in the channel follows the team once more
+    run("holiday 2026-12-25", admin(), service)
+    assert (HELP_CHANNEL, "holiday_dates") not in stored(store)
+    assert hours_on(service, "2026-12-25") == ()
+
+
+def test_hours_team_in_a_channel_drops_its_own_hours_and_follows_the_team(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    berlin_weekdays(service)
+    for text in ("hours sat 10:00-14:00", "hours Europe/London", "holidays DE",
+                 "holiday 2026-12-24"):
+        run(text, admin(), service)
+    assert {key for scope, key in stored(store) if scope == HELP_CHANNEL} == {
+        "hours", "timezone", "holidays", "holiday_dates"}
+    assert run("hours team", admin(), service) == (
+        "This channel follows the team's working hours again: Mon–Fri 09:00–18:00 "
+        "(Europe/Berlin). Open now, until today 18:00 (Berlin time).")
+    assert all(scope != HELP_CHANNEL for scope, _ in stored(store))
+    assert service.policy(TEAM, thread(1)).schedule == service.team_policy(TEAM).schedule
+    assert run("hours", member(), service).splitlines()[0] == \
+        "Working hours here: Mon–Fri 09:00–18:00 (Europe/Berlin) (team)"
+    # again: nothing of its own to drop
+    assert run("HOURS INHERIT", admin(), service) == (
+        "This channel follows the team's working hours already: Mon–Fri 09:00–18:00 "
+        "(Europe/Berlin). Nothing was changed.")
+    # a later change of the team's reaches it
+    run("hours sat 10:00-14:00", admin(TEAM_CHANNEL), service)
+    assert hours_on(service, "2026-12-05") == ((600, 840),)
+
+
+def test_following_the_team_again_moves_the_channels_deadlines(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    berlin_weekdays(service)
+    run("hours off", admin(), service)  # this channel: round the clock
+    clock.t = at("2026-12-04 17:59")
+    service.handle(CustomerMessage(thread(1), clock.now(), "cust", "hi", TEAM))
+    queued = store.load(thread(1).key)
+    assert queued is not None and queued.deadline == at("2026-12-04 18:01")  # accept 2m
+    run("hours team", admin(), service)
+    moved = store.load(thread(1).key)
+    assert moved is not None  # one minute on Friday, the other when the team opens Monday
+    assert (moved.deadline, moved.deadline_timer) == (at("2026-12-07 09:01"), Timer.ACCEPT)
+
+
+def test_hours_team_in_the_team_channel_says_these_are_the_teams_and_changes_nothing(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    run("hours sat 10:00-14:00", admin(), service)
+    before = stored(store)
+    reply = run("hours team", admin(TEAM_CHANNEL), service)
+    assert reply.startswith("These are the team's own working hours (Mon–Fri 09:00–18:00 "
+                            "(Europe/Berlin)), so there is nothing here to follow")
+    assert reply.endswith("Nothing was changed.")
+    assert stored(store) == before
+
+
+def test_the_status_says_what_the_channel_sets_itself(service: Service) -> None:
+    berlin_weekdays(service)
+    assert run("", member(), service).splitlines()[2].startswith(
+        "Working hours: Mon–Fri 09:00–18:00 (Europe/Berlin) (team). ")
+    run("hours sat 10:00-14:00", admin(), service)
+    assert run("", member(), service).splitlines()[2] == (
+        "Working hours: Mon–Fri 09:00–18:00 · Sat 10:00–14:00 (Europe/Berlin) (this channel: "
+        "Sat 10:00–14:00; the rest the team's). Open now, until today 18:00 (Berlin time).")
+    assert run("", member(OTHER_INTAKE), service).splitlines()[2].startswith(
+        "Working hours: Mon–Fri 09:00–18:00 (Europe/Berlin) (team). ")
+
+
+def test_values_stored_before_the_layering_read_the_same_and_take_the_teams_new_dates(
+    service: Service, store: SQLiteStore
+) -> None:
+    berlin_weekdays(service)
+    run("holiday 2026-12-25", admin(TEAM_CHANNEL), service)
+    # what `/rescue hours sat 10:00-14:00` and `/rescue holiday 2026-12-24 09:00-13:00` in
+    # the channel stored before: the team's whole week and dates, copied with the channel's
+    store.put_setting(HELP_CHANNEL, "hours", "mon-fri 09:00-18:00; sat 10:00-14:00", "U0ANA", 0)
+    store.put_setting(HELP_CHANNEL, "holiday_dates", "2026-12-24 09:00-13:00; 2026-12-25",
+                      "U0ANA", 0)
+    service.settings_changed(TEAM)
+    lines = run("hours", member(), service).splitlines()
+    assert lines[0] == ("Working hours here: Mon–Fri 09:00–18:00 · Sat 10:00–14:00 "
+                        "(Europe/Berlin) · holidays: 2026-12-25 · 2026-12-24 09:00–13:00")
+    assert lines[1] == ("Set in this channel: the whole week (Mon–Fri 09:00–18:00 · "
+                        "Sat 10:00–14:00), 2026-12-24 09:00–13:00, 2026-12-25 closed; the rest "
+                        "follows the team. /rescue hours team drops what the channel sets.")
+    # a holiday the team adds now reaches the channel; its whole week stays its own
+    run("holiday 2026-12-31", admin(TEAM_CHANNEL), service)
+    run("hours mon-fri 08:00-16:00", admin(TEAM_CHANNEL), service)
+    assert hours_on(service, "2026-12-31") == ()
+    assert hours_on(service, "2026-12-30") == ((540, 1080),)
+    # once the channel changes its week, it stores what differs from the team's, day by
+    # day: its Saturday set back to the team's (closed) follows the team from then on
+    run("hours sat closed", admin(), service)
+    assert stored(store)[(HELP_CHANNEL, "hours")] == "mon-fri 09:00-18:00; other days inherited"
+    run("hours sat 10:00-12:00", admin(TEAM_CHANNEL), service)
+    assert hours_on(service, "2026-12-05") == ((600, 720),)
+
+
+def test_a_team_change_moves_the_deadlines_in_channels_that_follow_it_only(
+    service: Service, store: SQLiteStore, clock: FakeClock
+) -> None:
+    berlin_weekdays(service)
+    run("hours sat 10:00-14:00", admin(), service)  # its weekdays still the team's
+    # a whole week of its own, as stored before the layering
+    store.put_setting("channel:slack:C0VIP", "hours", "mon-fri 09:00-18:00", "U0ANA", 0)
+    service.settings_changed(TEAM)
+    for here in (INTAKE, OTHER_INTAKE):
+        ref = thread(1, here)
+        service.handle(CustomerMessage(ref, clock.now() - 3600, "cust", "hi", TEAM))
+        service.handle(OperatorMessage(ref, clock.now() - 3600, "ana"))
+        service.handle(CustomerMessage(ref, clock.now(), "cust", "still there?", TEAM))
+    # idle 5m from 17:58 on Friday: 2 minutes Friday, the rest at the next opening
+    waiting = store.load(thread(1).key)
+    assert waiting is not None and waiting.deadline == at("2026-12-05 10:03")  # Saturday
+    vip = store.load(thread(1, OTHER_INTAKE).key)
+    assert vip is not None and vip.deadline == at("2026-12-07 09:03")  # Monday
+
+    # the team closes that Saturday: the channel's own Saturday is the team's holiday too
+    run("holiday 2026-12-05", admin(TEAM_CHANNEL), service)
+    moved = store.load(thread(1).key)
+    assert moved is not None and moved.deadline == at("2026-12-07 09:03")
+
+    vip = store.load(thread(1, OTHER_INTAKE).key)
+    clock.t = at("2026-12-04 18:30")  # closed now; idle used 2 of its 5 minutes
+    run("hours mon-fri 09:00-20:00", admin(TEAM_CHANNEL), service)
+
+    moved = store.load(thread(1).key)
+    assert moved is not None
+    assert (moved.deadline, moved.deadline_timer) == (at("2026-12-04 18:33"), Timer.IDLE)
+    untouched = store.load(thread(1, OTHER_INTAKE).key)
+    assert untouched == vip  # its own week: the same deadline, not even written again

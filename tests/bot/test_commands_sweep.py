@@ -100,6 +100,14 @@ def test_set_sweep_changes_the_teams_and_plans_the_sweep_again(service: Service,
     assert "Sweep: off" in run("", member(), service)
 
 
+def test_changed_team_hours_plan_the_sweep_again(service: Service, store: SQLiteStore) -> None:
+    assert sweeps(store) == [(at("2026-12-04 17:45"), at("2026-12-04 18:00"), ("",))]
+    run("hours mon-fri 09:00-17:00", admin(), service)
+    assert sweeps(store) == [(at("2026-12-04 16:45"), at("2026-12-04 17:00"), ("",))]
+    run("holiday 2026-12-04", admin(), service)  # today off: the next shift is Monday's
+    assert sweeps(store) == [(at("2026-12-07 16:45"), at("2026-12-07 17:00"), ("",))]
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

@@ -6,23 +6,24 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from chat_rescue.bot.hours import ALWAYS_OPEN, CLOSED_WEEK, Day, Schedule
+from chat_rescue.bot.hours import ALWAYS_OPEN, CLOSED_WEEK, Schedule
 from chat_rescue.bot.hours_text import (
     HoursError,
-    apply_settings,
     back_at,
     change_holiday,
     change_holidays,
     change_hours,
-    changed_settings,
     describe,
+    describe_date,
+    describe_days,
+    format_dates,
+    format_stored_week,
     format_week,
     from_environment,
+    parse_dates,
+    parse_stored_week,
     parse_week,
-    to_settings,
 )
 
 
@@ -38,8 +39,7 @@ BERLIN = hours("mon-fri 09:00-13:00,14:00-18:00 Europe/Berlin", ALWAYS_OPEN)
 
 
 def stored(schedule: Schedule) -> tuple[str, str]:
-    written = to_settings(schedule)
-    return written["hours"], written["timezone"]
+    return format_week(schedule.week), schedule.zone
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_echoed_input_is_clipped_and_stripped_of_control_characters() -> None:
 )
 def test_holiday_commands(current: Schedule, args: str, dates: str) -> None:
     changed = change_holiday(args.split(), current)
-    assert to_settings(changed)["holiday_dates"] == dates
+    assert format_dates(changed.dates) == dates
     assert (changed.week, changed.zone) == (current.week, current.zone)
 
 
@@ -166,9 +166,9 @@ def test_holidays_are_kept_in_date_order_and_a_date_set_again_is_replaced() -> N
     schedule = BERLIN
     for args in ("2026-12-31", "2026-12-24 09:00-13:00", "2026-01-01", "2026-12-24"):
         schedule = change_holiday(args.split(), schedule)
-    assert to_settings(schedule)["holiday_dates"] == "2026-01-01; 2026-12-24; 2026-12-31"
+    assert format_dates(schedule.dates) == "2026-01-01; 2026-12-24; 2026-12-31"
     schedule = change_holiday(["REMOVE", "2026-12-24"], schedule)
-    assert to_settings(schedule)["holiday_dates"] == "2026-01-01; 2026-12-31"
+    assert format_dates(schedule.dates) == "2026-01-01; 2026-12-31"
 
 
 HOLIDAY_FORM = "Usage: /rescue holiday <YYYY-MM-DD> [<from-to>[,<from-to>]] | holiday remove"
@@ -243,68 +243,62 @@ def test_bad_holidays_are_explained_in_one_line_and_change_nothing(args: str,
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
 
 
-# -- the store ---------------------------------------------------------------------------
+# -- the stored text ---------------------------------------------------------------------
 
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
-
-
-@st.composite
-def intervals(draw: st.DrawFn, most: int = 3) -> Day:
-    """A day's hours as the grammar keeps them: sorted, no repeats, past midnight allowed."""
-    found = set()
-    for _ in range(draw(st.integers(0, most))):
-        begin = draw(st.integers(0, 1439))
-        found.add((begin, begin + draw(st.integers(1, 1440 if begin == 0 else 1439))))
-    return tuple(sorted(found))
-
-
-@st.composite
-def schedules(draw: st.DrawFn) -> Schedule:
-    week = tuple(draw(intervals()) for _ in range(7))
-    days = draw(st.lists(st.dates(date(2020, 1, 1), date(2035, 12, 31)), max_size=5, unique=True))
-    return Schedule(
-        zone=draw(st.sampled_from(ZONES)),
-        week=draw(st.sampled_from([week, week, CLOSED_WEEK, None])),
-        dates=tuple(sorted((day, draw(intervals(2))) for day in days)),
-        country=draw(st.sampled_from([None, "DE", "US", "DE-BY", "GB"])),
-    )
-
-
-@settings(max_examples=300, deadline=None)
-@given(schedules())
-def test_stored_settings_read_back_exactly(schedule: Schedule) -> None:
-    written = to_settings(schedule)
-    assert set(written) == {"hours", "timezone", "holidays", "holiday_dates"}
-    assert apply_settings(ALWAYS_OPEN, written) == schedule
-    assert format_week(parse_week(written["hours"], strict=False)) == written["hours"]
-
-
-def test_stored_settings_lie_on_top_of_the_base_one_key_at_a_time() -> None:
-    base = from_environment("mon-fri 09:00-18:00 Europe/Berlin", "", "")
-    team = apply_settings(base, {"holidays": "DE", "idle": "5m"})
-    assert (team.zone, team.week, team.country) == ("Europe/Berlin", base.week, "DE")
-    channel = apply_settings(team, {"hours": "sat 10:00-14:00"})
-    assert (channel.zone, channel.country) == ("Europe/Berlin", "DE")
-    assert to_settings(channel)["hours"] == "sat 10:00-14:00"
-    assert apply_settings(base, {"holiday_dates": ""}).dates == ()
-
-
-def test_only_changed_settings_are_written() -> None:
-    assert changed_settings(BERLIN, hours("sat 10-14", BERLIN)) == {
-        "hours": "mon-fri 09:00-13:00,14:00-18:00; sat 10:00-14:00"}
-    assert changed_settings(BERLIN, change_holidays(["de"], BERLIN)) == {"holidays": "DE"}
-    assert changed_settings(BERLIN, BERLIN) == {}
+SAT = ((600, 840),)
+NINE_TO_SIX = ((540, 1080),)
 
 
 @pytest.mark.parametrize(
-    ("key", "value"),
-    [("hours", "mon-fri 9-"), ("hours", "sometimes"), ("hours", "mon 09:00-09:00"),
-     ("timezone", "Mars/Base"), ("holidays", "ZZ"), ("holiday_dates", "2026-99-99"),
-     ("holiday_dates", "2026-12-24 late")],
+    ("text", "week"),
+    [
+        # a whole week, as stored before days were layered: the days not named are closed
+        ("sat 10:00-14:00", ((),) * 5 + (SAT, ())),
+        ("mon-fri 09:00-18:00", (NINE_TO_SIX,) * 5 + ((), ())),
+        ("off", None),
+        ("closed", CLOSED_WEEK),
+        # some days on the week below: the others None
+        ("sat 10:00-14:00; other days inherited", (None,) * 5 + (SAT, None)),
+        ("sat 10:00-14:00; sun closed; other days inherited", (None,) * 5 + (SAT, ())),
+        ("mon,sat 10:00-14:00; other days inherited", (SAT,) + (None,) * 4 + (SAT, None)),
+        ("mon-sun 09:00-18:00; other days inherited", (NINE_TO_SIX,) * 7),
+    ],
 )
-def test_corrupt_stored_text_raises_an_error_the_caller_can_catch(key: str, value: str) -> None:
+def test_the_stored_week_is_whole_or_some_days_on_the_one_below(
+    text: str, week: tuple[object, ...] | None
+) -> None:
+    assert parse_stored_week(text) == week
+    again = format_stored_week(parse_stored_week(text))
+    assert parse_stored_week(again) == week
+    if "inherited" in text and len(week or ()) == 7 and None in (week or ()):
+        assert again == text  # the canonical text
+
+
+def test_a_week_with_no_day_left_to_the_scope_below_is_written_whole() -> None:
+    assert format_stored_week((NINE_TO_SIX,) * 5 + ((), ())) == "mon-fri 09:00-18:00"
+    assert format_stored_week([None] * 5 + [(), ()]) == "sat,sun closed; other days inherited"
+
+
+@pytest.mark.parametrize("text", [
+    "other days inherited", "; other days inherited", "off; other days inherited",
+    "closed; other days inherited", "sat; other days inherited",
+    "someday 10-14; other days inherited"])
+def test_a_stored_week_that_names_no_day_right_does_not_read(text: str) -> None:
     with pytest.raises(HoursError):
-        apply_settings(BERLIN, {**to_settings(BERLIN), key: value})
+        parse_stored_week(text)
+
+
+def test_stored_dates_are_closed_other_hours_or_as_usual() -> None:
+    text = "2026-12-24 09:00-13:00; 2026-12-25; 2026-12-31 as usual"
+    dates = parse_dates(text)
+    assert dates == ((date(2026, 12, 24), ((540, 780),)), (date(2026, 12, 25), ()),
+                     (date(2026, 12, 31), None))
+    assert format_dates(dates) == text
+    assert parse_dates("2026-12-31 AS  USUAL") == ((date(2026, 12, 31), None),)
+    assert parse_dates("none") == parse_dates("") == ()
+    assert [describe_date(day, hours) for day, hours in dates] == [
+        "2026-12-24 09:00–13:00", "2026-12-25 closed", "2026-12-31 as usual"]
+    assert describe_days([None] * 5 + [SAT, ()]) == ["Sat 10:00–14:00", "Sun closed"]
 
 
 def test_stored_hours_accept_a_long_night_shift_the_command_refuses() -> None:

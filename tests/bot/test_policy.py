@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from chat_rescue.bot.hours import ALWAYS_OPEN
-from chat_rescue.bot.hours_text import from_environment, to_settings
+from chat_rescue.bot.hours_layers import own_settings
+from chat_rescue.bot.hours_text import from_environment
 from chat_rescue.bot.policy import OFF_HOURS_MESSAGE, Policy, apply_overrides, resolve
 
 WEEKDAYS = from_environment("mon-fri 09:00-18:00", "Europe/Berlin", "")
@@ -30,7 +31,8 @@ def test_the_hours_stack_up_key_by_key_environment_team_channel() -> None:
     assert here.schedule == from_environment("sat 10:00-14:00", "America/New_York", "DE")
     assert here.idle == 600.0
     # and the text written for a schedule reads back as that schedule
-    assert resolve(Policy(), to_settings(here.schedule), {}).schedule == here.schedule
+    written = {k: v for k, v in own_settings(ALWAYS_OPEN, here.schedule).items() if v}
+    assert resolve(Policy(), written, {}).schedule == here.schedule
 
 
 def test_off_hours_keep_the_environment_unless_the_team_says_otherwise() -> None:

@@ -554,6 +554,16 @@ def test_settings_are_stored_per_scope_and_replaced(store: Store) -> None:
     assert store.settings("team:b") == {}
 
 
+def test_a_dropped_setting_is_gone_from_its_scope_only(store: Store) -> None:
+    store.put_setting("channel:slack:C1", "hours", "sat 10:00-14:00", "ana", T0)
+    store.put_setting("channel:slack:C1", "timezone", "UTC", "ana", T0)
+    store.put_setting("team:a", "hours", "mon-fri 09:00-18:00", "ana", T0)
+    store.drop_setting("channel:slack:C1", "hours")
+    store.drop_setting("channel:slack:C1", "holidays")  # never stored: nothing happens
+    assert store.settings("channel:slack:C1") == {"timezone": "UTC"}
+    assert store.settings("team:a") == {"hours": "mon-fri 09:00-18:00"}
+
+
 def test_settings_values_are_kept_verbatim(store: Store) -> None:
     odd = "@here'; DROP TABLE settings; -- ‮عربى 🎉"
     store.put_setting("team:a", "escalate_to", odd, "ana", T0)

@@ -104,6 +104,12 @@ async def test_rescue_hours_in_slack_shows_changes_and_explains(
         assert store.settings("team:slack:C0TEAM") == {"hours": "mon-fri 09:00-18:00",
                                                         "timezone": "Europe/Berlin"}
         assert store.settings(f"channel:slack:{HELP}") == {
-            "hours": "mon-fri 09:00-18:00; sat 10:00-14:00"}
+            "hours": "sat 10:00-14:00; other days inherited"}  # the rest is the team's
+        assert (await rescue("hours team", user=BOB, channel=HELP)).startswith(
+            "Sorry, only admins")
+        assert await rescue("hours team", channel=HELP) == (
+            "This channel follows the team's working hours again: Mon–Fri 09:00–18:00 "
+            "(Europe/Berlin). Closed now, back Monday 09:00 (Berlin time).")
+        assert store.settings(f"channel:slack:{HELP}") == {}
     finally:
         await world.stop()

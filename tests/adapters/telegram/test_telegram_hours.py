@@ -108,12 +108,19 @@ async def test_rescue_hours_in_the_support_group(
         sandbox.group_message(GROUP, BEN, "/rescue hours mon-fri 09:00-18:00")
         sandbox.group_message(GROUP, ANA, "/rescue holiday 2026-12-24 09:00")
         sandbox.group_message(GROUP, ANA, "/rescue hours mon-fri 09:00-18:00 Europe/Berlin")
-        answers = await eventually(lambda: len(replies(group)) == 4 and replies(group))
+        sandbox.group_message(GROUP, BEN, "/rescue hours team")
+        sandbox.group_message(GROUP, ANA, "/rescue hours team")
+        answers = await eventually(lambda: len(replies(group)) == 6 and replies(group))
         assert answers[0] == "Working hours here: Always open\nOpen now."
         assert answers[1].startswith("Sorry, only admins")
         assert "is not a from-to interval" in answers[2]
         assert answers[3] == ("Working hours for the team: Mon–Fri 09:00–18:00 (Europe/Berlin). "
                               "Closed now, back Monday 09:00 (Berlin time).")
+        assert answers[4].startswith("Sorry, only admins")
+        # the support group is the team's one scope: nothing to follow, nothing changed
+        assert answers[5].startswith("These are the team's own working hours (Mon–Fri "
+                                     "09:00–18:00 (Europe/Berlin))")
+        assert answers[5].endswith("Nothing was changed.")
         assert group.bot.store.settings(f"team:telegram:{GROUP}") == {
             "hours": "mon-fri 09:00-18:00", "timezone": "Europe/Berlin"}
     finally:

@@ -31,7 +31,8 @@ MAX_SHIFTS = 20
 MAX_MEMBERS = 50
 USAGE = {
     "status": "/rescue",
-    "set": "/rescue set <timer> <duration>   (timer: " + " | ".join(DURATIONS) + ")",
+    "set": "/rescue set <timer> <duration> | <timer> team   (timer: " + " | ".join(DURATIONS)
+    + ")",
     "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
     "stats": "/rescue stats [7d]",
     **hours_text.USAGE,
@@ -44,6 +45,7 @@ HELP = "\n".join(
         "chat-rescue keeps customers from waiting unanswered.",
         "/rescue                     thresholds in force here, open and overdue counts",
         "/rescue set <timer> <dur>   timer: " + " | ".join(DURATIONS) + f"; dur: {FORM}",
+        "/rescue set <timer> team    in an intake channel: follow the team's value again",
         "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
         "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
         "/rescue hours [<days> <from-to> <zone> | off]   working hours here (timers count "
@@ -136,6 +138,8 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
         timer, written = args[0].lower(), args[1]
         if timer not in DURATIONS:
             raise CommandError(f"Unknown timer '{clip(args[0])}'. Usage: {USAGE['set']}")
+        if written.lower() in hours_text.FOLLOW:
+            return _follow_team_timer(ctx, service, timer)
         try:
             seconds = parse_duration(written)
         except DurationError as bad:
@@ -269,6 +273,24 @@ def _follow_team(ctx: CommandContext, service: Service) -> str:
             service.store.drop_setting(scope, key)
     return (f"This channel follows the team's working hours again: {describe(team)}. "
             f"{_open_now(team, now)}")
+
+
+def _follow_team_timer(ctx: CommandContext, service: Service, timer: str) -> str:
+    """`/rescue set <timer> team`: an intake channel drops its own value of the timer and
+    follows the team's again."""
+    refused = _refusal(ctx)
+    if refused is not None:
+        return refused
+    team = format_duration(getattr(service.team_policy(ctx.team), timer))
+    if not ctx.intake:
+        return (f"This is the team's own {timer} ({team}); in an intake channel, /rescue set "
+                f"{timer} team drops what that channel sets. Nothing was changed.")
+    scope, _ = _scope(ctx)
+    if timer not in service.store.settings(scope):
+        return f"This channel follows the team's {timer} already: {team}. Nothing was changed."
+    service.store.drop_setting(scope, timer)
+    service.settings_changed(ctx.team)
+    return f"This channel follows the team's {timer} again: {team}."
 
 
 def _open_now(schedule: Schedule, now: float) -> str:

@@ -169,6 +169,27 @@ def test_precedence_is_channel_then_team_then_environment(
     assert service.policy(TEAM, thread(1)).idle is None
 
 
+def test_a_channel_follows_the_teams_timer_again(service: Service, store: SQLiteStore,
+                                                 clock: FakeClock) -> None:
+    run("set idle 10m", admin(TEAM_CHANNEL), service)
+    run("set idle 2m", admin(), service)
+    service.handle(CustomerMessage(thread(1), clock.now(), "alice", "hi", TEAM))
+    service.handle(OperatorMessage(thread(1), clock.now(), "U0BOB"))
+    service.handle(CustomerMessage(thread(1), clock.now(), "alice", "and?", TEAM))
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.deadline == clock.now() + 120
+    assert run("set idle team", admin(), service) == (
+        "This channel follows the team's idle again: 10m.")
+    assert service.policy(TEAM, thread(1)).idle == 600
+    conv = store.load(thread(1).key)
+    assert conv is not None and conv.deadline == clock.now() + 600  # the timer moved
+    assert run("set idle inherit", admin(), service).endswith("already: 10m. Nothing was changed.")
+    assert run("set idle team", admin(TEAM_CHANNEL), service).startswith(
+        "This is the team's own idle (10m)")
+    assert run("set idle team", member(), service).startswith("Sorry, only admins")
+    assert dict((k, v) for _, k, v in stored(store)) == {"idle": "10m"}
+
+
 def test_durations_are_stored_in_their_plain_form(service: Service, store: SQLiteStore) -> None:
     assert run("set accept 90s", admin(), service) == "accept is now 1m30s for this channel."
     assert run("set escalate 1H", admin(), service) == "escalate is now 1h for this channel."

@@ -63,7 +63,7 @@ from chat_rescue.bot.outbox import Posted
 from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
-from chat_rescue.bot.sweeper import Sweeper
+from chat_rescue.bot.sweeper import Answer, Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,13 @@ class SlackAdapter:
                                     inbound_id=found.inbound_id)
         if answer is None or not body.get("response_url"):
             return  # a retry of a click already handled
+        # Committed: Slack gets its 200 now; the answer and the row's new look follow.
+        task = asyncio.create_task(self._answer_sweep_press(answer, body, respond))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _answer_sweep_press(self, answer: Answer, body: dict[str, Any],
+                                  respond: AsyncRespond) -> None:
         text = answer.text if answer.whose is None else texts.not_your_card(user(answer.whose))
         message = body.get("message") or {}
         shown = blocks.pressed(message.get("blocks") or [], body) if answer.changed else None

@@ -163,12 +163,13 @@ class Transcript:
         self.write = write
         self.threads: dict[int, str] = {}  # conversation number -> its top message ts
         self.keys: dict[int, str] = {}
-        self._numbers: dict[str, int] = {}  # conversation key -> number
+        # conversation key -> its card's number, in the order the cards were posted
+        self._numbers: dict[str, int] = {}
         self._seen = 0
         self._answered = 0  # ephemerals seen (the click answers are not Web API calls)
 
     def opened(self, number: int, key: str, ts: str) -> None:
-        self.threads[number], self.keys[number], self._numbers[key] = ts, key, number
+        self.threads[number], self.keys[number] = ts, key
 
     def say(self, where: str, text: str) -> None:
         stamp = datetime.fromtimestamp(self.clock.now(), UTC).strftime("%H:%M:%S")
@@ -212,7 +213,7 @@ class Transcript:
             number = self._card_number(str(params["thread_ts"]))
             self.say(f"  thread {number}", text + buttons)
         elif _is_card(params):
-            number = self._numbers.get(_claim_value(params), 0)
+            number = self._numbers.setdefault(self._card_key(params), len(self._numbers) + 1)
             self.say("#support-team", f"[card {number}] {self._card(params)}{buttons}")
         else:
             first, *rest = text.splitlines() or [""]
@@ -221,6 +222,16 @@ class Transcript:
                 self.say("#support-team", "  " + line)
             if rest and buttons:
                 self.say("#support-team", " " + buttons)
+
+    def _card_key(self, params: Json) -> str:
+        """The conversation of a card: its Claim button's, else its customer's (a card
+        posted once somebody answered has no Claim)."""
+        claim = _claim_value(params)
+        if claim:
+            return claim
+        title = _block_text((params.get("blocks") or [{}])[0])
+        return next((self.keys[number] for number, (name, _) in demo.CUSTOMERS.items()
+                     if f"<@{user_id(name)}>" in title and number in self.keys), "")
 
     def _card(self, params: Json) -> str:
         parts = [self._plain(_block_text(b)) for b in params.get("blocks") or []]

@@ -35,3 +35,4 @@ async def test_the_slack_demo_day_shows_every_rule() -> None:
     missing = [what for what, text in expected.items() if text not in transcript]
     assert missing == []
     assert not re.search(r"<[@#!]", transcript)  # Slack markup is shown as Slack shows it
+    assert not re.search(r"\[card [0?]", transcript)  # every card is known by its number

@@ -10,6 +10,7 @@ of day, and ends with the summary table.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -98,16 +99,27 @@ class Transcript:
                 name = message[key].get("name")
                 self.say(where, f"({verb}{': ' + name if name else ''})")
                 return
-        self.say(where, _shown(message))
+        first, *rest = _shown(message)
+        self.say(where, first)
+        for line in rest:
+            self.say("", "  " + line)
 
 
-def _shown(message: Json) -> str:
+def _shown(message: Json) -> list[str]:
+    """A message on one line; a list (a digest, a sweep card, a handover) a line an item,
+    its buttons on the last."""
     text = message.get("text") or message.get("caption") or ""
     if not text:
         kind = next((k for k in ("photo", "document", "voice", "sticker") if k in message), "")
         text = f"[{kind or 'message'}]"
-    keys = "".join(f" [{label}]" for label in buttons(message))
-    return " ".join(text.split()) + keys
+    keys = " ".join(f"[{label}]" for label in buttons(message))
+    if not _LISTED.search(text):
+        return [" ".join([*text.split(), keys]).rstrip()]
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return [*lines, keys] if keys else lines
+
+
+_LISTED = re.compile(r"^(•|\d+\.) ", re.MULTILINE)  # a line that is an item of a list
 
 
 class Day:

@@ -20,3 +20,6 @@ async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
     assert "We are closing this chat for now" in transcript  # auto-close, to the customer
     assert "skipped" not in transcript  # every step found its topic and button
     assert "Conversations           26" in summary and lines[-1] == summary
+    # A digest is shown as the group sees it: its title, then a line each.
+    digest = next(n for n, line in enumerate(lines) if line.endswith("need attention:"))
+    assert lines[digest + 1].split(None, 1)[1].startswith("• ")

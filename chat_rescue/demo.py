@@ -1,5 +1,9 @@
 """`chat-rescue demo`: a scripted support day at accelerated time, through the real
-engine, store, ticker and outbox, printing what the team and customers would see.
+engine, store, ticker, sweeper and outbox, printing what the team and customers would see.
+
+The day begins while the team is still closed (customers are told when it is back, and
+their timers start at the opening) and crosses the end of one operator's shift (the sweep
+card before it, the handover digest after it).
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chat_rescue.adapters.console import ConsolePlatform
-from chat_rescue.bot import commands
+from chat_rescue.bot import commands, texts
 from chat_rescue.bot.authority import nudge_id, reminder_id
 from chat_rescue.bot.clock import FastClock
+from chat_rescue.bot.hours import Schedule
 from chat_rescue.bot.model import (
     Claim,
     Close,
@@ -21,6 +26,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     CustomerMessage,
     HandOff,
+    HistoryEvent,
     InboundEvent,
     KeepOpen,
     OperatorMessage,
@@ -30,15 +36,37 @@ from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.stats import render, summarize
+from chat_rescue.bot.sweep import Phase
+from chat_rescue.storage.base import Store
 from chat_rescue.storage.sqlite import SQLiteStore
 
-DAY_START = 1_764_406_800.0  # 09:00:00 UTC
-TEAM = "demo"
+OPENS = 1_764_406_800.0  # Saturday 29 November 2025, 09:00 in London (UTC): the team opens
+DAY_START = OPENS - 600.0  # the day is played from ten minutes before, while still closed
+DAY_END = 6700.0  # seconds after the opening: the last reminders and auto-closes are out
+# A team's id starts with its platform's name, as on Slack and Telegram: the console's
+# outbox delivers the lanes of sweep cards and handover digests by that prefix.
+TEAM = "console:#support-team"
 ADMINS = {"ana"}
+TEAM_CHANNEL = 0  # a step's `conv` when it happens in the team channel itself
+TEAM_NAME = "#support-team"
+
+
+def plan(auto_closed: str = "in #vip") -> str:
+    """The opening line's timers and settings (`auto_closed`: where the auto-close applies:
+    a Telegram group has no channels, and its setting is the team's)."""
+    return ("Timers count working time only: accept 2m, first response 30s, idle 5m, "
+            "escalate 5m, close reminder 30m. At 08:50, before the team opens, ana sets its "
+            "hours (daily 09:00-18:00, London time), ben's early shift until 10:30 with a "
+            f"sweep card 5m before it ends, and auto-close after 45m of silence {auto_closed}.")
+
+
+# A sweep step's verb -> the button it presses on the operator's sweep card.
+SWEEP_LABELS = {"close_all": texts.CLOSE_ALL, "hand_rest": texts.HAND_REST, "close": "Close",
+                "keep": "Keep", "hand_off": "Hand off"}
 
 NAMES = (
     "alice bruno carmen dmitri elena farid grace hiro ines jamal kate liam mona nils "
-    "olga pablo quinn rosa sam tara uma victor wen xena yusuf zoe"
+    "olga pablo quinn rosa sam tara uma victor wen xena yusuf zoe amir bea cyril dora emil"
 )
 # conversation number -> (customer, intake channel)
 CUSTOMERS = {
@@ -52,7 +80,8 @@ CUSTOMERS = {
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """At `at` seconds into the day, `who` does `act` in conversation `conv`."""
+    """At `at` seconds after the team opens (before it: negative), `who` does `act` in
+    conversation `conv` (TEAM_CHANNEL: in the team channel)."""
 
     at: float
     conv: int
@@ -64,10 +93,27 @@ class Step:
 def _day() -> list[Step]:
     s = Step
     steps = [
-        # The lead sets the VIP channel to auto-close after 45 minutes of silence.
-        s(0, 17, "ben", "rescue", "set auto_close 45m"),
-        s(0, 17, "ana", "rescue", "set auto_close 45x"),
-        s(0, 17, "ana", "rescue", "set auto_close 45m"),
+        # 08:50, before the opening: the lead gives the team its hours, Ben's early shift
+        # and a 5-minute sweep, and sets the VIP channel to auto-close after 45 minutes.
+        s(-600, TEAM_CHANNEL, "ben", "chats", "Morning! I'm on the early shift, until 10:30."),
+        s(-590, TEAM_CHANNEL, "ana", "rescue", "hours daily 09:00-18:00 Europe/London"),
+        s(-580, TEAM_CHANNEL, "ana", "rescue", "shift early 09:00-10:30 @ben"),
+        s(-570, TEAM_CHANNEL, "ana", "rescue", "set sweep 5m"),
+        s(-560, 17, "ben", "rescue", "set auto_close 45m"),
+        s(-550, 17, "ana", "rescue", "set auto_close 45x"),
+        s(-540, 17, "ana", "rescue", "set auto_close 45m"),
+        # 27-29 write while the team is closed: told once when it is back, no call-in;
+        # their timers start at the opening, so what nobody takes is one digest at 09:02
+        s(-480, 27, "amir", "says", "I was charged twice for order #3310"),
+        s(-360, 28, "bea", "says", "Can I still change my order before it ships?"),
+        s(-240, 29, "cyril", "says", "My discount code doesn't work"),
+        s(-120, 27, "amir", "says", "Hello? Is anyone there?"),
+        s(130, 27, "ben", "claims"), s(140, 27, "ben", "replies"),
+        s(2700, 27, "amir", "says", "Any news about the refund?"), s(2710, 27, "ben", "replies"),
+        s(130, 28, "ben", "claims"), s(150, 28, "ben", "replies"),
+        s(360, 28, "bea", "says", "Perfect, thanks!"), s(380, 28, "ben", "closes"),
+        s(135, 29, "dev", "claims"), s(145, 29, "dev", "replies"),
+        s(400, 29, "cyril", "says", "Works now, thanks!"), s(420, 29, "dev", "closes"),
         # 1-6 answered in time
         s(0, 1, "alice", "says", "Hi, my order #1042 hasn't arrived"),
         s(15, 1, "ana", "replies"), s(120, 1, "alice", "says", "Thanks!"),
@@ -113,7 +159,7 @@ def _day() -> list[Step]:
         s(4350, 15, "ana", "keeps open"), s(5000, 15, "olga", "says", "Found it, thanks"),
         s(5010, 15, "ana", "replies"), s(5100, 15, "ana", "closes"),
         s(2600, 16, "pablo", "says", "Gift wrapping available?"), s(2610, 16, "ben", "replies"),
-        s(4500, 16, "ben", "closes"),
+        # (ben lets 16 sit after the reminder: finished but not closed when his shift ends)
         # 17-18 VIP channel: auto-closed after 45 minutes of silence
         s(2700, 17, "quinn", "says", "Upgrade to the annual plan"), s(2710, 17, "chloe", "replies"),
         s(2800, 18, "rosa", "says", "Add a second admin"), s(2805, 18, "dev", "replies"),
@@ -128,16 +174,31 @@ def _day() -> list[Step]:
         s(3300, 21, "uma", "says", "Question about GDPR"), s(3310, 21, "chloe", "replies"),
         s(3400, 21, "uma", "says", "Who is our DPO?"), s(3720, 21, "chloe", "hands off"),
         s(3740, 21, "dev", "claims"), s(3750, 21, "dev", "replies"), s(3900, 21, "dev", "closes"),
+        # 30-31 and Ben's early shift ends at 10:30: his sweep card at 10:25 lists 16 and 27
+        # (he answered, then let them sit: finished), 30 (waiting on the customer) and 31
+        # (the customer waits on him). He closes all finished ones and hands 30 off; 31,
+        # undecided, is handed over by the default rule; the handover digest follows.
+        s(4600, 30, "dora", "says", "Does the warranty cover water damage?"),
+        s(4610, 30, "ben", "replies"),
+        s(4700, 31, "emil", "says", "My parcel says delivered but it isn't here"),
+        s(4710, 31, "ben", "replies"),
+        s(4980, 31, "emil", "says", "The neighbours don't have it either"),
+        s(5160, TEAM_CHANNEL, "ben", "sweep", "close_all"),
+        s(5200, 30, "ben", "sweep", "hand_off"),
+        s(5460, 31, "chloe", "claims"), s(5470, 31, "chloe", "replies"),
+        s(5800, 31, "chloe", "closes"),
+        s(5480, 30, "dev", "claims"), s(5900, 30, "dora", "says", "Yes, it fell in the sink"),
+        s(5930, 30, "dev", "replies"), s(6050, 30, "dev", "closes"),
         # 26
         s(6000, 26, "zoe", "says", "Thanks for the quick help earlier"),
-        s(6010, 26, "dev", "replies"), s(6100, 26, "dev", "closes"),
+        s(6010, 26, "chloe", "replies"), s(6100, 26, "chloe", "closes"),
         s(2200, 4, "dev", "closes"),
     ]
-    # 22-25 end of ben's shift: four customers wait at once -> digests, not a flood
+    # 22-25 four customers at once, answered by dev, who then goes quiet -> digests
     for n in (22, 23, 24, 25):
         taker = "ana" if n < 24 else "chloe"
         steps += [
-            s(5600, n, CUSTOMERS[n][0], "says", "Quick question"), s(5610, n, "ben", "replies"),
+            s(5600, n, CUSTOMERS[n][0], "says", "Quick question"), s(5610, n, "dev", "replies"),
             s(5700, n, CUSTOMERS[n][0], "says", "Hello?"), s(6400, n, taker, "claims"),
             s(6410, n, taker, "replies"), s(6500, n, taker, "closes"),
         ]
@@ -176,12 +237,23 @@ def _event(step: Step, at: float, conv: Conversation | None) -> InboundEvent:
 
 
 def _narrate(step: Step) -> tuple[str, str]:
+    if step.act == "chats":
+        return TEAM_NAME, f"{step.who}: {step.text}"
+    if step.act == "sweep":
+        return TEAM_NAME, f"@{step.who} presses {sweep_press(step)} on the sweep card"
     customer, channel = CUSTOMERS[step.conv]
     if step.act == "says":
         return channel, f"{customer}: {step.text}"
     if step.act == "replies":
         return channel, f"@{step.who} replies to {customer}"
-    return "#support-team", f"@{step.who} {step.act} ({customer})"
+    return TEAM_NAME, f"@{step.who} {step.act} ({customer})"
+
+
+def sweep_press(step: Step) -> str:
+    """`[Close all finished]`, or `[Hand off] for dora`: the sweep-card button a step presses."""
+    label = SWEEP_LABELS[step.text]
+    return f"[{label}]" if step.conv == TEAM_CHANNEL else \
+        f"[{label}] for {CUSTOMERS[step.conv][0]}"
 
 
 async def play(speed: float = 500.0, write: Callable[[str], None] = print,
@@ -195,41 +267,67 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
         service = Service(store, policy, clock)
         console = ConsolePlatform(clock, write)
         runtime = Runtime(service, clock, [console])
-        write(f"chat-rescue demo: a support day at ×{speed:g} speed. Timers: accept 2m, first "
-              "response 30s, idle 5m, escalate 5m, close reminder 30m; #vip auto-closes after 45m.")
+        write(f"chat-rescue demo: a support day at ×{speed:g} speed. {plan()}")
         write("Operators ana (admin), ben, chloe, dev work #support-team; customers write in "
               "#help and #vip.\n")
         await runtime.start()
         try:
             for moment in moments(_day()):
-                await _until(clock, DAY_START + moment[0][0].at)
+                await _until(clock, OPENS + moment[0][0].at)
                 with clock.held():  # what the script does at one time happens at once
                     for step in (step for steps in moment for step in steps):
-                        _play(step, service, console, clock.now())
-            await _until(clock, DAY_START + 6700)  # the last auto-closes and reminders
+                        _play(step, runtime, console, clock.now())
+            await _until(clock, OPENS + DAY_END)  # the last auto-closes and reminders
             await runtime.drained()
         finally:
             await runtime.stop()
-        summary = render(summarize(store.history(TEAM, 0)), "\nSummary of the day")
+        summary = render(summarize(store.history(TEAM, 0), worked(service)),
+                         "\nSummary of the day")
         store.close()
     write(summary)
     return summary
 
 
-def _play(step: Step, service: Service, console: ConsolePlatform, now: float) -> None:
+def worked(service: Service) -> Callable[[HistoryEvent], Schedule]:
+    """The working hours each event's conversation had, for the summary's working time."""
+    return lambda event: service.policy(event.team, event.ref).schedule
+
+
+def _play(step: Step, runtime: Runtime, console: ConsolePlatform, now: float) -> None:
+    service = runtime.service
     if step.act == "rescue":
-        _, channel = CUSTOMERS[step.conv]
+        channel = TEAM_NAME if step.conv == TEAM_CHANNEL else CUSTOMERS[step.conv][1]
         ctx = commands.CommandContext(
             TEAM, ConversationRef("console", channel), step.who,
-            is_admin=step.who in ADMINS, intake=True)
+            is_admin=step.who in ADMINS, intake=channel != TEAM_NAME)
         console.say(f"  to @{step.who}", f"/rescue {step.text} -> "
                     + commands.run(step.text, ctx, service))
         return
     console.say(*_narrate(step))
+    if step.act == "chats":
+        return
+    if step.act == "sweep":
+        card = sweep_card_of(service.store, TEAM, step.who)
+        key = "" if step.conv == TEAM_CHANNEL else _ref(step).key
+        answer = runtime.sweeper.press(card or 0, step.text, key, step.who,
+                                       admin=step.who in ADMINS)
+        if answer is not None:  # answered on the press, to the presser alone
+            console.say(f"  to @{step.who}", answer.text)
+        return
     decision = service.handle(_event(step, now, service.store.load(_ref(step).key)))
     refused = decision.refusal if decision is not None else None
     if refused is not None:  # answered on the press, as a platform shows it to the presser
         console.deliver_now(refused)
+
+
+def sweep_card_of(store: Store, team: str, operator: str) -> int | None:
+    """The id of `operator`'s card in the team's sweep under way (the one in front of them)."""
+    for sweep in store.sweeps(team):
+        if sweep.phase is Phase.CARDED:
+            for item in store.sweep_items(sweep.id):
+                if item.operator == operator and item.card is not None:
+                    return item.card
+    return None
 
 
 def moments(steps: list[Step]) -> list[list[list[Step]]]:

@@ -130,6 +130,10 @@ class ConsolePlatform:
             self.say(TEAM, f"  - [{texts.GROUP_TITLES.get(line.group, line.group)}] {text}  "
                            "[Close] [Keep] [Hand off]")
         self.say(TEAM, f"  [{texts.close_all_label(action)}] [{texts.HAND_REST}]")
+        # What happens at the end to what is left, as Slack's and Telegram's cards say.
+        footer = " ".join(filter(None, [texts.sweep_rule(action), texts.sweep_unowned(action)]))
+        if footer:
+            self.say(TEAM, "  " + footer)
 
     def _handover(self, action: HandoverDigest) -> None:
         self.say(TEAM, texts.handover_title(action))

@@ -51,22 +51,22 @@ async def play_slack(speed: float = 500.0, write: Callable[[str], None] = print)
             world = SlackWorld(sandbox, settings, clock=clock, team=TEAM)
             show = Transcript(world, clock, write)
             write(f"chat-rescue demo on Slack: a support day at ×{speed:g} speed, through "
-                  "slack-bolt and a local stand-in for Slack. Timers: accept 2m, first response "
-                  "30s, idle 5m, escalate 5m, close reminder 30m; #vip auto-closes after 45m.")
+                  f"slack-bolt and a local stand-in for Slack. {demo.plan()}")
             write("Operators ana (admin), ben, chloe, dev are the members of #support-team; "
                   "customers write in #help and #vip.\n")
             await world.start(pace=1.0)  # Slack's one message per second per channel
             watcher = asyncio.create_task(show.follow())
             try:
                 for moment in demo.moments(demo._day()):
-                    await _until(clock, demo.DAY_START + moment[0][0].at)
+                    await _until(clock, demo.OPENS + moment[0][0].at)
                     await asyncio.gather(*(Person(world, show).act_all(steps)
                                            for steps in moment))
-                await _until(clock, demo.DAY_START + 6700)  # the last auto-closes
+                await _until(clock, demo.OPENS + demo.DAY_END)  # the last auto-closes
                 await world.bot.runtime.drained()
                 await asyncio.sleep(0.05)
                 show.catch_up()
-                summary = render(summarize(world.bot.store.history(f"slack:{TEAM}", 0)),
+                history = world.bot.store.history(f"slack:{TEAM}", 0)
+                summary = render(summarize(history, demo.worked(world.bot.service)),
                                  "\nSummary of the day")
             finally:
                 watcher.cancel()
@@ -103,14 +103,25 @@ class Person:
             await self.act(step)
 
     async def act(self, step: demo.Step) -> None:
-        customer, where = demo.CUSTOMERS[step.conv]
+        customer, where = demo.CUSTOMERS.get(step.conv, ("", "#support-team"))
         channel, who = CHANNELS[where], user_id(step.who)
         top = self.show.threads.get(step.conv)
         if step.act == "rescue":
-            reply = await self.world.rescue(step.text, user=who, channel=channel)
-            self.show.say(f"  to @{step.who}", f"/rescue {step.text} -> {_reply_text(reply)}")
+            # Slack sends the people a command mentions as <@U…|name> (escaped).
+            typed = re.sub(rf"@({'|'.join(OPERATORS)})\b",
+                           lambda m: f"<@{user_id(m[1])}|{m[1]}>", step.text)
+            reply = await self.world.rescue(typed, user=who, channel=channel)
+            reply_text = self.show.plain(_reply_text(reply))
+            self.show.say(f"  to @{step.who}", f"/rescue {step.text} -> {reply_text}")
             return
         self.show.catch_up()
+        if step.act == "chats":
+            self.show.say(where, f"{step.who}: {step.text}")
+            await self.world.says(step.text, user=who, channel=channel)
+            return
+        if step.act == "sweep":
+            await self._press_sweep(step, who)
+            return
         if step.act == "says":
             self.show.say(where, f"{customer}: {step.text}" + ("" if top else "   (new thread)"))
             ts = await self.world.says(step.text, thread=top, user=who, channel=channel)
@@ -134,6 +145,29 @@ class Person:
             label = action.replace("_", " ").capitalize()
             self.show.say("#support-team", f"@{step.who} presses [{label}] ({customer})")
             await self.world.slack.click_button(who, action, value, TEAM, message)
+
+    async def _press_sweep(self, step: demo.Step, who: str) -> None:
+        """Press a button on the operator's sweep card: Close all finished, or one on a
+        conversation's line."""
+        key = "" if step.conv == demo.TEAM_CHANNEL else self.show.keys[step.conv]
+        action = f"sweep_{step.text}"
+
+        def on_the_card() -> tuple[Json, Json] | None:
+            for message in reversed(self.world.sandbox.messages(TEAM)):
+                if f"<@{who}>" not in str(message.get("text")):
+                    continue
+                for element in _elements(message):
+                    value = str(element.get("value", ""))
+                    if element.get("action_id") == action and value.partition("|")[2] == key:
+                        return message, element
+            return None
+
+        card, button = await eventually(on_the_card, timeout=5.0)
+        label = str(button["text"]["text"])
+        whose = f" for {demo.CUSTOMERS[step.conv][0]}" if key else ""
+        self.show.say("#support-team", f"@{step.who} presses [{label}]{whose} on the sweep card")
+        await self.world.slack.click_button(who, action, str(button["value"]), TEAM,
+                                            str(card["ts"]))
 
     async def _showing(self, action: str, key: str) -> tuple[str, str]:
         """The newest team-channel message with this button for this conversation, and the
@@ -163,12 +197,13 @@ class Transcript:
         self.write = write
         self.threads: dict[int, str] = {}  # conversation number -> its top message ts
         self.keys: dict[int, str] = {}
-        self._numbers: dict[str, int] = {}  # conversation key -> number
+        # conversation key -> its card's number, in the order the cards were posted
+        self._numbers: dict[str, int] = {}
         self._seen = 0
         self._answered = 0  # ephemerals seen (the click answers are not Web API calls)
 
     def opened(self, number: int, key: str, ts: str) -> None:
-        self.threads[number], self.keys[number], self._numbers[key] = ts, key, number
+        self.threads[number], self.keys[number] = ts, key
 
     def say(self, where: str, text: str) -> None:
         stamp = datetime.fromtimestamp(self.clock.now(), UTC).strftime("%H:%M:%S")
@@ -193,11 +228,11 @@ class Transcript:
         for answer in ephemerals[self._answered:]:
             if answer.get("via") == "response_url":
                 self.say(f"  to @{self._name(str(answer['user']))}",
-                         self._plain(str(answer["text"])) + "   (only they see it)")
+                         self.plain(str(answer["text"])) + "   (only they see it)")
         self._answered = len(ephemerals)
 
     def _show(self, method: str, params: Json) -> None:
-        channel, text = str(params.get("channel", "")), self._plain(str(params.get("text", "")))
+        channel, text = str(params.get("channel", "")), self.plain(str(params.get("text", "")))
         buttons = "".join(f" [{label}]" for label in _labels(params.get("blocks") or []))
         if method == "chat.postEphemeral":
             self.say(f"  to @{self._name(str(params['user']))}", text + "   (only they see it)")
@@ -211,8 +246,13 @@ class Transcript:
         elif params.get("thread_ts"):
             number = self._card_number(str(params["thread_ts"]))
             self.say(f"  thread {number}", text + buttons)
+        elif _is_sweep(params):  # a sweep card, or a handover digest: a line a block
+            first, *rest = self._lines(params.get("blocks") or [])
+            self.say("#support-team", first)
+            for line in rest:
+                self.say("#support-team", "  " + line)
         elif _is_card(params):
-            number = self._numbers.get(_claim_value(params), 0)
+            number = self._numbers.setdefault(self._card_key(params), len(self._numbers) + 1)
             self.say("#support-team", f"[card {number}] {self._card(params)}{buttons}")
         else:
             first, *rest = text.splitlines() or [""]
@@ -222,8 +262,30 @@ class Transcript:
             if rest and buttons:
                 self.say("#support-team", " " + buttons)
 
+    def _card_key(self, params: Json) -> str:
+        """The conversation of a card: its Claim button's, else its customer's (a card
+        posted once somebody answered has no Claim)."""
+        claim = _claim_value(params)
+        if claim:
+            return claim
+        title = _block_text((params.get("blocks") or [{}])[0])
+        return next((self.keys[number] for number, (name, _) in demo.CUSTOMERS.items()
+                     if f"<@{user_id(name)}>" in title and number in self.keys), "")
+
+    def _lines(self, blocks: list[Json]) -> list[str]:
+        """A message as Slack shows it, a line per block, a line's buttons after it."""
+        lines: list[str] = []
+        for block in blocks:
+            buttons = " ".join(f"[{label}]" for label in _labels([block]))
+            text = self.plain(_block_text(block))
+            if block.get("type") == "actions" and lines and lines[-1].startswith("• "):
+                lines[-1] += "  " + buttons
+            elif text or buttons:
+                lines.append("  ".join(part for part in (text, buttons) if part))
+        return lines
+
     def _card(self, params: Json) -> str:
-        parts = [self._plain(_block_text(b)) for b in params.get("blocks") or []]
+        parts = [self.plain(_block_text(b)) for b in params.get("blocks") or []]
         return " - ".join(p.replace("\n>", ': "') + ('"' if "\n>" in p else "")
                           for p in parts if p)
 
@@ -234,7 +296,7 @@ class Transcript:
                 return number
         return "?"
 
-    def _plain(self, text: str) -> str:
+    def plain(self, text: str) -> str:
         def name(match: re.Match[str]) -> str:
             kind, ref, label = match.groups()
             if kind == "!" and ref.startswith("date^"):
@@ -257,21 +319,29 @@ class Transcript:
         return known.name if known else channel
 
 
-def _buttons(message: Json) -> list[tuple[str, str]]:
+def _elements(message: Json) -> list[Json]:
+    """The buttons of a message, in order (in actions blocks and as section accessories)."""
     found = []
     for block in message.get("blocks") or []:
         elements = block.get("elements", []) if block.get("type") == "actions" else []
-        for element in [*elements, block.get("accessory") or {}]:
-            if element.get("type") == "button":
-                found.append((str(element.get("action_id")), str(element.get("value", ""))))
+        found += [e for e in [*elements, block.get("accessory") or {}]
+                  if e.get("type") == "button"]
     return found
 
 
+def _buttons(message: Json) -> list[tuple[str, str]]:
+    return [(str(e.get("action_id")), str(e.get("value", ""))) for e in _elements(message)]
+
+
 def _labels(blocks: list[Json]) -> list[str]:
-    return [str(element["text"]["text"]) for block in blocks
-            for element in [*(block.get("elements", []) if block.get("type") == "actions"
-                              else []), block.get("accessory") or {}]
-            if element.get("type") == "button"]
+    return [str(element["text"]["text"]) for element in _elements({"blocks": blocks})]
+
+
+def _is_sweep(params: Json) -> bool:
+    """A sweep card or a handover digest (by its buttons' ids, or its lines')."""
+    ids = [str(block.get("block_id", "")) for block in params.get("blocks") or []]
+    return any(action.startswith("sweep_") for action, _ in _buttons(params)) \
+        or any(block.startswith("handover_") for block in ids)
 
 
 def _is_card(params: Json) -> bool:

@@ -10,6 +10,7 @@ of day, and ends with the summary table.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -17,9 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chat_rescue.adapters.telegram.keyboards import parse_sweep
 from chat_rescue.bot.clock import FastClock
 from chat_rescue.bot.stats import render, summarize
-from chat_rescue.demo import CUSTOMERS, DAY_START, Step, _day
+from chat_rescue.demo import (
+    CUSTOMERS,
+    DAY_END,
+    DAY_START,
+    OPENS,
+    TEAM_CHANNEL,
+    Step,
+    _day,
+    plan,
+    worked,
+)
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     GROUP,
@@ -35,7 +47,6 @@ Json = dict[str, Any]
 
 OPERATORS = {"ana": 7, "ben": 8, "chloe": 9, "dev": 10}
 CUSTOMER_IDS = {n: 1000 + n for n in CUSTOMERS}
-DAY_END = 6700.0  # seconds into the day: the last reminders and auto-closes are out
 CLOSING = "We are closing this chat for now. Write again any time!"
 WAIT = 2.0  # real seconds to wait for a topic or a button before giving up on a step
 
@@ -98,16 +109,27 @@ class Transcript:
                 name = message[key].get("name")
                 self.say(where, f"({verb}{': ' + name if name else ''})")
                 return
-        self.say(where, _shown(message))
+        first, *rest = _shown(message)
+        self.say(where, first)
+        for line in rest:
+            self.say("", "  " + line)
 
 
-def _shown(message: Json) -> str:
+def _shown(message: Json) -> list[str]:
+    """A message on one line; a list (a digest, a sweep card, a handover) a line an item,
+    its buttons on the last."""
     text = message.get("text") or message.get("caption") or ""
     if not text:
         kind = next((k for k in ("photo", "document", "voice", "sticker") if k in message), "")
         text = f"[{kind or 'message'}]"
-    keys = "".join(f" [{label}]" for label in buttons(message))
-    return " ".join(text.split()) + keys
+    keys = " ".join(f"[{label}]" for label in buttons(message))
+    if not _LISTED.search(text):
+        return [" ".join([*text.split(), keys]).rstrip()]
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return [*lines, keys] if keys else lines
+
+
+_LISTED = re.compile(r"^(•|\d+\.) ", re.MULTILINE)  # a line that is an item of a list
 
 
 class Day:
@@ -119,17 +141,24 @@ class Day:
         self.transcript = transcript
 
     async def play(self, step: Step) -> None:
-        customer = CUSTOMERS[step.conv][0].capitalize()
-        customer_id = CUSTOMER_IDS[step.conv]
         who = OPERATORS.get(step.who, 0)
         say = self.transcript.say
-        if step.act == "says":
-            say(customer, f"→ bot: {step.text}")
-            self.sandbox.private_message(customer_id, step.text)
+        if step.act == "chats":
+            say(f"{step.who} in General", step.text)
+            self.sandbox.group_message(GROUP, who, step.text)
+            return
+        if step.act == "sweep":
+            await self._press_sweep(step, who)
             return
         if step.act == "rescue":
             say(f"{step.who} in General", f"/rescue {step.text}")
             self.sandbox.group_message(GROUP, who, f"/rescue {step.text}")
+            return
+        customer = CUSTOMERS[step.conv][0].capitalize()
+        customer_id = CUSTOMER_IDS[step.conv]
+        if step.act == "says":
+            say(customer, f"→ bot: {step.text}")
+            self.sandbox.private_message(customer_id, step.text)
             return
         thread = await self._topic(customer_id)
         if thread is None:
@@ -151,6 +180,36 @@ class Day:
                 return
             say(f"{step.who} in # {customer}", f"presses [{label}]")
             self.sandbox.callback_query(who, message, _data(message, label))
+
+    async def _press_sweep(self, step: Step, who: int) -> None:
+        """Press a button on the operator's sweep card in General: Close all finished, or
+        one on a conversation's line."""
+        key = "" if step.conv == TEAM_CHANNEL else f"telegram:{CUSTOMER_IDS[step.conv]}:"
+        mention = f"{step.who.capitalize()}, your shift ends"
+
+        def on_the_card() -> tuple[Json, Json] | None:
+            for message in reversed(self.group.general()):
+                if mention not in str(message.get("text")):
+                    continue
+                for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                    for button in row:
+                        found = parse_sweep(button.get("callback_data"))
+                        if found is not None and found[1:] == (step.text, key):
+                            return message, button
+            return None
+
+        found = await _eventually(on_the_card)
+        if found is None:
+            self.transcript.say(step.who, f"(no sweep card button for {step.text}; skipped)")
+            return
+        message, button = found
+        self.transcript.say(f"{step.who} in General", f"presses [{button['text']}]")
+        query = self.sandbox.callback_query(who, message, str(button["callback_data"]))
+        answer = await _eventually(lambda: next(
+            (params for params in self.sandbox.calls_to("answerCallbackQuery")
+             if params.get("callback_query_id") == query["callback_query"]["id"]), None))
+        if answer is not None:  # shown to the presser alone, over the chat
+            self.transcript.say(f"→ {step.who}", f"{answer.get('text', '')}   (only they see it)")
 
     async def _topic(self, customer_id: int) -> int | None:
         key = f"telegram:{customer_id}:"
@@ -213,8 +272,7 @@ async def play_telegram(speed: float = 500.0, write: Write = print,
     clock = DayClock(DAY_START, speed)
     transcript = Transcript(clock, write)
     write(f"chat-rescue demo on Telegram: a support day at ×{speed:g} speed against a local "
-          "Bot API. Timers: accept 2m, first response 30s, idle 5m, escalate 5m, close "
-          "reminder 30m.")
+          f"Bot API. {plan('for the team')}")
     write("Operators ana (creator of the support group), ben, chloe and dev answer in the "
           "customers' topics; customers write to the bot in private chats.\n")
     with tempfile.TemporaryDirectory() as scratch:
@@ -229,13 +287,14 @@ async def play_telegram(speed: float = 500.0, write: Write = print,
             try:
                 day = Day(group, transcript)
                 for step in _day():
-                    await _until(clock, DAY_START + step.at)
+                    await _until(clock, OPENS + step.at)
                     await day.play(step)
-                await _until(clock, DAY_START + DAY_END)
+                await _until(clock, OPENS + DAY_END)
                 await group.bot.runtime.drained()
                 history = group.bot.store.history(None, 0)
+                stats = summarize(history, worked(group.bot.service))
             finally:
                 await group.stop()
-    summary = render(summarize(history), "\nSummary of the day")
+    summary = render(stats, "\nSummary of the day")
     write(summary)
     return summary

@@ -304,7 +304,12 @@ def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outc
     closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
                      nudged_at=None, kept_open_at=None)
     reason = closing_reason(conv, event, policy, now)
-    return closed, [], [_event(conv, "closed", event.at, event.by, detail=reason)]
+    # Closed from a sweep card, in bulk at the shift's end: the customer gets the same
+    # goodbye as when the end's rule closes it (an operator closing one by hand said theirs).
+    goodbye: list[Action] = []
+    if event.via == "sweep" and policy.closing_message:
+        goodbye.append(CloseNotice(conv.ref, policy.closing_message))
+    return closed, goodbye, [_event(conv, "closed", event.at, event.by, detail=reason)]
 
 
 def _snooze(conv: Conversation, event: Snooze, policy: Policy,

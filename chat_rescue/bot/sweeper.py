@@ -299,12 +299,11 @@ class Sweeper:
             self.store.put_sweep_items(recorded)
             if last:
                 self.plan(sweep.team, now)
-        if last:
-            log.info("sweep %s: the shift ended; %s", sweep.id, ", ".join(
-                f"{n} {f}" for f, n in _count(self.store.sweep_items(sweep.id)).items())
-                or "nothing open")
-            if opens is not None:
-                self.service.scheduled(opens)
+        # Per slice (a count of the whole sweep would read every item again, on the loop).
+        log.info("sweep %s: the shift ended%s; %s", sweep.id, "" if last else " (a slice)",
+                 ", ".join(f"{n} {f}" for f, n in _count(recorded).items()) or "nothing open")
+        if last and opens is not None:
+            self.service.scheduled(opens)
         return max(1, len(convs))
 
     def _handover(self, sweep: Sweep, now: float) -> None:

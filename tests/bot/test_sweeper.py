@@ -309,9 +309,15 @@ def test_with_the_keep_rule_what_nobody_decided_stays_with_its_owner(tmp_path: P
 
 
 def test_the_closing_message_goes_to_customers_closed_at_the_end(tmp_path: Path) -> None:
+    """By the end's rule, and by Close all finished on the card alike."""
     team = open_team(tmp_path / "c.db", FakeClock(at("2026-12-04 09:00")),
                      replace(POLICY, closing_message="We close this chat; write any time."))
     a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.sweeper.press(team.card("U0BEN").card, "close_all", "", "U0BEN")
+    told = [a.ref.thread for a in team.queued(CloseNotice) if isinstance(a, CloseNotice)]
+    assert told == ["bens"]
     team.when("2026-12-04 18:00")
     team.tick()
     told = [a.ref.thread for a in team.queued(CloseNotice) if isinstance(a, CloseNotice)]

@@ -202,7 +202,7 @@ class Sweeper:
                             unowned=unowned + (0 if first else sweep.unowned))
             if not self.store.advance_sweep(moved, Phase.DRAWING if last else Phase.SORTING):
                 return 0  # another process took this slice
-            cards: dict[str, int] = {}
+            cards = {operator: card for card, operator in self.store.sweep_cards(sweep.id)}
             items: list[SweepItem] = []
             for conv, group in found:
                 card = None
@@ -269,6 +269,7 @@ class Sweeper:
             known = {item.conversation: item
                      for item in self.store.sweep_items(sweep.id, [c.ref.key for c in convs])}
             recorded: list[SweepItem] = []
+            ending: list[tuple[ShiftEnd, Conversation]] = []
             seam = not ends_anybody(sweep.shifts, shifts, policy.schedule, sweep.ends_at)
             for conv in convs:
                 group = self._group(conv, now)
@@ -286,16 +287,13 @@ class Sweeper:
                 choice = item.choice if item is not None and mine else None
                 result = fate(group, choice, rule)
                 if result in (Fate.CLOSE, Fate.HAND_OVER):
-                    try:
-                        self.service.handle(ShiftEnd(conv.ref, now, conv.owner,
-                                                     close=result is Fate.CLOSE), read=conv)
-                    except Exception:
-                        log.exception("sweep %s: could not end the shift of %s; left as it is",
-                                      sweep.id, conv.ref.key)
-                        continue
+                    ending.append((ShiftEnd(conv.ref, now, conv.owner,
+                                            close=result is Fate.CLOSE), conv))
                 recorded.append(SweepItem(
                     sweep.id, conv.ref.key, conv.owner, item.card if item and mine else None,
                     group, choice, result, conv.customer, conv.preview, since_of(conv, group)))
+            failed = self._end_all(sweep, ending)
+            recorded = [item for item in recorded if item.conversation not in failed]
             self.store.put_sweep_items(recorded)
             if last:
                 self.plan(sweep.team, now)
@@ -305,6 +303,25 @@ class Sweeper:
         if last and opens is not None:
             self.service.scheduled(opens)
         return max(1, len(convs))
+
+    def _end_all(self, sweep: Sweep, ending: list[tuple[ShiftEnd, Conversation]]) -> set[str]:
+        """Close or hand over a slice's conversations, committed together; a conversation
+        whose handling fails is logged and left as it is (one broken row never holds up
+        the team's sweeps). Returns the keys of those that failed."""
+        try:
+            self.service.handle_all(ending)
+            return set()
+        except Exception:
+            log.warning("sweep %s: a slice failed together; each on its own", sweep.id)
+        failed: set[str] = set()
+        for event, conv in ending:
+            try:
+                self.service.handle(event, read=conv)
+            except Exception:
+                log.exception("sweep %s: could not end the shift of %s; left as it is",
+                              sweep.id, conv.ref.key)
+                failed.add(conv.ref.key)
+        return failed
 
     def _handover(self, sweep: Sweep, now: float) -> None:
         """Step 3: the next shift opens with what was handed over and is still unclaimed."""

@@ -141,6 +141,12 @@ class Store(SweepStore, Protocol):
     def postpone(self, key: str, until: float) -> None:
         """Move a deadline whose handling failed, so it neither spins nor blocks others."""
 
+    def commit_all(self, changes: Sequence[Change], now: float) -> bool:
+        """Commit changes to known conversations (each with its expected version, no
+        inbound id, no aliases) all together or not at all: False, with nothing written,
+        when any of the conversations changed underneath (a slice of work then goes one by
+        one). Raises ValueError for any other change."""
+
     def batch(self) -> AbstractContextManager[None]:
         """Group the commits inside into one transaction; each commit stays all-or-nothing."""
 

@@ -11,7 +11,7 @@ import dataclasses
 import operator
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -177,6 +177,40 @@ class SQLiteStore(OutboxTables, SweepTables):
         conn.execute("COMMIT" if outcome is Outcome.COMMITTED else "ROLLBACK")
         return outcome
 
+    def commit_all(self, changes: Sequence[Change], now: float) -> bool:
+        for change in changes:
+            if change.conversation is None or change.expected_version is None \
+                    or change.inbound_id is not None or change.aliases:
+                raise ValueError("commit_all takes changes to known conversations only")
+        if not changes:
+            return True
+        conn = self.conn
+        began = not self._batching
+        conn.execute("BEGIN IMMEDIATE" if began else "SAVEPOINT changes")
+        try:
+            rows = []
+            for change in changes:
+                conv = change.conversation
+                assert conv is not None
+                rows.append((*_row(conv)[:-1], conv.ref.key, change.expected_version))
+            updated = conn.executemany(self._update_sql, rows)
+            together = updated.rowcount == len(changes)
+            if together:
+                self._write_rest([h for c in changes for h in c.history],
+                                 [a for c in changes for a in c.actions], now)
+        except BaseException:
+            conn.execute("ROLLBACK" if began else "ROLLBACK TO changes")
+            if not began:
+                conn.execute("RELEASE changes")
+            raise
+        if began:
+            conn.execute("COMMIT" if together else "ROLLBACK")
+        else:
+            if not together:
+                conn.execute("ROLLBACK TO changes")
+            conn.execute("RELEASE changes")
+        return together
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         if self._batching:
@@ -218,29 +252,34 @@ class SQLiteStore(OutboxTables, SweepTables):
                 )
                 if updated.rowcount == 0:
                     return Outcome.CONFLICT
-        if change.history:
-            conn.executemany(
-                "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
-                 for h in change.history],
-            )
-        if change.actions:
-            rows = []
-            for action in change.actions:
-                kind, payload = encode_action(action)
-                rows.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
-            conn.executemany(
-                "INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        self._write_rest(change.history, change.actions, now)
         if change.aliases:
             conn.executemany(
                 "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)",
                 change.aliases,
             )
         return Outcome.COMMITTED
+
+    def _write_rest(self, history: Sequence[HistoryEvent], actions: Sequence[Action],
+                    now: float) -> None:
+        """A change's history and actions (after its conversation)."""
+        if history:
+            self.conn.executemany(
+                "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                 for h in history],
+            )
+        if actions:
+            rows = []
+            for action in actions:
+                kind, payload = encode_action(action)
+                rows.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
+            self.conn.executemany(
+                "INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:
         with self.conn:

@@ -64,6 +64,12 @@ class BrokenService(Service):
             raise RuntimeError(f"cannot decide {event.ref.key}")
         return super().handle(event, **kwargs)  # type: ignore[arg-type]
 
+    def handle_all(self, events):  # type: ignore[no-untyped-def]
+        for event, _ in events:
+            if event.ref.key in self.broken:
+                raise RuntimeError(f"cannot decide {event.ref.key}")
+        return super().handle_all(events)
+
 
 @dataclass
 class Team:

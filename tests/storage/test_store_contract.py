@@ -451,6 +451,38 @@ def test_a_batch_commits_together_but_each_change_stays_atomic(store: Store) -> 
     assert store.load(ref(3).key) is None
 
 
+def test_changes_to_known_conversations_commit_all_together_or_not_at_all(
+        store: Store) -> None:
+    for n in (1, 2, 3):
+        store.commit(Change(new(n)), T0)
+    stale = store.load(ref(3).key)
+    assert stale is not None
+    store.commit(Change(replace(stale, owner="U0BOB"), expected_version=stale.version), T0)
+
+    def closing(n: int, version: int) -> Change:
+        conv = store.load(ref(n).key)
+        assert conv is not None
+        return Change(replace(conv, state=State.CLOSED), expected_version=version,
+                      history=(HistoryEvent(ref(n), "team-a", "closed", T0 + 1),),
+                      actions=(CloseNotice(ref(n), "bye"),))
+
+    one, two = (store.load(ref(n).key) for n in (1, 2))
+    assert one is not None and two is not None
+    with store.batch():  # the third was read before it changed: none is written
+        assert not store.commit_all([closing(1, one.version), closing(2, two.version),
+                                     closing(3, stale.version)], T0 + 1)
+    assert {store.load(ref(n).key).state for n in (1, 2)} == {State.QUEUED}  # type: ignore[union-attr]
+    assert store.history(None, T0 + 1) == [] and store.pending(10) == []
+    assert store.commit_all([closing(1, one.version), closing(2, two.version)], T0 + 1)
+    assert {store.load(ref(n).key).state for n in (1, 2)} == {State.CLOSED}  # type: ignore[union-attr]
+    assert [h.ref for h in store.history(None, T0 + 1)] == [ref(1), ref(2)]
+    assert [i.action for i in store.pending(10)] == [CloseNotice(ref(1), "bye"),
+                                                      CloseNotice(ref(2), "bye")]
+    assert store.commit_all([], T0)
+    with pytest.raises(ValueError):
+        store.commit_all([Change(new(9))], T0)  # a new conversation goes by commit
+
+
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:
     emoji = Nudge(ConversationRef("console", "🆘-room", "t1"), "ana", 1.0)
     store.commit(Change(actions=(emoji,)), T0)

@@ -42,6 +42,7 @@ from chat_rescue.bot.model import (
     Digest,
     HistoryEvent,
     PostCard,
+    SweepCard,
     UpdateCard,
     key_of_lane,
     lane_of,
@@ -49,6 +50,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
+from chat_rescue.bot.sweep import Phase
 from chat_rescue.storage.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -376,6 +378,18 @@ class Outbox:
                             self.platform.name, item.id)
                 return
 
+    def _card_called_off(self, action: Action) -> str | None:
+        """Why a sweep card is not to be posted: its sweep was called off, or drawn again
+        since (the hours or the shifts changed), so its buttons would be stale on arrival."""
+        if not isinstance(action, SweepCard):
+            return None
+        sweep = self.store.sweep(action.sweep)
+        if sweep is None:
+            return None  # not the store's (a card queued by hand): nothing to judge it by
+        if sweep.phase is Phase.CALLED_OFF:
+            return "its sweep was called off"
+        return None if sweep.drawn_at == action.drawn_at else "the sweep was drawn again"
+
     async def _send_leased(self, batch: list[OutboxItem], place: str) -> bool:
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []
@@ -385,7 +399,8 @@ class Outbox:
                 sendable.append((item, item.action))  # copies of messages, ephemerals
                 continue
             conv = self.store.load(key_of_lane(item.lane))
-            why = stale_because(item.action, conv, self.clock.now())
+            why = stale_because(item.action, conv, self.clock.now()) \
+                or self._card_called_off(item.action)
             if why is not None:
                 self._drop(item, conv, why)
                 continue

@@ -203,7 +203,7 @@ class Service:
             actions = tuple(a for a in decision.actions if not _answered_on_press(a))
             if decision.conversation is None:
                 if actions:  # nothing to write but what to say: the ordinary way
-                    self.handle(event)
+                    self.handle(event, read=conv)
                 continue
             decided.append((decision, Change(decision.conversation, conv.version,
                                              decision.history, actions)))
@@ -211,7 +211,8 @@ class Service:
             for decision, change in decided:
                 self._notify(decision, change.actions)
             return
-        again = {event.ref.key for event, _ in events}
+        again = {change.conversation.ref.key for _, change in decided
+                 if change.conversation is not None}
         for event, _ in events:  # one changed underneath: each on its own
             if event.ref.key in again:
                 self.handle(event)

@@ -256,6 +256,10 @@ class Sweeper:
         left as it is: one broken row never holds up the team's sweeps."""
         with self.store.batch():
             policy = self.service.team_policy(sweep.team)
+            if policy.sweep is None and sweep.phase is not Phase.ENDING:
+                # `sweep off` since (an end missed while the bot was down): nothing swept.
+                self.store.advance_sweep(sweep, Phase.CALLED_OFF)
+                return 1
             shifts = self.shifts(sweep.team)
             convs, last = self._slice(sweep, Phase.ENDING, limit)
             opens = opening_after(policy.schedule, shifts, now) if last else sweep.opens_at

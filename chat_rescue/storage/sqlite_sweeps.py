@@ -20,6 +20,9 @@ _SWEEP_COLUMNS = (
 _ITEM_COLUMNS = "sweep, conversation, operator, card, grp, choice, fate, customer, preview, since"
 
 
+_UNDER_WAY = ("sorting", "drawing", "carded")  # cards being drawn or out, the end to come
+
+
 class SweepTables:
     """SweepStore methods over `self.conn` (mixed into SQLiteStore)."""
 
@@ -31,15 +34,18 @@ class SweepTables:
         try:
             kept = [sweep.id for sweep in sweeps]
             others = f"id NOT IN ({', '.join('?' for _ in kept)})"
-            # Planned again before its end: a called-off sweep starts afresh.
-            revived = [row[0] for row in conn.execute(
-                f"SELECT id FROM sweeps WHERE team = ? AND phase = 'called_off' AND ends_at > ? "
-                f"AND id IN ({', '.join('?' for _ in kept)})", (team, now, *kept))]
-            for sweep_id in revived:
-                conn.execute("DELETE FROM sweep_items WHERE sweep = ?", (sweep_id,))
-                conn.execute("DELETE FROM sweep_cards WHERE sweep = ?", (sweep_id,))
+            # Planned again before its end, a called-off sweep starts afresh; so does one
+            # whose cards are out when the shifts ending then changed (new members get
+            # cards). An operator's card keeps its id, so a card already posted still works.
+            for sweep in sweeps:
+                row = conn.execute("SELECT phase, shifts FROM sweeps WHERE id = ? AND "
+                                   "ends_at > ?", (sweep.id, now)).fetchone()
+                if row is None or not (row[0] == "called_off" or row[0] in _UNDER_WAY
+                                       and row[1] != ",".join(sweep.shifts)):
+                    continue
+                conn.execute("DELETE FROM sweep_items WHERE sweep = ?", (sweep.id,))
                 conn.execute("UPDATE sweeps SET phase = 'planned', cursor = '', drawn_at = NULL, "
-                             "unowned = 0, version = version + 1 WHERE id = ?", (sweep_id,))
+                             "unowned = 0, version = version + 1 WHERE id = ?", (sweep.id,))
             for sweep in sweeps:
                 conn.execute(
                     "INSERT INTO sweeps (id, team, ends_at, sweep_at, opens_at, shifts, phase, "

@@ -21,6 +21,7 @@ from chat_rescue.bot.model import (
     CARD_BUTTON,
     Action,
     Claim,
+    Close,
     CloseNotice,
     ConversationRef,
     CustomerMessage,
@@ -28,6 +29,8 @@ from chat_rescue.bot.model import (
     HandoverDigest,
     InboundEvent,
     OperatorMessage,
+    Refused,
+    ShiftEnd,
     State,
     SweepCard,
 )
@@ -665,6 +668,78 @@ def test_the_ticker_takes_the_sweeps_steps(team: Team) -> None:
     assert team.store.sweeps(TEAM)[0].phase is Phase.CARDED
 
 
+def test_a_shift_that_ends_at_the_same_end_added_after_the_cards_gets_its_cards(
+        team: Team) -> None:
+    """Ben joins a named shift ending at 18:00 too, after the cards went out: the sweep is
+    drawn again (his old card keeps its id) and the end sweeps him."""
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    old = team.card("U0BEN")
+    team.when("2026-12-04 17:50")
+    run("shift late fri 14:00-18:00 @U0BEN", admin_of(team), team.service)
+    [sweep] = team.store.sweeps(TEAM)
+    assert sweep.phase is Phase.PLANNED and sweep.shifts == ("", "late")
+    team.tick()
+    drawn = [c for c in team.queued(SweepCard) if c.operator == "U0BEN"]  # type: ignore[attr-defined]
+    assert [c.card for c in drawn] == [old.card, old.card]  # type: ignore[attr-defined]
+    team.when("2026-12-04 18:00")
+    while team.tick():
+        pass
+    assert team.state("bens") == (State.CLOSED, "U0BEN")
+
+
+class Posting:
+    """A platform that records what it posts (for the outbox's say on sweep cards)."""
+
+    name = "slack"
+
+    def __init__(self) -> None:
+        self.posted: list[Action] = []
+
+    async def deliver(self, action: Action) -> None:
+        self.posted.append(action)
+
+    def free_at(self, action: Action, now: float) -> float:
+        return now
+
+    def destination(self, action: Action) -> str:
+        return "team"
+
+
+async def test_cards_of_a_sweep_called_off_or_drawn_again_are_not_posted(team: Team) -> None:
+    from chat_rescue.bot.outbox import Outbox
+
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()  # cards queued; not yet posted (behind the team channel's pacing, say)
+    team.when("2026-12-04 17:46")
+    run("set sweep off", admin_of(team), team.service)
+    run("set sweep 15m", admin_of(team), team.service)  # drawn again
+    team.tick()
+    posting = Posting()
+    await Outbox(team.store, posting, team.clock).drain()  # type: ignore[arg-type]
+    cards = [a for a in posting.posted if isinstance(a, SweepCard)]
+    assert sorted(c.operator for c in cards) == ["U0ANA", "U0BEN"]  # the new drawing only
+    assert {c.drawn_at for c in cards} == {team.clock.now()}
+    run("set sweep off", admin_of(team), team.service)
+    run("set sweep 15m", admin_of(team), team.service)
+    run("set sweep off", admin_of(team), team.service)  # called off, with cards queued
+    team.tick()
+    await Outbox(team.store, posting, team.clock).drain()  # type: ignore[arg-type]
+    assert len([a for a in posting.posted if isinstance(a, SweepCard)]) == 2
+    assert team.store.pending(100) == []
+
+
+def test_sweep_off_after_an_end_missed_while_down_sweeps_nothing(team: Team) -> None:
+    a_day(team)
+    team.when("2026-12-04 18:30")  # the bot was down at 18:00
+    run("set sweep off", admin_of(team), team.service)
+    team.tick()
+    assert team.closes() == [] and team.state("asking") == (State.WAITING_ON_OPERATOR, "U0ANA")
+    assert [s.phase for s in team.store.sweeps(TEAM)] == [Phase.CALLED_OFF]
+
+
 async def test_the_console_shows_sweep_cards_and_handover_digests(team: Team) -> None:
     from chat_rescue.adapters.console import ConsolePlatform
 
@@ -683,3 +758,26 @@ async def test_the_console_shows_sweep_cards_and_handover_digests(team: Team) ->
     assert "[Finished but not closed] done: “hello” · silent 7h44m" in shown
     assert "[Close all finished (1)] [Hand the rest to the next shift]" in shown
     assert "Handed over from the last shift: 3 conversations" in shown
+
+
+def test_handle_all_goes_one_by_one_when_one_changed_underneath(tmp_path: Path) -> None:
+    """`a` changes after it was read: nothing of the lot is committed together; each goes
+    on its own, the refusal (an action alone) queued once, the hand-over decided afresh."""
+    clock = FakeClock(at("2026-12-04 10:00"))
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+    service = Service(store, POLICY, clock)
+    for name in ("a", "b"):
+        service.handle(CustomerMessage(ref(name), clock.now(), name, "hi", TEAM))
+        service.handle(OperatorMessage(ref(name), clock.now(), "U0ANA"))
+    clock.t = at("2026-12-04 10:05")
+    a, b = store.load(ref("a").key), store.load(ref("b").key)
+    assert a is not None and b is not None
+    service.handle(CustomerMessage(ref("a"), clock.now(), "a", "more", TEAM))
+    with store.batch():
+        service.handle_all([(Close(ref("b"), clock.now(), "U0BEN", via="command"), b),
+                            (ShiftEnd(ref("a"), clock.now(), "U0ANA"), a)])
+    refused = [i.action for i in store.pending(100) if isinstance(i.action, Refused)]
+    assert len(refused) == 1
+    after = store.load(ref("a").key)
+    assert after is not None and (after.state, after.owner) == (State.QUEUED, None)
+    store.close()

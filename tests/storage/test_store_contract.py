@@ -714,13 +714,21 @@ def test_a_sweep_whose_cards_are_out_is_called_off_when_its_end_is_no_longer_pla
     assert third is not None and store.advance_sweep(third, Phase.CARDED)
     store.plan_sweeps("team-a", [], T0 + 5000)  # its end has come: not called off
     assert store.sweep(third.id).phase is Phase.CARDED  # type: ignore[union-attr]
-    # planned again before its end (the change undone): it starts afresh, cards and all
-    store.add_sweep_card(first.id, "U0ANNA")
+    # planned again before its end (the change undone): it starts afresh; an operator's
+    # card keeps its id (one already posted still works), what it listed is drawn again
+    card = store.add_sweep_card(first.id, "U0ANNA")
+    store.put_sweep_items([SweepItem(first.id, ref(1).key, "U0ANNA", card, Group.FINISHED)])
     store.plan_sweeps("team-a", [first], T0 + 300)
     again = store.sweep(first.id)
     assert again is not None and (again.phase, again.due, again.drawn_at) == (
         Phase.PLANNED, first.sweep_at, None)
-    assert store.sweep_cards(first.id) == []
+    assert store.sweep_items(first.id) == [] and store.add_sweep_card(first.id, "U0ANNA") == card
+    # cards out, and the shifts ending then change: drawn again too
+    assert store.advance_sweep(again, Phase.CARDED)
+    store.plan_sweeps("team-a", [replace(first, shifts=("", "late"))], T0 + 300)
+    redrawn = store.sweep(first.id)
+    assert redrawn is not None and (redrawn.phase, redrawn.shifts) == (Phase.PLANNED,
+                                                                        ("", "late"))
 
 
 def test_a_sweep_moves_on_once_from_the_version_it_was_read_at(store: Store) -> None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from chat_rescue.demo import play
+from chat_rescue.sandbox.transcript import after, closed_at_shift_end
 from chat_rescue.storage.sqlite import SQLiteStore
 
 SPEED = 4000.0  # the day's 7,300 s of support time in about 2 real seconds
@@ -79,9 +80,8 @@ async def test_the_demo_day_shows_every_rule(tmp_path: Path) -> None:
     assert [re.sub(r"^.* - (\w+):.*\(had: @(\w+)\)  \[Claim\]$", r"\1 from \2", line)
             for line in handover[1:]] == ["emil from ben", "dora from ben"]
 
-    shift_end = re.search(r"^  at shift end\s+(\d+) \((\d+)% of closes\)$", summary,
-                          re.MULTILINE)
-    assert shift_end is not None and int(shift_end.group(1)) == 2 and int(shift_end.group(2)) > 0
+    shift_end = closed_at_shift_end(summary)
+    assert shift_end is not None and shift_end[0] == 2 and shift_end[1] > 0
 
     # Nothing was left undelivered and nothing was given up on.
     store = SQLiteStore(f"sqlite:///{database}")
@@ -95,15 +95,6 @@ async def test_the_demo_day_shows_every_rule(tmp_path: Path) -> None:
         assert sorted(at_shift_end) == ["conv-16", "conv-27"]  # pablo's and amir's
     finally:
         store.close()
-
-
-def after(lines: list[str], text: str, count: int, when: str = "") -> list[str]:
-    """The line that ends with `text` (exactly one does, of those stamped `when…`) and the
-    `count` lines after it."""
-    found = [n for n, line in enumerate(lines) if line.endswith(text)
-             and line.startswith(when)]
-    assert len(found) == 1, f"{len(found)} lines end with {text!r}"
-    return lines[found[0]:found[0] + count + 1]
 
 
 def reopened_cards(lines: list[str]) -> set[str]:

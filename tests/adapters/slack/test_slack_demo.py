@@ -6,6 +6,7 @@ import asyncio
 import re
 
 from chat_rescue.sandbox.slack_demo import play_slack
+from chat_rescue.sandbox.transcript import after, closed_at_shift_end
 
 SPEED = 1000.0  # the day's 7,300 s of support time in about 8 real seconds
 AWAY = ("bot in the thread: Thanks for your message. Our team is away right now; we're back "
@@ -69,15 +70,5 @@ async def test_the_slack_demo_day_shows_every_rule() -> None:
     assert handover[0][:8] >= "10:30:00"
     assert [re.sub(r"^.*• @(\w+):.*\(had: @(\w+)\)  \[Claim\]$", r"\1 from \2", line)
             for line in handover[1:]] == ["emil from ben", "dora from ben"]
-    shift_end = re.search(r"^  at shift end\s+(\d+) \((\d+)% of closes\)$", summary,
-                          re.MULTILINE)
-    assert shift_end is not None and int(shift_end.group(1)) == 2 and int(shift_end.group(2)) > 0
-
-
-def after(lines: list[str], text: str, count: int, when: str = "") -> list[str]:
-    """The line that ends with `text` (exactly one does, of those stamped `when…`) and the
-    `count` lines after it."""
-    found = [n for n, line in enumerate(lines) if line.endswith(text)
-             and line.startswith(when)]
-    assert len(found) == 1, f"{len(found)} lines end with {text!r}"
-    return lines[found[0]:found[0] + count + 1]
+    shift_end = closed_at_shift_end(summary)
+    assert shift_end is not None and shift_end[0] == 2 and shift_end[1] > 0

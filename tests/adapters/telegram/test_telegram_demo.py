@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from chat_rescue.sandbox.telegram_demo import play_telegram
+from chat_rescue.sandbox.transcript import after, closed_at_shift_end
 
 AWAY = ("Thanks for your message. Our team is away right now; we're back Saturday 09:00 "
         "(London time). We'll answer you then.")
@@ -67,15 +68,5 @@ async def test_the_demo_day_shows_the_group_and_the_customers() -> None:
     assert [re.sub(r"^.*• (\w+):.*\(had: (\w+)\)$", r"\1 from \2", line)
             for line in handover[1:3]] == ["Emil from Ben", "Dora from Ben"]
     assert handover[3].endswith("[Claim Emil] [Claim Dora]")
-    shift_end = re.search(r"^  at shift end\s+(\d+) \((\d+)% of closes\)$", summary,
-                          re.MULTILINE)
-    assert shift_end is not None and int(shift_end.group(1)) == 2 and int(shift_end.group(2)) > 0
-
-
-def after(lines: list[str], text: str, count: int, when: str = "") -> list[str]:
-    """The line that ends with `text` (exactly one does, of those stamped `when…`) and the
-    `count` lines after it."""
-    found = [n for n, line in enumerate(lines) if line.endswith(text)
-             and line.startswith(when)]
-    assert len(found) == 1, f"{len(found)} lines end with {text!r}"
-    return lines[found[0]:found[0] + count + 1]
+    shift_end = closed_at_shift_end(summary)
+    assert shift_end is not None and shift_end[0] == 2 and shift_end[1] > 0

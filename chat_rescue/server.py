@@ -71,6 +71,13 @@ def health(bot: Bot) -> dict[str, object]:
         if stuck_there is not None:
             stuck += stuck_there(STUCK_LIMIT)
     report: dict[str, object] = {"status": "ok", "loops": loops}
+    leads: dict[str, object] = {}
+    for adapter in bot.adapters:  # what only one replica does, and which one does it
+        led = getattr(adapter, "leads", None)
+        if led is not None:
+            leads.update(led())
+    if leads:
+        report["leads"] = leads
     # What this process's outbox workers did since it started (several processes may
     # share one store: each says its part).
     report["outbox"] = {o.platform.name: {"delivered": o.delivered, "dropped": o.dropped,

@@ -148,6 +148,7 @@ class TelegramSandbox(TelegramWorld):
         self._wake = asyncio.Event()
         self._stopping = False
         self._poll_generation = 0
+        self.poll_conflicts = 0  # long polls cut off by a newer getUpdates (two pollers)
         self._session: aiohttp.ClientSession | None = None
         self._pusher: asyncio.Task[None] | None = None
         self._methods: dict[str, Handler] = {
@@ -359,6 +360,7 @@ class TelegramSandbox(TelegramWorld):
         while not self._stopping and (left := deadline - loop.time()) > 0:
             await self._wait_for_wakeup(left)
             if generation != self._poll_generation:
+                self.poll_conflicts += 1
                 raise ApiError(409, POLL_CONFLICT)
             if self._webhook is not None:
                 raise ApiError(409, "Conflict: terminated by setWebhook request")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import Action, Conversation, HandoverLine, HistoryEvent
 from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
 
@@ -108,6 +109,10 @@ class SweepStore(Protocol):
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         """The sweep's conversations handed over (or that nobody had) still in the inbox,
         unclaimed, as lines of its handover digest: oldest waiting first."""
+
+    def lock(self, name: str) -> Lock:
+        """The lock named `name` shared by every process on this store, for what only one
+        of them may do at a time (`bot/leader.py`); let go when its holder dies."""
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         """Up to `limit` of a team's conversations that are not closed, by key, from the

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from chat_rescue.bot.codec import encode_action
+from chat_rescue.bot.leader import Always, Lock
 from chat_rescue.bot.model import (
     Action,
     Conversation,
@@ -31,6 +32,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.storage.base import Change, Held, Outcome
 from chat_rescue.storage.schema import MIGRATIONS
+from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
 from chat_rescue.storage.sqlite_sweeps import SweepTables
 
@@ -98,6 +100,7 @@ class SQLiteStore(OutboxTables, SweepTables):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Owner-only from the first byte: the store holds customer names and previews.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._path = path
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         if path != ":memory:":
@@ -345,6 +348,11 @@ class SQLiteStore(OutboxTables, SweepTables):
             HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
+
+    def lock(self, name: str) -> Lock:
+        if self._path == ":memory:":
+            return Always()  # nobody else can open this database
+        return FileLock(Path(f"{self._path}.{name}.lock"))
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self.conn.execute(

@@ -5,10 +5,11 @@ starts while the old one serves) and, tomorrow, several replicas.
 - Slack: every signed event and button click goes to one of the two processes' HTTP
   ports, picked at random per attempt, as a load balancer spreads them (retries and late
   retries of an acknowledged `event_id` land on either).
-- Telegram: both processes long-poll getUpdates. Telegram answers a poll that another
-  poll overtook with 409 Conflict ("terminated by other getUpdates request"); the sandbox
-  does the same, so the two processes keep cutting each other off and take turns, and an
-  update handed to one may be handed to the other too before it is confirmed.
+- Telegram: one process long-polls getUpdates at a time, the one holding the store's
+  poller lock (`bot/leader.py`; a file lock beside the SQLite database). Telegram answers
+  a poll that another poll overtook with 409 Conflict, and the sandbox does the same: with
+  one poller there is none, but for the old process's abandoned poll as it stops and the
+  new one takes over.
 - Customers write, operators reply, react, claim and close (customers reopen), and the
   sub-second timers nudge, return, escalate and remind. At the end of the deploy the old
   process is stopped (SIGTERM) while the new one serves on alone for a few seconds.
@@ -370,3 +371,10 @@ def test_two_processes_retries_and_redeliveries_are_processed_once(
         if key.startswith("slack:"):
             answered = sum(kind in ("first_reply", "reply") for kind, _, _ in events)
             assert answered <= replies[key], (key, events)
+
+
+def test_one_process_polls_telegram_at_a_time_and_the_new_one_took_over(
+        run: TwoProcessRun) -> None:
+    assert run.telegram_box.poll_conflicts <= 1
+    assert run.health[0]["leads"]["telegram"]["this_replica_leads"] is True  # the old one
+    assert run.health[1]["leads"]["telegram"]["this_replica_leads"] is True  # then the new

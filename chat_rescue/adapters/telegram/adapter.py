@@ -19,6 +19,7 @@ from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.leader import Leader, replica_name
 from chat_rescue.bot.model import (
     TO_CUSTOMER,
     Action,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 # one's scope, and the team's original id under the new one's (if the configuration
 # changes to the new id, the team stays the same).
 MOVED_TO, MOVED_FROM = "moved_to", "moved_from"
+LEADERS_SCOPE = "leaders"  # which replica last took the lead of what (for /healthz)
 SPLIT_ROOM = 5  # messages of a split sweep card or handover digest waited for at once
 
 
@@ -71,6 +73,9 @@ class TelegramAdapter:
         self.clock = clock
         self._started = False  # connected: getMe answered, polling or the webhook is on
         self._connecting: asyncio.Task[None] | None = None
+        self.leader = Leader(service.store.lock("telegram-poller"), "Telegram's getUpdates",
+                             on_lead=self._note_leader)
+        self._leading: asyncio.Task[None] | None = None
         self._refused = False
 
     # -- server.Adapter ----------------------------------------------------------------------
@@ -111,6 +116,10 @@ class TelegramAdapter:
         except (NetworkError, RetryAfter) as down:
             raise Unreachable(str(down).replace(self.app.token, "<token>")) from None
         self._started = True
+        if self.app.polls and self._leading is None:  # one replica polls: the leader
+            self._leading = asyncio.create_task(
+                self.leader.run(self.app.start_polling, self.app.stop_polling),
+                name="telegram-leader")
 
     async def _keep_connecting(self) -> None:
         try:
@@ -128,6 +137,11 @@ class TelegramAdapter:
                 await self._connecting
             self._connecting = None
         self._started = False
+        if self._leading is not None:  # polling stops, and the lead goes to another replica
+            self._leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leading
+            self._leading = None
         await self.app.stop_intake()  # no new updates, so no new replies ...
         await self.inbound.close()  # ... and those under way finish while the client is open
         await self.app.stop()
@@ -177,10 +191,24 @@ class TelegramAdapter:
 
     def loop_states(self) -> dict[str, str]:
         """The update intake's state for /healthz: `connecting` while Telegram is out of
-        reach at the start (a restart would not help), then polling's or the webhook's."""
+        reach at the start (a restart would not help), then polling's or the webhook's;
+        `standby` while another replica polls."""
         if self._connecting is not None and not self._started:
             return {"telegram:updates": "connecting"}
         return {"telegram:updates": self.app.state}
+
+    def leads(self) -> dict[str, object]:
+        """For /healthz: whether this replica polls Telegram, and which one does (as the
+        last to take the lead wrote it in the store)."""
+        if not self.app.polls:
+            return {"telegram": {"mode": "webhook (any replica)"}}
+        stored = self.service.store.settings(LEADERS_SCOPE).get("telegram-poller", "")
+        return {"telegram": {"mode": "polling", "this_replica_leads": self.leader.leading,
+                             "leader": stored or None}}
+
+    def _note_leader(self) -> None:
+        self.service.store.put_setting(LEADERS_SCOPE, "telegram-poller", replica_name(),
+                                       "leader", self.clock.now())
 
     def stuck_loops(self, limit: float) -> list[str]:
         """The update intake, when it has been failing for more than `limit` seconds (an

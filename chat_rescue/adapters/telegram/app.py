@@ -125,9 +125,32 @@ class TelegramApp:
             log.info("Telegram: webhook set, updates arrive on %s", WEBHOOK_PATH)
             return
         await self.bot.delete_webhook()  # polling and a webhook exclude each other
+        self.state = "standby"  # polling starts when this replica leads (`start_polling`)
+
+    @property
+    def polls(self) -> bool:
+        """Whether updates come by long polling (only one replica may poll)."""
+        return not self.webhook_url
+
+    async def start_polling(self) -> None:
+        """Long-poll getUpdates from the first update not confirmed (this replica leads)."""
+        if self._polling is not None:
+            return
+        self._offset = None  # what another replica confirmed is not asked again
         self.state = "alive"
         self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
         log.info("Telegram: long polling started")
+
+    async def stop_polling(self) -> None:
+        """Stop long-polling (the lead went to another replica); the update under way ends
+        first, unconfirmed ones come to the next poller."""
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
+        if self.state != "stopped":
+            self.state = "standby"
 
     async def _poll(self) -> None:
         """getUpdates forever; the next offset (which confirms) only after handling.

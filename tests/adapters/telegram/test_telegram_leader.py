@@ -1,0 +1,60 @@
+"""Several replicas on one store: exactly one long-polls getUpdates (the one holding the
+store's lock), and another takes over within about a second when it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from chat_rescue.bot import leader
+from chat_rescue.sandbox.telegram import TelegramSandbox
+from chat_rescue.sandbox.telegram_support import (
+    ALICE,
+    BRUNO,
+    SupportGroup,
+    eventually,
+    furnish,
+    sandbox_settings,
+)
+from chat_rescue.server import health
+
+SLOW = {timer: "10m" for timer in ("rescue_accept", "rescue_first_response", "rescue_idle",
+                                    "rescue_escalate", "rescue_close_reminder")}
+
+
+async def test_one_replica_polls_and_another_takes_over_when_it_stops(tmp_path: Path) -> None:
+    async with TelegramSandbox() as sandbox:
+        furnish(sandbox)
+        database = f"sqlite:///{tmp_path}/shared.db"
+        replicas = [SupportGroup(sandbox, sandbox_settings(sandbox, database, **SLOW))
+                    for _ in range(2)]
+        for replica in replicas:
+            await replica.start()
+        try:
+            await eventually(lambda: sum(r.adapter.leader.leading for r in replicas) == 1)
+            first = next(r for r in replicas if r.adapter.leader.leading)
+            other = next(r for r in replicas if r is not first)
+            assert other.adapter.loop_states() == {"telegram:updates": "standby"}
+            sandbox.private_message(ALICE, "Hello")
+            await first.topic()
+            report = health(other.bot)
+            assert report["status"] == "ok"
+            assert report["leads"] == {"telegram": {"mode": "polling",
+                                                    "this_replica_leads": False,
+                                                    "leader": leader.replica_name()}}
+            await asyncio.sleep(2 * leader.CHECK)
+            assert sandbox.poll_conflicts == 0  # nobody cut the leader's long poll off
+
+            stopped = time.monotonic()
+            await first.stop()
+            await eventually(lambda: other.adapter.leader.leading, timeout=5.0)
+            takeover = time.monotonic() - stopped
+            assert takeover < 2 * leader.TRY + 1.0, f"took {takeover:.2f} s"
+            sandbox.private_message(BRUNO, "Anyone there?")
+            await other.topic(1)  # the new leader takes the updates
+            # at most the stopped replica's abandoned long poll, which the server still held
+            assert sandbox.poll_conflicts <= 1
+        finally:
+            for replica in replicas:
+                await replica.stop()

@@ -38,18 +38,21 @@ class Lock(Protocol):
         """Let it go (if held)."""
 
 
-def replica_name() -> str:
-    """This process among the replicas: `RESCUE_REPLICA`, else host and process id."""
-    return os.environ.get("RESCUE_REPLICA", "").strip() or f"{socket.gethostname()}:{os.getpid()}"
+def replica_name(configured: str = "") -> str:
+    """This process among the replicas: `RESCUE_REPLICA` (`configured`), else host and
+    process id."""
+    return configured.strip() or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Leader:
     """Runs `start` when this process takes the lock and `stop` when it loses it, trying
     again while another replica leads; `leading` says which it is now."""
 
-    def __init__(self, lock: Lock, what: str, *, on_lead: Callable[[], None] | None = None) -> None:
+    def __init__(self, lock: Lock, what: str, *, replica: str = "",
+                 on_lead: Callable[[], None] | None = None) -> None:
         self.lock = lock
         self.what = what
+        self.replica = replica_name(replica)
         self.leading = False
         self.on_lead = on_lead  # told each time this process takes the lead
         self._failing = False
@@ -62,7 +65,7 @@ class Leader:
                 if not self.leading:
                     if await self._ask(self.lock.try_take):
                         self.leading = True
-                        log.info("this replica (%s) leads %s now", replica_name(), self.what)
+                        log.info("this replica (%s) leads %s now", self.replica, self.what)
                         if self.on_lead is not None:
                             self.on_lead()
                         await start()
@@ -72,7 +75,7 @@ class Leader:
                 await asyncio.sleep(CHECK)
                 if not await self._ask(self.lock.still_held):
                     log.warning("this replica (%s) lost the lead of %s; another takes it",
-                                replica_name(), self.what)
+                                self.replica, self.what)
                     self.leading = False
                     await stop()
         finally:

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
+    rescue_replica: str = ""  # this process's name among replicas (default host:pid)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -19,7 +19,7 @@ from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import Clock
-from chat_rescue.bot.leader import Leader, replica_name
+from chat_rescue.bot.leader import Leader
 from chat_rescue.bot.model import (
     TO_CUSTOMER,
     Action,
@@ -74,7 +74,7 @@ class TelegramAdapter:
         self._started = False  # connected: getMe answered, polling or the webhook is on
         self._connecting: asyncio.Task[None] | None = None
         self.leader = Leader(service.store.lock("telegram-poller"), "Telegram's getUpdates",
-                             on_lead=self._note_leader)
+                             replica=settings.rescue_replica, on_lead=self._note_leader)
         self._leading: asyncio.Task[None] | None = None
         self._refused = False
 
@@ -207,7 +207,7 @@ class TelegramAdapter:
                              "leader": stored or None}}
 
     def _note_leader(self) -> None:
-        self.service.store.put_setting(LEADERS_SCOPE, "telegram-poller", replica_name(),
+        self.service.store.put_setting(LEADERS_SCOPE, "telegram-poller", self.leader.replica,
                                        "leader", self.clock.now())
 
     def stuck_loops(self, limit: float) -> list[str]:

@@ -29,6 +29,7 @@ from chat_rescue.adapters.telegram.pacing import RoomWait
 from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.hours import is_open
 from chat_rescue.bot.model import (
     Action,
     CloseNotice,
@@ -153,10 +154,12 @@ class Deliverer:
         if conv.owner is not None or conv.state is State.CLOSED:
             self._forget(key)  # answered before its card went out: nothing to announce
             return Posted(card, (topic_alias(topic),))
+        # While the team is closed the group hears of it at the opening, not at night.
+        quiet = not is_open(self.service.policy(conv.team, conv.ref).schedule, self.clock.now())
         try:
             await self._once((key, "announce"), lambda: self._send(
                 render.announcement(conv),
-                markup=keyboards.claim(key, render.topic_link(self.group, topic))))
+                markup=keyboards.claim(key, render.topic_link(self.group, topic)), quiet=quiet))
         except BadRequest as bad:  # the topic and card exist: losing the announcement is minor
             if _is(bad, *FIXABLE):
                 raise
@@ -365,11 +368,14 @@ class Deliverer:
         return ids[0] if ids else None
 
     async def _send(self, text: str, *, thread: int | None = None,
-                    markup: InlineKeyboardMarkup | None = None) -> Message:
-        """A message to the support group: a topic, or General (no message_thread_id)."""
+                    markup: InlineKeyboardMarkup | None = None,
+                    quiet: bool = False) -> Message:
+        """A message to the support group: a topic, or General (no message_thread_id);
+        `quiet`: without a notification sound (the team is closed)."""
         return await self.bot.send_message(
             self.group, text, parse_mode=ParseMode.HTML, message_thread_id=thread,
-            reply_markup=markup, link_preview_options=NO_PREVIEW)
+            reply_markup=markup, link_preview_options=NO_PREVIEW,
+            disable_notification=quiet or None)
 
     async def _once(self, step: Hashable, call: Callable[[], Awaitable[T]]) -> T:
         """Run a step of a multi-call action once, even if the action is retried."""

@@ -13,6 +13,7 @@ from chat_rescue.bot.model import State
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
+    BRUNO,
     ANA,
     BEN,
     GROUP,
@@ -123,5 +124,28 @@ async def test_rescue_hours_in_the_support_group(
         assert answers[5].endswith("Nothing was changed.")
         assert group.bot.store.settings(f"team:telegram:{GROUP}") == {
             "hours": "mon-fri 09:00-18:00", "timezone": "Europe/Berlin"}
+    finally:
+        await group.stop()
+
+
+async def test_a_new_conversation_is_announced_without_a_sound_while_the_team_is_closed(
+    sandbox: TelegramSandbox, mode: str, tmp_path: Path
+) -> None:
+    clock = ShiftedClock(at("2026-12-05 11:00"))  # Saturday: closed
+    settings = sandbox_settings(sandbox, f"sqlite:///{tmp_path}/t.db",
+                                webhook=mode == "webhook", **TIMERS)
+    group = await SupportGroup(sandbox, settings, clock=clock).start()
+    try:
+        sandbox.private_message(ALICE, "Hello, anyone?")
+        await group.topic()
+        await group.drained()
+        clock.jump_to(at("2026-12-07 10:00"))  # Monday, open
+        sandbox.private_message(BRUNO, "Good morning")
+        await group.topic(1)
+        await group.drained()
+        announced = [call for call in sandbox.calls_to("sendMessage")
+                     if "is waiting" in str(call.get("text"))]
+        assert [str(call.get("disable_notification")).lower() for call in announced] == [
+            "true", "none"]
     finally:
         await group.stop()

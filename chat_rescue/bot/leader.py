@@ -57,20 +57,26 @@ class Leader:
         self.on_lead = on_lead  # told each time this process takes the lead
         self._failing = False
 
+    async def try_now(self, start: Callable[[], Awaitable[None]]) -> bool:
+        """One attempt to take the lead (and `start`) at once: a process that starts alone
+        leads before it says it is up."""
+        if self.leading or not await self._ask(self.lock.try_take):
+            return self.leading
+        self.leading = True
+        log.info("this replica (%s) leads %s now", self.replica, self.what)
+        if self.on_lead is not None:
+            self.on_lead()
+        await start()
+        return True
+
     async def run(self, start: Callable[[], Awaitable[None]],
                   stop: Callable[[], Awaitable[None]]) -> None:
         """Forever (until cancelled, which lets the lock go after `stop`)."""
         try:
             while True:
                 if not self.leading:
-                    if await self._ask(self.lock.try_take):
-                        self.leading = True
-                        log.info("this replica (%s) leads %s now", self.replica, self.what)
-                        if self.on_lead is not None:
-                            self.on_lead()
-                        await start()
-                        continue
-                    await asyncio.sleep(TRY)
+                    if not await self.try_now(start):
+                        await asyncio.sleep(TRY)
                     continue
                 await asyncio.sleep(CHECK)
                 if not await self._ask(self.lock.still_held):

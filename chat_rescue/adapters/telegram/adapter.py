@@ -117,6 +117,7 @@ class TelegramAdapter:
             raise Unreachable(str(down).replace(self.app.token, "<token>")) from None
         self._started = True
         if self.app.polls and self._leading is None:  # one replica polls: the leader
+            await self.leader.try_now(self.app.start_polling)
             self._leading = asyncio.create_task(
                 self.leader.run(self.app.start_polling, self.app.stop_polling),
                 name="telegram-leader")

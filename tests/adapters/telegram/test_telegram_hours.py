@@ -13,9 +13,9 @@ from chat_rescue.bot.model import State
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
-    BRUNO,
     ANA,
     BEN,
+    BRUNO,
     GROUP,
     SupportGroup,
     eventually,

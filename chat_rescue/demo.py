@@ -37,7 +37,6 @@ from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.stats import render, summarize
 from chat_rescue.bot.sweep import Phase
-from chat_rescue.storage.base import Store
 from chat_rescue.storage.sqlite import SQLiteStore
 
 OPENS = 1_764_406_800.0  # Saturday 29 November 2025, 09:00 in London (UTC): the team opens
@@ -276,7 +275,7 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
                 await _until(clock, OPENS + moment[0][0].at)
                 with clock.held():  # what the script does at one time happens at once
                     for step in (step for steps in moment for step in steps):
-                        _play(step, runtime, console, clock.now())
+                        _play(step, runtime, store, console, clock.now())
             await _until(clock, OPENS + DAY_END)  # the last auto-closes and reminders
             await runtime.drained()
         finally:
@@ -293,7 +292,8 @@ def worked(service: Service) -> Callable[[HistoryEvent], Schedule]:
     return lambda event: service.policy(event.team, event.ref).schedule
 
 
-def _play(step: Step, runtime: Runtime, console: ConsolePlatform, now: float) -> None:
+def _play(step: Step, runtime: Runtime, store: SQLiteStore, console: ConsolePlatform,
+          now: float) -> None:
     service = runtime.service
     if step.act == "rescue":
         channel = TEAM_NAME if step.conv == TEAM_CHANNEL else CUSTOMERS[step.conv][1]
@@ -307,7 +307,7 @@ def _play(step: Step, runtime: Runtime, console: ConsolePlatform, now: float) ->
     if step.act == "chats":
         return
     if step.act == "sweep":
-        card = sweep_card_of(service.store, TEAM, step.who)
+        card = sweep_card_of(store, TEAM, step.who)
         key = "" if step.conv == TEAM_CHANNEL else _ref(step).key
         answer = runtime.sweeper.press(card or 0, step.text, key, step.who,
                                        admin=step.who in ADMINS)
@@ -320,7 +320,7 @@ def _play(step: Step, runtime: Runtime, console: ConsolePlatform, now: float) ->
         console.deliver_now(refused)
 
 
-def sweep_card_of(store: Store, team: str, operator: str) -> int | None:
+def sweep_card_of(store: SQLiteStore, team: str, operator: str) -> int | None:
     """The id of `operator`'s card in the team's sweep under way (the one in front of them)."""
     for sweep in store.sweeps(team):
         if sweep.phase is Phase.CARDED:

@@ -84,13 +84,18 @@ class Runtime:
         self._tasks.clear()
 
     async def drained(self, timeout: float = 10.0, poll: float = 0.02) -> bool:
-        """Wait until every queued action for these platforms has been delivered."""
+        """Wait until every queued action for these platforms has been delivered (or
+        dropped, or given up): none of their lanes offers a head or holds a lease."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
-        names = {f"{o.platform.name}:" for o in self.outboxes}
+        store = self.service.store
+        prefixes = [f"{o.platform.name}:" for o in self.outboxes]
         while loop.time() < until:
-            pending = self.service.store.pending(10_000)
-            if not any(item.lane.startswith(tuple(names)) for item in pending):
+            now = self.clock.now()
+            # Nothing awaits between the two reads, so this process's workers cannot
+            # lease or put back an item in between.
+            if not any(store.next_lease_end(prefix, now) is not None
+                       or store.heads(prefix, 1, now) for prefix in prefixes):
                 return True
             await asyncio.sleep(poll)
         return False

@@ -1,1 +1,1 @@
-"""Persistence behind the narrow Store protocol."""
+"""Persistence: the backends that implement the core's ports (`chat_rescue.bot.ports`)."""

@@ -30,7 +30,7 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
-from chat_rescue.storage.base import Change, Held, Outcome
+from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
@@ -92,7 +92,7 @@ def describe(url: str) -> str:
 
 
 class SQLiteStore(OutboxTables, SweepTables):
-    """The Store protocol on one SQLite file (or `:memory:`)."""
+    """The core's ports (`bot.ports.Store`) on one SQLite file (or `:memory:`)."""
 
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
         path = _path_of(url)

@@ -16,20 +16,23 @@ from collections.abc import Sequence
 
 from chat_rescue.bot.codec import decode_action
 from chat_rescue.bot.model import Action, HistoryEvent
-from chat_rescue.storage.base import OutboxItem
+from chat_rescue.bot.ports import OutboxItem
 
 _RANK = 1 << 40  # rank = priority * _RANK + id: lowest rank first, one integer to compare
 DECODED_MIN = 4096  # decoded actions kept before looking for those settled elsewhere
 
 
 class OutboxTables:
-    """Outbox methods of the Store protocol over `self.conn` (mixed into SQLiteStore)."""
+    """The outbox ports (`OutboxClaims`, `OutboxSettling`) over `self.conn` (mixed into
+    SQLiteStore)."""
 
     conn: sqlite3.Connection
     _decoded: dict[int, Action]
     _decoded_limit: int = DECODED_MIN
 
     def pending(self, limit: int) -> list[OutboxItem]:
+        """Up to `limit` outbox items in the order they were queued. Not a port: the running
+        bot never lists the outbox; tests, the demo and the benchmarks do."""
         rows = self.conn.execute(
             "SELECT id, lane, kind, payload, not_before, attempts, locked_by IS NOT NULL "
             "FROM outbox ORDER BY id LIMIT ?",

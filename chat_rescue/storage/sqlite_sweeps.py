@@ -24,7 +24,8 @@ _UNDER_WAY = ("sorting", "drawing", "carded")  # cards being drawn or out, the e
 
 
 class SweepTables:
-    """SweepStore methods over `self.conn` (mixed into SQLiteStore)."""
+    """The sweep ports (`SweepPlans`, `SweepCards`) and `Teams.teams` over `self.conn`
+    (mixed into SQLiteStore)."""
 
     conn: sqlite3.Connection
 
@@ -75,6 +76,8 @@ class SweepTables:
         return _sweep(row) if row else None
 
     def sweeps(self, team: str) -> list[Sweep]:
+        """A team's sweeps, by the instant their shifts end. Not a port: the running bot
+        reads sweeps by id or when due; tests and the demo list them."""
         rows = self.conn.execute(f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE team = ? "
                                  "ORDER BY ends_at", (team,)).fetchall()
         return [_sweep(row) for row in rows]

@@ -1,7 +1,10 @@
 """The Store contract: every backend must pass this suite unchanged.
 
-To add a backend (say PostgreSQL), add a `Backend` to `BACKENDS`: how to open a fresh,
-empty store and how to read its dead letters (the protocol has no reader for them).
+The contract is that of the core's ports (`chat_rescue.bot.ports`), checked together on one
+store. To add a backend (say PostgreSQL), add a `Backend` to `BACKENDS`: how to open a
+fresh, empty store and how to read its dead letters (the ports have no reader for them).
+The suite also lists what the ports never need to (`Store` below): a backend has those two
+methods outside the ports.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
+from chat_rescue.bot import ports
 from chat_rescue.bot.codec import unloaded
 from chat_rescue.bot.model import (
     Action,
@@ -33,16 +38,26 @@ from chat_rescue.bot.model import (
     Timer,
     UpdateCard,
 )
+from chat_rescue.bot.ports import Change, OutboxItem, Outcome
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
-from chat_rescue.storage.base import Change, Outcome, Store
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
 
 
+class Store(ports.Store, Protocol):
+    """Every port, and what only this suite (and other tests) reads of a backend."""
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        """Up to `limit` outbox items in the order they were queued."""
+
+    def sweeps(self, team: str) -> list[Sweep]:
+        """A team's sweeps, by the instant their shifts end."""
+
+
 @dataclass(frozen=True)
 class Backend:
-    """How the suite opens a fresh store and looks at what the protocol does not expose."""
+    """How the suite opens a fresh store and looks at what the ports do not expose."""
 
     open: Callable[[Path], Store]
     dead_letters: Callable[[Store], list[tuple[str, str, int, str]]]  # lane, kind, attempts, error

@@ -48,10 +48,16 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
+from chat_rescue.bot.ports import (
+    Conversations,
+    OutboxClaims,
+    OutboxItem,
+    OutboxSettling,
+    SweepPlans,
+)
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweep import Phase
-from chat_rescue.storage.base import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +169,15 @@ class Platform(Protocol):
         and the calls the adapter made to it so far."""
 
 
+class OutboxStore(OutboxClaims, OutboxSettling, Conversations, SweepPlans, Protocol):
+    """What an outbox worker asks of the store: the outbox's ports, and the conversations
+    and sweeps that its cards are drawn from and its notices judged by."""
+
+
 class Outbox:
     """One worker per platform, draining that platform's lanes of the store's outbox."""
 
-    def __init__(self, store: Store, platform: Platform, clock: Clock, *,
+    def __init__(self, store: OutboxStore, platform: Platform, clock: Clock, *,
                  owner: str | None = None) -> None:
         self.store = store
         self.platform = platform

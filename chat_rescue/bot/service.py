@@ -21,7 +21,7 @@ from chat_rescue.bot.model import (
     Refused,
 )
 from chat_rescue.bot.policy import Policy, resolve
-from chat_rescue.storage.base import Change, Outcome, Store
+from chat_rescue.bot.ports import Change, Outcome, Store
 
 log = logging.getLogger(__name__)
 

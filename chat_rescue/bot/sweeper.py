@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from chat_rescue.bot import texts
 from chat_rescue.bot.clock import Clock
@@ -37,6 +38,16 @@ from chat_rescue.bot.model import (
     State,
     SweepCard,
     SweepLine,
+)
+from chat_rescue.bot.ports import (
+    Batching,
+    Change,
+    Conversations,
+    Outcome,
+    ScopeSettings,
+    SweepCards,
+    SweepPlans,
+    Teams,
 )
 from chat_rescue.bot.service import Service, team_scope
 from chat_rescue.bot.sweep import (
@@ -58,7 +69,6 @@ from chat_rescue.bot.sweep import (
     shifts_of,
     since_of,
 )
-from chat_rescue.storage.base import Change, Outcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +89,16 @@ class Answer:
     whose: str | None = None
 
 
+class SweeperStore(SweepPlans, SweepCards, Teams, ScopeSettings, Conversations, Batching,
+                   Protocol):
+    """What the sweeper asks of the store: the sweeps' ports, the teams' open conversations
+    and shifts, and a press's inbound id committed with what it did."""
+
+
 class Sweeper:
     """Plans, carries out and answers the sweeps of every team in the store."""
 
-    def __init__(self, store: Store, service: Service, clock: Clock) -> None:
+    def __init__(self, store: SweeperStore, service: Service, clock: Clock) -> None:
         self.store = store
         self.service = service
         self.clock = clock

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.model import ConversationRef, DeadlineDue
+from chat_rescue.bot.ports import Batching, Deadlines
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweeper import Sweeper
-from chat_rescue.storage.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,16 @@ LOOK_AGAIN = 60.0
 SLICE = 64  # deadlines fired per transaction, between which inbound work gets its turn
 
 
+class TickerStore(Deadlines, Batching, Protocol):
+    """What the ticker asks of the store: the deadlines, fired a slice per transaction."""
+
+
 class Ticker:
     """Fires `DeadlineDue` for every conversation whose deadline has come, and takes the
     steps of sweeps (`sweeper`) that are due."""
 
-    def __init__(self, store: Store, service: Service, clock: Clock, *, batch: int = SLICE,
-                 on_fire: Callable[[float, float], None] | None = None,
+    def __init__(self, store: TickerStore, service: Service, clock: Clock, *,
+                 batch: int = SLICE, on_fire: Callable[[float, float], None] | None = None,
                  sweeper: Sweeper | None = None) -> None:
         self.store = store
         self.service = service

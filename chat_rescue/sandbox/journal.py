@@ -24,8 +24,8 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.outbox import Posted
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.server import Bot
-from chat_rescue.storage.base import Change, Outcome
 
 Deliver = Callable[[Action], Coroutine[Any, Any, Posted | None]]
 

@@ -9,8 +9,8 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.bot.model import ConversationRef, HistoryEvent
+from chat_rescue.bot.ports import Change
 from chat_rescue.bot.service import Service
-from chat_rescue.storage.base import Change
 
 log = logging.getLogger(__name__)
 BLOCKED = "customer_blocked"

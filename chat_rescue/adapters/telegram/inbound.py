@@ -31,9 +31,9 @@ from chat_rescue.bot.model import (
     Snooze,
     State,
 )
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.sweeper import Sweeper
-from chat_rescue.storage.base import Change, Outcome
 
 log = logging.getLogger(__name__)
 

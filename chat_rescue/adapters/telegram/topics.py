@@ -23,7 +23,7 @@ from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import Conversation, State
 from chat_rescue.bot.outbox import Postpone
-from chat_rescue.storage.base import Store
+from chat_rescue.bot.ports import Conversations
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def says(error: BadRequest, *needles: str) -> bool:
 class Topics:
     """Finds, makes and heals conversations' topics in the support group."""
 
-    def __init__(self, bot: Bot, store: Store, memory: Memory, group: int, send: Send,
+    def __init__(self, bot: Bot, store: Conversations, memory: Memory, group: int, send: Send,
                  room_wait: RoomWait = lambda messages, spare: 0.0,
                  clock: Clock | None = None) -> None:
         self.bot = bot

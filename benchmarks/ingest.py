@@ -58,8 +58,8 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
-from chat_rescue.storage.base import Change, Outcome
 from chat_rescue.storage.sqlite import SQLiteStore, _row
 
 TABLES = ("conversations", "history", "outbox", "inbound")

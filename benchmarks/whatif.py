@@ -157,8 +157,8 @@ def _patch_slice() -> None:
 def _patch_group() -> None:
     from chat_rescue.bot import engine
     from chat_rescue.bot.model import DeadlineDue
+    from chat_rescue.bot.ports import Change, Outcome
     from chat_rescue.bot.ticker import Ticker
-    from chat_rescue.storage.base import Change, Outcome
 
     _patch_slice()
 

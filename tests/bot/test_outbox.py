@@ -53,10 +53,10 @@ from chat_rescue.bot.outbox import (
 )
 from chat_rescue.bot.pacing import Pace, Pacer
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change, OutboxItem
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
-from chat_rescue.storage.base import Change, OutboxItem
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

@@ -16,8 +16,8 @@ from chat_rescue.bot.model import (
     Timer,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
-from chat_rescue.storage.base import Change, Outcome
 from chat_rescue.storage.sqlite import SQLiteStore
 
 REF = ConversationRef("test", "C1", "t1")

@@ -19,10 +19,10 @@ from chat_rescue.bot.clock import FastClock
 from chat_rescue.bot.model import Conversation, ConversationRef, CustomerMessage, PostCard, Timer
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.supervise import Loop, Loops
 from chat_rescue.server import Bot
-from chat_rescue.storage.base import Change
 
 T0 = 1_700_000_000.0
 

@@ -26,9 +26,9 @@ from chat_rescue.bot.model import (
     Timer,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import RETRY_FAILED, Ticker
-from chat_rescue.storage.base import Change
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_rescue.bot.model import NOTICES
+from chat_rescue.bot.ports import Held
 from chat_rescue.sandbox.journal import OutboxJournal
 from chat_rescue.sandbox.ledger import compare, expected_notices, slack_posts
 from chat_rescue.sandbox.slack_world import (
@@ -32,7 +33,6 @@ from chat_rescue.sandbox.slack_world import (
 )
 from chat_rescue.sandbox.slack_world import furnish as furnish_slack
 from chat_rescue.sandbox.testbeds import Kind, SlackTestbed
-from chat_rescue.storage.base import Held
 
 PHASE = 2.5  # seconds of each kind of outage
 PHASES: tuple[Kind, ...] = ("5xx", "429", "hang")

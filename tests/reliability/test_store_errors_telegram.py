@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
     ANA,
@@ -24,7 +25,6 @@ from chat_rescue.sandbox.telegram_support import (
     sandbox_settings,
 )
 from chat_rescue.sandbox.testbeds import TelegramTestbed
-from chat_rescue.storage.base import Change, Outcome
 
 LOCKED = "database is locked"
 POLLING_LOG = "chat_rescue.adapters.telegram.app"

@@ -22,7 +22,7 @@ from chat_rescue.bot.model import (
     State,
     Timer,
 )
-from chat_rescue.storage.base import Change, Outcome
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore, describe
 
 T0 = 1_700_000_000.0

@@ -16,6 +16,7 @@ from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.topics import Topics
 from chat_rescue.adapters.telegram.translate import customer_ref
 from chat_rescue.bot.model import Conversation, State
+from chat_rescue.bot.ports import Change
 from chat_rescue.sandbox.telegram import SANDBOX_TOKEN, TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
@@ -25,7 +26,6 @@ from chat_rescue.sandbox.telegram_support import (
     eventually,
     furnish,
 )
-from chat_rescue.storage.base import Change
 from chat_rescue.storage.sqlite import SQLiteStore
 
 World = Callable[..., Awaitable[SupportGroup]]

@@ -421,6 +421,38 @@ def test_a_retry_ends_the_lease(store: Store) -> None:
     assert [i.id for i in store.heads("slack:", 10, T0 + 1)] == [head.id]
 
 
+def test_leases_say_who_holds_them_and_when_the_first_runs_out(store: Store) -> None:
+    other = Nudge(ConversationRef("telegram", "-100", "7"), "ana", 1.0)
+    store.commit(Change(actions=(nudge(1), nudge(2), nudge(3), other)), T0)
+    a, b, c = store.heads("slack:", 10, T0)
+    (t,) = store.heads("telegram:", 10, T0)
+    assert store.next_lease_end("slack:", T0) is None and store.lease_holders(T0) == []
+    store.lease([a.id, c.id], "worker-a", T0 + 60, T0)
+    store.lease([b.id], "worker-b", T0 + 30, T0)
+    store.lease([t.id], "worker-t", T0 + 10, T0)
+    assert store.next_lease_end("slack:", T0) == T0 + 30  # one platform's lanes only
+    assert store.next_lease_end("telegram:", T0) == T0 + 10
+    assert sorted(store.lease_holders(T0)) == ["worker-a", "worker-b", "worker-t"]
+    # A lease ends at its `until`: from then on it is neither held nor waited for.
+    assert store.next_lease_end("slack:", T0 + 30) == T0 + 60
+    assert store.lease_holders(T0 + 30) == ["worker-a"]
+    store.settle(a.id)
+    store.settle(c.id)
+    assert store.next_lease_end("slack:", T0 + 30) is None
+    assert store.lease_holders(T0 + 30) == []
+
+
+def test_hurry_lets_the_items_waiting_for_a_retry_go_now(store: Store) -> None:
+    other = Nudge(ConversationRef("telegram", "-100", "7"), "ana", 1.0)
+    store.commit(Change(actions=(nudge(1), nudge(2), other)), T0)
+    for item in [*store.heads("slack:", 10, T0), *store.heads("telegram:", 10, T0)]:
+        store.settle(item.id, retry_at=T0 + 300, error="no rights")
+    assert store.hurry("slack:") == 2
+    assert [i.not_before <= T0 for i in store.heads("slack:", 10, T0)] == [True, True]
+    assert [i.not_before for i in store.heads("telegram:", 10, T0)] == [T0 + 300]
+    assert store.hurry("slack:") == 0  # nothing waits there any more
+
+
 def test_supersede_forgets_older_card_updates_of_the_lane(store: Store) -> None:
     a, b = new(1), new(2)
     store.commit(Change(a, actions=(UpdateCard(a), nudge(1), UpdateCard(a))), T0)
@@ -655,6 +687,14 @@ def test_held_requests_come_back_in_arrival_order_once_each(store: Store) -> Non
     store.release(held[0].id)
     assert [h.inbound_id for h in store.held("slack", 10)] == ["slack:Ev1"]
     assert [h.inbound_id for h in store.held("telegram", 10)] == ["telegram:9"]
+
+
+def test_pruned_inbound_ids_are_those_seen_before_the_time_given(store: Store) -> None:
+    store.commit(Change(inbound_id="slack:old"), T0)
+    store.commit(Change(inbound_id="slack:new"), T0 + 3600)
+    store.prune(T0 + 60)
+    assert store.commit(Change(inbound_id="slack:old"), T0 + 7200) is Outcome.COMMITTED
+    assert store.commit(Change(inbound_id="slack:new"), T0 + 7200) is Outcome.DUPLICATE
 
 
 def test_an_item_whose_worker_died_is_marked_as_maybe_sent_until_settled(store: Store) -> None:

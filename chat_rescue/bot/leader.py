@@ -1,7 +1,7 @@
 """Leadership: what only one replica may do at a time (long-polling Telegram's getUpdates:
 two pollers cut each other off), done by whichever holds a lock the store provides.
 
-The lock is the store's (`Store.lock`): with SQLite an exclusive lock on a file next to
+The lock is the store's (`ports.Locks`): with SQLite an exclusive lock on a file next to
 the database, with PostgreSQL a session advisory lock (`pg_try_advisory_lock`) on a
 connection of its own. Either is let go by the operating system or the server the moment
 its holder dies, so another replica, trying every TRY seconds, takes over within about a

@@ -176,7 +176,8 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
                 insert = (conv.ref.key, *values)
             else:
                 update = (*values[:-1], conv.ref.key, change.expected_version)
-        history = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value) for h in change.history]
+        history = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                   for h in change.history]
         outbox = []
         for action in change.actions:
             kind, payload = encode_action(action)
@@ -188,8 +189,8 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
     return ops, *sqls
 
 
-HISTORY_SQL = ("INSERT INTO history (conversation, team, kind, at, actor, value) "
-               "VALUES (?, ?, ?, ?, ?, ?)")
+HISTORY_SQL = ("INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
 OUTBOX_SQL = ("INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
               "VALUES (?, ?, ?, ?, ?, ?)")
 INBOUND_SQL = "INSERT OR IGNORE INTO inbound (id, seen_at) VALUES (?, ?)"

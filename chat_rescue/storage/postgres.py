@@ -38,16 +38,10 @@ from chat_rescue.storage.postgres_pool import Connection
 from chat_rescue.storage.postgres_schema import MIGRATIONS, schema_version
 from chat_rescue.storage.postgres_sweeps import SweepTables
 
-__all__ = ["PostgresStore", "describe", "is_postgres_url"]
+__all__ = ["PostgresStore", "describe"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 _COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
-_SCHEMES = ("postgresql", "postgres")
-
-
-def is_postgres_url(url: str) -> bool:
-    """A `postgresql://` (or `postgres://`) URL, as libpq takes it."""
-    return urlsplit(url).scheme in _SCHEMES
 
 
 def where_is(url: str) -> str:

@@ -208,6 +208,49 @@ def test_a_sweep_step_claimed_in_a_batch_is_passed_over(replicas: list[PostgresS
         assert [s.id for s in other.due_sweeps(T0 + 1e6, 5)] == [sweeps[1].id]
 
 
+def test_replica_sweepers_draw_each_operators_card_once(postgres_url: str) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from chat_rescue.bot.hours_text import from_environment
+    from chat_rescue.bot.model import OperatorMessage, SweepCard
+    from chat_rescue.bot.sweeper import Sweeper
+
+    def at(text: str) -> float:  # Berlin time; 4 December 2026 is a Friday
+        return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+
+    policy = Policy(schedule=from_environment("mon-fri 09:00-18:00", "Europe/Berlin", ""),
+                    sweep=900)
+    clock = FakeClock(at("2026-12-04 10:00"))
+    teams = []
+    for _ in range(REPLICAS):
+        store = PostgresStore(postgres_url)
+        service = Service(store, policy, clock)
+        teams.append((store, service, Sweeper(store, service, clock)))
+    try:
+        service = teams[0][1]
+        operators = [f"U0OP{n}" for n in range(6)]
+        for n in range(60):
+            service.handle(CustomerMessage(ref(n), clock.now(), f"cust-{n}", "hi", "team-a"))
+            service.handle(OperatorMessage(ref(n), clock.now() + 1, operators[n % 6]))
+        for _, _, sweeper in teams:
+            sweeper.start()
+        teams[0][2].fire_due(clock.now())  # plans the team's sweeps
+        clock.t = at("2026-12-04 17:45")
+
+        def sweep(index: int, store: PostgresStore) -> None:
+            while teams[index][2].fire_due(clock.now()):
+                pass
+
+        together([store for store, _, _ in teams], sweep)
+        cards = Counter(item.action.operator for item in teams[0][0].pending(1000)
+                        if isinstance(item.action, SweepCard))
+        assert cards == {operator: 1 for operator in operators}
+    finally:
+        for store, _, _ in teams:
+            store.close()
+
+
 # --- one store, several threads ------------------------------------------------------
 
 

@@ -44,17 +44,20 @@ class SweepTables(PooledConnections):
                              "drawn_at = NULL, unowned = 0, version = version + 1 "
                              "WHERE id = %s", (sweep.id,))
             for sweep in sweeps:
+                # Not one upsert: ON CONFLICT DO UPDATE locks the row even when its WHERE
+                # holds not, and a step under way on another replica would be passed over.
+                values = (sweep.sweep_at, sweep.opens_at, ",".join(sweep.shifts),
+                          sweep.sweep_at)
                 conn.execute(
-                    "INSERT INTO sweeps AS s (id, team, ends_at, sweep_at, opens_at, shifts, "
-                    "phase, due) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s) "
-                    "ON CONFLICT (id) DO UPDATE SET sweep_at = excluded.sweep_at, "
-                    "opens_at = excluded.opens_at, shifts = excluded.shifts, "
-                    "due = excluded.due, version = s.version + 1 "
-                    "WHERE s.phase = 'planned' AND (s.sweep_at, s.opens_at, s.shifts, s.due) "
-                    "IS DISTINCT FROM (excluded.sweep_at, excluded.opens_at, "
-                    "excluded.shifts, excluded.due)",
-                    (sweep.id, team, sweep.ends_at, sweep.sweep_at, sweep.opens_at,
-                     ",".join(sweep.shifts), sweep.sweep_at))
+                    "INSERT INTO sweeps (id, team, ends_at, sweep_at, opens_at, shifts, phase, "
+                    "due) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (sweep.id, team, sweep.ends_at, *values))
+                conn.execute(
+                    "UPDATE sweeps SET sweep_at = %s, opens_at = %s, shifts = %s, due = %s, "
+                    "version = version + 1 WHERE id = %s AND phase = 'planned' "
+                    "AND (sweep_at, opens_at, shifts, due) IS DISTINCT FROM (%s, %s, %s, %s)",
+                    (*values, sweep.id, *values))
             # One whose end passed (the bot was down) is still carried out.
             conn.execute("DELETE FROM sweeps WHERE team = %s AND phase = 'planned' "
                          "AND ends_at > %s AND id <> ALL(%s::text[])", (team, now, kept))

@@ -239,8 +239,11 @@ def test_replica_sweepers_draw_each_operators_card_once(postgres_url: str) -> No
         clock.t = at("2026-12-04 17:45")
 
         def sweep(index: int, store: PostgresStore) -> None:
-            while teams[index][2].fire_due(clock.now()):
-                pass
+            # As the ticker does: again while a step is due (one that another replica
+            # holds is passed over until it commits).
+            while any(s.due is not None and s.due <= clock.now()
+                      for s in store.sweeps("team-a")):
+                teams[index][2].fire_due(clock.now())
 
         together([store for store, _, _ in teams], sweep)
         cards = Counter(item.action.operator for item in teams[0][0].pending(1000)
@@ -249,6 +252,21 @@ def test_replica_sweepers_draw_each_operators_card_once(postgres_url: str) -> No
     finally:
         for store, _, _ in teams:
             store.close()
+
+
+def test_planning_the_same_sweeps_again_does_not_hold_them(
+        replicas: list[PostgresStore]) -> None:
+    """Another replica planning a team (as each does when it starts) must not make a due
+    step look claimed."""
+    from chat_rescue.bot.sweep import Sweep, sweep_id
+
+    one, other = replicas[:2]
+    sweeps = [Sweep(sweep_id("team-a", T0 + 1000), "team-a", T0 + 1000, T0 + 100, None, ("",))]
+    one.plan_sweeps("team-a", sweeps, T0)
+    with one.batch():
+        one.plan_sweeps("team-a", sweeps, T0 + 100)
+        with other.batch():
+            assert [s.id for s in other.due_sweeps(T0 + 100, 5)] == [sweeps[0].id]
 
 
 # --- one store, several threads ------------------------------------------------------

@@ -16,7 +16,8 @@ from chat_rescue.bot.clock import SystemClock
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
-from chat_rescue.storage.sqlite import SQLiteStore, database_file, describe
+from chat_rescue.storage.factory import database_file, describe, open_store
+from chat_rescue.storage.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def stats(days: float, team: str | None) -> int:
     if file is not None and not file.exists():
         print(f"No database at {file} yet: the bot creates it when it first runs.")
         return 0
-    store = SQLiteStore(settings.database_url)
+    store = open_store(settings.database_url)
     try:
         history = store.history(team, time.time() - days * 86400)
         teams = sorted({h.team for h in history})

@@ -15,7 +15,7 @@ from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.supervise import Loops
-from chat_rescue.storage.sqlite import SQLiteStore
+from chat_rescue.storage.factory import open_store
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Bot:
                  adapters: list[Adapter] | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = SQLiteStore(settings.database_url)
+        self.store = open_store(settings.database_url)
         self.service = Service(self.store, settings.base_policy(), self.clock,
                                preview_chars=settings.rescue_preview_chars)
         self.adapters = (adapters if adapters is not None

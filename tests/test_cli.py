@@ -106,3 +106,32 @@ def test_stats_count_working_time_by_the_configured_hours(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "First response          p50 10m, p90 10m" in done.stdout
     assert "  in working time       p50 0s, p90 0s" in done.stdout
+
+
+def test_check_reports_the_postgresql_server_and_schema(tmp_path: Path,
+                                                        postgres_url: str) -> None:
+    done = chat_rescue(tmp_path, "check", DATABASE_URL=postgres_url)
+    assert done.returncode == 1  # no platform
+    (said,) = [line for line in done.stdout.splitlines() if line.startswith("database:")]
+    assert said.startswith("database: ok, PostgreSQL ")
+    assert said.endswith(": 0 conversations, schema 1")
+
+
+def test_check_says_when_postgresql_cannot_be_reached(tmp_path: Path) -> None:
+    done = chat_rescue(tmp_path, "check", DATABASE_URL="postgresql://bot:s3cret@127.0.0.1:1/db")
+    assert "- DATABASE_URL: cannot use PostgreSQL at 127.0.0.1:1/db" in done.stdout
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_stats_reads_a_postgresql_database(tmp_path: Path, postgres_url: str) -> None:
+    from chat_rescue.storage.postgres import PostgresStore
+
+    now = time.time() - 3600
+    service = Service(PostgresStore(postgres_url), Policy(), FakeClock(now))
+    ref = ConversationRef("slack", "C1", "1.0")
+    service.handle(CustomerMessage(ref, now, "U0", "Hello", "support"))
+    service.handle(OperatorMessage(ref, now + 20, "ana"))
+    service.store.close()
+    done = chat_rescue(tmp_path, "stats", DATABASE_URL=postgres_url)
+    assert done.returncode == 0, done.stderr
+    assert "Team support" in done.stdout and "Conversations           1" in done.stdout

@@ -147,13 +147,19 @@ class Sweeper:
         moved: set[str] = set()
         budget = SLICE
         while budget > 0:
-            due = self.store.due_sweeps(now, 1)
-            if not due:
-                break
-            sweep = due[0]
+            sweep: Sweep | None = None
             try:
-                used = self.advance(sweep, now, budget)
+                # Claimed inside the transaction that takes the slice (the step's own batch
+                # joins it): on PostgreSQL another replica's sweeper passes over it.
+                with self.store.batch():
+                    due = self.store.due_sweeps(now, 1)
+                    if not due:
+                        break
+                    sweep = due[0]
+                    used = self.advance(sweep, now, budget)
             except Exception:
+                if sweep is None:
+                    raise  # the store itself failed: the ticker's supervisor retries
                 # One broken sweep must not stop the timers, nor spin: its step moves on
                 # (in the store, so a restart agrees) and is tried again.
                 log.exception("sweep %s failed at %s; trying again in %gs", sweep.id,

@@ -67,13 +67,14 @@ class Ticker:
         self._wake.set()
 
     def fire_due(self, now: float) -> int:
-        """Take the due sweep steps (each a transaction of its own), then fire up to one
-        batch of due deadlines in one transaction; returns how many fired."""
+        """Take the due sweep steps (each a transaction of its own), then claim and fire up
+        to one batch of due deadlines in one transaction; returns how many fired."""
         swept = self.sweeper.fire_due(now) if self.sweeper is not None else 0
-        due = self.store.due(now, self.batch)
         fired: list[float] = []
         with self.store.batch():
-            for key, deadline in due:
+            # Claimed inside the transaction that fires them: on PostgreSQL another
+            # replica's ticker passes over these until it commits.
+            for key, deadline in self.store.due(now, self.batch):
                 try:
                     self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
                 except Exception:

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -40,6 +40,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.ports import Change, OutboxItem, Outcome
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
+from chat_rescue.storage.postgres import PostgresStore
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -59,8 +60,9 @@ class Store(ports.Store, Protocol):
 class Backend:
     """How the suite opens a fresh store and looks at what the ports do not expose."""
 
-    open: Callable[[Path], Store]
+    open: Callable[[Any], Store]  # given a scratch directory, or the value of `place`
     dead_letters: Callable[[Store], list[tuple[str, str, int, str]]]  # lane, kind, attempts, error
+    place: str | None = None  # a fixture that gives `open` where to open the store
 
 
 def _sqlite_dead_letters(store: Store) -> list[tuple[str, str, int, str]]:
@@ -71,10 +73,17 @@ def _sqlite_dead_letters(store: Store) -> list[tuple[str, str, int, str]]:
     return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]
 
 
+def _postgres_dead_letters(store: Store) -> list[tuple[str, str, int, str]]:
+    assert isinstance(store, PostgresStore)
+    rows = store._rows("SELECT lane, kind, attempts, last_error FROM dead_letters ORDER BY id")
+    return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]
+
+
 BACKENDS = {
     "sqlite-file": Backend(lambda tmp: SQLiteStore(f"sqlite:///{tmp / 'contract.db'}"),
                            _sqlite_dead_letters),
     "sqlite-memory": Backend(lambda tmp: SQLiteStore("sqlite://"), _sqlite_dead_letters),
+    "postgres": Backend(PostgresStore, _postgres_dead_letters, place="postgres_url"),
 }
 
 
@@ -84,8 +93,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
-def store(backend: Backend, tmp_path: Path) -> Iterator[Store]:
-    opened = backend.open(tmp_path)
+def store(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    opened = backend.open(request.getfixturevalue(backend.place) if backend.place else tmp_path)
     yield opened
     opened.close()
 

@@ -1,0 +1,312 @@
+"""PostgresStore: the Store protocol on PostgreSQL (psycopg 3 and its connection pool).
+
+What SQLiteStore promises, on a server several replicas can share. Timestamps are
+`double precision` epoch seconds (`postgres_schema.py`). Every commit is conditional on
+the conversation's version and an inbound id is recorded once (`INSERT … ON CONFLICT DO
+NOTHING`): a conflict or a duplicate writes nothing. Inside `batch()`, one transaction on
+one connection, each commit is a savepoint. Due deadlines are claimed, not just read:
+`due` locks the rows it returns `FOR UPDATE SKIP LOCKED`, so inside a batch another
+replica's `due` passes over them until the batch ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from chat_rescue.bot.codec import encode_action
+from chat_rescue.bot.leader import Lock
+from chat_rescue.bot.model import (
+    Action,
+    Conversation,
+    ConversationRef,
+    HandoverLine,
+    HistoryEvent,
+    State,
+    Timer,
+    lane_of,
+    priority_of,
+)
+from chat_rescue.storage.base import Change, Held, Outcome
+from chat_rescue.storage.postgres_lock import AdvisoryLock
+from chat_rescue.storage.postgres_outbox import OutboxTables
+from chat_rescue.storage.postgres_pool import Connection
+from chat_rescue.storage.postgres_schema import MIGRATIONS, schema_version
+from chat_rescue.storage.postgres_sweeps import SweepTables
+
+__all__ = ["PostgresStore", "describe"]
+
+NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
+_COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
+
+
+def where_is(url: str) -> str:
+    """host:port/database of a URL, without its user or password (for messages)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "local socket"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or '/'}"
+
+
+def describe(url: str) -> str:
+    """What `chat-rescue check` says about the database, without changing it: the
+    server's version and the schema's. Raises ValueError, in plain words, when the bot
+    could not use it."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            server = str(row[0]).split(" ")[0] if row else "?"
+            version = schema_version(conn)
+            conversations = 0
+            if version:
+                counted = conn.execute("SELECT count(*) FROM conversations").fetchone()
+                conversations = int(counted[0]) if counted else 0
+    except psycopg.Error as failed:
+        reason = str(failed).strip().splitlines()[0] if str(failed).strip() else repr(failed)
+        raise ValueError(f"cannot use PostgreSQL at {where_is(url)} ({reason})") from None
+    if version > len(MIGRATIONS):
+        raise ValueError(f"PostgreSQL at {where_is(url)} was written by a newer chat-rescue "
+                         f"(schema {version}, this one knows up to {len(MIGRATIONS)})")
+    if version == 0:
+        return (f"PostgreSQL {server} at {where_is(url)}: no schema yet "
+                f"(created at the first start, schema {len(MIGRATIONS)})")
+    later = " (brought up to date at the next start)" if version < len(MIGRATIONS) else ""
+    return (f"PostgreSQL {server} at {where_is(url)}: {conversations} conversations, "
+            f"schema {version}{later}")
+
+
+class PostgresStore(OutboxTables, SweepTables):
+    """The Store protocol on one PostgreSQL database; opening it migrates the schema."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        super().__init__(url, pool_size=pool_size)
+        self._decoded: dict[int, Action] = {}
+        self._decoded_lock = threading.Lock()
+        names = ", ".join(_COLUMNS)
+        placeholders = ", ".join("%s" for _ in _COLUMNS)
+        assignments = ", ".join(f"{c} = %s" for c in _COLUMNS if c != "version")
+        self._insert_sql = (f"INSERT INTO conversations (key, {names}) VALUES (%s, "
+                            f"{placeholders}) ON CONFLICT (key) DO NOTHING")
+        self._update_sql = (f"UPDATE conversations SET {assignments}, version = version + 1 "
+                            "WHERE key = %s AND version = %s")
+        self._select = f"SELECT key, {names} FROM conversations"
+
+    def lock(self, name: str) -> Lock:
+        return AdvisoryLock(self.url, name)
+
+    # -- conversations --------------------------------------------------------
+
+    def load(self, key: str) -> Conversation | None:
+        row = self._row(f"{self._select} WHERE key = %s", (key,))
+        return _conversation(row) if row else None
+
+    def resolve(self, alias: str) -> str | None:
+        row = self._row("SELECT conversation FROM aliases WHERE alias = %s", (alias,))
+        return str(row[0]) if row else None
+
+    def commit(self, change: Change, now: float) -> Outcome:
+        with self._connection() as conn, conn.transaction() as tx:
+            outcome = self._write(conn, change, now)
+            if outcome is not Outcome.COMMITTED:
+                raise psycopg.Rollback(tx)  # nothing of it is kept; the block goes on
+        return outcome
+
+    def commit_all(self, changes: Sequence[Change], now: float) -> bool:
+        for change in changes:
+            if change.conversation is None or change.expected_version is None \
+                    or change.inbound_id is not None or change.aliases:
+                raise ValueError("commit_all takes changes to known conversations only")
+        if not changes:
+            return True
+        rows = []
+        for change in changes:
+            conv = change.conversation
+            assert conv is not None
+            rows.append((*_row(conv)[:-1], conv.ref.key, change.expected_version))
+        together = False
+        with self._connection() as conn, conn.transaction() as tx:
+            with conn.cursor() as cursor:
+                cursor.executemany(self._update_sql, rows)
+                together = cursor.rowcount == len(changes)
+            if not together:
+                raise psycopg.Rollback(tx)
+            self._write_rest(conn, [h for c in changes for h in c.history],
+                             [a for c in changes for a in c.actions], now)
+        return together
+
+    def _write(self, conn: Connection, change: Change, now: float) -> Outcome:
+        if change.inbound_id is not None:
+            seen = conn.execute("INSERT INTO inbound (id, seen_at) VALUES (%s, %s) "
+                                "ON CONFLICT (id) DO NOTHING", (change.inbound_id, now))
+            if seen.rowcount == 0:
+                return Outcome.DUPLICATE
+        conv = change.conversation
+        if conv is not None:
+            values = _row(conv)
+            if change.expected_version is None:
+                written = conn.execute(self._insert_sql, (conv.ref.key, *values))
+            else:
+                written = conn.execute(self._update_sql,
+                                       (*values[:-1], conv.ref.key, change.expected_version))
+            if written.rowcount == 0:
+                return Outcome.CONFLICT
+        self._write_rest(conn, change.history, change.actions, now)
+        if change.aliases:
+            self._put_aliases(conn, change.aliases)
+        return Outcome.COMMITTED
+
+    def _write_rest(self, conn: Connection, history: Sequence[HistoryEvent],
+                    actions: Sequence[Action], now: float) -> None:
+        """A change's history and actions (after its conversation)."""
+        queued = []
+        for action in actions:  # encoded first: one that cannot be stored writes nothing
+            kind, payload = encode_action(action)
+            queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
+        with conn.cursor() as cursor:
+            if history:
+                cursor.executemany(
+                    "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                     for h in history])
+            if queued:
+                cursor.executemany(
+                    "INSERT INTO outbox (lane, priority, kind, payload, not_before, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s)", queued)
+
+    @staticmethod
+    def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO aliases (alias, conversation) VALUES (%s, %s) "
+                "ON CONFLICT (alias) DO UPDATE SET conversation = excluded.conversation",
+                list(aliases))
+
+    def attach(self, key: str, card: str, aliases: tuple[str, ...]) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE conversations SET card = %s, version = version + 1 "
+                         "WHERE key = %s", (card, key))
+            if aliases:
+                self._put_aliases(conn, [(alias, key) for alias in aliases])
+
+    # -- deadlines --------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        # Both minimums come off their partial indexes; greatest/least skip NULLs.
+        row = self._row("SELECT least((SELECT min(deadline) FROM conversations "
+                        "WHERE deadline IS NOT NULL), "
+                        "(SELECT min(due) FROM sweeps WHERE due IS NOT NULL))")
+        return None if row is None or row[0] is None else float(row[0])
+
+    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
+        rows = self._rows("SELECT key, deadline FROM conversations WHERE deadline IS NOT NULL "
+                          "AND deadline <= %s ORDER BY deadline LIMIT %s "
+                          "FOR UPDATE SKIP LOCKED", (now, limit))
+        return [(str(key), float(deadline)) for key, deadline in rows]
+
+    def postpone(self, key: str, until: float) -> None:
+        self._run("UPDATE conversations SET deadline = %s WHERE key = %s", (until, key))
+
+    # -- settings and reports ----------------------------------------------------------
+
+    def settings(self, scope: str) -> dict[str, str]:
+        rows = self._rows("SELECT key, value FROM settings WHERE scope = %s", (scope,))
+        return {str(key): str(value) for key, value in rows}
+
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
+        self._run("INSERT INTO settings (scope, key, value, updated_by, updated_at) "
+                  "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
+                  "value = excluded.value, updated_by = excluded.updated_by, "
+                  "updated_at = excluded.updated_at", (scope, key, value, by, at))
+
+    def drop_setting(self, scope: str, key: str) -> None:
+        self._run("DELETE FROM settings WHERE scope = %s AND key = %s", (scope, key))
+
+    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+        sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
+               "WHERE at >= %s")
+        params: tuple[object, ...] = (since,)
+        if team is not None:
+            sql += " AND team = %s"
+            params = (since, team)
+        rows = self._rows(sql + " ORDER BY id", params)
+        return [
+            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
+            for key, team_, kind, at, actor, value, detail in rows
+        ]
+
+    def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
+        rows = self._rows(f"{self._select} WHERE team = %s AND state <> 'closed' "
+                          "AND key > %s ORDER BY key LIMIT %s", (team, after, limit))
+        return [_conversation(row) for row in rows]
+
+    def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
+        # `since` as sweep.since_of has it for a conversation in the inbox
+        rows = self._rows(
+            "SELECT c.key, c.customer, c.preview, "
+            "coalesce(c.waiting_since, c.queued_at, c.opened_at) AS since, "
+            "CASE WHEN i.fate = 'handed_over' THEN i.operator END "
+            "FROM sweep_items i JOIN conversations c ON c.key = i.conversation "
+            "WHERE i.sweep = %s AND i.fate IN ('handed_over', 'unowned') "
+            "AND c.state = 'queued' AND c.owner IS NULL ORDER BY since, i.seq",
+            (sweep_id,))
+        return [HandoverLine(str(key), str(customer), str(preview), float(since), owner)
+                for key, customer, preview, since, owner in rows]
+
+    def open_keys(self, team: str) -> list[str]:
+        rows = self._rows("SELECT key FROM conversations WHERE team = %s "
+                          "AND state <> 'closed'", (team,))
+        return [str(row[0]) for row in rows]
+
+    def summary(self, team: str) -> tuple[int, int]:
+        """(open, overdue) conversations of a team: overdue = nudged or operators called."""
+        row = self._row("SELECT count(*), count(*) FILTER (WHERE nudged_at IS NOT NULL "
+                        "OR escalations > 0) FROM conversations WHERE team = %s "
+                        "AND state <> 'closed'", (team,))
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def prune(self, before: float) -> None:
+        """Forget inbound ids older than `before`; platforms stop redelivering long before."""
+        self._run("DELETE FROM inbound WHERE seen_at < %s", (before,))
+
+    # -- held requests ---------------------------------------------------------
+
+    def hold(self, platform: str, inbound_id: str, body: str, at: float) -> None:
+        self._run("INSERT INTO held (platform, inbound_id, body, at) VALUES (%s, %s, %s, %s) "
+                  "ON CONFLICT (inbound_id) DO NOTHING", (platform, inbound_id, body, at))
+
+    def held(self, platform: str, limit: int) -> list[Held]:
+        rows = self._rows("SELECT id, inbound_id, body, at FROM held WHERE platform = %s "
+                          "ORDER BY id LIMIT %s", (platform, limit))
+        return [Held(int(id_), str(inbound_id), str(body), float(at))
+                for id_, inbound_id, body, at in rows]
+
+    def release(self, held_id: int) -> None:
+        self._run("DELETE FROM held WHERE id = %s", (held_id,))
+
+
+_get_columns = operator.attrgetter(*_COLUMNS)
+_STATE_AT = _COLUMNS.index("state")
+_TIMER_AT = _COLUMNS.index("deadline_timer")
+
+
+def _row(conv: Conversation) -> tuple[Any, ...]:
+    values = list(_get_columns(conv))
+    values[_STATE_AT] = values[_STATE_AT].value
+    if values[_TIMER_AT] is not None:
+        values[_TIMER_AT] = values[_TIMER_AT].value
+    return tuple(values)
+
+
+def _conversation(row: tuple[Any, ...]) -> Conversation:
+    values = list(row[1:])
+    values[_STATE_AT] = State(str(values[_STATE_AT]))
+    if values[_TIMER_AT] is not None:
+        values[_TIMER_AT] = Timer(str(values[_TIMER_AT]))
+    return Conversation(ConversationRef.parse(str(row[0])), *values)

@@ -1,0 +1,104 @@
+"""PostgresStore's connections: a pool, and the one connection a batch holds.
+
+Pooled connections are in autocommit mode, so a lone statement is its own transaction
+with no BEGIN/COMMIT round trips. `batch()` takes one connection for its whole duration
+and opens a transaction on it; until it ends, every store call on the same thread runs
+on that connection, inside that transaction (as every call on a SQLiteStore joins its
+open transaction). `_transaction()` is a transaction of its own, or a savepoint inside
+the batch. The connection is per thread, not a contextvar: asyncio copies contextvars
+into every task created inside a batch, which would hand the batch's connection to work
+that outlives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from chat_rescue.storage.postgres_schema import migrate
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+# psycopg_pool logs every connection handed out at INFO: far too much for the bot's log.
+logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+
+
+class _Held(threading.local):
+    conn: Connection | None = None
+
+
+class PooledConnections:
+    """The pool and per-thread batch connection shared by PostgresStore's halves."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "chat-rescue",
+                  "connect_timeout": max(1, int(connect_timeout))}
+        # Migrate on a connection of its own first: a bad URL fails here, in the
+        # server's own words, rather than as a pool timeout.
+        with psycopg.connect(url, **kwargs) as conn:
+            self.schema_version = migrate(conn)
+            row = conn.execute("SHOW server_version").fetchone()
+            self.server_version = str(row[0]) if row else "?"
+        self.pool: ConnectionPool[Connection] = ConnectionPool(
+            url, kwargs=kwargs, min_size=1, max_size=pool_size, open=False,
+            name="chat-rescue", timeout=connect_timeout)
+        self.pool.open(wait=True, timeout=connect_timeout)
+        self._held = _Held()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the calls inside into one transaction on one connection (nested: the
+        outer batch's)."""
+        if self._held.conn is not None:
+            yield
+            return
+        with self.pool.connection() as conn, conn.transaction():
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
+
+    @property
+    def in_batch(self) -> bool:
+        return self._held.conn is not None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """The batch's connection on this thread, else one from the pool."""
+        held = self._held.conn
+        if held is not None:
+            yield held
+            return
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """All of the block or nothing: a transaction, or a savepoint inside a batch."""
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Execute one statement; returns how many rows it changed."""
+        with self._connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        """Close every connection of the pool."""
+        self.pool.close()

@@ -1,0 +1,404 @@
+"""What only PostgresStore promises: claims that several replicas share out exactly once,
+migrations taken once however many start together, a batch that is its thread's alone,
+and `describe` for `chat-rescue check`. Each replica is a store of its own (its own pool
+and connections) on one database, as separate processes would have."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.model import (
+    Conversation,
+    ConversationRef,
+    CustomerMessage,
+    HistoryEvent,
+    Nudge,
+    Timer,
+)
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.ticker import Ticker
+from chat_rescue.sandbox.postgres import Databases
+from chat_rescue.storage.base import Change, Outcome
+from chat_rescue.storage.factory import open_store
+from chat_rescue.storage.postgres import PostgresStore, describe
+from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
+
+T0 = 1_700_000_000.0
+REPLICAS = 4
+
+
+def ref(n: int) -> ConversationRef:
+    return ConversationRef("slack", "C1", f"{1700000000 + n}.000100")
+
+
+def due_at(n: int, deadline: float) -> Conversation:
+    return Conversation(ref(n), "team-a", f"cust-{n}", T0, timer_from=T0, deadline=deadline,
+                        deadline_timer=Timer.ACCEPT)
+
+
+@pytest.fixture
+def replicas(postgres_url: str) -> Iterator[list[PostgresStore]]:
+    stores = [PostgresStore(postgres_url) for _ in range(REPLICAS)]
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def together(stores: list[PostgresStore], work: Callable[[int, PostgresStore], None]) -> None:
+    """Run `work` on every replica at once, each on a thread of its own, from one start."""
+    start = threading.Barrier(len(stores))
+
+    def run(index: int) -> None:
+        start.wait()
+        work(index, stores[index])
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        for done in [pool.submit(run, i) for i in range(len(stores))]:
+            done.result()
+
+
+# --- claims ----------------------------------------------------------------------------
+
+
+def test_a_deadline_claimed_in_a_batch_is_passed_over_by_another_replica(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    for n in range(1, 6):
+        one.commit(Change(due_at(n, T0 + n)), T0)
+    with one.batch():
+        claimed = [key for key, _ in one.due(T0 + 10, 3)]
+        assert claimed == [ref(n).key for n in (1, 2, 3)]
+        with other.batch():  # skipped, not waited for
+            assert [key for key, _ in other.due(T0 + 10, 10)] == [ref(4).key, ref(5).key]
+    with other.batch():  # the claim ends with the batch (these were not moved on)
+        assert len(other.due(T0 + 10, 10)) == 5
+
+
+def test_replicas_claim_each_due_deadline_exactly_once(replicas: list[PostgresStore]) -> None:
+    total = 300
+    for n in range(total):
+        replicas[0].commit(Change(due_at(n, T0 + n % 7)), T0)
+    claims: dict[int, list[str]] = defaultdict(list)
+    outcomes: Counter[Outcome] = Counter()
+    lock = threading.Lock()
+
+    def fire(index: int, store: PostgresStore) -> None:
+        while True:
+            with store.batch():
+                due = store.due(T0 + 10, 8)
+                for key, _ in due:
+                    conv = store.load(key)
+                    assert conv is not None
+                    fired = replace(conv, deadline=None, deadline_timer=None, escalations=1)
+                    outcome = store.commit(Change(
+                        fired, expected_version=conv.version,
+                        history=(HistoryEvent(conv.ref, conv.team, "escalated", T0 + 10,
+                                              f"replica-{index}"),)), T0 + 10)
+                    with lock:
+                        claims[index].append(key)
+                        outcomes[outcome] += 1
+            if not due:
+                return
+
+    together(replicas, fire)
+    handled = [key for keys in claims.values() for key in keys]
+    assert sorted(handled) == sorted(ref(n).key for n in range(total))  # each exactly once
+    assert outcomes == {Outcome.COMMITTED: total}  # no replica even tried another's
+    assert len(replicas[0].history(None, 0)) == total
+    assert len([keys for keys in claims.values() if keys]) > 1  # the work was shared
+
+
+def test_replica_tickers_fire_each_deadline_once(postgres_url: str) -> None:
+    """The ticker, engine and commit end to end: several processes' tickers at once."""
+    clock = FakeClock(T0)
+    bots = []
+    for _ in range(REPLICAS):
+        store = PostgresStore(postgres_url)
+        service = Service(store, Policy(), clock)
+        bots.append((store, Ticker(store, service, clock, batch=16)))
+    try:
+        opener = bots[0][1].service
+        total = 200
+        for n in range(total):
+            opener.handle(CustomerMessage(ref(n), T0, f"cust-{n}", "help", "team-a"))
+        clock.t = T0 + 121  # every conversation's accept deadline has come
+        fired = [0] * REPLICAS
+
+        def tick(index: int, store: PostgresStore) -> None:
+            while (count := bots[index][1].fire_due(clock.now())) > 0:
+                fired[index] += count
+
+        together([store for store, _ in bots], tick)
+        escalated = Counter(h.ref for h in bots[0][0].history(None, 0) if h.kind == "escalated")
+        assert escalated == {ref(n): 1 for n in range(total)}
+        assert sum(fired) == total
+    finally:
+        for store, _ in bots:
+            store.close()
+
+
+def test_a_lane_item_leased_by_one_replica_is_not_leased_by_another(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    one.commit(Change(actions=(Nudge(ref(1), "ana", 1.0), Nudge(ref(1), "ana", 2.0))), T0)
+    first, second = one.pending(10)
+    with one.batch():  # a lease under way, not committed yet
+        assert one.lease([first.id], "replica-a", T0 + 60, T0) == [first.id]
+        assert other.lease([first.id], "replica-b", T0 + 60, T0) == []  # skipped
+        assert other.lease([second.id], "replica-b", T0 + 60, T0) == []  # same lane
+    assert other.heads("slack:", 10, T0) == []  # committed now: the lane waits
+    assert other.lease([second.id], "replica-b", T0 + 60, T0 + 1) == []
+
+
+def test_replicas_deliver_each_outbox_item_once_and_each_lane_in_order(
+        replicas: list[PostgresStore]) -> None:
+    lanes, per_lane = 12, 15
+    actions = [Nudge(ref(lane), "ana", float(n)) for n in range(per_lane)
+               for lane in range(lanes)]
+    for start in range(0, len(actions), 30):
+        replicas[0].commit(Change(actions=tuple(actions[start:start + 30])), T0)
+    delivered: list[tuple[str, int]] = []
+    doubly_leased: list[str] = []
+    lock = threading.Lock()
+
+    def deliver(index: int, store: PostgresStore) -> None:
+        owner = f"replica-{index}"
+        while store.pending(1):
+            heads = store.heads("slack:", 8, T0)
+            taken = store.lease([item.id for item in heads], owner, T0 + 60, T0)
+            # As committed now: no lane has two items leased at once.
+            doubled = store._rows("SELECT lane FROM outbox WHERE locked_until > %s "
+                                  "GROUP BY lane HAVING count(*) > 1", (T0,))
+            with lock:
+                doubly_leased.extend(str(lane) for (lane,) in doubled)
+                delivered.extend((item.lane, item.id) for item in heads if item.id in taken)
+            for item_id in taken:
+                store.settle(item_id)
+
+    together(replicas, deliver)
+    assert doubly_leased == []
+    assert Counter(item_id for _, item_id in delivered) == Counter(
+        {item_id: 1 for _, item_id in delivered})
+    assert len(delivered) == lanes * per_lane
+    by_lane: dict[str, list[int]] = defaultdict(list)
+    for lane, item_id in delivered:
+        by_lane[lane].append(item_id)
+    assert all(ids == sorted(ids) for ids in by_lane.values())
+
+
+def test_a_sweep_step_claimed_in_a_batch_is_passed_over(replicas: list[PostgresStore]) -> None:
+    from chat_rescue.bot.sweep import Sweep, sweep_id
+
+    one, other = replicas[:2]
+    sweeps = [Sweep(sweep_id("team-a", T0 + end), "team-a", T0 + end, T0 + end - 900,
+                    T0 + end + 3600, ("",)) for end in (1000, 2000)]
+    one.plan_sweeps("team-a", sweeps, T0)
+    with one.batch():
+        assert [s.id for s in one.due_sweeps(T0 + 1e6, 1)] == [sweeps[0].id]
+        assert [s.id for s in other.due_sweeps(T0 + 1e6, 5)] == [sweeps[1].id]
+
+
+def test_replica_sweepers_draw_each_operators_card_once(postgres_url: str) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from chat_rescue.bot.hours_text import from_environment
+    from chat_rescue.bot.model import OperatorMessage, SweepCard
+    from chat_rescue.bot.sweeper import Sweeper
+
+    def at(text: str) -> float:  # Berlin time; 4 December 2026 is a Friday
+        return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+
+    policy = Policy(schedule=from_environment("mon-fri 09:00-18:00", "Europe/Berlin", ""),
+                    sweep=900)
+    clock = FakeClock(at("2026-12-04 10:00"))
+    teams = []
+    for _ in range(REPLICAS):
+        store = PostgresStore(postgres_url)
+        service = Service(store, policy, clock)
+        teams.append((store, service, Sweeper(store, service, clock)))
+    try:
+        service = teams[0][1]
+        operators = [f"U0OP{n}" for n in range(6)]
+        for n in range(60):
+            service.handle(CustomerMessage(ref(n), clock.now(), f"cust-{n}", "hi", "team-a"))
+            service.handle(OperatorMessage(ref(n), clock.now() + 1, operators[n % 6]))
+        for _, _, sweeper in teams:
+            sweeper.start()
+        teams[0][2].fire_due(clock.now())  # plans the team's sweeps
+        clock.t = at("2026-12-04 17:45")
+
+        def sweep(index: int, store: PostgresStore) -> None:
+            # As the ticker does: again while a step is due (one that another replica
+            # holds is passed over until it commits).
+            while any(s.due is not None and s.due <= clock.now()
+                      for s in store.sweeps("team-a")):
+                teams[index][2].fire_due(clock.now())
+
+        together([store for store, _, _ in teams], sweep)
+        cards = Counter(item.action.operator for item in teams[0][0].pending(1000)
+                        if isinstance(item.action, SweepCard))
+        assert cards == {operator: 1 for operator in operators}
+    finally:
+        for store, _, _ in teams:
+            store.close()
+
+
+def test_planning_the_same_sweeps_again_does_not_hold_them(
+        replicas: list[PostgresStore]) -> None:
+    """Another replica planning a team (as each does when it starts) must not make a due
+    step look claimed."""
+    from chat_rescue.bot.sweep import Sweep, sweep_id
+
+    one, other = replicas[:2]
+    sweeps = [Sweep(sweep_id("team-a", T0 + 1000), "team-a", T0 + 1000, T0 + 100, None, ("",))]
+    one.plan_sweeps("team-a", sweeps, T0)
+    with one.batch():
+        one.plan_sweeps("team-a", sweeps, T0 + 100)
+        with other.batch():
+            assert [s.id for s in other.due_sweeps(T0 + 100, 5)] == [sweeps[0].id]
+
+
+# --- one store, several threads ------------------------------------------------------
+
+
+def test_a_batch_is_its_own_threads_alone(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        seen_inside: list[object] = []
+        with store.batch():
+            store.commit(Change(due_at(1, T0 + 5)), T0)
+            assert store.load(ref(1).key) is not None  # this thread sees its batch
+            worker = threading.Thread(target=lambda: seen_inside.append(store.load(ref(1).key)))
+            worker.start()
+            worker.join()
+        assert seen_inside == [None]  # another thread did not join the open transaction
+        assert store.load(ref(1).key) is not None
+    finally:
+        store.close()
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+def versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [int(row[0]) for row in
+                conn.execute("SELECT version FROM schema_version ORDER BY version")]
+
+
+def test_migrations_are_idempotent(postgres_databases: Databases) -> None:
+    url = postgres_databases.fresh(migrated=False)
+    first = PostgresStore(url)
+    first.commit(Change(due_at(1, T0 + 5)), T0)
+    first.close()
+    second = PostgresStore(url)
+    try:
+        assert second.schema_version == len(MIGRATIONS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert migrate(conn) == len(MIGRATIONS)
+            assert schema_version(conn) == len(MIGRATIONS)
+        assert versions(url) == list(range(1, len(MIGRATIONS) + 1))
+        assert second.load(ref(1).key) == due_at(1, T0 + 5)
+    finally:
+        second.close()
+
+
+def test_replicas_starting_together_on_a_new_database_migrate_it_once(
+        postgres_databases: Databases) -> None:
+    url = postgres_databases.fresh(migrated=False)
+    start = threading.Barrier(REPLICAS)
+
+    def open_one() -> PostgresStore:
+        start.wait()
+        return PostgresStore(url)
+
+    with ThreadPoolExecutor(REPLICAS) as pool:
+        stores = [done.result() for done in [pool.submit(open_one) for _ in range(REPLICAS)]]
+    try:
+        assert versions(url) == list(range(1, len(MIGRATIONS) + 1))
+        stores[0].commit(Change(due_at(1, T0 + 5)), T0)
+        assert all(store.load(ref(1).key) is not None for store in stores)
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.parametrize("at", range(len(MIGRATIONS)))
+def test_a_database_at_an_earlier_version_migrates_to_the_latest(
+        postgres_databases: Databases, at: int) -> None:
+    url = postgres_databases.fresh(migrated=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert migrate(conn, MIGRATIONS[:at]) == at
+    store = PostgresStore(url)
+    try:
+        assert versions(url) == list(range(1, len(MIGRATIONS) + 1))
+        assert store.commit(Change(due_at(1, T0 + 5)), T0) is Outcome.COMMITTED
+    finally:
+        store.close()
+
+
+# --- opening and checking --------------------------------------------------------------
+
+
+def test_a_postgresql_url_opens_a_postgres_store(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.next_deadline() is None
+    finally:
+        store.close()
+
+
+def test_describe_reports_the_server_and_the_schema(postgres_databases: Databases) -> None:
+    empty = postgres_databases.fresh(migrated=False)
+    assert "no schema yet" in describe(empty)
+    url = postgres_databases.fresh()
+    store = PostgresStore(url)
+    store.commit(Change(due_at(1, T0 + 5)), T0)
+    store.close()
+    version = postgres_databases.server_version().split(" ")[0]
+    place = urlsplit(url)
+    assert describe(url) == (f"PostgreSQL {version} at {place.hostname}:{place.port}"
+                             f"{place.path}: 1 conversations, schema {len(MIGRATIONS)}")
+
+
+def test_describe_says_why_a_server_cannot_be_used_without_the_password() -> None:
+    with pytest.raises(ValueError, match="cannot use PostgreSQL at 127.0.0.1:1/db") as said:
+        describe("postgresql://bot:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(said.value)
+
+
+def test_a_newer_schema_is_reported(postgres_databases: Databases) -> None:
+    url = postgres_databases.fresh()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (len(MIGRATIONS) + 1,))
+    with pytest.raises(ValueError, match="newer chat-rescue"):
+        describe(url)
+
+
+def test_the_advisory_lock_is_held_by_one_replica_and_freed_when_its_session_ends(
+        replicas: list[PostgresStore]) -> None:
+    one, two = (store.lock("telegram-poller") for store in replicas[:2])
+    assert one.try_take() and one.still_held()
+    assert not two.try_take() and not two.still_held()
+    one.give_up()
+    assert two.try_take()
+    # the holder's session dies (its process was killed): the server lets the lock go
+    held = two._conn  # type: ignore[attr-defined]
+    assert held is not None
+    with psycopg.connect(replicas[0].url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+    assert not two.still_held()
+    assert one.try_take()
+    one.give_up()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chat_rescue.bot.ports import Store
 from chat_rescue.storage import sqlite
-from chat_rescue.storage.base import Store
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 _NO_DRIVER = ("DATABASE_URL names a PostgreSQL database, but its driver is not installed: "

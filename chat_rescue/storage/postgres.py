@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-import threading
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,8 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
-from chat_rescue.storage.base import Change, Held, Outcome
+from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.postgres_lock import AdvisoryLock
 from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
@@ -86,8 +86,7 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url, pool_size=pool_size)
-        self._decoded: dict[int, Action] = {}
-        self._decoded_lock = threading.Lock()
+        self._decoded = Decoded()
         names = ", ".join(_COLUMNS)
         placeholders = ", ".join("%s" for _ in _COLUMNS)
         assignments = ", ".join(f"{c} = %s" for c in _COLUMNS if c != "version")

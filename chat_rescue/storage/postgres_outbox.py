@@ -12,17 +12,14 @@ whose fresh snapshot sees every lease committed before the lane locks were taken
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from typing import Any
 
-from chat_rescue.bot.codec import decode_action
-from chat_rescue.bot.model import Action, HistoryEvent
-from chat_rescue.storage.base import OutboxItem
+from chat_rescue.bot.model import HistoryEvent
+from chat_rescue.bot.ports import OutboxItem
+from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.postgres_pool import PooledConnections
 
 _RANK = 1 << 40  # rank = priority * _RANK + id: lowest rank first, one integer to compare
-DECODED_MIN = 4096  # decoded actions kept before looking for those settled elsewhere
 # pg_try_advisory_xact_lock(int, int): this class, then the lane's hash.
 LANE_LOCKS = int.from_bytes(b"chrl", "big") & 0x7FFF_FFFF
 
@@ -32,13 +29,11 @@ _COLUMNS = "id, lane, kind, payload, not_before, attempts, locked_by IS NOT NULL
 class OutboxTables(PooledConnections):
     """Outbox methods of the Store protocol (a base of PostgresStore)."""
 
-    _decoded: dict[int, Action]
-    _decoded_limit: int = DECODED_MIN
-    _decoded_lock: threading.Lock
+    _decoded: Decoded
 
     def pending(self, limit: int) -> list[OutboxItem]:
         rows = self._rows(f"SELECT {_COLUMNS} FROM outbox ORDER BY id LIMIT %s", (limit,))
-        return self._items(rows)
+        return self._decoded.items(rows)
 
     def heads(self, prefix: str, limit: int, now: float) -> list[OutboxItem]:
         # A busy lane (one chatty conversation) must not hide the heads of the others.
@@ -50,8 +45,8 @@ class OutboxTables(PooledConnections):
             "      HAVING coalesce(max(locked_until), 0) <= %s) h "
             f"ON o.id = h.rank %% {_RANK} ORDER BY h.rank LIMIT %s",
             (prefix, _after(prefix), now, limit))
-        items = self._items(rows)
-        self._forget_settled_elsewhere()
+        items = self._decoded.items(rows)
+        self._decoded.keep_queued(lambda: (int(i) for (i,) in self._rows("SELECT id FROM outbox")))
         return items
 
     def next_lease_end(self, prefix: str, now: float) -> float | None:
@@ -97,30 +92,6 @@ class OutboxTables(PooledConnections):
                           "AND locked_until > 0 RETURNING id", (owner,))
         return [int(item_id) for (item_id,) in rows]
 
-    def _items(self, rows: list[tuple[Any, ...]]) -> list[OutboxItem]:
-        decoded = self._decoded
-        items = []
-        for id_, lane, kind, payload, not_before, attempts, was_leased in rows:
-            item_id = int(id_)
-            action = decoded.get(item_id)
-            if action is None:
-                action = decoded[item_id] = decode_action(str(kind), str(payload))
-            items.append(OutboxItem(item_id, str(lane), action, float(not_before),
-                                    int(attempts), bool(was_leased)))
-        return items
-
-    def _forget_settled_elsewhere(self) -> None:
-        """Other replicas settle items too, and this one would keep their decoded actions
-        for ever (ids are never used again): whenever the cache has doubled, it keeps only
-        those still queued."""
-        if len(self._decoded) <= self._decoded_limit:
-            return
-        with self._decoded_lock:
-            queued = {int(item_id) for (item_id,) in self._rows("SELECT id FROM outbox")}
-            for gone in set(self._decoded) - queued:
-                self._decoded.pop(gone, None)
-            self._decoded_limit = max(DECODED_MIN, 2 * len(self._decoded))
-
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False, failed: bool = True,
                record: HistoryEvent | None = None) -> None:
@@ -133,7 +104,7 @@ class OutboxTables(PooledConnections):
                     (error, item_id))
             if retry_at is None or dead:
                 conn.execute("DELETE FROM outbox WHERE id = %s", (item_id,))
-                self._decoded.pop(item_id, None)
+                self._decoded.forget(item_id)
             else:
                 conn.execute(
                     "UPDATE outbox SET not_before = %s, attempts = attempts + %s, "
@@ -161,7 +132,7 @@ class OutboxTables(PooledConnections):
             "AND id <> %s AND coalesce(locked_until, 0) = 0 RETURNING id",
             (lane, through, keep))
         for (item_id,) in gone:
-            self._decoded.pop(int(item_id), None)
+            self._decoded.forget(int(item_id))
         return len(gone)
 
     def outbox_size(self) -> int:

@@ -25,7 +25,7 @@ _UNDER_WAY = ["sorting", "drawing", "carded"]  # cards being drawn or out, the e
 
 
 class SweepTables(PooledConnections):
-    """SweepStore methods (a base of PostgresStore)."""
+    """The sweep ports (`SweepPlans`, `SweepCards`) over PostgreSQL (a base of PostgresStore)."""
 
     def plan_sweeps(self, team: str, sweeps: Sequence[Sweep], now: float) -> None:
         kept = [sweep.id for sweep in sweeps]

@@ -31,6 +31,7 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
@@ -108,7 +109,7 @@ class SQLiteStore(OutboxTables, SweepTables):
         self.conn = conn
         self._batching = False
         # Decoded outbox actions by id: a paced backlog is read again and again.
-        self._decoded: dict[int, Action] = {}
+        self._decoded = Decoded()
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         self.migrate()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from chat_rescue.bot.codec import decode_action
-from chat_rescue.bot.model import Action, HistoryEvent
+from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.bot.ports import OutboxItem
+from chat_rescue.storage.decoded import Decoded
 
 _RANK = 1 << 40  # rank = priority * _RANK + id: lowest rank first, one integer to compare
-DECODED_MIN = 4096  # decoded actions kept before looking for those settled elsewhere
 
 
 class OutboxTables:
@@ -27,8 +26,7 @@ class OutboxTables:
     SQLiteStore)."""
 
     conn: sqlite3.Connection
-    _decoded: dict[int, Action]
-    _decoded_limit: int = DECODED_MIN
+    _decoded: Decoded
 
     def pending(self, limit: int) -> list[OutboxItem]:
         """Up to `limit` outbox items in the order they were queued. Not a port: the running
@@ -38,7 +36,7 @@ class OutboxTables:
             "FROM outbox ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
-        return self._items(rows)
+        return self._decoded.items(rows)
 
     def heads(self, prefix: str, limit: int, now: float) -> list[OutboxItem]:
         # A busy lane (one chatty conversation) must not hide the heads of the others.
@@ -51,8 +49,9 @@ class OutboxTables:
             f"ON o.id = h.rank % {_RANK} ORDER BY h.rank LIMIT ?",
             (prefix, _after(prefix), now, limit),
         ).fetchall()
-        items = self._items(rows)
-        self._forget_settled_elsewhere()
+        items = self._decoded.items(rows)
+        self._decoded.keep_queued(
+            lambda: (i for (i,) in self.conn.execute("SELECT id FROM outbox")))
         return items
 
     def next_lease_end(self, prefix: str, now: float) -> float | None:
@@ -94,28 +93,6 @@ class OutboxTables:
             "RETURNING id", (owner,)).fetchall()
         return [int(item_id) for (item_id,) in rows]
 
-    def _items(self, rows: list[tuple[int, str, str, str, float, int, int]]
-               ) -> list[OutboxItem]:
-        decoded = self._decoded
-        items = []
-        for id_, lane, kind, payload, not_before, attempts, was_leased in rows:
-            action = decoded.get(id_)
-            if action is None:
-                action = decoded[id_] = decode_action(kind, payload)
-            items.append(OutboxItem(id_, lane, action, not_before, attempts, bool(was_leased)))
-        return items
-
-    def _forget_settled_elsewhere(self) -> None:
-        """Another process settles items too, and this one would keep their decoded actions
-        for ever (ids are never used again): whenever the cache has doubled, it keeps only
-        those still queued."""
-        if len(self._decoded) <= self._decoded_limit:
-            return
-        queued = {item_id for (item_id,) in self.conn.execute("SELECT id FROM outbox")}
-        for gone in self._decoded.keys() - queued:
-            del self._decoded[gone]
-        self._decoded_limit = max(DECODED_MIN, 2 * len(self._decoded))
-
     def settle(self, item_id: int, *, retry_at: float | None = None, error: str = "",
                dead: bool = False, failed: bool = True,
                record: HistoryEvent | None = None) -> None:
@@ -130,7 +107,7 @@ class OutboxTables:
                 )
             if retry_at is None or dead:
                 self.conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-                self._decoded.pop(item_id, None)  # the id may be used again
+                self._decoded.forget(item_id)  # the id may be used again
             else:
                 self.conn.execute(
                     "UPDATE outbox SET not_before = ?, attempts = attempts + ?, last_error = ?, "
@@ -166,7 +143,7 @@ class OutboxTables:
             (lane, through, keep),
         ).fetchall()
         for (item_id,) in gone:
-            self._decoded.pop(item_id, None)
+            self._decoded.forget(item_id)
         return len(gone)
 
     def outbox_size(self) -> int:

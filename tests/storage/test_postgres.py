@@ -25,10 +25,10 @@ from chat_rescue.bot.model import (
     Timer,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.sandbox.postgres import Databases
-from chat_rescue.storage.base import Change, Outcome
 from chat_rescue.storage.factory import open_store
 from chat_rescue.storage.postgres import PostgresStore, describe
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version

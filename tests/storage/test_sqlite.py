@@ -254,9 +254,9 @@ def test_decoded_actions_settled_by_another_process_are_forgotten(db_path: Path)
         items = reader.heads("slack:", 100, T0)
         for item in items[:8]:
             sender.settle(item.id)
-        reader._decoded_limit = 4  # as if the cache had grown past its limit
+        reader._decoded._limit = 4  # as if the cache had grown past its limit
         reader.heads("slack:", 100, T0)
-        assert set(reader._decoded) == {item.id for item in items[8:]}
+        assert set(reader._decoded._by_id) == {item.id for item in items[8:]}
     finally:
         reader.close()
         sender.close()

@@ -60,7 +60,8 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
-from chat_rescue.storage.sqlite import SQLiteStore, _row
+from chat_rescue.storage.rows import row_of
+from chat_rescue.storage.sqlite import SQLiteStore
 
 TABLES = ("conversations", "history", "outbox", "inbound")
 CHANNELS = ("C01INTAKE", "C02BILLING", "C03SALES", "C04VIP")
@@ -171,7 +172,7 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
         conv = change.conversation
         insert = update = None
         if conv is not None:
-            values = _row(conv)
+            values = row_of(conv)
             if change.expected_version is None:
                 insert = (conv.ref.key, *values)
             else:

@@ -11,10 +11,7 @@ replica's `due` passes over them until the batch ends.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -27,8 +24,6 @@ from chat_rescue.bot.model import (
     ConversationRef,
     HandoverLine,
     HistoryEvent,
-    State,
-    Timer,
     lane_of,
     priority_of,
 )
@@ -39,11 +34,11 @@ from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
 from chat_rescue.storage.postgres_schema import MIGRATIONS, schema_version
 from chat_rescue.storage.postgres_sweeps import SweepTables
+from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 
 __all__ = ["PostgresStore", "describe"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
-_COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
 
 
 def where_is(url: str) -> str:
@@ -87,9 +82,9 @@ class PostgresStore(OutboxTables, SweepTables):
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url, pool_size=pool_size)
         self._decoded = Decoded()
-        names = ", ".join(_COLUMNS)
-        placeholders = ", ".join("%s" for _ in _COLUMNS)
-        assignments = ", ".join(f"{c} = %s" for c in _COLUMNS if c != "version")
+        names = ", ".join(COLUMNS)
+        placeholders = ", ".join("%s" for _ in COLUMNS)
+        assignments = ", ".join(f"{c} = %s" for c in COLUMNS if c != "version")
         self._insert_sql = (f"INSERT INTO conversations (key, {names}) VALUES (%s, "
                             f"{placeholders}) ON CONFLICT (key) DO NOTHING")
         self._update_sql = (f"UPDATE conversations SET {assignments}, version = version + 1 "
@@ -103,7 +98,7 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def load(self, key: str) -> Conversation | None:
         row = self._row(f"{self._select} WHERE key = %s", (key,))
-        return _conversation(row) if row else None
+        return conversation_of(row) if row else None
 
     def resolve(self, alias: str) -> str | None:
         row = self._row("SELECT conversation FROM aliases WHERE alias = %s", (alias,))
@@ -127,7 +122,7 @@ class PostgresStore(OutboxTables, SweepTables):
         for change in changes:
             conv = change.conversation
             assert conv is not None
-            rows.append((*_row(conv)[:-1], conv.ref.key, change.expected_version))
+            rows.append((*row_of(conv)[:-1], conv.ref.key, change.expected_version))
         together = False
         with self._connection() as conn, conn.transaction() as tx:
             with conn.cursor() as cursor:
@@ -147,7 +142,7 @@ class PostgresStore(OutboxTables, SweepTables):
                 return Outcome.DUPLICATE
         conv = change.conversation
         if conv is not None:
-            values = _row(conv)
+            values = row_of(conv)
             if change.expected_version is None:
                 written = conn.execute(self._insert_sql, (conv.ref.key, *values))
             else:
@@ -243,7 +238,7 @@ class PostgresStore(OutboxTables, SweepTables):
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self._rows(f"{self._select} WHERE team = %s AND state <> 'closed' "
                           "AND key > %s ORDER BY key LIMIT %s", (team, after, limit))
-        return [_conversation(row) for row in rows]
+        return [conversation_of(row) for row in rows]
 
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         # `since` as sweep.since_of has it for a conversation in the inbox
@@ -288,24 +283,3 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def release(self, held_id: int) -> None:
         self._run("DELETE FROM held WHERE id = %s", (held_id,))
-
-
-_get_columns = operator.attrgetter(*_COLUMNS)
-_STATE_AT = _COLUMNS.index("state")
-_TIMER_AT = _COLUMNS.index("deadline_timer")
-
-
-def _row(conv: Conversation) -> tuple[Any, ...]:
-    values = list(_get_columns(conv))
-    values[_STATE_AT] = values[_STATE_AT].value
-    if values[_TIMER_AT] is not None:
-        values[_TIMER_AT] = values[_TIMER_AT].value
-    return tuple(values)
-
-
-def _conversation(row: tuple[Any, ...]) -> Conversation:
-    values = list(row[1:])
-    values[_STATE_AT] = State(str(values[_STATE_AT]))
-    if values[_TIMER_AT] is not None:
-        values[_TIMER_AT] = Timer(str(values[_TIMER_AT]))
-    return Conversation(ConversationRef.parse(str(row[0])), *values)

@@ -7,8 +7,6 @@ WAL journal with `synchronous=NORMAL`, schema migrations keyed on
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -25,13 +23,12 @@ from chat_rescue.bot.model import (
     ConversationRef,
     HandoverLine,
     HistoryEvent,
-    State,
-    Timer,
     lane_of,
     priority_of,
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.storage.decoded import Decoded
+from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
@@ -40,8 +37,6 @@ from chat_rescue.storage.sqlite_sweeps import SweepTables
 __all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
-_COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
-_BOOLS = {"snoozed", "reminded"}
 
 
 def _path_of(url: str) -> str:
@@ -113,16 +108,16 @@ class SQLiteStore(OutboxTables, SweepTables):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         self.migrate()
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        assignments = ", ".join(f"{c} = ?" for c in _COLUMNS if c != "version")
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        assignments = ", ".join(f"{c} = ?" for c in COLUMNS if c != "version")
         self._insert_sql = (
-            f"INSERT INTO conversations (key, {', '.join(_COLUMNS)}) VALUES (?, {placeholders})"
+            f"INSERT INTO conversations (key, {', '.join(COLUMNS)}) VALUES (?, {placeholders})"
         )
         self._update_sql = (
             f"UPDATE conversations SET {assignments}, version = version + 1 "
             "WHERE key = ? AND version = ?"
         )
-        self._select_sql = f"SELECT key, {', '.join(_COLUMNS)} FROM conversations WHERE key = ?"
+        self._select_sql = f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE key = ?"
 
     def migrate(self) -> int:
         """Bring the schema to the newest version; returns that version.
@@ -149,7 +144,7 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def load(self, key: str) -> Conversation | None:
         row = self.conn.execute(self._select_sql, (key,)).fetchone()
-        return _conversation(row) if row else None
+        return conversation_of(row) if row else None
 
     def resolve(self, alias: str) -> str | None:
         row = self.conn.execute(
@@ -196,7 +191,7 @@ class SQLiteStore(OutboxTables, SweepTables):
             for change in changes:
                 conv = change.conversation
                 assert conv is not None
-                rows.append((*_row(conv)[:-1], conv.ref.key, change.expected_version))
+                rows.append((*row_of(conv)[:-1], conv.ref.key, change.expected_version))
             updated = conn.executemany(self._update_sql, rows)
             together = updated.rowcount == len(changes)
             if together:
@@ -243,7 +238,7 @@ class SQLiteStore(OutboxTables, SweepTables):
                 return Outcome.DUPLICATE
         conv = change.conversation
         if conv is not None:
-            values = _row(conv)
+            values = row_of(conv)
             if change.expected_version is None:
                 try:
                     conn.execute(self._insert_sql, (conv.ref.key, *values))
@@ -357,10 +352,10 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self.conn.execute(
-            f"SELECT key, {', '.join(_COLUMNS)} FROM conversations WHERE team = ? "
+            f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE team = ? "
             "AND state != 'closed' AND key > ? ORDER BY key LIMIT ?", (team, after, limit)
         ).fetchall()
-        return [_conversation(row) for row in rows]
+        return [conversation_of(row) for row in rows]
 
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         # `since` as sweep.since_of has it for a conversation in the inbox
@@ -412,29 +407,3 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def close(self) -> None:
         self.conn.close()
-
-
-_get_columns = operator.attrgetter(*_COLUMNS)
-_BOOL_AT = [i for i, name in enumerate(_COLUMNS) if name in _BOOLS]
-_STATE_AT = _COLUMNS.index("state")
-_TIMER_AT = _COLUMNS.index("deadline_timer")
-
-
-def _row(conv: Conversation) -> tuple[object, ...]:
-    values = list(_get_columns(conv))
-    for i in _BOOL_AT:
-        values[i] = int(values[i])
-    values[_STATE_AT] = values[_STATE_AT].value
-    if values[_TIMER_AT] is not None:
-        values[_TIMER_AT] = values[_TIMER_AT].value
-    return tuple(values)
-
-
-def _conversation(row: tuple[object, ...]) -> Conversation:
-    values = list(row[1:])
-    for i in _BOOL_AT:
-        values[i] = bool(values[i])
-    values[_STATE_AT] = State(str(values[_STATE_AT]))
-    if values[_TIMER_AT] is not None:
-        values[_TIMER_AT] = Timer(str(values[_TIMER_AT]))
-    return Conversation(ConversationRef.parse(str(row[0])), *values)  # type: ignore[arg-type]

@@ -272,11 +272,11 @@ async def play(speed: float = 500.0, write: Callable[[str], None] = print,
         await runtime.start()
         try:
             for moment in moments(_day()):
-                await _until(clock, OPENS + moment[0][0].at)
+                await until(clock, OPENS + moment[0][0].at, runtime)
                 with clock.held():  # what the script does at one time happens at once
                     for step in (step for steps in moment for step in steps):
                         _play(step, runtime, store, console, clock.now())
-            await _until(clock, OPENS + DAY_END)  # the last auto-closes and reminders
+            await until(clock, OPENS + DAY_END, runtime)  # the last auto-closes and reminders
             await runtime.drained()
         finally:
             await runtime.stop()
@@ -343,7 +343,12 @@ def moments(steps: list[Step]) -> list[list[list[Step]]]:
     return [list(by_conv.values()) for by_conv in grouped.values()]
 
 
-async def _until(clock: FastClock, at: float) -> None:
+async def until(clock: FastClock, at: float, runtime: Runtime) -> None:
+    """Sleep until `at` on the day's clock, then let the bot catch up on what came due by
+    then with the clock paused: the script acts on the day the bot has shown, however
+    slow the machine is for the speed."""
     wait = clock.real(at - clock.now())
     if wait > 0:
         await asyncio.sleep(wait)
+    with clock.paused():
+        await runtime.caught_up()

@@ -4,6 +4,7 @@ every configured platform adapter.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol
 
@@ -54,12 +55,14 @@ def build_adapters(settings: Settings, service: Service, clock: Clock) -> list[A
 
 OVERDUE_LIMIT = 60.0  # a deadline this late means the ticker is not doing its job
 STUCK_LIMIT = 60.0  # a loop failing this long on end is not getting over a blip
+STORE_ANSWERS = 5.0  # seconds /healthz waits for the store's thread
 
 
-def health(bot: Bot) -> dict[str, object]:
+async def health(bot: Bot) -> dict[str, object]:
     """What /healthz reports: each loop's state, what each outbox worker delivered, the
     oldest overdue deadline and the oldest action waiting for delivery (seconds), and
-    "failing" when a loop is dead or a deadline is more than a minute overdue."""
+    "failing" when a loop is dead, a deadline is more than a minute overdue or the store
+    does not answer within STORE_ANSWERS seconds."""
     now = bot.clock.now()
     loops = bot.loops.states()
     stuck = bot.loops.stuck(STUCK_LIMIT)
@@ -75,7 +78,7 @@ def health(bot: Bot) -> dict[str, object]:
     for adapter in bot.adapters:  # what only one replica does, and which one does it
         led = getattr(adapter, "leads", None)
         if led is not None:
-            leads.update(led())
+            leads.update(await led())
     if leads:
         report["leads"] = leads
     # What this process's outbox workers did since it started (several processes may
@@ -85,8 +88,12 @@ def health(bot: Bot) -> dict[str, object]:
                                           "leased_elsewhere": o.leased_elsewhere}
                         for o in bot.runtime.outboxes}
     try:
-        deadline = bot.store.next_deadline()
-        queued = bot.store.oldest_pending()
+        async with asyncio.timeout(STORE_ANSWERS):
+            deadline, queued = await bot.service.call(
+                lambda: (bot.store.next_deadline(), bot.store.oldest_pending()))
+    except TimeoutError:  # its thread is stuck (a lock held elsewhere, a hung server)
+        report.update(status="failing", error=f"store: no answer in {STORE_ANSWERS:g}s")
+        return report
     except Exception as failed:  # the store itself is what fails
         report.update(status="failing", error=f"store: {type(failed).__name__}: {failed}")
         return report
@@ -103,7 +110,7 @@ def health(bot: Bot) -> dict[str, object]:
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness as JSON; 503 when failing, so a load balancer or supervisor can act."""
-    report = health(request.app[BOT])
+    report = await health(request.app[BOT])
     return web.json_response(report, status=200 if report["status"] == "ok" else 503)
 
 

@@ -60,6 +60,19 @@ class FastClock:
         finally:
             self._held = None
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stand still inside, then go on from where it stood: the real time spent inside
+        is skipped (a script waiting for the bot to catch up, on a machine too slow for
+        the speed, shows the same day as on a fast one)."""
+        stood, began = self.now(), time.monotonic()
+        self._held = stood
+        try:
+            yield
+        finally:
+            self._origin += time.monotonic() - began
+            self._held = None
+
     def monotonic(self) -> float:
         # Its own reading: neither `held` nor a new origin may stop or step it.
         return time.monotonic() * self.speed

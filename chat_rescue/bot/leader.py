@@ -49,7 +49,7 @@ class Leader:
     again while another replica leads; `leading` says which it is now."""
 
     def __init__(self, lock: Lock, what: str, *, replica: str = "",
-                 on_lead: Callable[[], None] | None = None) -> None:
+                 on_lead: Callable[[], Awaitable[None]] | None = None) -> None:
         self.lock = lock
         self.what = what
         self.replica = replica_name(replica)
@@ -65,7 +65,7 @@ class Leader:
         self.leading = True
         log.info("this replica (%s) leads %s now", self.replica, self.what)
         if self.on_lead is not None:
-            self.on_lead()
+            await self.on_lead()
         await start()
         return True
 

@@ -58,6 +58,7 @@ from chat_rescue.bot.ports import (
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweep import Phase
+from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,11 @@ class Outbox:
     """One worker per platform, draining that platform's lanes of the store's outbox."""
 
     def __init__(self, store: OutboxStore, platform: Platform, clock: Clock, *,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, worker: StoreWorker | None = None) -> None:
         self.store = store
+        # Every look at the store runs on the store's thread (the service's worker, shared
+        # with everything else in the process): the loop only waits for the platform.
+        self._call = (worker or StoreWorker()).call
         self.platform = platform
         self.clock = clock
         self.delivered = 0
@@ -201,6 +205,8 @@ class Outbox:
         self._waiting_complete = False
         self._asleep_until: float | None = None
         self._stopping = False
+        self._hurry = False
+        self._sleeping = False
 
     def poke(self, actions: Sequence[Action] = ()) -> None:
         """Actions were queued: look at the outbox now, unless none of them can go before
@@ -221,6 +227,13 @@ class Outbox:
         # may still roll back.)
         return self._asleep_until is None or free_at < self._asleep_until
 
+    @property
+    def idle(self) -> bool:
+        """Asleep with nothing ready now and no poke waiting (a script's check that it
+        caught up)."""
+        return self._sleeping and not self._wake.is_set() and (
+            self._asleep_until is None or self._asleep_until > self.clock.monotonic())
+
     def stop_soon(self) -> None:
         """Start no new delivery: the one under way finishes (and is settled), then `run`
         returns. What is still queued waits in the store for the next worker."""
@@ -229,7 +242,7 @@ class Outbox:
 
     def retry_now(self) -> None:
         """What waited for a retry goes now (the cause is cured: rights given back)."""
-        self.store.hurry(self._prefix)
+        self._hurry = True  # the next look at the store lifts the stored holds first
         for place in self._lacking:  # a rate limit still holds: the platform said so
             self._next_free.pop(place, None)
         self._lacking.clear()
@@ -251,7 +264,7 @@ class Outbox:
     async def run(self, loop: Loop | None = None) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
         (the store failing, a bug) ends the call: its supervisor pauses and calls again."""
-        self.take_over_dead()
+        await self._call(self.take_over_dead)
         while not self._stopping:
             self._wake.clear()
             next_at = await self.drain()
@@ -265,9 +278,13 @@ class Outbox:
             self._asleep_until = next_at
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+            self._sleeping = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+            finally:
+                self._sleeping = False
             self._asleep_until = None
             if next_at is not None:
                 # A paced backlog is waiting, and pokes come once per stored event:
@@ -278,7 +295,7 @@ class Outbox:
     async def drain(self) -> float | None:
         """Deliver everything that may go now; return when (monotonic) the next may go."""
         while not self._stopping:
-            ready, next_at = self._ready()
+            ready, next_at = await self._call(self._ready)
             if not ready:
                 return next_at
             progressed = False
@@ -287,7 +304,7 @@ class Outbox:
                     return None
                 progressed |= await self._send(batch)
             if not progressed:
-                ready, next_at = self._ready()
+                ready, next_at = await self._call(self._ready)
                 if ready:  # ready yet not sent (a lease lost, a wait of 0 s): soon, not never
                     return self.clock.monotonic() + RETRY_SOON
                 return next_at
@@ -295,6 +312,9 @@ class Outbox:
 
     def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
+        if self._hurry:
+            self._hurry = False
+            self.store.hurry(self._prefix)
         wall, now = self.clock.now(), self.clock.monotonic()
         ready, next_at = [], None
         lease_end = self.store.next_lease_end(self._prefix, wall)
@@ -367,8 +387,8 @@ class Outbox:
         if self._free_at(probe, now := self.clock.monotonic()) > now:
             return False  # an earlier delivery in this round took the slot
         wall = self.clock.now()
-        taken = set(self.store.lease([item.id for item in batch], self.owner, wall + LEASE,
-                                     wall))
+        taken = set(await self._call(self.store.lease, [item.id for item in batch], self.owner,
+                                     wall + LEASE, wall))
         self.leased_elsewhere += len(batch) - len(taken)
         batch = [item for item in batch if item.id in taken]  # the others: someone else's
         try:
@@ -376,7 +396,8 @@ class Outbox:
         except BaseException:
             # Whatever broke (the store, a bug, a cancellation), the items go back now
             # rather than when their leases run out (at least once: one may have gone).
-            self._give_back(batch)
+            # (A job handed over is carried out even if this task is cancelled again.)
+            await self._call(self._give_back, batch)
             raise
 
     def _give_back(self, batch: list[OutboxItem]) -> None:
@@ -401,7 +422,9 @@ class Outbox:
             return "its sweep was called off"
         return None if sweep.drawn_at == action.drawn_at else "the sweep was drawn again"
 
-    async def _send_leased(self, batch: list[OutboxItem], place: str) -> bool:
+    def _sendable(self, batch: list[OutboxItem]) -> tuple[int, list[tuple[OutboxItem, Action]]]:
+        """On the store's thread: the outbox's mark, and each item as it is to go now (its
+        card drawn afresh), the stale ones dropped."""
         mark = self.store.outbox_mark()  # before the conversations are read for the cards
         sendable: list[tuple[OutboxItem, Action]] = []
         for item in batch:
@@ -421,6 +444,10 @@ class Outbox:
                 self.store.settle(item.id, error="conversation not found", dead=True)
                 continue
             sendable.append((item, self._fresh(item.action, conv)))
+        return mark, sendable
+
+    async def _send_leased(self, batch: list[OutboxItem], place: str) -> bool:
+        mark, sendable = await self._call(self._sendable, batch)
         if not sendable:
             return bool(batch)
         items = [item for item, _ in sendable]
@@ -436,28 +463,46 @@ class Outbox:
                     self._lacking.add(place)
                 else:  # a rate limit now: retry_now must not lift it
                     self._lacking.discard(place)
-            for item in items:
-                self._settle_later(item, wait.after, error=str(wait), failed=False)
+            await self._call(self._put_back, items, wait.after, str(wait))
             return False
         except Undeliverable as gone:
             log.warning("%s: giving up on %s: %s", self.platform.name, type(action).__name__, gone)
-            for item in items:
-                self._holds.pop(item.id, None)
-                self.store.settle(item.id, error=str(gone), dead=True)
+            await self._call(self._give_up, items, str(gone))
             return True
         except Exception as failed:  # network errors, 5xx, timeouts: back off and retry
             error = f"{type(failed).__name__}: {failed}"
-            given_up = False
-            for item in items:
-                dead = item.attempts + 1 >= MAX_ATTEMPTS
-                self._settle_later(item, backoff(item.attempts), error=error, failed=True,
-                                   dead=dead)
-                given_up |= dead
+            given_up = await self._call(self._back_off, items, error)
             log.warning("%s: delivery of %s failed (%s); %s", self.platform.name,
                         type(action).__name__, error,
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
         self._lacking.discard(place)  # whatever was missing is there again
+        await self._call(self._delivered, items, posted, mark)
+        return True
+
+    # -- settling, on the store's thread ---------------------------------------------------
+
+    def _put_back(self, items: list[OutboxItem], after: float, why: str) -> None:
+        for item in items:
+            self._settle_later(item, after, error=why, failed=False)
+
+    def _give_up(self, items: list[OutboxItem], why: str) -> None:
+        for item in items:
+            self._holds.pop(item.id, None)
+            self.store.settle(item.id, error=why, dead=True)
+
+    def _back_off(self, items: list[OutboxItem], error: str) -> bool:
+        """Each item back for its backoff, or given up after its last attempt; True if
+        any was given up."""
+        given_up = False
+        for item in items:
+            dead = item.attempts + 1 >= MAX_ATTEMPTS
+            self._settle_later(item, backoff(item.attempts), error=error, failed=True,
+                               dead=dead)
+            given_up |= dead
+        return given_up
+
+    def _delivered(self, items: list[OutboxItem], posted: Posted | None, mark: int) -> None:
         first = items[0]
         if isinstance(first.action, PostCard | UpdateCard):
             if isinstance(posted, Posted):
@@ -467,7 +512,6 @@ class Outbox:
         for item in items:
             self._settled(item)
         self.delivered += len(items)
-        return True
 
     def _drop(self, item: OutboxItem, conv: Conversation | None, why: str) -> None:
         """A notice whose reason has gone: not sent, and recorded in the history."""

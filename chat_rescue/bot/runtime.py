@@ -29,7 +29,8 @@ class Runtime:
         self.loops = loops or Loops()
         self.sweeper = Sweeper(service.store, service, clock)
         self.ticker = Ticker(service.store, service, clock, sweeper=self.sweeper)
-        self.outboxes = [Outbox(service.store, platform, clock) for platform in platforms]
+        self.outboxes = [Outbox(service.store, platform, clock, worker=service.worker)
+                         for platform in platforms]
         for outbox in self.outboxes:
             service.on_outbox(outbox.poke)
             bind = getattr(outbox.platform, "bind_outbox", None)
@@ -43,7 +44,7 @@ class Runtime:
     async def start(self) -> None:
         """Start the ticker (which plans every team's sweeps first), the outbox workers and
         the daily clean-up."""
-        self.sweeper.start()
+        await self.service.call(self.sweeper.start)
         supervise = self.loops.supervise
         self._tasks.append(asyncio.create_task(supervise("ticker", self.ticker.run),
                                                name="ticker"))
@@ -58,7 +59,8 @@ class Runtime:
         Telegram may hand out an old update_id again after a long silence.
         """
         while True:
-            self.service.store.prune(self.clock.now() - KEEP_INBOUND_IDS)
+            await self.service.call(self.service.store.prune,
+                                    self.clock.now() - KEEP_INBOUND_IDS)
             loop.ok()
             await asyncio.sleep(3600)
 
@@ -82,6 +84,23 @@ class Runtime:
                 # Shutting down must finish whatever a task died of (it was logged then).
                 log.exception("%s had stopped with an error", task.get_name())
         self._tasks.clear()
+        await self.service.worker.idle()  # what the cancelled tasks handed over has run
+
+    async def caught_up(self, timeout: float = 2.0, poll: float = 0.001) -> bool:
+        """Wait until the ticker has fired what is due, every outbox worker sleeps with
+        nothing ready to go, and the store's thread has no work (seen twice in a row):
+        what a script on a paused clock waits for. False if `timeout` passed first."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        seen = 0
+        while seen < 2:
+            if loop.time() >= until:
+                return False
+            quiet = self.ticker.idle and all(o.idle for o in self.outboxes) \
+                and self.service.worker.is_idle
+            seen = seen + 1 if quiet else 0
+            await asyncio.sleep(poll)
+        return True
 
     async def drained(self, timeout: float = 10.0, poll: float = 0.02) -> bool:
         """Wait until every queued action for these platforms has been delivered (or
@@ -90,12 +109,16 @@ class Runtime:
         until = loop.time() + timeout
         store = self.service.store
         prefixes = [f"{o.platform.name}:" for o in self.outboxes]
-        while loop.time() < until:
+
+        def busy() -> bool:
+            # One job on the store's thread, so this process's workers cannot lease or put
+            # back an item between the two reads.
             now = self.clock.now()
-            # Nothing awaits between the two reads, so this process's workers cannot
-            # lease or put back an item in between.
-            if not any(store.next_lease_end(prefix, now) is not None
-                       or store.heads(prefix, 1, now) for prefix in prefixes):
+            return any(store.next_lease_end(prefix, now) is not None
+                       or store.heads(prefix, 1, now) for prefix in prefixes)
+
+        while loop.time() < until:
+            if not await self.service.call(busy):
                 return True
             await asyncio.sleep(poll)
         return False

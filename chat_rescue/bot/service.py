@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from functools import partial
+from typing import Any, TypeVar
 
 from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
@@ -22,10 +23,13 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.policy import Policy, resolve
 from chat_rescue.bot.ports import Change, Outcome, Store
+from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 def team_scope(team: str) -> str:
@@ -41,7 +45,8 @@ class Service:
 
     `handle` is synchronous on purpose: nothing awaits between reading a
     conversation and committing its change, and the store's conditional update
-    covers other processes.
+    covers other processes. The event loop runs it, and all other store work, on the
+    store's thread (`call`, `submit`), and is woken by the listeners from there.
     """
 
     def __init__(
@@ -57,29 +62,35 @@ class Service:
         self.clock = clock
         self.preview_chars = preview_chars
         self._policies: dict[tuple[str, str], Policy] = {}
+        self.worker = StoreWorker(store)
         self._deadline_listeners: list[Callable[[float], None]] = []
-        self._waiting: list[_Submitted] = []
         self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
         self._team_listeners: list[Callable[[str, bool], None]] = []
 
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run store work, `fn(*args, **kwargs)`, on the store's thread; await its result."""
+        return await self.worker.call(fn, *args, **kwargs)
+
     def on_deadline(self, listener: Callable[[float], None]) -> None:
-        """Call `listener(at)` whenever a conversation gets a deadline (the ticker's wake-up)."""
+        """Call `listener(at)`, on the event loop, whenever a conversation gets a deadline
+        (the ticker's wake-up)."""
         self._deadline_listeners.append(listener)
 
     def on_outbox(self, listener: Callable[[tuple[Action, ...]], None]) -> None:
-        """Call `listener(actions)` whenever actions were queued (the outbox's wake-up)."""
+        """Call `listener(actions)`, on the event loop, whenever actions were queued (the
+        outbox's wake-up)."""
         self._outbox_listeners.append(listener)
 
     def on_team(self, listener: Callable[[str, bool], None]) -> None:
-        """Call `listener(team, changed)` when a team's settings changed (`changed`) or it
-        opened a conversation: the sweeps' planner (its shifts may end at other times)."""
+        """Call `listener(team, changed)`, in the transaction, when a team's settings
+        changed (`changed`) or it opened a conversation: the sweeps' planner (its shifts
+        may end at other times)."""
         self._team_listeners.append(listener)
 
     def scheduled(self, at: float) -> None:
         """Something other than a conversation got a deadline at `at` (a sweep's next step):
         wake the ticker for it."""
-        for listener in self._deadline_listeners:
-            listener(at)
+        self._wake_deadline(at)
 
     def team_policy(self, team: str) -> Policy:
         """The team's own policy (no channel's overrides): what its sweeps follow."""
@@ -226,8 +237,7 @@ class Service:
         if outcome is Outcome.DUPLICATE:
             log.info("skipped %s: already processed", inbound_id)
             return False
-        for notify in self._outbox_listeners:
-            notify(queued)
+        self._wake_outbox(queued)
         return True
 
     async def submit(
@@ -238,62 +248,32 @@ class Service:
         extra_actions: Iterable[Action] = (),
         aliases: Iterable[str] = (),
     ) -> engine.Decision | None:
-        """`handle`, group-committed: events that arrive in the same loop iteration share
+        """`handle` on the store's thread, group-committed: events waiting together share
         one transaction (each still all-or-nothing). Returns once the commit is durable,
         so an adapter that acknowledges after awaiting this never acknowledges a loss.
         """
-        loop = asyncio.get_running_loop()
-        if not self._waiting:
-            loop.call_soon(self._flush)
-        done: asyncio.Future[engine.Decision | None] = loop.create_future()
-        self._waiting.append(_Submitted(event, inbound_id, tuple(extra_actions), done,
-                                        tuple(aliases)))
-        return await done
-
-    def _flush(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        results: list[tuple[_Submitted, engine.Decision | None | BaseException]] = []
-        try:
-            with self.store.batch():
-                for item in waiting:
-                    try:
-                        outcome: engine.Decision | None | BaseException = self.handle(
-                            item.event, inbound_id=item.inbound_id,
-                            extra_actions=item.extra_actions, aliases=item.aliases)
-                    except Exception as failed:
-                        outcome = failed
-                    results.append((item, outcome))
-        except Exception as failed:  # the COMMIT itself failed: nothing of it is durable
-            results = [(item, failed) for item in waiting]
-        for item, outcome in results:
-            if item.done.done():
-                continue  # the submitter was cancelled
-            if isinstance(outcome, BaseException):
-                item.done.set_exception(outcome)
-            else:
-                item.done.set_result(outcome)
+        return await self.worker.call(self.handle, event, inbound_id=inbound_id,
+                                      extra_actions=tuple(extra_actions),
+                                      aliases=tuple(aliases), grouped=True)
 
     def _notify(self, decision: engine.Decision, queued: tuple[Action, ...]) -> None:
         conv = decision.conversation
         if conv is not None and conv.deadline is not None:
-            for listener in self._deadline_listeners:
-                listener(conv.deadline)
+            self._wake_deadline(conv.deadline)
         if conv is not None and self._team_listeners \
                 and any(h.kind == "opened" for h in decision.history):
             for team_listener in self._team_listeners:
                 team_listener(conv.team, False)
         if queued:
-            for notify in self._outbox_listeners:
-                notify(queued)
+            self._wake_outbox(queued)
 
+    def _wake_deadline(self, at: float) -> None:
+        for listener in self._deadline_listeners:
+            self.worker.post(partial(listener, at))
 
-@dataclass(frozen=True, slots=True)
-class _Submitted:
-    event: InboundEvent
-    inbound_id: str | None
-    extra_actions: tuple[Action, ...]
-    done: asyncio.Future[engine.Decision | None]
-    aliases: tuple[str, ...] = ()
+    def _wake_outbox(self, queued: tuple[Action, ...]) -> None:
+        for listener in self._outbox_listeners:
+            self.worker.post(partial(listener, queued))
 
 
 def _answered_on_press(action: Action) -> bool:

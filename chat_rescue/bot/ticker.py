@@ -51,14 +51,25 @@ class Ticker:
         self.on_fire = on_fire
         self.fired = 0
         self._target: float | None = None
+        self._poked: float | None = None  # the soonest poke while a pass is under way
+        self._passing = False
+        self._sleeping = False
         self._wake = asyncio.Event()
         service.on_deadline(self.poke)
 
     def poke(self, at: float) -> None:
         """A deadline at `at` was scheduled: make it the target if it is sooner (no query)."""
-        if self._target is None or at < self._target:
+        if self._passing:  # the pass's own look at the next deadline may have missed it
+            self._poked = at if self._poked is None else min(self._poked, at)
+        elif self._target is None or at < self._target:
             self._target = at
             self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """Asleep with nothing due and no poke waiting (a script's check that it caught up)."""
+        return self._sleeping and not self._wake.is_set() and (
+            self._target is None or self._target > self.clock.now())
 
     def wake(self) -> None:
         """Look at the store again now: the wall clock was stepped (a resumed machine, or a
@@ -92,6 +103,12 @@ class Ticker:
                 self.on_fire(deadline, fired_at)
         return len(fired) + swept
 
+    def _pass(self, now: float) -> tuple[int, float | None]:
+        """On the store's thread: fire what is due, and when that was all of it, read the
+        next deadline (one hand-over for both)."""
+        fired = self.fire_due(now)
+        return fired, (self.store.next_deadline() if fired < self.batch else None)
+
     async def run(self, loop: Loop | None = None) -> None:
         """Run forever: fire what is due, then sleep until the next deadline or a poke.
 
@@ -107,16 +124,27 @@ class Ticker:
             self._wake.clear()
             now = self.clock.now()
             if self._target is not None and self._target <= now:
-                if self.fire_due(now) >= self.batch:
-                    await asyncio.sleep(0)  # let inbound work in between slices; more is due
-                    continue
-                self._target = self.store.next_deadline()
+                self._passing, self._poked = True, None
+                try:
+                    fired, following = await self.service.call(self._pass, now)
+                finally:
+                    self._passing = False
+                if fired >= self.batch:
+                    continue  # more is due; inbound work went in while this slice ran
+                # Pokes that came in during the pass may be for deadlines committed after
+                # it read the next one.
+                self._target = following if self._poked is None or (
+                    following is not None and following <= self._poked) else self._poked
                 now = self.clock.now()  # firing took time: sleep from now, not from before
             timeout = LOOK_AGAIN
             if self._target is not None:
                 timeout = min(LOOK_AGAIN, max(0.0, self.clock.real(self._target - now)))
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+            self._sleeping = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+            finally:
+                self._sleeping = False

@@ -58,10 +58,10 @@ async def play_slack(speed: float = 500.0, write: Callable[[str], None] = print)
             watcher = asyncio.create_task(show.follow())
             try:
                 for moment in demo.moments(demo._day()):
-                    await _until(clock, demo.OPENS + moment[0][0].at)
+                    await demo.until(clock, demo.OPENS + moment[0][0].at, world.bot.runtime)
                     await asyncio.gather(*(Person(world, show).act_all(steps)
                                            for steps in moment))
-                await _until(clock, demo.OPENS + demo.DAY_END)  # the last auto-closes
+                await demo.until(clock, demo.OPENS + demo.DAY_END, world.bot.runtime)
                 await world.bot.runtime.drained()
                 await asyncio.sleep(0.05)
                 show.catch_up()
@@ -371,7 +371,3 @@ def _ts(ts: str) -> tuple[int, int]:
     return int(seconds), int(micros or 0)
 
 
-async def _until(clock: FastClock, at: float) -> None:
-    wait = clock.real(at - clock.now())
-    if wait > 0:
-        await asyncio.sleep(wait)

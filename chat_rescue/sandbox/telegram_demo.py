@@ -9,7 +9,6 @@ of day, and ends with the summary table.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tempfile
 import time
@@ -30,6 +29,7 @@ from chat_rescue.demo import (
     Step,
     _day,
     plan,
+    until,
     worked,
 )
 from chat_rescue.sandbox.telegram import TelegramSandbox
@@ -249,10 +249,6 @@ async def _eventually(check: Callable[[], Any]) -> Any:
         return None
 
 
-async def _until(clock: FastClock, at: float) -> None:
-    wait = clock.real(at - clock.now())
-    if wait > 0:
-        await asyncio.sleep(wait)
 
 
 def _furnish(sandbox: TelegramSandbox) -> None:
@@ -287,9 +283,9 @@ async def play_telegram(speed: float = 500.0, write: Write = print,
             try:
                 day = Day(group, transcript)
                 for step in _day():
-                    await _until(clock, OPENS + step.at)
+                    await until(clock, OPENS + step.at, group.bot.runtime)
                     await day.play(step)
-                await _until(clock, OPENS + DAY_END)
+                await until(clock, OPENS + DAY_END, group.bot.runtime)
                 await group.bot.runtime.drained()
                 history = group.bot.store.history(None, 0)
                 stats = summarize(history, worked(group.bot.service))

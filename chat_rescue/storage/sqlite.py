@@ -7,9 +7,12 @@ WAL journal with `synchronous=NORMAL`, schema migrations keyed on
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,6 +100,9 @@ class SQLiteStore(OutboxTables, SweepTables):
             # Owner-only from the first byte: the store holds customer names and previews.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         self._path = path
+        # One connection, used by the store's thread and, in tests and tools, by others:
+        # each call (and a whole batch) holds it (`_serialized`).
+        self._mutex = threading.RLock()
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         if path != ":memory:":
@@ -212,20 +218,21 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        if self._batching:
-            yield
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._batching = True
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
-        finally:
-            self._batching = False
+        with self._mutex:  # the whole transaction: no other thread's call joins it
+            if self._batching:
+                yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._batching = True
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._batching = False
 
     def _write(self, change: Change, now: float) -> Outcome:
         conn = self.conn
@@ -407,3 +414,23 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _serialized(cls: type[SQLiteStore]) -> None:
+    """Make every public method of the store hold its lock while it runs."""
+    for name in dir(cls):
+        method = getattr(cls, name)
+        if name.startswith("_") or name == "batch" or not inspect.isfunction(method):
+            continue
+        setattr(cls, name, _holding_lock(method))
+
+
+def _holding_lock(method: Callable[..., object]) -> Callable[..., object]:
+    @functools.wraps(method)
+    def locked(self: SQLiteStore, *args: object, **kwargs: object) -> object:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+_serialized(SQLiteStore)

@@ -42,7 +42,10 @@ async def test_it_leads_while_it_holds_the_lock_and_stops_when_it_loses_it(
     monkeypatch.setattr(leader, "TRY", 0.01)
     monkeypatch.setattr(leader, "CHECK", 0.01)
     lock, calls, led = Switch(), [], []
-    runner = Leader(lock, "the test", on_lead=lambda: led.append(1))
+    async def lead() -> None:
+        led.append(1)
+
+    runner = Leader(lock, "the test", on_lead=lead)
 
     async def start() -> None:
         calls.append("start")

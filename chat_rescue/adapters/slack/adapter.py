@@ -61,6 +61,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.bot.pacing import Pace, Pacer
+from chat_rescue.bot.ports import Held
 from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.sweeper import Answer, Sweeper
@@ -133,7 +134,7 @@ class SlackAdapter:
             handler = http_handler(self.app, self._signing_secret, self._while_connecting)
             app.router.add_post(EVENTS_PATH, handler)
 
-    def _while_connecting(self, body: bytes, content_type: str) -> web.Response | None:
+    async def _while_connecting(self, body: bytes, content_type: str) -> web.Response | None:
         """Answer a verified request that cannot be handled before Slack is reachable.
 
         Until the operator list is known, nobody can tell an operator's reply from a
@@ -152,8 +153,18 @@ class SlackAdapter:
             event_id = str(outer.get("event_id") or "")
             if not event_id:
                 return web.Response(status=400, text="an event without event_id")
-            self.service.store.hold(PLATFORM, f"{PLATFORM}:{event_id}",
-                                    json.dumps(self._keepable(outer)), self.clock.now())
+            kept, at = json.dumps(self._keepable(outer)), self.clock.now()
+
+            def keep() -> bool:
+                # On the store's thread, after or before `_take_held`'s last look, never
+                # in between: an event is either kept and taken, or handled as usual.
+                if self.ready:
+                    return False
+                self.service.store.hold(PLATFORM, f"{PLATFORM}:{event_id}", kept, at)
+                return True
+
+            if not await self.service.call(keep):
+                return None  # connected meanwhile
             return web.Response(status=200)
         if b"payload=" not in body:  # a slash command
             return web.json_response({"response_type": "ephemeral", "text": CONNECTING})
@@ -202,8 +213,7 @@ class SlackAdapter:
         if self._app_token and self._socket is None:
             self._socket = AsyncSocketModeHandler(self.app, self._app_token)
             await self._socket.connect_async()
-        await self._take_held()
-        self.ready = True  # no await since the last empty look at the held events
+        await self._take_held()  # and ready from its last look at the held events on
 
     def _keepable(self, outer: dict[str, Any]) -> dict[str, Any]:
         """What the translator reads of an event, with the text clipped to the card preview
@@ -214,10 +224,19 @@ class SlackAdapter:
         return {"type": outer["type"], "event_id": outer["event_id"], "event": event}
 
     async def _take_held(self) -> None:
-        """Handle the events acknowledged while connecting, in arrival order, at their time."""
+        """Handle the events acknowledged while connecting, in arrival order, at their time;
+        then be `ready`, in the job of the look that found none (so `_while_connecting`
+        keeps nothing after it)."""
         store = self.service.store
+
+        def next_held() -> list[Held]:
+            held = store.held(PLATFORM, 100)
+            if not held:
+                self.ready = True
+            return held
+
         try:
-            while held := store.held(PLATFORM, 100):
+            while held := await self.service.call(next_held):
                 log.info("slack: handling %d events kept while Slack was unreachable",
                          len(held))
                 for item in held:
@@ -228,7 +247,7 @@ class SlackAdapter:
                     except Exception:  # one bad event must not stop the others
                         log.exception("slack: a kept event %s could not be handled; dropped",
                                       item.inbound_id)
-                    store.release(item.id)
+                    await self.service.call(store.release, item.id)
         except sqlite3.Error as failed:
             raise Unreachable(f"the store failed handling kept events: {failed}") from None
 
@@ -306,7 +325,8 @@ class SlackAdapter:
         await self._take_event(body, self.clock.now())
 
     async def _take_event(self, body: dict[str, Any], at: float) -> None:
-        found = translate_event(body, self.workspace, at, self.service.store.resolve)
+        found = await self.service.call(translate_event, body, self.workspace, at,
+                                        self.service.store.resolve)
         if isinstance(found, Membership):
             operators = self.workspace.operators
             operators = operators | {found.user} if found.joined else operators - {found.user}
@@ -316,7 +336,7 @@ class SlackAdapter:
                                                  inbound_id=found.inbound_id,
                                                  aliases=found.aliases)
             if decision is not None and decision.conversation is None:
-                self._unknown_reaction(found.event)
+                await self._unknown_reaction(found.event)
         elif isinstance(found, Skipped):
             log.info("slack: %s ignored: %s", body.get("event_id"), found.reason)
         else:
@@ -325,12 +345,12 @@ class SlackAdapter:
             log.debug("slack event %s skipped: a %s that is no conversation's business",
                       body.get("event_id"), kind)
 
-    def _unknown_reaction(self, event: InboundEvent) -> None:
+    async def _unknown_reaction(self, event: InboundEvent) -> None:
         """Say so when a claim or close reaction changed nothing because its message is no
         conversation's (a reaction on a known one that changes nothing needs no word)."""
         if not isinstance(event, Claim | Close) or event.via != "reaction":
             return
-        if self.service.store.load(event.ref.key) is not None:
+        if await self.service.call(self.service.store.load, event.ref.key) is not None:
             return
         name, who = ((CLAIM_REACTION, event.operator) if isinstance(event, Claim)
                      else (CLOSE_REACTION, event.by))
@@ -360,11 +380,11 @@ class SlackAdapter:
         somebody else); the presser alone is told what it did, and the row shows it."""
         if self.sweeper is None:
             return
-        operator = self.sweeper.card_operator(found.card)
+        operator = await self.service.call(self.sweeper.card_operator, found.card)
         admin = operator is not None and found.who != operator \
             and await self.admins.is_admin(found.who)
-        answer = self.sweeper.press(found.card, found.verb, found.key, found.who, admin=admin,
-                                    inbound_id=found.inbound_id)
+        answer = await self.service.call(self.sweeper.press, found.card, found.verb, found.key,
+                                         found.who, admin=admin, inbound_id=found.inbound_id)
         if answer is None or not body.get("response_url"):
             return  # a retry of a click already handled
         # Committed: Slack gets its 200 now; the answer and the row's new look follow.
@@ -389,7 +409,8 @@ class SlackAdapter:
         """The event with `admin` set when the decision depends on it (a press by somebody
         other than the owner): users.info is asked then only, and its answer cached."""
         if isinstance(event, ADMIN_PRESSES) \
-                and needs_admin(self.service.store.load(event.ref.key), event) \
+                and needs_admin(await self.service.call(self.service.store.load, event.ref.key),
+                                event) \
                 and await self.admins.is_admin(event.by):
             return replace(event, admin=True)
         return event
@@ -437,7 +458,7 @@ class SlackAdapter:
             person=person,  # `/rescue shift late 14:00-22:00 @ben`: Slack sends <@U…|ben>
             name=marked,
         )
-        return unmark(escape(commands.run(text, ctx, self.service)))
+        return unmark(escape(await self.service.call(commands.run, text, ctx, self.service)))
 
 
 def _secret(value: Any) -> str:

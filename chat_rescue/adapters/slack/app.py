@@ -87,7 +87,7 @@ def build_app(client: AsyncWebClient, signing_secret: str, listeners: Listeners,
     return app
 
 
-Early = Callable[[bytes, str], web.Response | None]
+Early = Callable[[bytes, str], Awaitable[web.Response | None]]
 
 
 def http_handler(app: AsyncApp, signing_secret: str, early: Early | None = None
@@ -114,7 +114,7 @@ def http_handler(app: AsyncApp, signing_secret: str, early: Early | None = None
         if not _shaped_like_slack(body, request.content_type):
             log.warning("Slack request refused: a signed body Slack would not send")
             return web.Response(status=400, text="not a Slack request")
-        if early is not None and (answer := early(body, request.content_type)) is not None:
+        if early is not None and (answer := await early(body, request.content_type)) is not None:
             return answer
         response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)

@@ -87,10 +87,11 @@ class TelegramAdapter:
         if not self.support_chat_id:
             raise ValueError("TELEGRAM_SUPPORT_CHAT_ID must be the support group's numeric id "
                              "(it starts with -100)")
-        was = self.service.store.settings(self._moves_scope).get(MOVED_FROM, "")
+        settings = self.service.store.settings
+        was = (await self.service.call(settings, self._moves_scope)).get(MOVED_FROM, "")
         if was.lstrip("-").isdigit():  # configured with the new id since: the same team
             self.inbound.team_chat_id = int(was)
-        moved = self.service.store.settings(self._moves_scope).get(MOVED_TO, "")
+        moved = (await self.service.call(settings, self._moves_scope)).get(MOVED_TO, "")
         if moved.lstrip("-").isdigit():
             self._go_to(int(moved))
         # httpx logs every request URL at INFO, and Bot API URLs carry the token.
@@ -170,7 +171,7 @@ class TelegramAdapter:
     def _moves_scope(self) -> str:
         return f"telegram-group:{self.inbound.team_chat_id}"
 
-    def follow(self, chat_id: int) -> None:
+    async def follow(self, chat_id: int) -> None:
         """The support group became a supergroup with a new id (Telegram's ChatMigrated):
         deliver there and take its updates from now on, and remember it across restarts.
         The team keeps its name, settings and conversations."""
@@ -180,10 +181,15 @@ class TelegramAdapter:
                   "TELEGRAM_SUPPORT_CHAT_ID=%s; the team, its settings and conversations "
                   "stay as they are either way).", self.support_chat_id, chat_id, chat_id)
         now = self.clock.now()
-        store = self.service.store
-        store.put_setting(self._moves_scope, MOVED_TO, str(chat_id), "telegram", now)
-        store.put_setting(f"telegram-group:{chat_id}", MOVED_FROM,
-                          str(self.inbound.team_chat_id), "telegram", now)
+        store, was, team = self.service.store, self._moves_scope, self.inbound.team_chat_id
+
+        def remember() -> None:
+            with store.batch():
+                store.put_setting(was, MOVED_TO, str(chat_id), "telegram", now)
+                store.put_setting(f"telegram-group:{chat_id}", MOVED_FROM, str(team),
+                                  "telegram", now)
+
+        await self.service.call(remember)
         self._go_to(chat_id)
 
     def _go_to(self, chat_id: int) -> None:
@@ -198,18 +204,20 @@ class TelegramAdapter:
             return {"telegram:updates": "connecting"}
         return {"telegram:updates": self.app.state}
 
-    def leads(self) -> dict[str, object]:
+    async def leads(self) -> dict[str, object]:
         """For /healthz: whether this replica polls Telegram, and which one does (as the
         last to take the lead wrote it in the store)."""
         if not self.app.polls:
             return {"telegram": {"mode": "webhook (any replica)"}}
-        stored = self.service.store.settings(LEADERS_SCOPE).get("telegram-poller", "")
+        stored = (await self.service.call(self.service.store.settings, LEADERS_SCOPE)
+                  ).get("telegram-poller", "")
         return {"telegram": {"mode": "polling", "this_replica_leads": self.leader.leading,
                              "leader": stored or None}}
 
-    def _note_leader(self) -> None:
-        self.service.store.put_setting(LEADERS_SCOPE, "telegram-poller", self.leader.replica,
-                                       "leader", self.clock.now())
+    async def _note_leader(self) -> None:
+        await self.service.call(self.service.store.put_setting, LEADERS_SCOPE,
+                                "telegram-poller", self.leader.replica, "leader",
+                                self.clock.now())
 
     def stuck_loops(self, limit: float) -> list[str]:
         """The update intake, when it has been failing for more than `limit` seconds (an
@@ -259,10 +267,9 @@ class TelegramAdapter:
             return 2 + (action.conversation.card is None)
         if isinstance(action, Relay):  # an edit's mark; a topic made or reopened for it
             extra = int(action.edited)
-            if not action.to_customer:
-                conv = self.service.store.load(action.ref.key)
-                ids = render.parse_card(conv.card) if conv is not None else None
-                extra += ids is None or self.memory.topic_closed.get(ids[0]) is True
+            if not action.to_customer:  # (no store read: this runs on the loop too)
+                topic = self.memory.topics.get(action.ref.key)
+                extra += topic is None or self.memory.topic_closed.get(topic) is True
             return 1 + extra
         if isinstance(action, Digest):  # split at Telegram's length limit
             return len(render.digests(action.notices, self.memory))

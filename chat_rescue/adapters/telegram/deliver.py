@@ -92,9 +92,9 @@ class Deliverer:
         # When the administrators were asked (monotonic), and their mentions.
         self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send,
-                             room_wait, clock)
+                             room_wait, clock, service.worker)
         self.lacking: str | None = None  # the right the bot was last refused for
-        self.on_moved: Callable[[int], None] = self.move_to
+        self.on_moved: Callable[[int], Awaitable[None]] = self._moved
         self._handlers: dict[type, Callable[[Any], Awaitable[Posted | None]]] = {
             PostCard: self._post_card,
             UpdateCard: self._update_card,
@@ -122,7 +122,7 @@ class Deliverer:
             raise RetryLater(retry_seconds(wait), "Telegram flood control") from wait
         except ChatMigrated as moved:
             # The group became a supergroup with a new id: follow it, and try again there.
-            self.on_moved(int(moved.new_chat_id))
+            await self.on_moved(int(moved.new_chat_id))
             raise RetryLater(0.0, f"the support group moved to {moved.new_chat_id}") from moved
         except BadRequest as bad:
             if _is(bad, *FIXABLE):
@@ -155,7 +155,8 @@ class Deliverer:
             self._forget(key)  # answered before its card went out: nothing to announce
             return Posted(card, (topic_alias(topic),))
         # While the team is closed the group hears of it at the opening, not at night.
-        quiet = not is_open(self.service.policy(conv.team, conv.ref).schedule, self.clock.now())
+        policy = await self.service.call(self.service.policy, conv.team, conv.ref)
+        quiet = not is_open(policy.schedule, self.clock.now())
         try:
             await self._once((key, "announce"), lambda: self._send(
                 render.announcement(conv),
@@ -221,7 +222,7 @@ class Deliverer:
                 await self._customer_gone(action.ref, gone)
             return None
         key = action.ref.key
-        if self.service.store.load(key) is None:
+        if await self.service.call(self.service.store.load, key) is None:
             raise Undeliverable("no conversation to copy into")
 
         async def copy(topic: int) -> int:
@@ -249,9 +250,10 @@ class Deliverer:
             if _is(error, "chat not found", "user is deactivated"):
                 raise Undeliverable(f"customer {ref.channel} is gone: {error.message}") from error
             raise error
-        if mark_blocked(self.service, self.memory, ref, self.clock.now()):
-            conv = self.service.store.load(ref.key)
-            topic = self._topic(ref)
+        if await self.service.call(mark_blocked, self.service, self.memory, ref,
+                                   self.clock.now()):
+            conv = await self.service.call(self.service.store.load, ref.key)
+            topic = await self._topic(ref)
             who = conv.customer if conv else "The customer"
             if topic is not None:
                 await self._best_effort(self._send(
@@ -270,10 +272,10 @@ class Deliverer:
             await self._once((action, "owner"), lambda: self._in_topic(
                 action.ref, render.returned_to_owner(action, self.memory)))
         await self._send(render.returned(action, self.memory),
-                         markup=self._claim_markup(action.ref, self._topic(action.ref)))
+                         markup=self._claim_markup(action.ref, await self._topic(action.ref)))
 
     async def _escalate(self, action: Escalate) -> None:
-        topic = self._topic(action.ref, action.card)
+        topic = await self._topic(action.ref, action.card)
         everyone = await self._administrators() if render.calls_everyone(action.target) else None
         await self._send(render.escalated(action, everyone),
                          markup=self._claim_markup(action.ref, topic))
@@ -359,10 +361,10 @@ class Deliverer:
         return await self.topics.send_in(
             ref.key, lambda topic: self._send(text, thread=topic, markup=markup))
 
-    def _topic(self, ref: ConversationRef, card: str | None = None) -> int | None:
+    async def _topic(self, ref: ConversationRef, card: str | None = None) -> int | None:
         """The conversation's topic id, from the card id (the stored one when not given)."""
         if card is None:
-            conv = self.service.store.load(ref.key)
+            conv = await self.service.call(self.service.store.load, ref.key)
             card = conv.card if conv else None
         ids = render.parse_card(card)
         return ids[0] if ids else None
@@ -401,6 +403,9 @@ class Deliverer:
     def move_to(self, chat_id: int) -> None:
         """Deliver to the support group under its new id from now on."""
         self.group = self.topics.group = chat_id
+
+    async def _moved(self, chat_id: int) -> None:
+        self.move_to(chat_id)
 
     async def _lacking(self, message: str) -> None:
         """Say once (log and General) which right the bot lacks, until it works again."""

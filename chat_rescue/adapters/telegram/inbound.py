@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -71,7 +71,7 @@ class Inbound:
         self.team_chat_id = support_chat_id  # what it was configured as: the team's name
         self.admin_problem: str | None = None
         self.on_rights_back: Callable[[], None] = lambda: None
-        self.on_moved: Callable[[int], None] = lambda chat_id: None
+        self.on_moved: Callable[[int], Awaitable[None]] = _stay
         self.sweeper: Sweeper | None = None  # bound by the runtime: sweep cards' buttons
         self._monotonic = monotonic
         self._admins: dict[str, tuple[bool, float]] = {}  # presser -> (admin?, when asked)
@@ -84,20 +84,20 @@ class Inbound:
         inbound_id = f"telegram:{update.update_id}"
         ctx = tr.Context(self.support_chat_id, self.clock.now(), self.service.store.resolve,
                          self.bot.username, self.team_chat_id)
-        intent = tr.translate(update, ctx)
+        intent = await self.service.call(tr.translate, update, ctx)  # it may read aliases
         if isinstance(intent, tr.Relayed):
             if isinstance(intent.event, CustomerMessage):
                 self.memory.blocked.discard(intent.event.ref.key)
             await self.service.submit(intent.event, inbound_id=inbound_id,
                                       extra_actions=[intent.relay])
         elif isinstance(intent, tr.Edited):
-            self._edited(intent.relay, inbound_id, update.update_id)
+            await self.service.call(self._edited, intent.relay, inbound_id, update.update_id)
         elif isinstance(intent, tr.Act):
             await self._act(intent, inbound_id)
         elif isinstance(intent, tr.SweepAct):
             await self._sweep(intent, inbound_id)
         elif isinstance(intent, tr.Moved):
-            self.on_moved(intent.chat_id)
+            await self.on_moved(intent.chat_id)
         elif isinstance(intent, tr.Ignored):
             log.log(logging.INFO if intent.notable else logging.DEBUG, "update %s ignored: %s",
                     update.update_id, intent.reason)
@@ -105,8 +105,8 @@ class Inbound:
                 self._later(self._answer(intent.query_id), "answers")
         elif isinstance(intent, tr.Command):
             await self._command(intent, inbound_id)
-        elif self._first_time(inbound_id):
-            self._membership(intent)
+        elif await self.service.call(self._first_time, inbound_id):
+            await self._membership(intent)
 
     def _later(self, call: Coroutine[Any, Any, None], lane: str = "replies") -> None:
         """Run Telegram calls that follow a handled update without holding the next ones.
@@ -168,10 +168,11 @@ class Inbound:
     async def _act(self, intent: tr.Act, inbound_id: str) -> None:
         event = intent.event
         if isinstance(event, ADMIN_PRESSES) \
-                and needs_admin(self.service.store.load(event.ref.key), event) \
+                and needs_admin(await self.service.call(self.service.store.load, event.ref.key),
+                                event) \
                 and await self._press_by_admin(event.by):
             event = replace(event, admin=True)
-        decision = self.service.handle(event, inbound_id=inbound_id)
+        decision = await self.service.submit(event, inbound_id=inbound_id)
         if intent.query_id is None:
             return  # `/close`: a refusal is posted in the topic, through the outbox
         refused = decision.refusal if decision else None
@@ -190,11 +191,12 @@ class Inbound:
         if self.sweeper is None:
             self._later(self._answer(intent.query_id), "answers")
             return
-        operator = self.sweeper.card_operator(intent.card)
+        operator = await self.service.call(self.sweeper.card_operator, intent.card)
         admin = operator is not None and intent.who != operator \
             and await self._press_by_admin(intent.who)
-        answer = self.sweeper.press(intent.card, intent.verb, intent.key, intent.who,
-                                    admin=admin, inbound_id=inbound_id)
+        answer = await self.service.call(self.sweeper.press, intent.card, intent.verb,
+                                         intent.key, intent.who, admin=admin,
+                                         inbound_id=inbound_id)
         if answer is None:  # the update came again
             return
         text = answer.text if answer.whose is None \
@@ -214,7 +216,7 @@ class Inbound:
         A `/rescue` and its update id are committed together: a store error fails both
         (the update comes again), and a repeat of the update changes nothing."""
         if command.name != "rescue" or command.private:
-            if not self._first_time(inbound_id):
+            if not await self.service.call(self._first_time, inbound_id):
                 return
             if command.private and command.name in ("start", "help"):
                 self._later(self._greet(command.chat_id))
@@ -233,11 +235,16 @@ class Inbound:
             person=self.memory.person,  # `/rescue shift late 14:00-22:00 @ben`
             name=self.memory.name,
         )
-        with self.service.store.batch():
-            if not self._first_time(inbound_id):
-                return
-            reply = commands.run(command.args, ctx, self.service)
-        self._later(self._reply(command, reply))
+
+        def run() -> str | None:
+            with self.service.store.batch():
+                if not self._first_time(inbound_id):
+                    return None
+                return commands.run(command.args, ctx, self.service)
+
+        reply = await self.service.call(run)
+        if reply is not None:
+            self._later(self._reply(command, reply))
 
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)
@@ -284,11 +291,11 @@ class Inbound:
 
     # -- membership --------------------------------------------------------------------------
 
-    def _membership(self, change: tr.MembershipChanged) -> None:
+    async def _membership(self, change: tr.MembershipChanged) -> None:
         if change.private:
             if change.status == "kicked":
-                mark_blocked(self.service, self.memory, tr.customer_ref(change.chat_id),
-                             self.clock.now())
+                await self.service.call(mark_blocked, self.service, self.memory,
+                                        tr.customer_ref(change.chat_id), self.clock.now())
             return
         if change.usable:
             if self.admin_problem:
@@ -299,3 +306,6 @@ class Inbound:
         self.admin_problem = lost_rights(change.status)
         log.error("Telegram: %s", self.admin_problem)
 
+
+async def _stay(chat_id: int) -> None:
+    """Until the adapter binds its own: a moved group is not followed."""

@@ -27,6 +27,8 @@ class Memory:
     topic_closed: dict[int, bool] = field(default_factory=dict)
     # card message id -> what we last made it show (text and buttons).
     cards: dict[int, str] = field(default_factory=dict)
+    # conversation key -> its topic, as last seen (pacing's estimate of a copy's messages).
+    topics: dict[str, int] = field(default_factory=dict)
 
     def remember(self, user: User | None) -> None:
         """Note a user's display name (from any update)."""
@@ -46,6 +48,12 @@ class Memory:
         if word.isdigit():
             return word
         return self.usernames.get(word.lower())
+
+    def note_topic(self, key: str, topic: int) -> None:
+        """Note a conversation's topic (the oldest notes go first, as for names)."""
+        if len(self.topics) >= MAX_NAMES and key not in self.topics:
+            self.topics.pop(next(iter(self.topics)))
+        self.topics[key] = topic
 
     def shown_on_card(self, card: int, shown: str) -> None:
         """Note what a card now shows (the oldest notes go first, as for names)."""

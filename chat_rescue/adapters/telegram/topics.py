@@ -24,6 +24,7 @@ from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import Conversation, State
 from chat_rescue.bot.outbox import Postpone
 from chat_rescue.bot.ports import Conversations
+from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,10 @@ class Topics:
 
     def __init__(self, bot: Bot, store: Conversations, memory: Memory, group: int, send: Send,
                  room_wait: RoomWait = lambda messages, spare: 0.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, worker: StoreWorker | None = None) -> None:
         self.bot = bot
         self.store = store
+        self._call = (worker or StoreWorker()).call  # store work off the event loop
         self.memory = memory
         self.group = group
         self._send = send  # Deliverer._send: a message into a topic or General
@@ -59,14 +61,19 @@ class Topics:
     async def of(self, conv: Conversation) -> int:
         """The conversation's topic, made (and stored) when it has none yet."""
         ids = render.parse_card(conv.card)
-        return ids[0] if ids is not None else await self._create(conv)
+        if ids is None:
+            return await self._create(conv)
+        self.memory.note_topic(conv.ref.key, ids[0])
+        return ids[0]
 
     async def _create(self, conv: Conversation) -> int:
         name = render.topic_name(conv)
         topic = (await self.bot.create_forum_topic(self.group, name)).message_thread_id
         self.memory.topic_names[topic] = name
         self.memory.topic_closed[topic] = False
-        self.store.attach(conv.ref.key, render.card_id(topic, NO_CARD), (topic_alias(topic),))
+        self.memory.note_topic(conv.ref.key, topic)
+        await self._call(self.store.attach, conv.ref.key, render.card_id(topic, NO_CARD),
+                         (topic_alias(topic),))
         return topic
 
     async def post_card(self, conv: Conversation, topic: int) -> tuple[int, str]:
@@ -74,7 +81,7 @@ class Topics:
         card = await self._send(render.card(conv, self.memory), thread=topic,
                                 markup=keyboards.card(conv))
         card_id = render.card_id(topic, card.message_id)
-        self.store.attach(conv.ref.key, card_id, (topic_alias(topic),))
+        await self._call(self.store.attach, conv.ref.key, card_id, (topic_alias(topic),))
         return topic, card_id
 
     async def heal(self, conv: Conversation, why: str, *, with_card: bool = True) -> int:
@@ -94,7 +101,7 @@ class Topics:
         """`send(topic)` into the conversation's topic: reopened if closed underneath us
         (unless not to `reopen`), made anew if gone (with a new card, unless `send` posts
         it)."""
-        conv = self.store.load(key)
+        conv = await self._call(self.store.load, key)
         if conv is None:
             raise LookupError(f"no conversation {key}")
         topic = await self.of(conv)
@@ -110,8 +117,8 @@ class Topics:
                 return await send(topic)
             if says(bad, "topic_closed") or not says(bad, *GONE):
                 raise
-            topic = await self.heal(self.store.load(key) or conv, bad.message,
-                                    with_card=not posts_card)
+            now = await self._call(self.store.load, key)
+            topic = await self.heal(now or conv, bad.message, with_card=not posts_card)
         return await send(topic)
 
     async def sync(self, conv: Conversation, topic: int) -> None:

@@ -38,7 +38,7 @@ async def test_one_replica_polls_and_another_takes_over_when_it_stops(tmp_path: 
             assert other.adapter.loop_states() == {"telegram:updates": "standby"}
             sandbox.private_message(ALICE, "Hello")
             await first.topic()
-            report = health(other.bot)
+            report = await health(other.bot)
             assert report["status"] == "ok"
             assert report["leads"] == {"telegram": {"mode": "polling",
                                                     "this_replica_leads": False,

@@ -4,6 +4,7 @@ migrate, the guard against a newer schema, and copy-db."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import Claim, ConversationRef, CustomerMessage, OperatorMessage
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
+from chat_rescue.sandbox.populated import CONVERSATIONS, populate
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from chat_rescue.storage.schema import MIGRATIONS
@@ -228,3 +230,53 @@ def test_run_refuses_a_postgresql_schema_newer_than_it_knows(tmp_path: Path,
             == [*range(1, newer)] + [newer]
     checked = chat_rescue(tmp_path, "check", DATABASE_URL=postgres_url)
     assert f"schema version {newer} was written by a newer chat-rescue" in checked.stdout
+
+
+# --- copy-db --------------------------------------------------------------------------
+
+
+def test_copy_db_moves_a_store_into_postgresql_and_prints_each_tables_rows(
+        tmp_path: Path, postgres_databases: Databases) -> None:
+    db = tmp_path / "day.db"
+    store = SQLiteStore(f"sqlite:///{db}")
+    populate(store)
+    store.close()
+    with sqlite3.connect(db) as conn:
+        expected = {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                                 "type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    target = postgres_databases.fresh(migrated=False)
+    done = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.endswith(": migration 1 applied") for line in lines)  # migrated first
+    printed = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in lines
+               if line.startswith("  ") and line.endswith(" rows")}
+    assert printed == expected and printed["conversations"] == CONVERSATIONS
+    assert re.fullmatch(rf"copied {sum(expected.values()):,} rows in \d+\.\d s; every table's "
+                        "count matches the source's", lines[-1])
+    again = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target)
+    assert again.returncode == 2
+    assert again.stderr.startswith("copy-db refused, nothing written: PostgreSQL at ")
+    assert "is not empty (aliases 40, conversations 40," in again.stderr
+    replaced = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target, "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.splitlines()[-1].startswith(f"copied {sum(expected.values()):,} rows")
+
+
+def test_copy_db_refuses_what_would_go_wrong(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    SQLiteStore(f"sqlite:///{db}").close()
+    onto_itself = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", f"sqlite:///{db}")
+    assert onto_itself.returncode == 2
+    assert "the source and the destination are the same database" in onto_itself.stderr
+    missing = chat_rescue(tmp_path, "copy-db", f"sqlite:///{tmp_path}/none.db",
+                          f"sqlite:///{tmp_path}/b.db")
+    assert missing.returncode == 1
+    assert f"there is no database at {tmp_path}/none.db" in missing.stderr
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "b.db").exists()
+    unreachable = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}",
+                              "postgresql://bot:s3cret@127.0.0.1:1/db")
+    assert unreachable.returncode == 1
+    assert "cannot use PostgreSQL at 127.0.0.1:1/db (" in unreachable.stderr
+    assert "s3cret" not in unreachable.stdout + unreachable.stderr

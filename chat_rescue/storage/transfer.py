@@ -41,7 +41,7 @@ _FAMILY = {"integer": "integer", "bigint": "integer", "boolean": "integer",
 
 
 class CopyRefused(ValueError):
-    """The copy would be wrong or would destroy something: nothing was written."""
+    """The copy would be wrong or would destroy something: nothing was copied."""
 
 
 class End(Protocol):

@@ -13,7 +13,7 @@ from chat_rescue.storage import sqlite
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 NO_DRIVER = ("DATABASE_URL names a PostgreSQL database, but its driver is not installed: "
-              "pip install 'chat-rescue[postgres]'")
+             "pip install 'chat-rescue[postgres]'")
 
 
 def is_postgres(url: str) -> bool:

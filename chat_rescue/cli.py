@@ -1,4 +1,4 @@
-"""The `chat-rescue` command line: run, demo, check, stats."""
+"""The `chat-rescue` command line: run, demo, check, stats, migrate, copy-db."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     stats = commands.add_parser("stats", help="first-response and reply figures per team")
     stats.add_argument("--days", type=float, default=7.0, help="how far back (default 7)")
     stats.add_argument("--team", default=None, help="only this team")
+    commands.add_parser("migrate", help="bring the database DATABASE_URL names to the newest "
+                        "schema (run does it too; this does it on purpose, before a rollout)")
+    copy = commands.add_parser("copy-db", help="copy every conversation, deadline, setting and "
+                               "queued message from one database into another")
+    copy.add_argument("source", help="e.g. sqlite:///chat-rescue.db")
+    copy.add_argument("destination", help="e.g. postgresql://user:password@host:5432/db")
+    copy.add_argument("--replace", action="store_true",
+                      help="delete what the destination already holds (refused otherwise)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     sys.exit(asyncio.run(_dispatch(args)))
@@ -42,6 +50,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
             await play(speed=args.speed)
         return 0
+    if args.command in ("migrate", "copy-db"):
+        from chat_rescue import dbops
+
+        if args.command == "migrate":
+            return dbops.migrate()
+        return dbops.copy_db(args.source, args.destination, replace=args.replace)
     from chat_rescue import ops
 
     if args.command == "run":

@@ -16,8 +16,9 @@ from chat_rescue.bot.clock import SystemClock
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
-from chat_rescue.storage.factory import database_file, describe, open_store
+from chat_rescue.storage.factory import database_file, describe, open_store, where_is
 from chat_rescue.storage.sqlite import SQLiteStore
+from chat_rescue.storage.versions import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,12 @@ def missing_variables(settings: Settings) -> list[str]:
 
 
 async def run() -> int:
-    """Serve every configured platform until SIGINT/SIGTERM."""
+    """Serve every configured platform until SIGINT/SIGTERM.
+
+    Opening the store migrates an older schema to this release's (`chat-rescue migrate`
+    does the same on purpose); a schema newer than this release knows is refused, with
+    nothing written, and exit code 2.
+    """
     from chat_rescue.server import Bot
 
     settings = load_settings()
@@ -86,7 +92,12 @@ async def run() -> int:
     if missing:
         print("\n".join(missing), file=sys.stderr)
         return 2
-    bot = Bot(settings)
+    try:
+        bot = Bot(settings)  # opening the store migrates an older schema
+    except SchemaTooNew as newer:
+        print(f"chat-rescue will not start: {where_is(settings.database_url)}: {newer}",
+              file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,7 +158,11 @@ def stats(days: float, team: str | None) -> int:
     if file is not None and not file.exists():
         print(f"No database at {file} yet: the bot creates it when it first runs.")
         return 0
-    store = open_store(settings.database_url)
+    try:
+        store = open_store(settings.database_url)
+    except SchemaTooNew as newer:
+        print(f"{where_is(settings.database_url)}: {newer}", file=sys.stderr)
+        return 2
     try:
         history = store.history(team, time.time() - days * 86400)
         teams = sorted({h.team for h in history})

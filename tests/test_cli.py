@@ -1,17 +1,27 @@
-"""The `chat-rescue` command as a user runs it: run, check and stats without a platform."""
+"""The `chat-rescue` command as a user runs it: run, check and stats without a platform,
+migrate, the guard against a newer schema, and copy-db."""
 
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
 
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import Claim, ConversationRef, CustomerMessage, OperatorMessage
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
+from chat_rescue.sandbox.populated import CONVERSATIONS, populate
+from chat_rescue.sandbox.postgres import Databases
+from chat_rescue.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite import SQLiteStore
 
 
@@ -135,3 +145,138 @@ def test_stats_reads_a_postgresql_database(tmp_path: Path, postgres_url: str) ->
     done = chat_rescue(tmp_path, "stats", DATABASE_URL=postgres_url)
     assert done.returncode == 0, done.stderr
     assert "Team support" in done.stdout and "Conversations           1" in done.stdout
+
+
+# --- migrate and the schema guard -------------------------------------------------------
+
+SLACK = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s", "SLACK_TEAM_CHANNEL": "C0T",
+         "SLACK_INTAKE_CHANNELS": "C0H"}
+
+
+def test_migrate_creates_the_schema_says_each_step_then_that_nothing_was_left(
+        tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    done = chat_rescue(tmp_path, "migrate", DATABASE_URL=f"sqlite:///{db}")
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if "migration" in line]
+    assert steps == [f"{db}: migration {n} applied" for n in range(1, len(MIGRATIONS) + 1)]
+    assert f"{db}: migrated from schema 0 to {len(MIGRATIONS)} in " in done.stdout
+    again = chat_rescue(tmp_path, "migrate", DATABASE_URL=f"sqlite:///{db}")
+    assert again.returncode == 0
+    assert again.stdout.splitlines()[-1] == f"{db}: already at schema {len(MIGRATIONS)}"
+
+
+def test_migrate_brings_a_postgresql_database_up_to_date(tmp_path: Path,
+                                                         postgres_databases: Databases) -> None:
+    url = postgres_databases.fresh(migrated=False)
+    done = chat_rescue(tmp_path, "migrate", DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    where = f"PostgreSQL at {urlsplit(url).hostname}:{urlsplit(url).port}{urlsplit(url).path}"
+    assert f"{where}: migration 1 applied" in done.stdout
+    assert f"{where}: migrated from schema 0 to {len(PG_MIGRATIONS)}" in done.stdout
+    again = chat_rescue(tmp_path, "migrate", DATABASE_URL=url)
+    assert again.stdout.splitlines()[-1] == f"{where}: already at schema {len(PG_MIGRATIONS)}"
+
+
+def test_migrate_says_when_postgresql_cannot_be_reached(tmp_path: Path) -> None:
+    done = chat_rescue(tmp_path, "migrate", DATABASE_URL="postgresql://bot:s3cret@127.0.0.1:1/db")
+    assert done.returncode == 1
+    assert done.stderr.startswith("DATABASE_URL: cannot use PostgreSQL at 127.0.0.1:1/db (")
+    assert "Traceback" not in done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def newer_sqlite(db: Path) -> bytes:
+    SQLiteStore(f"sqlite:///{db}").close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    return db.read_bytes()
+
+
+def test_run_refuses_a_schema_newer_than_it_knows_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    before = newer_sqlite(db)
+    done = chat_rescue(tmp_path, "run", DATABASE_URL=f"sqlite:///{db}", **SLACK)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"chat-rescue will not start: {db}: schema version {len(MIGRATIONS) + 1} was written by "
+        f"a newer chat-rescue; this one knows up to {len(MIGRATIONS)}. Run that release or a "
+        "newer one (going back to this one needs a backup taken before the upgrade)"]
+    assert db.read_bytes() == before
+    for command in ("migrate", "stats"):
+        refused = chat_rescue(tmp_path, command, DATABASE_URL=f"sqlite:///{db}")
+        assert refused.returncode == 2, command
+        assert f"schema version {len(MIGRATIONS) + 1} was written by a newer" in refused.stderr
+    assert db.read_bytes() == before
+    checked = chat_rescue(tmp_path, "check", DATABASE_URL=f"sqlite:///{db}", **SLACK)
+    assert f"- DATABASE_URL: {db}: schema version {len(MIGRATIONS) + 1} was written by a " \
+           "newer chat-rescue" in checked.stdout
+
+
+def test_run_refuses_a_postgresql_schema_newer_than_it_knows(tmp_path: Path,
+                                                             postgres_url: str) -> None:
+    newer = len(PG_MIGRATIONS) + 1
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (newer,))
+    done = chat_rescue(tmp_path, "run", DATABASE_URL=postgres_url, **SLACK)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("chat-rescue will not start: PostgreSQL at ")
+    assert f": schema version {newer} was written by a newer chat-rescue; this one knows up " \
+           f"to {len(PG_MIGRATIONS)}." in line
+    with psycopg.connect(postgres_url) as conn:
+        assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")] \
+            == [*range(1, newer)] + [newer]
+    checked = chat_rescue(tmp_path, "check", DATABASE_URL=postgres_url)
+    assert f"schema version {newer} was written by a newer chat-rescue" in checked.stdout
+
+
+# --- copy-db --------------------------------------------------------------------------
+
+
+def test_copy_db_moves_a_store_into_postgresql_and_prints_each_tables_rows(
+        tmp_path: Path, postgres_databases: Databases) -> None:
+    db = tmp_path / "day.db"
+    store = SQLiteStore(f"sqlite:///{db}")
+    populate(store)
+    store.close()
+    with sqlite3.connect(db) as conn:
+        expected = {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                                 "type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    target = postgres_databases.fresh(migrated=False)
+    done = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.endswith(": migration 1 applied") for line in lines)  # migrated first
+    printed = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in lines
+               if line.startswith("  ") and line.endswith(" rows")}
+    assert printed == expected and printed["conversations"] == CONVERSATIONS
+    assert re.fullmatch(rf"copied {sum(expected.values()):,} rows in \d+\.\d s; every table's "
+                        "count matches the source's", lines[-1])
+    again = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target)
+    assert again.returncode == 2
+    assert again.stderr.startswith("copy-db refused, nothing written: PostgreSQL at ")
+    assert "is not empty (aliases 40, conversations 40," in again.stderr
+    replaced = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", target, "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.splitlines()[-1].startswith(f"copied {sum(expected.values()):,} rows")
+
+
+def test_copy_db_refuses_what_would_go_wrong(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    SQLiteStore(f"sqlite:///{db}").close()
+    onto_itself = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}", f"sqlite:///{db}")
+    assert onto_itself.returncode == 2
+    assert "the source and the destination are the same database" in onto_itself.stderr
+    missing = chat_rescue(tmp_path, "copy-db", f"sqlite:///{tmp_path}/none.db",
+                          f"sqlite:///{tmp_path}/b.db")
+    assert missing.returncode == 1
+    assert f"there is no database at {tmp_path}/none.db" in missing.stderr
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "b.db").exists()
+    unreachable = chat_rescue(tmp_path, "copy-db", f"sqlite:///{db}",
+                              "postgresql://bot:s3cret@127.0.0.1:1/db")
+    assert unreachable.returncode == 1
+    assert "cannot use PostgreSQL at 127.0.0.1:1/db (" in unreachable.stderr
+    assert "s3cret" not in unreachable.stdout + unreachable.stderr

@@ -3,6 +3,8 @@ PostgreSQL (`postgresql://user:password@host:5432/database`)."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,8 +12,8 @@ from chat_rescue.bot.ports import Store
 from chat_rescue.storage import sqlite
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
-_NO_DRIVER = ("DATABASE_URL names a PostgreSQL database, but its driver is not installed: "
-              "pip install 'chat-rescue[postgres]'")
+NO_DRIVER = ("DATABASE_URL names a PostgreSQL database, but its driver is not installed: "
+             "pip install 'chat-rescue[postgres]'")
 
 
 def is_postgres(url: str) -> bool:
@@ -25,7 +27,7 @@ def open_store(url: str) -> Store:
         try:
             from chat_rescue.storage.postgres import PostgresStore
         except ImportError:
-            raise ValueError(_NO_DRIVER) from None
+            raise ValueError(NO_DRIVER) from None
         return PostgresStore(url)
     return sqlite.SQLiteStore(url)
 
@@ -37,7 +39,7 @@ def describe(url: str) -> str:
         try:
             from chat_rescue.storage import postgres
         except ImportError:
-            raise ValueError(_NO_DRIVER) from None
+            raise ValueError(NO_DRIVER) from None
         return postgres.describe(url)
     return sqlite.describe(url)
 
@@ -45,3 +47,49 @@ def describe(url: str) -> str:
 def database_file(url: str) -> Path | None:
     """The SQLite file a URL names (None for an in-memory or a PostgreSQL database)."""
     return None if is_postgres(url) else sqlite.database_file(url)
+
+
+def server_of(url: str) -> str:
+    """host:port/database of a PostgreSQL URL, without its user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "local socket"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: libpq says so in its own words
+        port = ":?"
+    return f"{host}{port}{parts.path or '/'}"
+
+
+def where_is(url: str) -> str:
+    """Where a URL points, for messages: the SQLite file, or the PostgreSQL server and
+    database (never the user or password)."""
+    if is_postgres(url):
+        return f"PostgreSQL at {server_of(url)}"
+    try:
+        file = database_file(url)
+    except ValueError:
+        return "an unknown database"
+    return str(file) if file is not None else "the in-memory database"
+
+
+def migrate(url: str, applied: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Run the store's migrations at `url` (creating the database file or the tables as a
+    first start would): (the version before, the version after); `applied` hears each
+    migration this call ran. ValueError in plain words for a bad URL or a database that
+    cannot be used; SchemaTooNew (nothing written) for one a newer release wrote."""
+    if is_postgres(url):
+        try:
+            from chat_rescue.storage import postgres
+        except ImportError:
+            raise ValueError(NO_DRIVER) from None
+        return postgres.migrate_url(url, applied)
+    try:
+        conn = sqlite.connect(url)
+    except (OSError, sqlite3.Error) as failed:
+        raise ValueError(f"cannot use {where_is(url)} ({failed})") from None
+    try:
+        return sqlite.schema_version(conn), sqlite.migrate(conn, applied=applied)
+    except sqlite3.Error as failed:
+        raise ValueError(f"cannot use {where_is(url)} ({failed})") from None
+    finally:
+        conn.close()

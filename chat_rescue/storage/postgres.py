@@ -11,8 +11,7 @@ replica's `due` passes over them until the batch ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
 
 import psycopg
 
@@ -29,24 +28,24 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.storage.decoded import Decoded
+from chat_rescue.storage.factory import server_of
 from chat_rescue.storage.postgres_lock import AdvisoryLock
 from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
-from chat_rescue.storage.postgres_schema import MIGRATIONS, schema_version
+from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
 from chat_rescue.storage.postgres_sweeps import SweepTables
 from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
+from chat_rescue.storage.versions import SchemaTooNew
 
-__all__ = ["PostgresStore", "describe"]
+__all__ = ["PostgresStore", "describe", "migrate_url", "unusable"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 
 
-def where_is(url: str) -> str:
-    """host:port/database of a URL, without its user or password (for messages)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "local socket"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}{parts.path or '/'}"
+def unusable(url: str, failed: psycopg.Error) -> ValueError:
+    """The plain words for a server that cannot be reached or used (never the password)."""
+    reason = str(failed).strip().splitlines()[0] if str(failed).strip() else repr(failed)
+    return ValueError(f"cannot use PostgreSQL at {server_of(url)} ({reason})")
 
 
 def describe(url: str) -> str:
@@ -59,21 +58,33 @@ def describe(url: str) -> str:
             server = str(row[0]).split(" ")[0] if row else "?"
             version = schema_version(conn)
             conversations = 0
-            if version:
+            if 0 < version <= len(MIGRATIONS):
                 counted = conn.execute("SELECT count(*) FROM conversations").fetchone()
                 conversations = int(counted[0]) if counted else 0
     except psycopg.Error as failed:
-        reason = str(failed).strip().splitlines()[0] if str(failed).strip() else repr(failed)
-        raise ValueError(f"cannot use PostgreSQL at {where_is(url)} ({reason})") from None
+        raise unusable(url, failed) from None
     if version > len(MIGRATIONS):
-        raise ValueError(f"PostgreSQL at {where_is(url)} was written by a newer chat-rescue "
-                         f"(schema {version}, this one knows up to {len(MIGRATIONS)})")
+        raise ValueError(f"PostgreSQL at {server_of(url)}: "
+                         f"{SchemaTooNew(version, len(MIGRATIONS))}")
     if version == 0:
-        return (f"PostgreSQL {server} at {where_is(url)}: no schema yet "
+        return (f"PostgreSQL {server} at {server_of(url)}: no schema yet "
                 f"(created at the first start, schema {len(MIGRATIONS)})")
     later = " (brought up to date at the next start)" if version < len(MIGRATIONS) else ""
-    return (f"PostgreSQL {server} at {where_is(url)}: {conversations} conversations, "
+    return (f"PostgreSQL {server} at {server_of(url)}: {conversations} conversations, "
             f"schema {version}{later}")
+
+
+def migrate_url(url: str, applied: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Run the migrations on the database at `url`: (the version before, after).
+    ValueError in plain words when the server cannot be used, SchemaTooNew for a newer
+    schema (nothing written)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10,
+                             application_name="chat-rescue") as conn:
+            before = schema_version(conn)
+            return before, migrate(conn, applied=applied)
+    except psycopg.Error as failed:
+        raise unusable(url, failed) from None
 
 
 class PostgresStore(OutboxTables, SweepTables):

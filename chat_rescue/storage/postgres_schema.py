@@ -15,9 +15,12 @@ several replicas starting on a new database at once migrate it exactly once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
+
+from chat_rescue.storage.versions import refuse_newer
 
 # pg_advisory_xact_lock(bigint) keys of chat-rescue's own, named so that another
 # application sharing the database is unlikely to pick the same numbers.
@@ -177,19 +180,26 @@ _VERSIONS = """
 
 
 def migrate(conn: psycopg.Connection[tuple[Any, ...]],
-            migrations: list[str] = MIGRATIONS) -> int:
-    """Bring the database `conn` is on to the newest version; returns that version.
+            migrations: list[str] = MIGRATIONS,
+            applied: Callable[[int], None] | None = None) -> int:
+    """Bring the database `conn` is on to the newest version; returns that version, and
+    tells `applied` the number of each migration this call ran.
 
-    `conn` must be in autocommit mode (each migration is a transaction of its own).
+    `conn` must be in autocommit mode (each migration is a transaction of its own). A
+    database a newer release wrote is refused (SchemaTooNew) before anything is written.
     """
     for number, script in enumerate(migrations, start=1):
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (MIGRATION_LOCK,))
-            conn.execute(_VERSIONS)
-            if schema_version(conn) < number:
+            found = schema_version(conn)
+            refuse_newer(found, len(migrations))
+            if found < number:
+                conn.execute(_VERSIONS)
                 conn.execute(script)
                 conn.execute("INSERT INTO schema_version (version, applied_at) "
                              "VALUES (%s, %s)", (number, time.time()))
+        if found < number and applied is not None:
+            applied(number)
     return len(migrations)
 
 

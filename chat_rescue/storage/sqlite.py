@@ -36,8 +36,10 @@ from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
 from chat_rescue.storage.sqlite_sweeps import SweepTables
+from chat_rescue.storage.versions import SchemaTooNew, refuse_newer
 
-__all__ = ["MIGRATIONS", "SQLiteStore", "database_file", "describe"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "connect", "database_file", "describe", "migrate",
+           "schema_version"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 
@@ -84,36 +86,85 @@ def describe(url: str) -> str:
     except sqlite3.DatabaseError as failed:
         raise ValueError(f"{path} is not a usable SQLite database ({failed})") from None
     if version > len(MIGRATIONS):
-        raise ValueError(f"{path} was written by a newer chat-rescue (schema {version}, "
-                         f"this one knows up to {len(MIGRATIONS)})")
+        raise ValueError(f"{path}: {SchemaTooNew(version, len(MIGRATIONS))}")
     later = " (brought up to date at the next start)" if version < len(MIGRATIONS) else ""
     return f"{path}: {conversations} conversations, schema {version}{later}"
+
+
+def connect(url: str) -> sqlite3.Connection:
+    """A connection to the database at `url` as the store uses it: the file created private
+    to its owner, WAL, `synchronous=NORMAL`. SchemaTooNew, before anything is written to
+    an existing file, when a newer release wrote it."""
+    path = _path_of(url)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the first byte: the store holds customer names and previews.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        refuse_newer(schema_version(conn), len(MIGRATIONS))
+        if path != ":memory:":
+            sqlite_utils.Database(conn).enable_wal()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The newest migration applied (0: a new, empty database)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS,
+            applied: Callable[[int], None] | None = None) -> int:
+    """Bring the database to the newest version of `migrations`; returns that version, and
+    tells `applied` the number of each migration this call ran.
+
+    Each step runs under the write lock and re-reads the version, so several processes
+    opening a new database at once migrate it exactly once. A database a newer release
+    wrote is refused (SchemaTooNew) and left as it is.
+    """
+    for number, script in enumerate(migrations, start=1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = schema_version(conn)
+            refuse_newer(found, len(migrations))
+            if found < number:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if found < number and applied is not None:
+            applied(number)
+    return len(migrations)
 
 
 class SQLiteStore(OutboxTables, SweepTables):
     """The core's ports (`bot.ports.Store`) on one SQLite file (or `:memory:`)."""
 
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
-        path = _path_of(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # Owner-only from the first byte: the store holds customer names and previews.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._path = path
         # One connection, used by the store's thread and, in tests and tools, by others:
         # each call (and a whole batch) holds it (`_serialized`).
         self._mutex = threading.RLock()
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = connect(url)
+        self._path = _path_of(url)
         self.db = sqlite_utils.Database(conn)
-        if path != ":memory:":
-            self.db.enable_wal()
         self.conn = conn
         self._batching = False
         # Decoded outbox actions by id: a paced backlog is read again and again.
         self._decoded = Decoded()
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            conn.close()
+            raise
         placeholders = ", ".join("?" for _ in COLUMNS)
         assignments = ", ".join(f"{c} = ?" for c in COLUMNS if c != "version")
         self._insert_sql = (
@@ -126,25 +177,9 @@ class SQLiteStore(OutboxTables, SweepTables):
         self._select_sql = f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE key = ?"
 
     def migrate(self) -> int:
-        """Bring the schema to the newest version; returns that version.
-
-        Each step runs under the write lock and re-reads the version, so several
-        processes opening a new database at once migrate it exactly once.
-        """
-        conn = self.conn
-        for number, script in enumerate(MIGRATIONS, start=1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if conn.execute("PRAGMA user_version").fetchone()[0] < number:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return len(MIGRATIONS)
+        """Bring the schema to the newest version; returns that version (SchemaTooNew,
+        with nothing written, for a database a newer release wrote)."""
+        return migrate(self.conn)
 
     # -- conversations --------------------------------------------------------
 

@@ -30,8 +30,9 @@ from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.factory import open_store
-from chat_rescue.storage.postgres import PostgresStore, describe
+from chat_rescue.storage.postgres import PostgresStore, describe, migrate_url
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
+from chat_rescue.storage.versions import SchemaTooNew
 
 T0 = 1_700_000_000.0
 REPLICAS = 4
@@ -340,12 +341,29 @@ def test_a_database_at_an_earlier_version_migrates_to_the_latest(
     url = postgres_databases.fresh(migrated=False)
     with psycopg.connect(url, autocommit=True) as conn:
         assert migrate(conn, MIGRATIONS[:at]) == at
+    applied: list[int] = []
+    assert migrate_url(url, applied.append) == (at, len(MIGRATIONS))
+    assert applied == list(range(at + 1, len(MIGRATIONS) + 1))  # each step once, in order
     store = PostgresStore(url)
     try:
         assert versions(url) == list(range(1, len(MIGRATIONS) + 1))
         assert store.commit(Change(due_at(1, T0 + 5)), T0) is Outcome.COMMITTED
     finally:
         store.close()
+
+
+def test_a_database_a_newer_release_wrote_is_refused_and_left_as_it_is(
+        postgres_databases: Databases) -> None:
+    url = postgres_databases.fresh()
+    newer = len(MIGRATIONS) + 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (newer,))
+    with pytest.raises(SchemaTooNew, match=f"schema version {newer} was written by a newer "
+                       f"chat-rescue; this one knows up to {len(MIGRATIONS)}"):
+        PostgresStore(url)
+    with pytest.raises(SchemaTooNew):
+        migrate_url(url)
+    assert versions(url) == [*range(1, len(MIGRATIONS) + 1), newer]
 
 
 # --- opening and checking --------------------------------------------------------------

@@ -23,7 +23,9 @@ from chat_rescue.bot.model import (
     Timer,
 )
 from chat_rescue.bot.ports import Change, Outcome
-from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore, describe
+from chat_rescue.storage import factory
+from chat_rescue.storage.sqlite import MIGRATIONS, SQLiteStore, describe, migrate
+from chat_rescue.storage.versions import SchemaTooNew
 
 T0 = 1_700_000_000.0
 REF = ConversationRef("slack", "C1", "1700000001.000100")
@@ -73,6 +75,38 @@ def test_migrations_are_idempotent(db_path: Path) -> None:
         assert second.load(REF.key) == conversation()
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("at", range(len(MIGRATIONS)))
+def test_a_database_at_an_earlier_version_migrates_to_the_latest(db_path: Path,
+                                                                 at: int) -> None:
+    old = sqlite3.connect(db_path, isolation_level=None)
+    assert migrate(old, MIGRATIONS[:at]) == at
+    old.close()
+    applied: list[int] = []
+    assert factory.migrate(f"sqlite:///{db_path}", applied.append) == (at, len(MIGRATIONS))
+    assert applied == list(range(at + 1, len(MIGRATIONS) + 1))  # each step once, in order
+    store = open_store(db_path)
+    try:
+        assert store.commit(Change(conversation()), T0) is Outcome.COMMITTED
+        assert store.load(REF.key) == conversation()
+    finally:
+        store.close()
+
+
+def test_a_database_a_newer_release_wrote_is_refused_and_left_as_it_is(db_path: Path) -> None:
+    open_store(db_path).close()
+    newer = sqlite3.connect(db_path)
+    newer.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    newer.execute("PRAGMA journal_mode = DELETE")  # as it might be left: opening would write
+    newer.close()
+    before = db_path.read_bytes()
+    with pytest.raises(SchemaTooNew, match=f"schema version {len(MIGRATIONS) + 1} was written "
+                       f"by a newer chat-rescue; this one knows up to {len(MIGRATIONS)}"):
+        open_store(db_path)
+    with pytest.raises(SchemaTooNew):
+        factory.migrate(f"sqlite:///{db_path}")
+    assert db_path.read_bytes() == before
 
 
 def test_a_database_of_schema_6_opens_and_its_conversations_decode(db_path: Path) -> None:

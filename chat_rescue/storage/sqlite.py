@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -349,6 +349,14 @@ class SQLiteStore(OutboxTables, SweepTables):
         if self._path == ":memory:":
             return Always()  # nobody else can open this database
         return FileLock(Path(f"{self._path}.{name}.lock"))
+
+    def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
+               missed: Callable[[], None]) -> None:
+        """Nothing to hear: SQLite serves one process, whose own commits wake its ticker
+        and outbox workers directly."""
+
+    def stop_listening(self) -> None:
+        pass
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self.conn.execute(

@@ -64,7 +64,7 @@ class Runtime:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to wake
                 loop.call_soon_threadsafe(callback, *args)
 
-        self.service.store.listen(lambda at: soon(self.ticker.poke, at),
+        self.service.store.listen(lambda at: soon(self.ticker.elsewhere, at),
                                   lambda platform: soon(self._queued_elsewhere, platform),
                                   lambda: soon(self._missed))
 

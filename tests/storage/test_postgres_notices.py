@@ -1,7 +1,8 @@
 """Wake-ups across replicas on PostgreSQL (LISTEN/NOTIFY, `storage/postgres_notices.py`):
 what one replica commits wakes another's ticker and outbox workers at once, not at their
 next look at the store; nothing rolled back wakes anyone; the listening session survives
-being killed. Each replica is a store of its own (its own pool and
+being killed. And a ticker whose due deadlines another replica's open batch holds waits
+for that batch instead of spinning. Each replica is a store of its own (its own pool and
 sessions) on one database, as separate processes would have."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from chat_rescue.bot import ticker as ticker_module
 from chat_rescue.bot.clock import SystemClock
 from chat_rescue.bot.model import (
     Action,
@@ -216,3 +218,64 @@ async def test_items_queued_while_the_listener_was_away_go_once_it_is_back(
             finally:
                 admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         await until(lambda: len(slack.delivered) == 1)
+
+
+# --- waiting for a claim ---------------------------------------------------------------
+
+
+class Holder(threading.Thread):
+    """Another replica's batch holding every due deadline until `end` is set; then it
+    commits (`commit`) or rolls back, having fired none of them."""
+
+    def __init__(self, store: PostgresStore, commit: bool) -> None:
+        super().__init__()
+        self.store, self.commit = store, commit
+        self.holding, self.end = threading.Event(), threading.Event()
+        self.ended = 0.0
+
+    def run(self) -> None:
+        try:
+            with self.store.batch():
+                assert self.store.due(time.time(), 100)
+                self.holding.set()
+                self.end.wait()
+                if not self.commit:
+                    raise ZeroDivisionError
+        except ZeroDivisionError:
+            pass
+        self.ended = time.monotonic()
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "rolled-back"])
+async def test_a_ticker_waits_for_a_claim_held_elsewhere_without_spinning(
+        pair: tuple[PostgresStore, PostgresStore], commit: bool) -> None:
+    one, other = pair
+    one.commit(Change(due_at(1, time.time() - 1)), time.time())
+    looks = 0
+    next_deadline = other.next_deadline
+
+    def counted() -> float | None:
+        nonlocal looks
+        looks += 1
+        return next_deadline()
+
+    other.next_deadline = counted  # type: ignore[method-assign]
+    holder = Holder(one, commit)
+    holder.start()
+    holder.holding.wait()
+    try:
+        async with running(other) as replica:
+            looks = 0
+            await asyncio.sleep(1.0)
+            assert replica.ticker.fired == 0
+            # One look per CLAIM_WAIT at most, where it used to look thousands of times.
+            assert looks <= 1.0 / ticker_module.CLAIM_WAIT + 1
+            holder.end.set()
+            await until(lambda: replica.ticker.fired == 1)
+            took = time.monotonic() - holder.ended
+    finally:
+        holder.end.set()
+        holder.join()
+    # Committed: its notice wakes this one at once. Rolled back (as when the server ends
+    # a killed replica's session): nothing is said, and the wait's end finds it.
+    assert took < (PROMPTLY if commit else ticker_module.CLAIM_WAIT + PROMPTLY)

@@ -12,6 +12,7 @@ from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.model import Claim, ConversationRef, CustomerMessage, OperatorMessage
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
+from chat_rescue.storage.postgres_schema import MIGRATIONS
 from chat_rescue.storage.sqlite import SQLiteStore
 
 
@@ -114,7 +115,7 @@ def test_check_reports_the_postgresql_server_and_schema(tmp_path: Path,
     assert done.returncode == 1  # no platform
     (said,) = [line for line in done.stdout.splitlines() if line.startswith("database:")]
     assert said.startswith("database: ok, PostgreSQL ")
-    assert said.endswith(": 0 conversations, schema 1")
+    assert said.endswith(f": 0 conversations, schema {len(MIGRATIONS)}")
 
 
 def test_check_says_when_postgresql_cannot_be_reached(tmp_path: Path) -> None:

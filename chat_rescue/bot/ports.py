@@ -194,13 +194,14 @@ class OutboxSettling(Protocol):
         """
 
     def outbox_mark(self) -> int:
-        """The highest id of the items queued now (0 when none): what a card drawn now
-        covers, for `supersede`."""
+        """A mark of the items whose queuing has committed by now, for `supersede`: a card
+        drawn after it shows their changes. (One writer: the highest id queued, 0 when
+        none. Several: ids are not in commit order, and the mark says so.)"""
 
     def supersede(self, lane: str, through: int, keep: int) -> int:
-        """Forget the lane's card updates of ids up to `through`, except `keep`, that hold
-        no lease (one whose lease merely ran out may be on its way, and stays); returns how
-        many were forgotten."""
+        """Forget the lane's card updates that the mark `through` covers, except `keep`,
+        that hold no lease (one whose lease merely ran out may be on its way, and stays);
+        returns how many were forgotten. One committed after the mark stays."""
 
     def oldest_pending(self) -> float | None:
         """When (the `now` of its commit) the oldest action still waiting to be delivered

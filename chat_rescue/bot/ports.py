@@ -9,7 +9,7 @@ for tests: what they read besides is on the backends, outside the ports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -37,6 +37,7 @@ __all__ = [
     "SweepCards",
     "SweepPlans",
     "Teams",
+    "Wakeups",
 ]
 
 
@@ -193,13 +194,14 @@ class OutboxSettling(Protocol):
         """
 
     def outbox_mark(self) -> int:
-        """The highest id of the items queued now (0 when none): what a card drawn now
-        covers, for `supersede`."""
+        """A mark of the items whose queuing has committed by now, for `supersede`: a card
+        drawn after it shows their changes. (One writer: the highest id queued, 0 when
+        none. Several: ids are not in commit order, and the mark says so.)"""
 
     def supersede(self, lane: str, through: int, keep: int) -> int:
-        """Forget the lane's card updates of ids up to `through`, except `keep`, that hold
-        no lease (one whose lease merely ran out may be on its way, and stays); returns how
-        many were forgotten."""
+        """Forget the lane's card updates that the mark `through` covers, except `keep`,
+        that hold no lease (one whose lease merely ran out may be on its way, and stays);
+        returns how many were forgotten. One committed after the mark stays."""
 
     def oldest_pending(self) -> float | None:
         """When (the `now` of its commit) the oldest action still waiting to be delivered
@@ -270,6 +272,23 @@ class Locks(Protocol):
         let go when its holder dies."""
 
 
+class Wakeups(Protocol):
+    """Word of what the other processes on this store committed, so that nobody waits for
+    its next look at the store (which stays, as a fallback) to learn of it."""
+
+    def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
+               missed: Callable[[], None]) -> None:
+        """Start calling `deadline(at)` when another process committed a deadline at `at`
+        (or ended a transaction holding due ones: they may be due here now), `outbox(
+        platform)` when it queued actions for `platform`'s lanes, and `missed()` each time
+        listening (re)starts, as what was said before may have been missed. The calls come
+        from a thread of the store's own: hand them over to the event loop. A store no
+        other process shares never calls them."""
+
+    def stop_listening(self) -> None:
+        """Stop those calls; none is under way once this returns."""
+
+
 class SweepPlans(Protocol):
     """A team's sweeps before its shifts end (`bot/sweeper.py`) and their steps."""
 
@@ -323,7 +342,7 @@ class SweepCards(Protocol):
 
 
 class Store(Conversations, Deadlines, OutboxClaims, OutboxSettling, ScopeSettings, Reports,
-            Teams, Inbound, Locks, SweepPlans, SweepCards, Batching, Protocol):
+            Teams, Inbound, Locks, Wakeups, SweepPlans, SweepCards, Batching, Protocol):
     """Every port, on one connection: what wires the bot together (`Service`, the runtime)
     and what a backend implements."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import Clock
@@ -53,6 +54,33 @@ class Runtime:
         for outbox in self.outboxes:
             name = f"outbox:{outbox.platform.name}"
             self._tasks.append(asyncio.create_task(supervise(name, outbox.run), name=name))
+        await self._listen(asyncio.get_running_loop())
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hear what other processes on the store commit. The store calls from a thread of
+        its own, so each call only hands over to the loop (asyncio objects are not
+        thread-safe)."""
+
+        def soon(callback: Callable[..., None], *args: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to wake
+                loop.call_soon_threadsafe(callback, *args)
+
+        await self.service.call(self.service.store.listen,
+                                lambda at: soon(self.ticker.elsewhere, at),
+                                lambda platform: soon(self._queued_elsewhere, platform),
+                                lambda: soon(self._missed))
+
+    def _queued_elsewhere(self, platform: str) -> None:
+        for outbox in self.outboxes:
+            if outbox.platform.name == platform:
+                outbox.poke()
+
+    def _missed(self) -> None:
+        """Listening (again): what was announced before may have gone unheard, so the
+        ticker and every outbox worker look at the store once."""
+        self.ticker.wake()
+        for outbox in self.outboxes:
+            outbox.poke()
 
     async def _forget_old_inbound_ids(self, loop: Loop) -> None:
         """Processed inbound ids are kept a week: platforms redeliver within minutes, and
@@ -68,6 +96,7 @@ class Runtime:
         """Let each outbox worker finish the delivery under way (for up to STOP_GRACE
         seconds: another process may go on serving, and must not repeat it), then cancel
         the tasks; state is in the store, so nothing is lost."""
+        await self.service.call(self.service.store.stop_listening)
         for outbox in self.outboxes:
             outbox.stop_soon()
         workers = [task for task in self._tasks if task.get_name().startswith("outbox:")]

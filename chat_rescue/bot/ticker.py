@@ -30,6 +30,10 @@ RETRY_FAILED = 30.0  # seconds before a deadline whose handling raised is tried 
 # opening late; another process may also have stored a sooner deadline without a poke.
 LOOK_AGAIN = 60.0
 SLICE = 64  # deadlines fired per transaction, between which inbound work gets its turn
+# Real seconds it waits at most for another replica's batch that holds every due deadline:
+# its commit's notice comes first; a replica killed meanwhile has its transaction rolled
+# back by the server as its socket closes, and says nothing.
+CLAIM_WAIT = 0.5
 
 
 class TickerStore(Deadlines, Batching, Protocol):
@@ -54,6 +58,7 @@ class Ticker:
         self._poked: float | None = None  # the soonest poke while a pass is under way
         self._passing = False
         self._sleeping = False
+        self._held_elsewhere = False  # what is due is another replica's open batch's
         self._wake = asyncio.Event()
         service.on_deadline(self.poke)
 
@@ -70,6 +75,14 @@ class Ticker:
         """Asleep with nothing due and no poke waiting (a script's check that it caught up)."""
         return self._sleeping and not self._wake.is_set() and (
             self._target is None or self._target > self.clock.now())
+
+    def elsewhere(self, at: float) -> None:
+        """Another process committed a deadline at `at`, or ended a batch that held due
+        deadlines: a poke, unless this ticker waits for that batch (then it looks now)."""
+        if self._held_elsewhere:
+            self.wake()
+        else:
+            self.poke(at)
 
     def wake(self) -> None:
         """Look at the store again now: the wall clock was stepped (a resumed machine, or a
@@ -113,7 +126,9 @@ class Ticker:
         """Run forever: fire what is due, then sleep until the next deadline or a poke.
 
         A wake-up for a deadline queries what is due and, once that is done, the next
-        deadline; a poke carries its deadline and costs no query at all. A store error
+        deadline; a poke carries its deadline and costs no query at all. A pass that takes
+        nothing though something is due (another replica's open batch holds it) waits for
+        that batch's notice, or CLAIM_WAIT, rather than look again at once. A store error
         ends the call; its supervisor pauses and calls again, and overdue deadlines fire
         on that first wake-up as after a restart.
         """
@@ -123,6 +138,7 @@ class Ticker:
                 loop.ok()
             self._wake.clear()
             now = self.clock.now()
+            self._held_elsewhere = False
             if self._target is not None and self._target <= now:
                 self._passing, self._poked = True, None
                 try:
@@ -131,13 +147,20 @@ class Ticker:
                     self._passing = False
                 if fired >= self.batch:
                     continue  # more is due; inbound work went in while this slice ran
+                # Due, yet nothing taken: another replica's open batch claimed it (FOR
+                # UPDATE SKIP LOCKED). Looking again at once would spin until that commits;
+                # its commit's notice (`elsewhere`) comes instead.
+                self._held_elsewhere = fired == 0 and following is not None \
+                    and following <= now
                 # Pokes that came in during the pass may be for deadlines committed after
                 # it read the next one.
                 self._target = following if self._poked is None or (
                     following is not None and following <= self._poked) else self._poked
                 now = self.clock.now()  # firing took time: sleep from now, not from before
             timeout = LOOK_AGAIN
-            if self._target is not None:
+            if self._held_elsewhere:
+                timeout = CLAIM_WAIT
+            elif self._target is not None:
                 timeout = min(LOOK_AGAIN, max(0.0, self.clock.real(self._target - now)))
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that arrives as the event fires, and stop() would hang.

@@ -6,7 +6,8 @@ the conversation's version and an inbound id is recorded once (`INSERT … ON CO
 NOTHING`): a conflict or a duplicate writes nothing. Inside `batch()`, one transaction on
 one connection, each commit is a savepoint. Due deadlines are claimed, not just read:
 `due` locks the rows it returns `FOR UPDATE SKIP LOCKED`, so inside a batch another
-replica's `due` passes over them until the batch ends.
+replica's `due` passes over them until the batch ends. What a transaction stores, claims
+or queues is announced to the other replicas when it commits (`postgres_notices.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
 from chat_rescue.storage.postgres_lock import AdvisoryLock
+from chat_rescue.storage.postgres_notices import Listener, News
 from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
@@ -101,9 +103,24 @@ class PostgresStore(OutboxTables, SweepTables):
         self._update_sql = (f"UPDATE conversations SET {assignments}, version = version + 1 "
                             "WHERE key = %s AND version = %s")
         self._select = f"SELECT key, {names} FROM conversations"
+        self._listeners: list[Listener] = []
 
     def lock(self, name: str) -> Lock:
         return AdvisoryLock(self.url, name)
+
+    def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
+               missed: Callable[[], None]) -> None:
+        listener = Listener(self.url, self.origin, deadline, outbox, missed)
+        self._listeners.append(listener)
+        listener.start()
+
+    def stop_listening(self) -> None:
+        while self._listeners:
+            self._listeners.pop().stop()
+
+    def close(self) -> None:
+        self.stop_listening()
+        super().close()
 
     # -- conversations --------------------------------------------------------
 
@@ -120,6 +137,7 @@ class PostgresStore(OutboxTables, SweepTables):
             outcome = self._write(conn, change, now)
             if outcome is not Outcome.COMMITTED:
                 raise psycopg.Rollback(tx)  # nothing of it is kept; the block goes on
+            self._announce(conn, lambda news: _tell(news, [change]))
         return outcome
 
     def commit_all(self, changes: Sequence[Change], now: float) -> bool:
@@ -143,6 +161,7 @@ class PostgresStore(OutboxTables, SweepTables):
                 raise psycopg.Rollback(tx)
             self._write_rest(conn, [h for c in changes for h in c.history],
                              [a for c in changes for a in c.actions], now)
+            self._announce(conn, lambda news: _tell(news, changes))
         return together
 
     def _write(self, conn: Connection, change: Change, now: float) -> Outcome:
@@ -213,6 +232,8 @@ class PostgresStore(OutboxTables, SweepTables):
         rows = self._rows("SELECT key, deadline FROM conversations WHERE deadline IS NOT NULL "
                           "AND deadline <= %s ORDER BY deadline LIMIT %s "
                           "FOR UPDATE SKIP LOCKED", (now, limit))
+        if rows and self._held.news is not None:  # held until the batch ends: say so then
+            self._held.news.held(float(rows[0][1]))
         return [(str(key), float(deadline)) for key, deadline in rows]
 
     def postpone(self, key: str, until: float) -> None:
@@ -294,3 +315,11 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def release(self, held_id: int) -> None:
         self._run("DELETE FROM held WHERE id = %s", (held_id,))
+
+
+def _tell(news: News, changes: Sequence[Change]) -> None:
+    """What committed changes announce: their conversations' deadlines, their lanes."""
+    for change in changes:
+        if change.conversation is not None:
+            news.stored(change.conversation.deadline)
+        news.queued([lane_of(action) for action in change.actions])

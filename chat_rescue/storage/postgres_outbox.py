@@ -7,7 +7,8 @@ taken over when their leases run out. Where SQLite takes its one write lock, a l
 claims in two statements of one transaction: first a try-lock on each wanted item's lane
 (`pg_try_advisory_xact_lock`: a lane another replica is leasing right now is skipped,
 not waited for), then `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`,
-whose fresh snapshot sees every lease committed before the lane locks were taken.
+whose fresh snapshot sees every lease committed before the lane locks were taken. A
+card update is superseded by commit order, not by id (`outbox_mark`).
 """
 
 from __future__ import annotations
@@ -122,13 +123,19 @@ class OutboxTables(PooledConnections):
                          "AND not_before > 0", (prefix, _after(prefix)))
 
     def outbox_mark(self) -> int:
-        row = self._row("SELECT max(id) FROM outbox")
+        """The oldest transaction still writing now (its id): every item queued by an
+        older one was committed (or rolled back) before, so a card drawn after this sees
+        the change it was queued with. Not the highest id: with several writers, a lower
+        id may commit after it was read. (Items of younger transactions committed already
+        wait for the next card's mark: one update too many, never one too few.)"""
+        row = self._row("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
         return int(row[0]) if row and row[0] is not None else 0
 
     def supersede(self, lane: str, through: int, keep: int) -> int:
-        """Forget the lane's card updates up to id `through` but `keep` (the one sent)."""
+        """Forget the lane's card updates queued by transactions older than `through` (an
+        `outbox_mark`) but `keep` (the one sent)."""
         gone = self._rows(
-            "DELETE FROM outbox WHERE lane = %s AND kind = 'UpdateCard' AND id <= %s "
+            "DELETE FROM outbox WHERE lane = %s AND kind = 'UpdateCard' AND queued_by < %s "
             "AND id <> %s AND coalesce(locked_until, 0) = 0 RETURNING id",
             (lane, through, keep))
         for (item_id,) in gone:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from chat_rescue.storage.postgres_notices import News, origin
 from chat_rescue.storage.postgres_schema import migrate
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -31,6 +32,7 @@ logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
 
 class _Held(threading.local):
     conn: Connection | None = None
+    news: News | None = None  # what the batch announces when it commits
 
 
 class PooledConnections:
@@ -51,6 +53,7 @@ class PooledConnections:
             name="chat-rescue", timeout=connect_timeout)
         self.pool.open(wait=True, timeout=connect_timeout)
         self._held = _Held()
+        self.origin = origin()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -60,11 +63,12 @@ class PooledConnections:
             yield
             return
         with self.pool.connection() as conn, conn.transaction():
-            self._held.conn = conn
+            self._held.conn, self._held.news = conn, News()
             try:
                 yield
+                self._held.news.send(conn, self.origin)  # on commit, once for the lot
             finally:
-                self._held.conn = None
+                self._held.conn = self._held.news = None
 
     @property
     def in_batch(self) -> bool:
@@ -85,6 +89,16 @@ class PooledConnections:
         """All of the block or nothing: a transaction, or a savepoint inside a batch."""
         with self._connection() as conn, conn.transaction():
             yield conn
+
+    def _announce(self, conn: Connection, tell: Callable[[News], None]) -> None:
+        """Note news of the transaction open on `conn` (a batch's: when it commits; one of
+        its own: now, inside it)."""
+        if self._held.news is not None:
+            tell(self._held.news)
+            return
+        news = News()
+        tell(news)
+        news.send(conn, self.origin)
 
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._connection() as conn:

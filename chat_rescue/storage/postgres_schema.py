@@ -169,7 +169,16 @@ _MIGRATION_1 = """
     CREATE INDEX sweep_items_card ON sweep_items (sweep, card)
 """
 
-MIGRATIONS: list[str] = [_MIGRATION_1]
+# The transaction that queued each outbox item, in commit order's terms: with several
+# writers, ids are handed out in the order items are inserted, not committed, so a card
+# update's id does not tell whether a card drawn later could show its change
+# (`outbox_mark`, `supersede`). Items queued before this migration were committed by then.
+_MIGRATION_2 = """
+    ALTER TABLE outbox ADD COLUMN queued_by bigint NOT NULL
+        DEFAULT (pg_current_xact_id()::text::bigint)
+"""
+
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
 
 _VERSIONS = """
     CREATE TABLE IF NOT EXISTS schema_version (

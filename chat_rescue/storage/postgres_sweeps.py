@@ -43,21 +43,24 @@ class SweepTables(PooledConnections):
                 conn.execute("UPDATE sweeps SET phase = 'planned', cursor = '', "
                              "drawn_at = NULL, unowned = 0, version = version + 1 "
                              "WHERE id = %s", (sweep.id,))
+            planned: list[float] = []  # when the steps added or moved are due
             for sweep in sweeps:
                 # Not one upsert: ON CONFLICT DO UPDATE locks the row even when its WHERE
                 # holds not, and a step under way on another replica would be passed over.
                 values = (sweep.sweep_at, sweep.opens_at, ",".join(sweep.shifts),
                           sweep.sweep_at)
-                conn.execute(
+                added = conn.execute(
                     "INSERT INTO sweeps (id, team, ends_at, sweep_at, opens_at, shifts, phase, "
                     "due) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s) "
                     "ON CONFLICT (id) DO NOTHING",
-                    (sweep.id, team, sweep.ends_at, *values))
-                conn.execute(
+                    (sweep.id, team, sweep.ends_at, *values)).rowcount
+                moved = conn.execute(
                     "UPDATE sweeps SET sweep_at = %s, opens_at = %s, shifts = %s, due = %s, "
                     "version = version + 1 WHERE id = %s AND phase = 'planned' "
                     "AND (sweep_at, opens_at, shifts, due) IS DISTINCT FROM (%s, %s, %s, %s)",
-                    (*values, sweep.id, *values))
+                    (*values, sweep.id, *values)).rowcount
+                if added or moved:
+                    planned.append(sweep.sweep_at)
             # One whose end passed (the bot was down) is still carried out.
             conn.execute("DELETE FROM sweeps WHERE team = %s AND phase = 'planned' "
                          "AND ends_at > %s AND id <> ALL(%s::text[])", (team, now, kept))
@@ -66,6 +69,8 @@ class SweepTables(PooledConnections):
                 "version = version + 1 WHERE team = %s AND ends_at > %s "
                 "AND phase = ANY(%s::text[]) AND id <> ALL(%s::text[])",
                 (team, now, _UNDER_WAY, kept))
+            if planned:
+                self._announce(conn, lambda news: news.stored(min(planned)))
 
     def sweep(self, sweep_id: str) -> Sweep | None:
         row = self._row(f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE id = %s", (sweep_id,))
@@ -80,16 +85,24 @@ class SweepTables(PooledConnections):
         rows = self._rows(f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE due IS NOT NULL "
                           "AND due <= %s ORDER BY due LIMIT %s FOR UPDATE SKIP LOCKED",
                           (now, limit))
-        return [_sweep(row) for row in rows]
+        sweeps = [_sweep(row) for row in rows]
+        first = sweeps[0].due if sweeps else None
+        if first is not None and self._held.news is not None:  # held until the batch ends
+            self._held.news.held(first)
+        return sweeps
 
     def advance_sweep(self, sweep: Sweep, phase: Phase) -> bool:
         moved = replace(sweep, phase=phase)
-        return self._run(
-            "UPDATE sweeps SET phase = %s, opens_at = %s, due = %s, cursor = %s, "
-            "drawn_at = %s, unowned = %s, version = version + 1 "
-            "WHERE id = %s AND version = %s",
-            (phase.value, sweep.opens_at, moved.due, sweep.cursor, sweep.drawn_at,
-             sweep.unowned, sweep.id, sweep.version)) == 1
+        with self._transaction() as conn:
+            done = conn.execute(
+                "UPDATE sweeps SET phase = %s, opens_at = %s, due = %s, cursor = %s, "
+                "drawn_at = %s, unowned = %s, version = version + 1 "
+                "WHERE id = %s AND version = %s",
+                (phase.value, sweep.opens_at, moved.due, sweep.cursor, sweep.drawn_at,
+                 sweep.unowned, sweep.id, sweep.version)).rowcount == 1
+            if done:
+                self._announce(conn, lambda news: news.stored(moved.due))
+        return done
 
     def postpone_sweep(self, sweep_id: str, until: float) -> None:
         self._run("UPDATE sweeps SET due = %s WHERE id = %s AND due IS NOT NULL",

@@ -392,6 +392,14 @@ class SQLiteStore(OutboxTables, SweepTables):
             return Always()  # nobody else can open this database
         return FileLock(Path(f"{self._path}.{name}.lock"))
 
+    def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
+               missed: Callable[[], None]) -> None:
+        """Nothing to hear: SQLite serves one process, whose own commits wake its ticker
+        and outbox workers directly."""
+
+    def stop_listening(self) -> None:
+        pass
+
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self.conn.execute(
             f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE team = ? "

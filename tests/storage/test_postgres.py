@@ -23,6 +23,7 @@ from chat_rescue.bot.model import (
     HistoryEvent,
     Nudge,
     Timer,
+    UpdateCard,
 )
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Change, Outcome
@@ -268,6 +269,33 @@ def test_planning_the_same_sweeps_again_does_not_hold_them(
         one.plan_sweeps("team-a", sweeps, T0 + 100)
         with other.batch():
             assert [s.id for s in other.due_sweeps(T0 + 100, 5)] == [sweeps[0].id]
+
+
+# --- card updates ----------------------------------------------------------------------
+
+
+def test_a_card_update_committed_after_the_mark_is_not_superseded(
+        replicas: list[PostgresStore]) -> None:
+    """Two writers: one queues a card update (with the change it shows) in a transaction
+    still open when a worker reads its mark, the other commits later items meanwhile.
+    The card that worker draws next cannot show that change, so the update must stay."""
+    slow, quick, worker = replicas[:3]
+    card = due_at(1, T0 + 100)
+    slow.commit(Change(card, actions=(UpdateCard(card),)), T0)
+    sent = worker.pending(1)[0]  # the update being delivered
+    with slow.batch():
+        stored = slow.load(ref(1).key)
+        assert stored is not None
+        newer = replace(stored, customer="renamed")
+        slow.commit(Change(newer, expected_version=stored.version,
+                           actions=(UpdateCard(newer),)), T0)
+        quick.commit(Change(actions=(Nudge(ref(2), "ana", 1.0),)), T0)  # a later id
+        mark = worker.outbox_mark()
+        drawn = worker.load(ref(1).key)  # the card is drawn from this
+    assert drawn is not None and drawn.customer != "renamed"
+    worker.supersede(sent.lane, mark, sent.id)
+    left = [i.action for i in worker.pending(10) if i.lane == sent.lane and i.id != sent.id]
+    assert [type(a) for a in left] == [UpdateCard]  # still to go: nothing showed "renamed"
 
 
 # --- one store, several threads ------------------------------------------------------

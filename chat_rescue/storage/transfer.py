@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chat_rescue.storage.factory import NO_DRIVER, database_file, is_postgres, where_is
-from chat_rescue.storage.versions import counterpart, refuse_newer
+from chat_rescue.storage.versions import BACKEND_ONLY, counterpart, refuse_newer
 
 Row = tuple[Any, ...]
 Schema = dict[str, dict[str, str]]  # table → column → its declared type
@@ -169,7 +169,9 @@ def _common_columns(source: Schema, destination: Schema) -> dict[str, list[str]]
         raise CopyRefused(f"the schemas do not hold the same tables ({', '.join(differ)})")
     columns = {}
     for table in sorted(source):
-        theirs, ours = source[table], destination[table]
+        theirs, ours = ({column: kind for column, kind in schema[table].items()
+                         if (table, column) not in BACKEND_ONLY}
+                        for schema in (source, destination))
         if set(theirs) != set(ours):
             differ = sorted(set(theirs) ^ set(ours))
             raise CopyRefused(f"{table} has other columns in the two schemas "

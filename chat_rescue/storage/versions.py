@@ -12,8 +12,15 @@ SQLITE = "sqlite"
 POSTGRES = "postgresql"
 
 # (SQLite version, PostgreSQL version) pairs with the same tables, columns and meaning:
-# what `chat-rescue copy-db` may copy between. A migration added to both lists adds a pair.
-SAME_SCHEMA: list[tuple[int, int]] = [(11, 1)]
+# what `chat-rescue copy-db` may copy between. A migration added to both lists adds a pair;
+# one of a backend's own bookkeeping (BACKEND_ONLY) pairs that backend's new version with
+# the other's same one. PostgreSQL 2 added `outbox.queued_by`.
+SAME_SCHEMA: list[tuple[int, int]] = [(11, 1), (11, 2)]
+
+# Columns one backend keeps for its own bookkeeping, filled by their default on a write:
+# not copied (outbox.queued_by: the PostgreSQL transaction that queued the item; a copied
+# item counts as queued by the copy, committed before any bot reads it).
+BACKEND_ONLY: frozenset[tuple[str, str]] = frozenset({("outbox", "queued_by")})
 
 
 class SchemaTooNew(ValueError):
@@ -39,7 +46,7 @@ def counterpart(kind: str, version: int, other: str) -> int | None:
     (None: there is none)."""
     if kind == other:
         return version
-    for sqlite_version, postgres_version in SAME_SCHEMA:
+    for sqlite_version, postgres_version in reversed(SAME_SCHEMA):  # the newest first
         if kind == SQLITE and sqlite_version == version:
             return postgres_version
         if kind == POSTGRES and postgres_version == version:

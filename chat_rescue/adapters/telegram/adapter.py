@@ -16,7 +16,7 @@ from chat_rescue.adapters.telegram import health, render
 from chat_rescue.adapters.telegram.app import TelegramApp
 from chat_rescue.adapters.telegram.deliver import Deliverer
 from chat_rescue.adapters.telegram.inbound import Inbound
-from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.leader import Leader
@@ -63,7 +63,8 @@ class TelegramAdapter:
         self.pacer = Pacer(lambda place: self.paces[place.partition(":")[0]])
         written = settings.telegram_support_chat_id.strip()
         self.support_chat_id = int(written) if written.lstrip("-").isdigit() else 0
-        self.memory = Memory()
+        self.memory = Memory(stored=lambda: service.store.settings(NAMES_SCOPE),
+                             monotonic=clock.monotonic)
         self.app = TelegramApp(settings, self._on_update, self._noted)
         self.inbound = Inbound(self.app.bot, service, clock, self.memory, self.support_chat_id)
         self.deliverer = Deliverer(self.app.bot, service, clock, self.memory,

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -100,6 +101,17 @@ class BotProcess:
             await process.wait()
             return -signal.SIGKILL
 
+    async def health(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The running child's /healthz report (any status); {} when it does not answer."""
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"{self.url}/healthz",
+                    timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                report: dict[str, Any] = await response.json()
+                return report
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -114,3 +126,9 @@ class BotProcess:
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False
+
+
+def leads_telegram(report: Mapping[str, Any]) -> bool:
+    """Whether a /healthz report says that its process polls Telegram (leads)."""
+    telegram = report.get("leads", {}).get("telegram", {})
+    return bool(telegram.get("this_replica_leads"))

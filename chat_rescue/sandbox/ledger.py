@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.sandbox.slack import SlackSandbox
@@ -212,6 +213,26 @@ def compare(posts: Iterable[Post], expected: Mapping[tuple[str, str], int],
                 + ", ".join(f"{p.text!r}@{p.position:.6f}/life {life_of(p, life)}"
                             for p in made))
     return found
+
+
+def repeated_actions(posts: Iterable[Post], repeats: Iterable[Post],
+                     life: Mapping[str, Sequence[float]]) -> dict[tuple[str, int], set[Any]]:
+    """The actions behind `repeats` (posts made again after a kill: `compare`'s
+    `explained`), by platform and by the kill that interrupted them, i.e. the life of the
+    first post: a digest is one action, every other post belongs to its conversation's one
+    in-flight action. The window allows one action per outbox worker per kill."""
+    by_text: dict[tuple[str, str, str, str], list[Post]] = defaultdict(list)
+    for post in posts:
+        by_text[(post.platform, post.conversation, post.kind, post.text)].append(post)
+    repeated: dict[tuple[str, int], set[Any]] = defaultdict(set)
+    for post in repeats:
+        earlier = [p for p in by_text[(post.platform, post.conversation, post.kind, post.text)]
+                   if life_of(p, life) < life_of(post, life)]
+        first = min(earlier, key=lambda p: p.position)
+        action = ("digest", first.message) if first.digest else ("conversation",
+                                                                  first.conversation)
+        repeated[(post.platform, life_of(first, life))].add(action)
+    return repeated
 
 
 def life_of(post: Post, life: Mapping[str, Sequence[float]]) -> int:

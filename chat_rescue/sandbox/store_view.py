@@ -1,22 +1,47 @@
-"""Read-only queries on a running bot's SQLite file, for reliability tests that watch a
-bot in another process (WAL: readers never block the bot)."""
+"""Read-only queries on a running bot's store, for reliability tests that watch bots in
+other processes: a SQLite file (WAL: readers never block the bot) or a PostgreSQL
+database that several replicas share (`postgresql://…`, each query its own snapshot)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from chat_rescue.storage.factory import is_postgres
 
 # One history event as the audits read it: (kind, at, actor).
 Event = tuple[str, float, str | None]
 
 
-class StoreView:
-    """The conversations, history, inbound ids and outbox of the bot's store."""
+class _Postgres:
+    """A PostgreSQL connection that takes SQLite's `?` placeholders (the queries below are
+    written once, for both)."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, timeout=5)
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql.replace("?", "%s"), tuple(params))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class StoreView:
+    """The conversations, history, inbound ids and outbox of the bot's store: `where` is
+    the SQLite file or a `postgresql://` URL."""
+
+    def __init__(self, where: Path | str) -> None:
+        self.conn: sqlite3.Connection | _Postgres
+        if isinstance(where, str) and is_postgres(where):
+            self.conn = _Postgres(where)
+        else:
+            self.conn = sqlite3.connect(where, timeout=5)
 
     def close(self) -> None:
         self.conn.close()

@@ -138,6 +138,9 @@ class TelegramSandbox(TelegramWorld):
         super().__init__(token, clock=clock, first_update_id=first_update_id)
         self.push_updates_to_webhook = push_updates_to_webhook
         self.calls: list[ApiCall] = []
+        # Beside each call: who made it (the name in an `api_url_of` URL, "" for the plain
+        # one) and when it arrived (time.monotonic()), to tell replicas of one bot apart.
+        self.callers: list[tuple[str, float]] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._webhook: _Webhook | None = None
         self._faults: list[_Fault] = []
@@ -164,7 +167,9 @@ class TelegramSandbox(TelegramWorld):
         """Listen on a free port of 127.0.0.1."""
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_route("*", "/as/{caller}/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        app.router.add_get("/as/{caller}/file/bot{token}/{path:.+}", self._handle_file)
         self._stopping = False
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
@@ -206,6 +211,11 @@ class TelegramSandbox(TelegramWorld):
     def api_url(self) -> str:
         """Bot API base URL without the token: PTB's `base_url` appends it."""
         return f"{self._origin()}/bot"
+
+    def api_url_of(self, caller: str) -> str:
+        """`api_url` for one of several processes of the bot: its calls are recorded with
+        `caller` in `callers` (the same bot, token and world)."""
+        return f"{self._origin()}/as/{caller}/bot"
 
     @property
     def file_url(self) -> str:
@@ -260,6 +270,7 @@ class TelegramSandbox(TelegramWorld):
         except ValueError:
             return web.json_response(bad_request("can't parse JSON").body(), status=400)
         self.calls.append(ApiCall(method, params))
+        self.callers.append((request.match_info.get("caller", ""), time.monotonic()))
         try:
             description, result = await self._dispatch(method, Params(params))
         except ApiError as error:

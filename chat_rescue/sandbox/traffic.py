@@ -3,10 +3,11 @@
 `SlackTraffic` plays Slack: customers write in #help, operators reply, react (👀 claims,
 ✅ closes) and press Claim, every event signed and retried until acknowledged, as Slack
 retries; each attempt goes to one of the bot's HTTP endpoints (several endpoints: as a
-load balancer spreads them). `TelegramTraffic` queues updates in the Telegram sandbox for
-the bot to fetch: customers write to the bot, operators reply in topics and press Claim
-or Close on the card. Both remember what the platform considers acknowledged, so a test
-can check that nothing acknowledged was lost.
+load balancer spreads them, passing a request that an endpoint refuses on to another).
+`TelegramTraffic` queues updates in the Telegram sandbox for the bot to fetch: customers
+write to the bot, operators reply in topics and press Claim or Close on the card. Both
+remember what the platform considers acknowledged, so a test can check that nothing
+acknowledged was lost.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ TELEGRAM_NAMES = {"Ana": str(ANA), "Ben": str(BEN), "Chloe": str(CHLOE)}
 SEND_TIMEOUT = 5.0
 
 
-def sandbox_env(database: Path, slack: SlackTestbed, telegram: TelegramTestbed,
+def sandbox_env(database: Path | str, slack: SlackTestbed, telegram: TelegramTestbed,
                 **extra: str) -> dict[str, str]:
     """The environment of a `chat-rescue run` child (`BotProcess`) that serves both
-    sandboxes' standard worlds from `database`, with the sandbox pacing; `extra` adds
-    or overrides variables (the rescue timers, LOG_LEVEL)."""
+    sandboxes' standard worlds from `database` (a SQLite file, or a database URL), with
+    the sandbox pacing; `extra` adds or overrides variables (the rescue timers,
+    LOG_LEVEL, TELEGRAM_API_URL for one replica of several)."""
     return {
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
         "LOG_LEVEL": "WARNING",
         "PTB_TIMEDELTA": "true",
         "SANDBOX_PACING": "0.01",
@@ -110,6 +112,7 @@ class SlackTraffic:
         self.latencies: list[float] = []
         self.failed_attempts = 0
         self.late_retries = 0  # deliveries of an already acknowledged event_id
+        self.passed_on = 0  # attempts an endpoint refused, passed on to another
         self.sent_to: Counter[str] = Counter()  # attempts per endpoint (events URL)
         self._ids = 0
 
@@ -207,21 +210,34 @@ class SlackTraffic:
         began = time.monotonic()
         first = delivery.attempts == 0
         delivery.attempts += 1
-        client = self.rng.choice(self.clients) if len(self.clients) > 1 else self.clients[0]
-        self.sent_to[client.events_url] += 1
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                if delivery.click is not None:
-                    user, card, key = delivery.click
-                    status, _ = await client.click_button(user, "claim", key, TEAM, card)
-                    inbound = f"slack:action:{client.last_ts}"
-                else:
-                    assert delivery.event is not None
-                    status, _ = await client.send_event(
-                        delivery.event, event_id=delivery.event_id, retry_num=retry_num)
-                    inbound = f"slack:{delivery.event_id}"
-        except (aiohttp.ClientError, TimeoutError):
-            self.failed_attempts += 1
+        # The balancer picks an endpoint; one that refuses the connection (its process is
+        # down) never saw the request, so the balancer passes it on to the next, as
+        # nginx's proxy_next_upstream does. Once sent, a failure is Slack's to retry.
+        picked = self.rng.choice(self.clients) if len(self.clients) > 1 else self.clients[0]
+        others = [c for c in self.clients if c is not picked]
+        self.rng.shuffle(others)
+        for client in (picked, *others):
+            self.sent_to[client.events_url] += 1
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    if delivery.click is not None:
+                        user, card, key = delivery.click
+                        status, _ = await client.click_button(user, "claim", key, TEAM, card)
+                        inbound = f"slack:action:{client.last_ts}"
+                    else:
+                        assert delivery.event is not None
+                        status, _ = await client.send_event(
+                            delivery.event, event_id=delivery.event_id, retry_num=retry_num)
+                        inbound = f"slack:{delivery.event_id}"
+                break
+            except aiohttp.ClientConnectorError:
+                self.passed_on += 1
+                continue
+            except (aiohttp.ClientError, TimeoutError):
+                self.failed_attempts += 1
+                return False
+        else:
+            self.failed_attempts += 1  # no endpoint took the connection
             return False
         if status != 200:
             self.failed_attempts += 1

@@ -25,7 +25,7 @@ import asyncio
 import os
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from chat_rescue.sandbox.ledger import (
     Post,
     Redeliveries,
     compare,
-    life_of,
+    repeated_actions,
     slack_posts,
     telegram_posts,
 )
@@ -199,25 +199,6 @@ def redeliveries(run: CrashRun) -> Redeliveries:
     return compare(run.posts, expected, run.life(), POSTED_KINDS, window)
 
 
-def actions_per_kill(run: CrashRun, found: Redeliveries) -> dict[tuple[str, int], set[Any]]:
-    """Repeated actions by platform and by the kill that interrupted them: a digest is one
-    action, every other post belongs to its conversation's one in-flight action."""
-    posts_by_key: dict[tuple[str, str, str, str], list[Post]] = defaultdict(list)
-    for post in run.posts:
-        posts_by_key[(post.platform, post.conversation, post.kind, post.text)].append(post)
-    life = run.life()
-    repeated: dict[tuple[str, int], set[Any]] = defaultdict(set)
-    for post in found.explained:
-        earlier = [p for p in posts_by_key[(post.platform, post.conversation, post.kind,
-                                            post.text)]
-                   if life_of(p, life) < life_of(post, life)]
-        first = min(earlier, key=lambda p: p.position)
-        action = ("digest", first.message) if first.digest else ("conversation",
-                                                                  first.conversation)
-        repeated[(post.platform, life_of(first, life))].add(action)
-    return repeated
-
-
 def after_kill(run: CrashRun, moment: float) -> float:
     """Seconds from `moment` to the next kill (infinite when none followed)."""
     return min((k.when - moment for k in run.kills if k.when >= moment), default=float("inf"))
@@ -322,7 +303,8 @@ def test_crash_every_post_arrived_and_repeats_only_in_the_window(run: CrashRun) 
     assert run.dead_letters == 0
     assert not found.missing, "\n".join(found.missing)
     assert not found.unexplained, "\n".join(found.unexplained)
-    for (platform, killed), actions in actions_per_kill(run, found).items():
+    for (platform, killed), actions in repeated_actions(run.posts, found.explained,
+                                                            run.life()).items():
         assert len(actions) <= 1, f"kill {killed} repeated {actions} on {platform}"
 
 

@@ -24,7 +24,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.health import mark_blocked
-from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, RELOAD, Memory
 from chat_rescue.adapters.telegram.pacing import RoomWait
 from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
@@ -91,6 +91,7 @@ class Deliverer:
         self._steps: OrderedDict[Hashable, Any] = OrderedDict()
         # When the administrators were asked (monotonic), and their mentions.
         self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
+        self._names_at: float | None = None  # when the stored names were last learned
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send,
                              room_wait, clock, service.worker)
         self.lacking: str | None = None  # the right the bot was last refused for
@@ -116,6 +117,7 @@ class Deliverer:
         handler = self._handlers.get(type(action))
         if handler is None:
             raise TypeError(f"telegram cannot deliver {type(action).__name__}")
+        await self.learn_names()
         try:
             posted = await handler(action)
         except RetryAfter as wait:
@@ -399,6 +401,15 @@ class Deliverer:
     def _forget(self, owner: Hashable) -> None:
         for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:
             del self._steps[step]
+
+    async def learn_names(self) -> None:
+        """Operators' names as the replica that polls stored them (at most every RELOAD
+        seconds): only that one sees updates, and a card or notice shows names."""
+        now = self.clock.monotonic()
+        if self._names_at is not None and now - self._names_at < RELOAD:
+            return
+        self._names_at = now
+        self.memory.learn(await self.service.call(self.service.store.settings, NAMES_SCOPE))
 
     def move_to(self, chat_id: int) -> None:
         """Deliver to the support group under its new id from now on."""

@@ -16,7 +16,7 @@ from telegram.error import TelegramError
 from chat_rescue.adapters.telegram import render
 from chat_rescue.adapters.telegram import translate as tr
 from chat_rescue.adapters.telegram.health import lost_rights, mark_blocked
-from chat_rescue.adapters.telegram.memory import Memory
+from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, Memory
 from chat_rescue.bot import commands, texts
 from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
@@ -80,7 +80,11 @@ class Inbound:
 
     async def handle(self, update: Update) -> None:
         """Translate the update and carry it out."""
-        self.memory.remember(update.effective_user)
+        user, chat = update.effective_user, update.effective_chat
+        if self.memory.remember(user) and user is not None and chat is not None \
+                and chat.id == self.support_chat_id:  # an operator: other replicas name them
+            await self.service.call(self.service.store.put_setting, NAMES_SCOPE, str(user.id),
+                                    user.full_name, "telegram", self.clock.now())
         inbound_id = f"telegram:{update.update_id}"
         ctx = tr.Context(self.support_chat_id, self.clock.now(), self.service.store.resolve,
                          self.bot.username, self.team_chat_id)

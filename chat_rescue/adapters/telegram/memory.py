@@ -1,17 +1,22 @@
 """What the Telegram adapter keeps in memory: names seen in updates and small marks.
 
 Nothing here is needed for correctness after a restart: names fall back to the user
-id, and the marks only spare duplicate notes and API calls.
+id, and the marks only spare duplicate notes and API calls. Only the replica that polls
+sees updates, so operators' names are kept in the store too (`NAMES_SCOPE`), from where
+every replica learns them before it delivers (at most every `RELOAD` seconds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from telegram import User
 
 MAX_NAMES = 10_000
 ANONYMOUS_ADMIN = "anonymous admin"
+NAMES_SCOPE = "telegram-names"  # settings scope: operator's user id -> display name
+RELOAD = 1.0  # seconds between a replica's looks at the stored names
 
 
 @dataclass
@@ -30,17 +35,20 @@ class Memory:
     # conversation key -> its topic, as last seen (pacing's estimate of a copy's messages).
     topics: dict[str, int] = field(default_factory=dict)
 
-    def remember(self, user: User | None) -> None:
-        """Note a user's display name (from any update)."""
+    def remember(self, user: User | None) -> bool:
+        """Note a user's display name (from any update); True when it is new or changed
+        (worth storing for the other replicas)."""
         if user is None or user.is_bot:
-            return
-        if len(self.names) >= MAX_NAMES and str(user.id) not in self.names:
+            return False
+        known = self.names.get(str(user.id))
+        if len(self.names) >= MAX_NAMES and known is None:
             self.names.pop(next(iter(self.names)))
         self.names[str(user.id)] = user.full_name
         if user.username:
             if len(self.usernames) >= MAX_NAMES and user.username.lower() not in self.usernames:
                 self.usernames.pop(next(iter(self.usernames)))
             self.usernames[user.username.lower()] = str(user.id)
+        return known != user.full_name
 
     def person(self, written: str) -> str | None:
         """The user id a command names: `@username` of somebody seen, or a numeric id."""
@@ -69,3 +77,9 @@ class Memory:
         if user_id.startswith("-"):
             return ANONYMOUS_ADMIN
         return self.names.get(user_id, user_id)
+
+    def learn(self, stored: Mapping[str, str]) -> None:
+        """Names the replicas stored (`NAMES_SCOPE`), for those this one has not seen."""
+        for known, name in stored.items():
+            if known not in self.names and len(self.names) < MAX_NAMES:
+                self.names[known] = name

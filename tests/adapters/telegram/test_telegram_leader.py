@@ -11,7 +11,9 @@ from chat_rescue.bot import leader
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
+    ANA,
     BRUNO,
+    GROUP,
     SupportGroup,
     eventually,
     furnish,
@@ -55,6 +57,32 @@ async def test_one_replica_polls_and_another_takes_over_when_it_stops(tmp_path: 
             await other.topic(1)  # the new leader takes the updates
             # at most the stopped replica's abandoned long poll, which the server still held
             assert sandbox.poll_conflicts <= 1
+        finally:
+            for replica in replicas:
+                await replica.stop()
+
+
+async def test_a_standby_replica_names_the_operators_the_leader_met(tmp_path: Path) -> None:
+    # Only the leader sees updates, and so names; any replica may deliver what mentions an
+    # operator (a nudge, a card "with Ana"), and must not show "7" for Ana.
+    async with TelegramSandbox() as sandbox:
+        furnish(sandbox)
+        database = f"sqlite:///{tmp_path}/shared.db"
+        replicas = [SupportGroup(sandbox, sandbox_settings(sandbox, database, **SLOW))
+                    for _ in range(2)]
+        for replica in replicas:
+            await replica.start()
+        try:
+            await eventually(lambda: sum(r.adapter.leader.leading for r in replicas) == 1)
+            first = next(r for r in replicas if r.adapter.leader.leading)
+            other = next(r for r in replicas if r is not first)
+            sandbox.private_message(ALICE, "Hello")
+            topic = await first.topic()
+            sandbox.group_message(GROUP, ANA, "on it", thread_id=topic)
+            await eventually(lambda: first.adapter.memory.names.get(str(ANA)) == "Ana")
+            await other.adapter.deliverer.learn_names()  # as before each of its deliveries
+            assert other.adapter.memory.name(str(ANA)) == "Ana"
+            assert other.adapter.memory.name("424242") == "424242"  # nobody seen: the id
         finally:
             for replica in replicas:
                 await replica.stop()

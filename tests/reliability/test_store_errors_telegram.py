@@ -143,7 +143,7 @@ async def test_a_store_error_in_rescue_set_applies_it_once_when_the_update_comes
     failures = [sqlite3.OperationalError(LOCKED)]
 
     def locked_once(*args: object, **kwargs: object) -> None:
-        if failures:
+        if failures and str(args[0]).startswith("team:"):  # the command's write, not a name's
             raise failures.pop()
         put(*args, **kwargs)  # type: ignore[arg-type]
 

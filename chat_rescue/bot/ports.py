@@ -277,11 +277,13 @@ class Wakeups(Protocol):
     its next look at the store (which stays, as a fallback) to learn of it."""
 
     def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
-               missed: Callable[[], None]) -> None:
+               missed: Callable[[], None], settings: Callable[[], None] = lambda: None
+               ) -> None:
         """Start calling `deadline(at)` when another process committed a deadline at `at`
         (or ended a transaction holding due ones: they may be due here now), `outbox(
-        platform)` when it queued actions for `platform`'s lanes, and `missed()` each time
-        listening (re)starts, as what was said before may have been missed. The calls come
+        platform)` when it queued actions for `platform`'s lanes, `settings()` when it
+        changed settings (what this process derived from them is stale), and `missed()`
+        each time listening (re)starts, as what was said before may have been missed. The calls come
         from a thread of the store's own: hand them over to the event loop. A store no
         other process shares never calls them."""
 

@@ -41,6 +41,7 @@ class Runtime:
             if bind_sweeper is not None:  # an adapter with sweep cards' buttons to pass on
                 bind_sweeper(self.sweeper)
         self._tasks: list[asyncio.Task[None]] = []
+        self._forgetting: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         """Start the ticker (which plans every team's sweeps first), the outbox workers and
@@ -68,16 +69,26 @@ class Runtime:
         await self.service.call(self.service.store.listen,
                                 lambda at: soon(self.ticker.elsewhere, at),
                                 lambda platform: soon(self._queued_elsewhere, platform),
-                                lambda: soon(self._missed))
+                                lambda: soon(self._missed),
+                                lambda: soon(self._settings_elsewhere))
 
     def _queued_elsewhere(self, platform: str) -> None:
         for outbox in self.outboxes:
             if outbox.platform.name == platform:
                 outbox.poke()
 
+    def _settings_elsewhere(self) -> None:
+        """Another replica changed settings: this one's cached policies are stale. Forgotten
+        on the store's thread, after any job that may have read the old settings."""
+        forget = asyncio.ensure_future(self.service.call(self.service.forget_policies))
+        self._forgetting.add(forget)
+        forget.add_done_callback(self._forgetting.discard)
+
     def _missed(self) -> None:
         """Listening (again): what was announced before may have gone unheard, so the
-        ticker and every outbox worker look at the store once."""
+        ticker and every outbox worker look at the store once, and the cached policies are
+        derived afresh."""
+        self._settings_elsewhere()
         self.ticker.wake()
         for outbox in self.outboxes:
             outbox.poke()

@@ -114,6 +114,10 @@ class Service:
             self._policies[key] = policy
         return policy
 
+    def forget_policies(self) -> None:
+        """Settings changed elsewhere (another replica): derive the policies afresh."""
+        self._policies.clear()
+
     def settings_changed(self, team: str) -> int:
         """After `/rescue set`: forget cached policies and move the team's open deadlines.
 

@@ -109,8 +109,9 @@ class PostgresStore(OutboxTables, SweepTables):
         return AdvisoryLock(self.url, name)
 
     def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
-               missed: Callable[[], None]) -> None:
-        listener = Listener(self.url, self.origin, deadline, outbox, missed)
+               missed: Callable[[], None], settings: Callable[[], None] = lambda: None
+               ) -> None:
+        listener = Listener(self.url, self.origin, deadline, outbox, missed, settings)
         self._listeners.append(listener)
         listener.start()
 
@@ -246,13 +247,22 @@ class PostgresStore(OutboxTables, SweepTables):
         return {str(key): str(value) for key, value in rows}
 
     def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
-        self._run("INSERT INTO settings (scope, key, value, updated_by, updated_at) "
-                  "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
-                  "value = excluded.value, updated_by = excluded.updated_by, "
-                  "updated_at = excluded.updated_at", (scope, key, value, by, at))
+        self._change_setting(
+            "INSERT INTO settings (scope, key, value, updated_by, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
+            "value = excluded.value, updated_by = excluded.updated_by, "
+            "updated_at = excluded.updated_at", (scope, key, value, by, at))
 
     def drop_setting(self, scope: str, key: str) -> None:
-        self._run("DELETE FROM settings WHERE scope = %s AND key = %s", (scope, key))
+        self._change_setting("DELETE FROM settings WHERE scope = %s AND key = %s",
+                             (scope, key))
+
+    def _change_setting(self, sql: str, params: tuple[object, ...]) -> None:
+        """A settings write, announced on commit: the other replicas' cached policies are
+        stale then."""
+        with self._transaction() as conn:
+            conn.execute(sql, params)
+            self._announce(conn, News.changed)
 
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "

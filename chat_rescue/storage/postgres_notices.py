@@ -47,6 +47,7 @@ class News:
     deadline: float | None = None  # the earliest stored
     claimed: float | None = None  # the earliest due one it held (`FOR UPDATE`)
     platforms: set[str] = field(default_factory=set)
+    settings: bool = False  # some were changed
 
     def stored(self, at: float | None) -> None:
         if at is not None and (self.deadline is None or at < self.deadline):
@@ -56,6 +57,9 @@ class News:
         if self.claimed is None or at < self.claimed:
             self.claimed = at
 
+    def changed(self) -> None:
+        self.settings = True
+
     def queued(self, lanes: list[str]) -> None:
         self.platforms.update(lane.partition(":")[0] for lane in lanes)
 
@@ -64,6 +68,8 @@ class News:
         held due deadlines announces the earliest even when it stored none: a replica
         passing over them waits for that."""
         payloads = [f"{sender} outbox {platform}" for platform in sorted(self.platforms)]
+        if self.settings:
+            payloads.append(f"{sender} settings")
         at = self.deadline if self.deadline is not None else self.claimed
         if at is not None:
             payloads.append(f"{sender} deadline {at!r}")
@@ -76,13 +82,15 @@ class Listener:
     """A thread listening on a session of its own, until `stop`."""
 
     def __init__(self, url: str, sender: str, deadline: Callable[[float], None],
-                 outbox: Callable[[str], None], missed: Callable[[], None], *,
+                 outbox: Callable[[str], None], missed: Callable[[], None],
+                 settings: Callable[[], None] = lambda: None, *,
                  connect_timeout: float = 5.0) -> None:
         self.url = url
         self.sender = sender
         self.deadline = deadline
         self.outbox = outbox
         self.missed = missed
+        self.settings = settings
         self.connect_timeout = connect_timeout
         self.backend_pid: int | None = None  # the listening session's (tests end it)
         self._stop_read, self._stop_write = os.pipe()  # wakes the thread's select()
@@ -161,6 +169,8 @@ class Listener:
             self.deadline(float(value))
         elif kind == "outbox":
             self.outbox(value)
+        elif kind == "settings":
+            self.settings()
 
     def _pause(self, seconds: float) -> bool:
         """Sleep, unless stopped first (True then)."""

@@ -393,7 +393,8 @@ class SQLiteStore(OutboxTables, SweepTables):
         return FileLock(Path(f"{self._path}.{name}.lock"))
 
     def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
-               missed: Callable[[], None]) -> None:
+               missed: Callable[[], None], settings: Callable[[], None] = lambda: None
+               ) -> None:
         """Nothing to hear: SQLite serves one process, whose own commits wake its ticker
         and outbox workers directly."""
 

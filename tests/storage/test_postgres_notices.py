@@ -279,3 +279,25 @@ async def test_a_ticker_waits_for_a_claim_held_elsewhere_without_spinning(
     # Committed: its notice wakes this one at once. Rolled back (as when the server ends
     # a killed replica's session): nothing is said, and the wait's end finds it.
     assert took < (PROMPTLY if commit else ticker_module.CLAIM_WAIT + PROMPTLY)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+async def test_a_setting_changed_on_one_replica_reaches_the_others_policies(
+        pair: tuple[PostgresStore, PostgresStore]) -> None:
+    one, other = pair
+    async with running(other) as there:
+        service = there.service
+        before = await service.call(service.team_policy, "team-a")  # derived, and cached
+        assert before.idle == Policy().idle != 60.0
+        one.put_setting("team:team-a", "idle", "1m", "ana", time.time())  # another replica
+        started = time.monotonic()
+        while (await service.call(service.team_policy, "team-a")).idle != 60.0:
+            assert time.monotonic() - started < PROMPTLY * 10, "the cached policy stayed"
+            await asyncio.sleep(0.005)
+        one.drop_setting("team:team-a", "idle")
+        started = time.monotonic()
+        while (await service.call(service.team_policy, "team-a")).idle != Policy().idle:
+            assert time.monotonic() - started < PROMPTLY * 10, "the cached policy stayed"
+            await asyncio.sleep(0.005)

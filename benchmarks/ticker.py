@@ -55,6 +55,7 @@ from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Store
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.worker import hand_over_often
 from chat_rescue.storage.factory import is_postgres, open_store
 
 ACCEPT = 86_400.0  # the accept timer of the benchmark policy: deadlines are a day away
@@ -234,6 +235,7 @@ async def child_load(db: str, fires: int, events: int, fire_rate: float, event_r
     first fire does); events go to other conversations, with inbound ids unique per run.
     """
     store, service, clock = open_service(db)
+    hand_over_often()  # as the bot's runtime does
     postpone_overdue(db, time.time() + 3600)
     raw = Raw(db)
     fire_keys = [row[0] for row in raw.rows(

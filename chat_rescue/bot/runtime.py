@@ -14,6 +14,7 @@ from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop, Loops
 from chat_rescue.bot.sweeper import Sweeper
 from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.worker import hand_over_often
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Runtime:
     async def start(self) -> None:
         """Start the ticker (which plans every team's sweeps first), the outbox workers and
         the daily clean-up."""
+        hand_over_often()
         await self.service.call(self.sweeper.start)
         supervise = self.loops.supervise
         self._tasks.append(asyncio.create_task(supervise("ticker", self.ticker.run),

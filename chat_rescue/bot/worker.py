@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +38,16 @@ T = TypeVar("T")
 
 GROUP = 256  # most grouped jobs committed in one transaction
 IDLE_EXIT = 5.0  # seconds without work after which the thread ends (started again on demand)
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits for it
+
+
+def hand_over_often() -> None:
+    """Make the interpreter pass the GIL between threads every SWITCH_INTERVAL (CPython's
+    default is 5 ms): while the store thread runs Python (the engine, encoding rows), the
+    event loop waits at most that long to answer a request. Process-wide; called by what
+    serves (`Runtime.start`)."""
+    if sys.getswitchinterval() > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 @dataclass(slots=True)

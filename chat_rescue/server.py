@@ -74,21 +74,19 @@ async def health(bot: Bot) -> dict[str, object]:
         if stuck_there is not None:
             stuck += stuck_there(STUCK_LIMIT)
     report: dict[str, object] = {"status": "ok", "loops": loops}
-    leads: dict[str, object] = {}
-    for adapter in bot.adapters:  # what only one replica does, and which one does it
-        led = getattr(adapter, "leads", None)
-        if led is not None:
-            leads.update(await led())
-    if leads:
-        report["leads"] = leads
     # What this process's outbox workers did since it started (several processes may
     # share one store: each says its part).
     report["outbox"] = {o.platform.name: {"delivered": o.delivered, "dropped": o.dropped,
                                           "taken_over": o.taken_over,
                                           "leased_elsewhere": o.leased_elsewhere}
                         for o in bot.runtime.outboxes}
+    leads: dict[str, object] = {}
     try:
         async with asyncio.timeout(STORE_ANSWERS):
+            for adapter in bot.adapters:  # what only one replica does, and which one does it
+                led = getattr(adapter, "leads", None)
+                if led is not None:
+                    leads.update(await led())
             deadline, queued = await bot.service.call(
                 lambda: (bot.store.next_deadline(), bot.store.oldest_pending()))
     except TimeoutError:  # its thread is stuck (a lock held elsewhere, a hung server)
@@ -97,6 +95,8 @@ async def health(bot: Bot) -> dict[str, object]:
     except Exception as failed:  # the store itself is what fails
         report.update(status="failing", error=f"store: {type(failed).__name__}: {failed}")
         return report
+    if leads:
+        report["leads"] = leads
     overdue = max(0.0, now - deadline) if deadline is not None else 0.0
     report["oldest_overdue_s"] = round(overdue, 3)
     report["oldest_pending_s"] = round(max(0.0, now - queued), 3) if queued is not None else 0.0
@@ -161,4 +161,5 @@ class Bot:
             await adapter.stop()
         if self._runner is not None:
             await self._runner.cleanup()
-        self.store.close()
+        if await self.runtime.settled():  # what the adapters handed over last has run
+            self.store.close()

@@ -89,7 +89,7 @@ class Leader:
                 self.leading = False
                 with contextlib.suppress(Exception):
                     await stop()
-            self.lock.give_up()
+            await asyncio.to_thread(self.lock.give_up)  # it may close a connection
 
 
     async def _ask(self, question: Callable[[], bool]) -> bool:

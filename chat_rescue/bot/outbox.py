@@ -387,8 +387,17 @@ class Outbox:
         if self._free_at(probe, now := self.clock.monotonic()) > now:
             return False  # an earlier delivery in this round took the slot
         wall = self.clock.now()
-        taken = set(await self._call(self.store.lease, [item.id for item in batch], self.owner,
-                                     wall + LEASE, wall))
+        leasing = asyncio.ensure_future(self._call(
+            self.store.lease, [item.id for item in batch], self.owner, wall + LEASE, wall))
+        try:
+            taken = set(await asyncio.shield(leasing))
+        except BaseException:
+            # Cancelled while the lease was being taken: it is taken all the same (a job
+            # handed over runs to its end), so give back what it took, now.
+            with contextlib.suppress(BaseException):
+                got = set(await leasing)
+                await self._call(self._give_back, [item for item in batch if item.id in got])
+            raise
         self.leased_elsewhere += len(batch) - len(taken)
         batch = [item for item in batch if item.id in taken]  # the others: someone else's
         try:

@@ -348,5 +348,9 @@ class Store(Conversations, Deadlines, OutboxClaims, OutboxSettling, ScopeSetting
     """Every port, on one connection: what wires the bot together (`Service`, the runtime)
     and what a backend implements."""
 
+    # The exceptions by which the backend says the store itself failed (not the work
+    # given to it): what is kept and tried again later, never dropped as a bad event.
+    errors: tuple[type[Exception], ...]
+
     def close(self) -> None:
         """Release the connection."""

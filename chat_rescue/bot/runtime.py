@@ -19,6 +19,7 @@ from chat_rescue.bot.worker import hand_over_often
 log = logging.getLogger(__name__)
 
 KEEP_INBOUND_IDS = 7 * 86400.0
+STORE_GRACE = 10.0  # seconds a stop waits for the store's thread
 
 
 class Runtime:
@@ -109,7 +110,9 @@ class Runtime:
         """Let each outbox worker finish the delivery under way (for up to STOP_GRACE
         seconds: another process may go on serving, and must not repeat it), then cancel
         the tasks; state is in the store, so nothing is lost."""
-        await self.service.call(self.service.store.stop_listening)
+        with contextlib.suppress(TimeoutError):  # a hung store must not hold the stop
+            async with asyncio.timeout(STORE_GRACE):
+                await self.service.call(self.service.store.stop_listening)
         for outbox in self.outboxes:
             outbox.stop_soon()
         workers = [task for task in self._tasks if task.get_name().startswith("outbox:")]
@@ -126,7 +129,19 @@ class Runtime:
                 # Shutting down must finish whatever a task died of (it was logged then).
                 log.exception("%s had stopped with an error", task.get_name())
         self._tasks.clear()
-        await self.service.worker.idle()  # what the cancelled tasks handed over has run
+        await self.settled()
+
+    async def settled(self) -> bool:
+        """Wait (up to STORE_GRACE seconds) until what was handed to the store's thread has
+        run; False if it had not by then (a hung store: it is left to the process's end)."""
+        try:
+            async with asyncio.timeout(STORE_GRACE):
+                await self.service.worker.idle()
+        except TimeoutError:
+            log.warning("the store's thread still works after %gs; stopping all the same",
+                        STORE_GRACE)
+            return False
+        return True
 
     async def caught_up(self, timeout: float = 2.0, poll: float = 0.001) -> bool:
         """Wait until the ticker has fired what is due, every outbox worker sleeps with

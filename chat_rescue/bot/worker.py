@@ -76,8 +76,10 @@ class StoreWorker:
         self._thread: threading.Thread | None = None
         self._ident: int | None = None
         self._current: list[Callable[[], None]] | None = None
-        self._outstanding = 0  # jobs handed over whose results are not back (loop side)
-        self._quiet: list[asyncio.Future[None]] = []  # `idle` callers
+        # Loop side: jobs handed over, and settled (in that order: the thread runs them so).
+        self._issued = 0
+        self._settled = 0
+        self._quiet: list[tuple[int, asyncio.Future[None]]] = []  # `idle` callers
 
     @property
     def on_thread(self) -> bool:
@@ -99,7 +101,7 @@ class StoreWorker:
         if not handed:
             loop.call_soon(self._release, loop)
         handed.append(job)
-        self._outstanding += 1
+        self._issued += 1
         return await done
 
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -126,13 +128,14 @@ class StoreWorker:
     @property
     def is_idle(self) -> bool:
         """Every job handed over has run and its result is back."""
-        return self._outstanding == 0
+        return self._settled == self._issued
 
     async def idle(self) -> None:
-        """Wait until every job handed over so far has run (before closing the store)."""
-        if self._outstanding:
+        """Wait until every job handed over so far has run (before closing the store); jobs
+        handed over later are not waited for."""
+        if self._settled < self._issued:
             quiet = asyncio.get_running_loop().create_future()
-            self._quiet.append(quiet)
+            self._quiet.append((self._issued, quiet))
             await quiet
 
     # -- the thread ------------------------------------------------------------------
@@ -187,13 +190,15 @@ class StoreWorker:
 
     def _settle(self, jobs: list[_Job]) -> None:
         """On the loop: results to their callers, then the jobs' callbacks."""
-        self._outstanding -= len(jobs)
+        self._settled += len(jobs)
         _settle(jobs)
-        if not self._outstanding:
-            quiet, self._quiet = self._quiet, []
-            for waiter in quiet:
-                if not waiter.done():
-                    waiter.set_result(None)
+        waiting = []
+        for upto, waiter in self._quiet:
+            if self._settled < upto:
+                waiting.append((upto, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._quiet = waiting
 
 
 def _settle(jobs: list[_Job]) -> None:

@@ -92,6 +92,8 @@ def migrate_url(url: str, applied: Callable[[int], None] | None = None) -> tuple
 class PostgresStore(OutboxTables, SweepTables):
     """The Store protocol on one PostgreSQL database; opening it migrates the schema."""
 
+    errors: tuple[type[Exception], ...] = (psycopg.Error,)  # a pool timeout is one too
+
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url, pool_size=pool_size)
         self._decoded = Decoded()

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from chat_rescue.storage.postgres_notices import News, origin
@@ -66,6 +67,12 @@ class PooledConnections:
             self._held.conn, self._held.news = conn, News()
             try:
                 yield
+                # A statement that failed inside (and was caught) aborted the transaction:
+                # psycopg would end it with a silent ROLLBACK, and the batch's callers would
+                # take their work for committed. Say so instead.
+                if conn.info.transaction_status is TransactionStatus.INERROR:
+                    raise psycopg.errors.InFailedSqlTransaction(
+                        "a statement of the batch failed: nothing of it was committed")
                 self._held.news.send(conn, self.origin)  # on commit, once for the lot
             finally:
                 self._held.conn = self._held.news = None

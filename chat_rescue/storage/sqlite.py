@@ -149,6 +149,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS,
 class SQLiteStore(OutboxTables, SweepTables):
     """The core's ports (`bot.ports.Store`) on one SQLite file (or `:memory:`)."""
 
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
     def __init__(self, url: str = "sqlite:///chat-rescue.db") -> None:
         # One connection, used by the store's thread and, in tests and tools, by others:
         # each call (and a whole batch) holds it (`_serialized`).

@@ -57,6 +57,7 @@ from chat_rescue.bot.ports import Change, OutboxItem
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -980,3 +981,38 @@ async def test_a_digest_is_paced_as_the_digest_it_will_be(
     assert await outbox.drain() is None
     digests = [a for a in asked if isinstance(a, Digest)]
     assert digests and set(digests[0].notices) == set(platform.actions()[0].notices)
+
+
+async def test_a_worker_cancelled_while_its_lease_is_taken_gives_the_items_back(
+        store: SQLiteStore, platform: FakePlatform, clock: FakeClock) -> None:
+    """The lease is a job on the store's thread: cancelling the task that waits for it does
+    not undo it, so what it took must go back at once (not after LEASE, which a replica on
+    another host would wait out)."""
+    queue(store, Relay(ref(1), True, "-100", "m1"))
+    leasing = asyncio.Event()
+    real = store.lease
+
+    loop = asyncio.get_running_loop()
+
+    def slow_lease(*args, **kwargs):  # type: ignore[no-untyped-def]
+        loop.call_soon_threadsafe(leasing.set)  # (asyncio objects are the loop's alone)
+        import time
+        time.sleep(0.2)  # on the store's thread: the cancel lands meanwhile
+        return real(*args, **kwargs)
+
+    store.lease = slow_lease  # type: ignore[method-assign]
+    worker = StoreWorker()
+    outbox = Outbox(store, platform, clock, worker=worker)
+    task = asyncio.create_task(outbox.run())
+    await asyncio.wait_for(leasing.wait(), 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await worker.idle()  # the lease job has run to its end
+    left = store.conn.execute("SELECT locked_until FROM outbox").fetchall()
+    assert left and all(until is None or until <= clock.now() for (until,) in left), left
+    assert platform.calls == []  # nothing went: it goes with the next worker, at once
+    store.lease = real  # type: ignore[method-assign]
+    again = Outbox(store, platform, clock, owner="next")
+    await again.drain()
+    assert platform.actions() == [Relay(ref(1), True, "-100", "m1")]

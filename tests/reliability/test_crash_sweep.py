@@ -242,6 +242,8 @@ async def sweep_run(workdir: Path, seed: int) -> SweepRun:
                                                           TEAM, str(card["ts"]))
                     if status == 200:
                         pressed.append(f"slack:action:{client.last_ts}")
+            answered = len(telegram_box.calls_to("answerCallbackQuery"))
+            presses = 0
             for card in {telegram_card(c): c for c in telegram_cards}.values():
                 rows = card.get("reply_markup", {}).get("inline_keyboard", [])
                 data = next((b["callback_data"] for row in rows for b in row
@@ -252,6 +254,14 @@ async def sweep_run(workdir: Path, seed: int) -> SweepRun:
                         else CHLOE
                     updates.append(int(telegram_box.callback_query(operator, card, data)
                                        ["update_id"]))
+                    presses += 1
+            # Slack answered each click after its commit; Telegram's presses are carried out
+            # once the bot answers them. The kill comes right after that, amid what they
+            # queued (on a slow machine, a kill before it lets the shift end refuse them).
+            for _ in range(100):
+                if len(telegram_box.calls_to("answerCallbackQuery")) >= answered + presses:
+                    break
+                await asyncio.sleep(0.03)
             await asyncio.sleep(rng.uniform(0.0, 0.3))
             await bot.kill("right after Close all finished")
             await bot.start(friday)

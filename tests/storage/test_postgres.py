@@ -448,3 +448,18 @@ def test_the_advisory_lock_is_held_by_one_replica_and_freed_when_its_session_end
     assert not two.still_held()
     assert one.try_take()
     one.give_up()
+
+
+def test_a_batch_whose_statement_failed_commits_nothing_and_says_so(postgres_url: str) -> None:
+    """One failed statement aborts the whole transaction: psycopg would end the batch with
+    a silent ROLLBACK, and the store's worker would acknowledge the group's events as
+    committed. The batch raises instead."""
+    store = PostgresStore(postgres_url)
+    try:
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction), store.batch():
+            assert store.commit(Change(inbound_id="slack:Ev1"), 1.0) is Outcome.COMMITTED
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                store._rows("SELECT 1 / 0")  # a read that fails, caught by its caller
+        assert store.commit(Change(inbound_id="slack:Ev1"), 2.0) is Outcome.COMMITTED
+    finally:
+        store.close()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 from dataclasses import replace
 from typing import Any
 
@@ -242,13 +241,13 @@ class SlackAdapter:
                 for item in held:
                     try:
                         await self._take_event(json.loads(item.body), item.at)
-                    except sqlite3.Error:
+                    except store.errors:
                         raise  # the store, not the event: keep it and try again later
                     except Exception:  # one bad event must not stop the others
                         log.exception("slack: a kept event %s could not be handled; dropped",
                                       item.inbound_id)
                     await self.service.call(store.release, item.id)
-        except sqlite3.Error as failed:
+        except store.errors as failed:
             raise Unreachable(f"the store failed handling kept events: {failed}") from None
 
     async def _keep_connecting(self) -> None:

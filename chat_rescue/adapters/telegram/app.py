@@ -47,6 +47,7 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10  # seconds a getUpdates long poll waits for news
+HANDLING_GRACE = 5.0  # seconds a stop waits for the update under way
 FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0  # seconds after a failure, doubling while it lasts
 PRIVATE_COMMANDS = [BotCommand("start", "Talk to our support team")]
 GROUP_COMMANDS = [
@@ -97,6 +98,7 @@ class TelegramApp:
         self._webhook_lock = asyncio.Lock()
         self._serving = False
         self._polling: asyncio.Task[None] | None = None
+        self._handling: asyncio.Future[None] | None = None  # the update under way
         self.state = "stopped"
         self.last_error: str | None = None  # while failing: what failed
         self.failing_since: float | None = None  # time.monotonic() of its first failure
@@ -144,11 +146,7 @@ class TelegramApp:
     async def stop_polling(self) -> None:
         """Stop long-polling (the lead went to another replica); the update under way ends
         first, unconfirmed ones come to the next poller."""
-        if self._polling is not None:
-            self._polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._polling
-            self._polling = None
+        await self._stop_poll()
         if self.state != "stopped":
             self.state = "standby"
 
@@ -173,12 +171,27 @@ class TelegramApp:
                 self._going()
             for update in updates:
                 try:
-                    await self.handle(update)
+                    # Shielded: a stop (the lead lost, SIGTERM) waits for the update under
+                    # way, so what it committed is also answered (`_stop_poll`).
+                    self._handling = asyncio.ensure_future(self.handle(update))
+                    await asyncio.shield(self._handling)
                 except Exception as failed:
                     await self._failed(f"update {update.update_id}", failed, trace=True)
                     break
                 self._offset = update.update_id + 1
                 self._going()
+
+    async def _stop_poll(self) -> None:
+        """Stop polling; the update under way ends first (for up to HANDLING_GRACE s), its
+        offset unconfirmed: the next poller gets it again and finds it done."""
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
+        handling, self._handling = self._handling, None
+        if handling is not None and not handling.done():
+            await asyncio.wait([handling], timeout=HANDLING_GRACE)
 
     async def _failed(self, what: str, error: Exception, *, trace: bool = False) -> None:
         """Note a polling failure and pause before the retry (doubling while it lasts)."""
@@ -215,11 +228,7 @@ class TelegramApp:
         """Take no more updates: stop polling, answer webhook calls 503 (Telegram resends)."""
         self._serving = False
         self.state = "stopped"
-        if self._polling is not None:
-            self._polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._polling
-            self._polling = None
+        await self._stop_poll()
 
     async def stop(self) -> None:
         """Stop taking updates and close the HTTP client.

@@ -24,7 +24,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.health import mark_blocked
-from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, RELOAD, Memory
+from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, RELOAD, RELOAD_UNKNOWN, Memory
 from chat_rescue.adapters.telegram.pacing import RoomWait
 from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
@@ -117,7 +117,7 @@ class Deliverer:
         handler = self._handlers.get(type(action))
         if handler is None:
             raise TypeError(f"telegram cannot deliver {type(action).__name__}")
-        await self.learn_names()
+        await self.learn_names(unknown=self.memory.unknown_in(action))
         try:
             posted = await handler(action)
         except RetryAfter as wait:
@@ -402,11 +402,13 @@ class Deliverer:
         for step in [s for s in self._steps if isinstance(s, tuple) and s[0] == owner]:
             del self._steps[step]
 
-    async def learn_names(self) -> None:
-        """Operators' names as the replica that polls stored them (at most every RELOAD
-        seconds): only that one sees updates, and a card or notice shows names."""
+    async def learn_names(self, *, unknown: bool = False) -> None:
+        """Operators' names as the replica that polls stored them: only that one sees
+        updates, and a card or notice shows names. At most every RELOAD seconds, or
+        every RELOAD_UNKNOWN when the action names somebody this replica does not know."""
         now = self.clock.monotonic()
-        if self._names_at is not None and now - self._names_at < RELOAD:
+        wait = RELOAD_UNKNOWN if unknown else RELOAD
+        if self._names_at is not None and now - self._names_at < wait:
             return
         self._names_at = now
         self.memory.learn(await self.service.call(self.service.store.settings, NAMES_SCOPE))

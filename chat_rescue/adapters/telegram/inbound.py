@@ -83,8 +83,13 @@ class Inbound:
         user, chat = update.effective_user, update.effective_chat
         if self.memory.remember(user) and user is not None and chat is not None \
                 and chat.id == self.support_chat_id:  # an operator: other replicas name them
-            await self.service.call(self.service.store.put_setting, NAMES_SCOPE, str(user.id),
-                                    user.full_name, "telegram", self.clock.now())
+            try:
+                await self.service.call(self.service.store.put_setting, NAMES_SCOPE,
+                                        str(user.id), user.full_name, "telegram",
+                                        self.clock.now())
+            except BaseException:
+                self.memory.names.pop(str(user.id), None)  # stored when the update comes again
+                raise
         inbound_id = f"telegram:{update.update_id}"
         ctx = tr.Context(self.support_chat_id, self.clock.now(), self.service.store.resolve,
                          self.bot.username, self.team_chat_id)

@@ -8,6 +8,7 @@ every replica learns them before it delivers (at most every `RELOAD` seconds).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ MAX_NAMES = 10_000
 ANONYMOUS_ADMIN = "anonymous admin"
 NAMES_SCOPE = "telegram-names"  # settings scope: operator's user id -> display name
 RELOAD = 1.0  # seconds between a replica's looks at the stored names
+RELOAD_UNKNOWN = 0.05  # the same, for an action that names somebody it does not know
+# The fields by which an action (or the conversation of a card) names an operator.
+NAMING = frozenset({"owner", "previous_owner", "operator", "by", "whose"})
 
 
 @dataclass
@@ -78,8 +82,26 @@ class Memory:
             return ANONYMOUS_ADMIN
         return self.names.get(user_id, user_id)
 
+    def unknown_in(self, action: object) -> bool:
+        """Whether `action` names an operator (by user id) this replica has no name for."""
+        seen: list[object] = [action]
+        while seen:
+            value = seen.pop()
+            if isinstance(value, tuple | list):
+                seen.extend(value)
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                for item in dataclasses.fields(value):
+                    inner = getattr(value, item.name)
+                    if item.name in NAMING and isinstance(inner, str):
+                        if inner.isdigit() and inner not in self.names:
+                            return True
+                    elif dataclasses.is_dataclass(inner) or isinstance(inner, tuple | list):
+                        seen.append(inner)
+        return False
+
     def learn(self, stored: Mapping[str, str]) -> None:
-        """Names the replicas stored (`NAMES_SCOPE`), for those this one has not seen."""
+        """Names the replicas stored (`NAMES_SCOPE`): the poller's, newer than what this
+        replica saw (an operator renamed)."""
         for known, name in stored.items():
-            if known not in self.names and len(self.names) < MAX_NAMES:
+            if known in self.names or len(self.names) < MAX_NAMES:
                 self.names[known] = name

@@ -1,0 +1,97 @@
+"""The store worker (`bot/worker.py`): store work on a thread of its own, results and
+callbacks back on the loop, events waiting together committed together, and a stop that
+waits for what was handed over before it, not for everything after."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from chat_rescue.bot.worker import StoreWorker
+from chat_rescue.storage.sqlite import SQLiteStore
+
+
+async def test_jobs_run_on_one_thread_in_order_and_callbacks_come_back_on_the_loop() -> None:
+    worker = StoreWorker()
+    loop_thread = threading.get_ident()
+    ran: list[tuple[int, int]] = []
+    called_back: list[int] = []
+
+    def job(n: int) -> int:
+        ran.append((n, threading.get_ident()))
+        worker.post(lambda: called_back.append(threading.get_ident()))
+        return n * 10
+
+    results = await asyncio.gather(*(worker.call(job, n) for n in range(5)))
+    assert results == [0, 10, 20, 30, 40]
+    assert [n for n, _ in ran] == [0, 1, 2, 3, 4]
+    assert len({thread for _, thread in ran}) == 1 and ran[0][1] != loop_thread
+    assert called_back == [loop_thread] * 5
+
+
+async def test_a_failing_job_fails_its_caller_only() -> None:
+    worker = StoreWorker()
+
+    def broken() -> None:
+        raise ValueError("a bug")
+
+    outcomes = await asyncio.gather(worker.call(broken), worker.call(lambda: "fine"),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[0], ValueError) and outcomes[1] == "fine"
+
+
+async def test_a_cancelled_caller_does_not_undo_its_job() -> None:
+    worker = StoreWorker()
+    done = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.1)
+        done.set()
+
+    task = asyncio.create_task(worker.call(slow))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    await worker.idle()
+    assert done.is_set() and task.cancelled()
+
+
+async def test_idle_waits_for_the_jobs_handed_over_before_it_not_after() -> None:
+    """Under steady traffic a stop must not wait for as long as the traffic lasts."""
+    worker = StoreWorker()
+    first_done = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        time.sleep(0.05)
+        first_done.set()
+
+    def later() -> None:
+        release.wait(5)  # held until the test lets it go
+
+    first_call = asyncio.ensure_future(worker.call(first))
+    await asyncio.sleep(0)  # handed over
+    idle = asyncio.ensure_future(worker.idle())
+    later_call = asyncio.ensure_future(worker.call(later))
+    await asyncio.wait_for(idle, 2)  # returns while `later` is still held
+    assert first_done.is_set() and not later_call.done()
+    release.set()
+    await asyncio.gather(first_call, later_call)
+    assert worker.is_idle
+
+
+async def test_events_handed_over_together_share_one_transaction() -> None:
+    store = SQLiteStore("sqlite://")
+    worker = StoreWorker(store)
+    batches: list[int] = []
+    real = store.batch
+
+    def counting():  # type: ignore[no-untyped-def]
+        batches.append(1)
+        return real()
+
+    store.batch = counting  # type: ignore[method-assign]
+    await asyncio.gather(*(worker.call(store.put_setting, "team:a", f"k{n}", "v", "t", 0.0,
+                                       grouped=True) for n in range(20)))
+    assert len(batches) == 1 and len(store.settings("team:a")) == 20
+    store.close()

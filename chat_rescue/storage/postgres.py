@@ -13,6 +13,7 @@ or queues is announced to the other replicas when it commits (`postgres_notices.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import psycopg
 
@@ -42,6 +43,7 @@ from chat_rescue.storage.versions import SchemaTooNew
 __all__ = ["PostgresStore", "describe", "migrate_url", "unusable"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
+ONE_STATEMENT = 16  # most history rows + actions written in one statement (more: executemany)
 
 
 def unusable(url: str, failed: psycopg.Error) -> ValueError:
@@ -195,17 +197,21 @@ class PostgresStore(OutboxTables, SweepTables):
         for action in actions:  # encoded first: one that cannot be stored writes nothing
             kind, payload = encode_action(action)
             queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
+        logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+                  for h in history]
+        if not logged and not queued:
+            return
+        if len(logged) + len(queued) <= ONE_STATEMENT:
+            # One round trip for both tables (a fire: a history row and two actions);
+            # executemany costs a pipeline and a round trip per table.
+            conn.execute(_inserts(len(logged), len(queued)),
+                         [value for row in (*logged, *queued) for value in row])
+            return
         with conn.cursor() as cursor:
-            if history:
-                cursor.executemany(
-                    "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
-                     for h in history])
+            if logged:
+                cursor.executemany(_inserts(1, 0), logged)
             if queued:
-                cursor.executemany(
-                    "INSERT INTO outbox (lane, priority, kind, payload, not_before, "
-                    "created_at) VALUES (%s, %s, %s, %s, %s, %s)", queued)
+                cursor.executemany(_inserts(0, 1), queued)
 
     @staticmethod
     def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:
@@ -327,6 +333,19 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def release(self, held_id: int) -> None:
         self._run("DELETE FROM held WHERE id = %s", (held_id,))
+
+
+@lru_cache(maxsize=64)
+def _inserts(history: int, actions: int) -> str:
+    """One INSERT of `history` history rows and `actions` outbox rows (in a data-modifying
+    WITH when both: each part runs once, to completion; outbox ids follow the rows' order)."""
+    logged = ("INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
+              "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * history))
+    queued = ("INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
+              "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * actions))
+    if history and actions:
+        return f"WITH logged AS ({logged}) {queued}"
+    return logged if history else queued
 
 
 def _tell(news: News, changes: Sequence[Change]) -> None:

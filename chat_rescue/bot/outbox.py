@@ -329,12 +329,16 @@ class Outbox:
             self._presence.give_up()
             self._presence = None
             self._absences += 1
-        if self._absences:
-            self.owner = f"{self._named}+{self._absences}"
-        presence = self.store.present(self.owner)
-        if not presence.try_take():  # nobody else has this name: the store is not itself
-            raise RuntimeError(f"the presence of {self.owner} is held elsewhere")
-        self._presence = presence
+        for _ in range(3):
+            if self._absences:
+                self.owner = f"{self._named}+{self._absences}"
+            presence = self.store.present(self.owner)
+            if presence.try_take():
+                self._presence = presence
+                break
+            self._absences += 1  # its key is another's (a hash shared): another name
+        else:
+            raise RuntimeError(f"no presence could be taken for {self._named}")
         if lost is not None:
             ended = self.store.end_leases(lost)
             log.warning("%s: lost the presence of %s (%d leases ended); leasing as %s now",

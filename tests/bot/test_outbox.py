@@ -19,6 +19,7 @@ from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot import processes
 from chat_rescue.bot.clock import FakeClock, FastClock
 from chat_rescue.bot.hours_text import from_environment
+from chat_rescue.bot.leader import Always
 from chat_rescue.bot.model import (
     TO_CUSTOMER,
     Action,
@@ -779,6 +780,27 @@ async def test_a_worker_of_this_host_that_dies_while_it_leases_is_taken_over_soo
     clock.advance(outbox_module.LOOK_FOR_DEAD)
     await outbox.drain()
     assert platform.actions() == [nudge(2)] and outbox.taken_over == 1
+
+
+async def test_a_presence_held_under_another_name_is_taken_under_a_new_one(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its key is another live worker's (PostgreSQL's keys are 32-bit hashes of the names).
+    taken: list[str] = []
+
+    class Taken(Always):
+        def try_take(self) -> bool:
+            return False
+
+    def present(owner: str) -> Always:
+        taken.append(owner)
+        return Taken() if len(taken) == 1 else Always()
+
+    monkeypatch.setattr(store, "present", present)
+    first = outbox.owner
+    queue(store, nudge(1))
+    await outbox.drain()
+    assert platform.actions() == [nudge(1)] and taken == [first, f"{first}+1"]
 
 
 async def test_a_wait_of_no_time_is_tried_again_soon_not_left_for_ever(

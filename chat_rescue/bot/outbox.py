@@ -12,8 +12,11 @@
   a sweep card whose shift has ended.
 - **Digests** when many notices for one destination are due at once.
 - **Leased**: an item is leased (stored, with an expiry) before it is sent, so two
-  processes never send one item, and a crashed sender's item is taken over later. A
-  stopping worker finishes the delivery under way (or, cut off, ends its lease).
+  processes never send one item. A worker holds its presence (`ports.Presence`: on
+  PostgreSQL a lock its session holds) before it leases anything, and one whose lane
+  waits behind another's lease asks every LOOK_FOR_DEAD seconds whether that holder still
+  lives: a dead one's leases are ended then, not when they run out. A stopping worker
+  finishes the delivery under way (or, cut off, ends its lease).
 - **Retried** with backoff (honouring "retry after N s"); given up after about an hour
   (dead letters), never dropped silently. Pacing and backoff run on the monotonic clock:
   a wall clock stepped back does not hold a channel.
@@ -24,15 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import (
     NOTICES,
     TEAM_ACTIONS,
@@ -53,8 +54,10 @@ from chat_rescue.bot.ports import (
     OutboxClaims,
     OutboxItem,
     OutboxSettling,
+    Presence,
     SweepPlans,
 )
+from chat_rescue.bot.processes import worker_name
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweep import Phase
@@ -69,53 +72,10 @@ MAX_ATTEMPTS = 20  # backoff 1 s, 2 s … capped at 5 min: the last try about an
 LONGEST_BACKOFF = 300.0
 DELIVERY_TIMEOUT = 15.0  # a hanging platform call counts as a failure
 LEASE = 60.0  # an item leased and not settled by then is another worker's to take
+LOOK_FOR_DEAD = 0.5  # seconds between asking whether the holders of leases a lane waits for live
 GATHER_POKES = 0.01
 RETRY_SOON = 0.05
 STOP_GRACE = 5.0  # seconds a stopping worker may take to finish the delivery under way
-
-
-def worker_name() -> str:
-    """`<host>:<pid>.<start>.<pid namespace>:<random>`: who holds a lease, and how to tell
-    whether that process still lives (`start`: when it started, so that pid 1 of a
-    restarted container is not taken for its predecessor; the namespace, because two
-    containers with one host name each have a pid 1)."""
-    pid = os.getpid()
-    return (f"{socket.gethostname()}:{pid}.{_started(pid)}.{_pid_namespace()}:"
-            f"{secrets.token_hex(3)}")
-
-
-def worker_alive(name: str) -> bool:
-    """False only for a worker of this host and pid namespace whose process has ended
-    (any other is waited for until its leases run out)."""
-    host, _, rest = name.partition(":")
-    pid, _, rest = rest.partition(":")[0].partition(".")
-    started, _, namespace = rest.partition(".")
-    if host != socket.gethostname() or not pid.isdigit() or namespace != _pid_namespace():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process of that id
-    return not started or _started(int(pid)) in ("", started)
-
-
-def _started(pid: int) -> str:
-    """When a process started (clock ticks since boot, from /proc; "" where unknown)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _pid_namespace() -> str:
-    """This process's pid namespace ("" where unknown)."""
-    try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
-    except OSError:
-        return ""
 
 
 def backoff(attempts: int) -> float:
@@ -170,9 +130,11 @@ class Platform(Protocol):
         and the calls the adapter made to it so far."""
 
 
-class OutboxStore(OutboxClaims, OutboxSettling, Conversations, SweepPlans, Protocol):
-    """What an outbox worker asks of the store: the outbox's ports, and the conversations
-    and sweeps that its cards are drawn from and its notices judged by."""
+class OutboxStore(OutboxClaims, OutboxSettling, Presence, Conversations, SweepPlans,
+                  Protocol):
+    """What an outbox worker asks of the store: the outbox's ports (its own presence and
+    the other workers' among them), and the conversations and sweeps that its cards are
+    drawn from and its notices judged by."""
 
 
 class Outbox:
@@ -191,6 +153,10 @@ class Outbox:
         self.taken_over = 0  # items of dead workers' leases ended by this one
         self.leased_elsewhere = 0  # items another worker leased first
         self.owner = owner or worker_name()
+        self._named = self.owner
+        self._presence: Lock | None = None  # held while leasing under `owner`
+        self._absences = 0  # times the presence was let go or lost (each: a new name)
+        self._next_look: float | None = None  # monotonic: when to ask about holders again
         # Monotonic readings: until when a destination said "too many" (429), and when
         # items this worker put back (a retry, a rate limit) may go again.
         self._next_free: dict[str, float] = {}
@@ -249,12 +215,12 @@ class Outbox:
         self._wake.set()
 
     def take_over_dead(self) -> int:
-        """End the leases of workers of this host whose process is gone (killed, crashed):
+        """End the leases of workers the store knows are gone (killed, crashed, cut off):
         their items go now, not when the leases run out. Returns how many items."""
         taken: list[int] = []
-        for holder in self.store.lease_holders(self.clock.now()):
-            if holder != self.owner and not worker_alive(holder):
-                taken += self.store.end_leases(holder)
+        holders = [h for h in self.store.lease_holders(self.clock.now()) if h != self.owner]
+        for holder in self.store.gone(holders) if holders else []:
+            taken += self.store.end_leases(holder)
         if taken:
             log.info("%s: took over %d items leased by a worker that is gone",
                      self.platform.name, len(taken))
@@ -264,6 +230,12 @@ class Outbox:
     async def run(self, loop: Loop | None = None) -> None:
         """Drain forever, sleeping until the next retry or pacing slot, or a poke. An error
         (the store failing, a bug) ends the call: its supervisor pauses and calls again."""
+        try:
+            await self._drain_for_ever(loop)
+        finally:
+            await self._call(self._absent)
+
+    async def _drain_for_ever(self, loop: Loop | None) -> None:
         await self._call(self.take_over_dead)
         while not self._stopping:
             self._wake.clear()
@@ -318,8 +290,14 @@ class Outbox:
         wall, now = self.clock.now(), self.clock.monotonic()
         ready, next_at = [], None
         lease_end = self.store.next_lease_end(self._prefix, wall)
-        if lease_end is not None:  # a lane held by a lease: look again when it runs out
-            next_at = now + min(max(0.0, lease_end - wall), LEASE)
+        if lease_end is not None and self._looked_for_dead(now):
+            lease_end = self.store.next_lease_end(self._prefix, wall)
+        if lease_end is not None:
+            # A lane held by a lease: look again when it runs out, or when its holder may
+            # be asked about again (a dead one's leases are ended then).
+            assert self._next_look is not None
+            next_at = now + min(max(0.0, lease_end - wall), LEASE,
+                                max(0.0, self._next_look - now))
         heads = self.store.heads(self._prefix, HEADS, wall)
         for item in heads:
             hold = max(self._hold(item, wall, now), self._free_at(item.action, now))
@@ -330,6 +308,54 @@ class Outbox:
         self._waiting = {item.lane for item in heads}
         self._waiting_complete = len(heads) < HEADS
         return ready, next_at
+
+    def _looked_for_dead(self, now: float) -> bool:
+        """Took over the leases of dead holders (asked at most every LOOK_FOR_DEAD s)."""
+        if self._next_look is not None and now < self._next_look:
+            return False
+        self._next_look = now + LOOK_FOR_DEAD
+        return self.take_over_dead() > 0
+
+    def _be_present(self) -> None:
+        """On the store's thread, before a lease: hold the presence that tells the other
+        workers this one lives. One lost (its session ended, the others may be ending this
+        name's leases already) or let go is never taken again under the same name, so no
+        lease taken from now on can be ended as a dead worker's: the worker goes on under
+        a new name, and ends what the old one still held itself."""
+        if self._presence is not None and self._presence.still_held():
+            return
+        lost = self.owner if self._presence is not None else None
+        if self._presence is not None:
+            self._presence.give_up()
+            self._presence = None
+            self._absences += 1
+        for _ in range(3):
+            if self._absences:
+                self.owner = f"{self._named}+{self._absences}"
+            presence = self.store.present(self.owner)
+            if presence.try_take():
+                self._presence = presence
+                break
+            self._absences += 1  # its key is another's (a hash shared): another name
+        else:
+            raise RuntimeError(f"no presence could be taken for {self._named}")
+        if lost is not None:
+            ended = self.store.end_leases(lost)
+            log.warning("%s: lost the presence of %s (%d leases ended); leasing as %s now",
+                        self.platform.name, lost, len(ended), self.owner)
+
+    def _absent(self) -> None:
+        """Let the presence go (the worker stops): a later start takes a new name."""
+        if self._presence is not None:
+            self._presence.give_up()
+            self._presence = None
+            self._absences += 1
+
+    def _lease(self, item_ids: list[int]) -> list[int]:
+        """On the store's thread: lease the items under this worker's name, present."""
+        self._be_present()
+        wall = self.clock.now()
+        return self.store.lease(item_ids, self.owner, wall + LEASE, wall)
 
     def _hold(self, item: OutboxItem, wall: float, now: float) -> float:
         """When (monotonic) an item may go. The stored `not_before` is wall time (another
@@ -386,9 +412,7 @@ class Outbox:
             Digest(place, tuple(item.action for item in batch))
         if self._free_at(probe, now := self.clock.monotonic()) > now:
             return False  # an earlier delivery in this round took the slot
-        wall = self.clock.now()
-        leasing = asyncio.ensure_future(self._call(
-            self.store.lease, [item.id for item in batch], self.owner, wall + LEASE, wall))
+        leasing = asyncio.ensure_future(self._call(self._lease, [item.id for item in batch]))
         try:
             taken = set(await asyncio.shield(leasing))
         except BaseException:

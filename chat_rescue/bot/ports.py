@@ -31,6 +31,7 @@ __all__ = [
     "OutboxItem",
     "OutboxSettling",
     "Outcome",
+    "Presence",
     "Reports",
     "ScopeSettings",
     "Store",
@@ -178,6 +179,19 @@ class OutboxClaims(Protocol):
     def hurry(self, prefix: str) -> int:
         """Let the items of lanes starting with `prefix` that wait for a retry go now;
         returns how many."""
+
+
+class Presence(Protocol):
+    """Whether the outbox worker that holds a lease still lives, as every process on this
+    store can tell: a dead one's leases are ended at once, not waited out."""
+
+    def present(self, owner: str) -> Lock:
+        """The lock `owner` holds for as long as it lives (taken before it leases anything
+        under that name); let go when its process dies or loses the store."""
+
+    def gone(self, owners: Sequence[str]) -> list[str]:
+        """Those of `owners` known to be dead (a live one, or one that cannot be judged, is
+        not among them: its leases are waited for until they run out)."""
 
 
 class OutboxSettling(Protocol):
@@ -343,8 +357,8 @@ class SweepCards(Protocol):
         unclaimed, as lines of its handover digest: oldest waiting first."""
 
 
-class Store(Conversations, Deadlines, OutboxClaims, OutboxSettling, ScopeSettings, Reports,
-            Teams, Inbound, Locks, Wakeups, SweepPlans, SweepCards, Batching, Protocol):
+class Store(Conversations, Deadlines, OutboxClaims, OutboxSettling, Presence, ScopeSettings,
+            Reports, Teams, Inbound, Locks, Wakeups, SweepPlans, SweepCards, Batching, Protocol):
     """Every port, on one connection: what wires the bot together (`Service`, the runtime)
     and what a backend implements."""
 

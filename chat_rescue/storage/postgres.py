@@ -31,7 +31,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
-from chat_rescue.storage.postgres_lock import AdvisoryLock
+from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
 from chat_rescue.storage.postgres_notices import Listener, News
 from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
@@ -111,6 +111,25 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def lock(self, name: str) -> Lock:
         return AdvisoryLock(self.url, name)
+
+    def present(self, owner: str) -> Lock:
+        return AdvisoryLock(self.url, f"outbox-worker:{owner}")
+
+    def gone(self, owners: Sequence[str]) -> list[str]:
+        """Those whose presence lock no session holds now: the server let it go when the
+        session ended (the process died, its machine or network went). One key shared by
+        two names (a 32-bit hash) can only make a dead worker look alive (its leases are
+        then waited out), never the other way."""
+        keys = {owner: advisory_key(f"outbox-worker:{owner}") for owner in owners}
+        if not keys:
+            return []
+        rows = self._rows(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = 0 AND objsubid = 1 AND objid::bigint = ANY(%s::bigint[]) "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (list(set(keys.values())),))
+        held = {int(key) for (key,) in rows}
+        return [owner for owner, key in keys.items() if key not in held]
 
     def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
                missed: Callable[[], None], settings: Callable[[], None] = lambda: None

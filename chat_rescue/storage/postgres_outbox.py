@@ -3,7 +3,8 @@
 The same lanes, heads and leases as SQLite's (`sqlite_outbox.py`): a lane's head is its
 item of lowest (priority, id); a lane with an unexpired lease on any item offers no head
 and leases no other item, so its order holds across replicas; a dead replica's items are
-taken over when their leases run out. Where SQLite takes its one write lock, a lease here
+taken over as soon as its presence lock is seen free (`PostgresStore.gone`), or when their
+leases run out. Where SQLite takes its one write lock, a lease here
 claims in two statements of one transaction: first a try-lock on each wanted item's lane
 (`pg_try_advisory_xact_lock`: a lane another replica is leasing right now is skipped,
 not waited for), then `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`,

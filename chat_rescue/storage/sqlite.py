@@ -30,6 +30,7 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.bot.processes import worker_alive
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
@@ -393,6 +394,15 @@ class SQLiteStore(OutboxTables, SweepTables):
         if self._path == ":memory:":
             return Always()  # nobody else can open this database
         return FileLock(Path(f"{self._path}.{name}.lock"))
+
+    def present(self, owner: str) -> Lock:
+        """Nothing to hold: SQLite's workers share one host, where a worker's process is
+        its presence (`gone`)."""
+        return Always()
+
+    def gone(self, owners: Sequence[str]) -> list[str]:
+        """Workers of this host and pid namespace whose process has ended."""
+        return [owner for owner in owners if not worker_alive(owner)]
 
     def listen(self, deadline: Callable[[float], None], outbox: Callable[[str], None],
                missed: Callable[[], None], settings: Callable[[], None] = lambda: None

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 import pytest
 
 from chat_rescue.bot import outbox as outbox_module
+from chat_rescue.bot import processes
 from chat_rescue.bot.clock import FakeClock, FastClock
 from chat_rescue.bot.hours_text import from_environment
+from chat_rescue.bot.leader import Always
 from chat_rescue.bot.model import (
     TO_CUSTOMER,
     Action,
@@ -744,7 +746,7 @@ async def test_an_item_leased_by_another_live_worker_is_not_sent(
 
 def dead_holder(how: str) -> str:
     """A lease holder of this host whose process has ended."""
-    namespace = outbox_module._pid_namespace()
+    namespace = processes.pid_namespace()
     if how == "an ended process":
         ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                                capture_output=True, text=True, check=True)
@@ -765,6 +767,43 @@ async def test_items_of_a_dead_worker_of_this_host_are_taken_over_at_once(
     assert platform.actions() == [nudge(1)]
 
 
+async def test_a_worker_of_this_host_that_dies_while_it_leases_is_taken_over_soon(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    (first,) = store.pending(1)
+    lease = clock.now() + outbox_module.LEASE
+    store.lease([first.id], "elsewhere:1:abc", lease, clock.now())  # alive, as far as we know
+    assert await outbox.drain() == clock.monotonic() + outbox_module.LOOK_FOR_DEAD
+    queue(store, nudge(2))  # leased by a worker that then died, while this one waits
+    (_, second) = store.pending(2)
+    store.lease([second.id], dead_holder("an ended process"), lease, clock.now())
+    clock.advance(outbox_module.LOOK_FOR_DEAD)
+    await outbox.drain()
+    assert platform.actions() == [nudge(2)] and outbox.taken_over == 1
+
+
+async def test_a_presence_held_under_another_name_is_taken_under_a_new_one(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its key is another live worker's (PostgreSQL's keys are 32-bit hashes of the names).
+    taken: list[str] = []
+
+    class Taken(Always):
+        def try_take(self) -> bool:
+            return False
+
+    def present(owner: str) -> Always:
+        taken.append(owner)
+        return Taken() if len(taken) == 1 else Always()
+
+    monkeypatch.setattr(store, "present", present)
+    first = outbox.owner
+    queue(store, nudge(1))
+    await outbox.drain()
+    assert platform.actions() == [nudge(1)] and taken == [first, f"{first}+1"]
+
+
 async def test_a_wait_of_no_time_is_tried_again_soon_not_left_for_ever(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:
@@ -783,8 +822,11 @@ async def test_an_item_whose_lease_runs_out_is_looked_at_then_without_a_poke(
     queue(store, Relay(ref(1), True, "-100", "m1"))
     (item,) = store.pending(1)
     store.lease([item.id], "elsewhere:1:abc", clock.now() + 20, clock.now())  # then died
-    assert await outbox.drain() == clock.monotonic() + 20  # wake when the lease ends
-    clock.advance(20)
+    # Its holder (another host: not to be judged here) is asked about every so often ...
+    assert await outbox.drain() == clock.monotonic() + outbox_module.LOOK_FOR_DEAD
+    clock.advance(19.9)
+    assert await outbox.drain() == clock.monotonic() + 0.1  # ... and the end is waited for
+    clock.advance(0.1)
     assert await outbox.drain() is None
     assert platform.actions() == [Relay(ref(1), True, "-100", "m1")]
 
@@ -842,9 +884,9 @@ def test_a_copy_of_a_message_wakes_the_worker_though_its_lane_waits(
 
 def test_a_worker_of_another_pid_namespace_counts_as_alive() -> None:
     # Another container with the same host name: its pid 1 is not ours to judge.
-    other = f"{socket.gethostname()}:1.{outbox_module._started(1)}.4026500000:abc"
-    assert outbox_module.worker_alive(other)
-    assert outbox_module.worker_alive(outbox_module.worker_name())
+    other = f"{socket.gethostname()}:1.{processes.started(1)}.4026500000:abc"
+    assert processes.worker_alive(other)
+    assert processes.worker_alive(processes.worker_name())
 
 
 async def started_runtime(store: SQLiteStore, platform: FakePlatform,

@@ -5,7 +5,9 @@ and connections) on one database, as separate processes would have."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,16 +17,19 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.clock import FakeClock, SystemClock
 from chat_rescue.bot.model import (
+    Action,
     Conversation,
     ConversationRef,
     CustomerMessage,
     HistoryEvent,
     Nudge,
+    Relay,
     Timer,
     UpdateCard,
 )
+from chat_rescue.bot.outbox import Outbox, Posted
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
@@ -32,6 +37,7 @@ from chat_rescue.bot.ticker import Ticker
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.factory import open_store
 from chat_rescue.storage.postgres import PostgresStore, describe, migrate_url
+from chat_rescue.storage.postgres_lock import AdvisoryLock
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
 from chat_rescue.storage.versions import SchemaTooNew
 
@@ -463,3 +469,125 @@ def test_a_batch_whose_statement_failed_commits_nothing_and_says_so(postgres_url
         assert store.commit(Change(inbound_id="slack:Ev1"), 2.0) is Outcome.COMMITTED
     finally:
         store.close()
+
+
+# --- leases of a dead replica ------------------------------------------------------------
+
+# Workers "on other hosts": host names that are not this one's, so no process check can
+# judge them; only the presence each holds on the server can.
+HOST_A = "replica-a.internal:1.4242.4026531836:aaaaaa"
+HOST_B = "replica-b.internal:1.4343.4026531836:bbbbbb"
+
+
+class Recorder:
+    """A platform that sends at once and notes when (monotonic) it sent what."""
+
+    name = "slack"
+
+    def __init__(self, expected: int = 0) -> None:
+        self.sent: list[tuple[float, Action]] = []
+        self.expected = expected
+        self.all_sent = asyncio.Event()
+
+    async def deliver(self, action: Action) -> Posted | None:
+        self.sent.append((time.monotonic(), action))
+        if len(self.sent) >= self.expected:
+            self.all_sent.set()
+        return None
+
+    def destination(self, action: Action) -> str:
+        return "team"
+
+    def free_at(self, action: Action, now: float) -> float:
+        return now
+
+
+def relay(n: int, message: int) -> Relay:
+    return Relay(ref(n), True, "-100", f"m{message}")
+
+
+def die(store: PostgresStore, outbox: Outbox) -> None:
+    """The worker's process is gone (as far as the server can tell): its presence's session
+    ends, its leases stay as they were."""
+    presence = outbox._presence
+    assert isinstance(presence, AdvisoryLock) and presence._conn is not None
+    with psycopg.connect(store.url, autocommit=True) as admin:
+        pid = presence._conn.info.backend_pid
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            time.sleep(0.001)  # the session ends a moment after it was told to
+    presence._drop()  # (this end of the broken connection: closed, not left to the GC)
+
+
+async def until_sent(platform: Recorder, within: float) -> None:
+    async with asyncio.timeout(within):
+        await platform.all_sent.wait()
+
+
+async def test_leases_of_a_worker_on_another_host_that_died_go_within_a_second(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    one.commit(Change(actions=tuple(relay(1, m) for m in range(3))), T0)
+    dying = Outbox(one, Recorder(), SystemClock(), owner=HOST_A)
+    head = one.pending(1)[0]
+    assert dying._lease([head.id]) == [head.id]  # in flight when its replica is killed
+    platform = Recorder(expected=3)
+    taker = Outbox(other, platform, SystemClock(), owner=HOST_B)
+    running = asyncio.create_task(taker.run())
+    try:
+        await asyncio.sleep(0.3)  # the taker waits for the lane: its holder lives
+        assert platform.sent == []
+        die(one, dying)
+        killed = time.monotonic()
+        await until_sent(platform, within=5.0)  # not the lease's 60 s
+    finally:
+        taker.stop_soon()
+        await running
+    took = platform.sent[0][0] - killed
+    print(f"taken over {took:.3f} s after the holder's session ended")
+    assert took < 1.5
+    assert [action for _, action in platform.sent] == [relay(1, m) for m in range(3)]
+    assert taker.taken_over == 1
+
+
+async def test_a_live_holder_on_another_host_is_waited_for_however_slow(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    one.commit(Change(actions=(relay(1, 1), relay(1, 2), relay(2, 1))), T0)
+    slow = Outbox(one, Recorder(), SystemClock(), owner=HOST_A)
+    head = one.pending(1)[0]
+    assert slow._lease([head.id]) == [head.id]  # and is still sending it
+    platform = Recorder()
+    taker = Outbox(other, platform, SystemClock(), owner=HOST_B)
+    running = asyncio.create_task(taker.run())
+    try:
+        await asyncio.sleep(1.5)  # three looks at the holder at least
+    finally:
+        taker.stop_soon()
+        await running
+        await asyncio.to_thread(slow._absent)
+    assert [action for _, action in platform.sent] == [relay(2, 1)]  # the other lane only
+    assert taker.taken_over == 0
+
+
+def test_a_worker_whose_presence_session_dropped_leases_under_a_new_name(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    one.commit(Change(actions=(relay(1, 1), relay(2, 1), relay(3, 1))), T0)
+    first, second, third = one.pending(3)
+    outbox = Outbox(one, Recorder(), SystemClock(), owner=HOST_A)
+    assert other.gone([HOST_A]) == [HOST_A]  # not present before its first lease
+    assert outbox._lease([first.id]) == [first.id]
+    assert other.gone([HOST_A]) == []
+    die(one, outbox)  # the connection broke; the process lives on
+    assert other.gone([HOST_A]) == [HOST_A]  # the others take it for dead now ...
+    assert outbox._lease([second.id]) == [second.id]  # ... so it leases as someone else
+    renamed = outbox.owner
+    assert renamed != HOST_A and other.gone([HOST_A, renamed]) == [HOST_A]
+    # What the old name held was ended at once (the others would end it anyway), and an
+    # ending of the old name's leases leaves the new name's alone.
+    assert other.lease_holders(time.time()) == [renamed]
+    assert other.end_leases(HOST_A) == []
+    assert other.lease([third.id], HOST_B, time.time() + 60, time.time()) == [third.id]
+    outbox._absent()
+    assert other.gone([renamed]) == [renamed]

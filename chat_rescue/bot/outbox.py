@@ -61,6 +61,7 @@ from chat_rescue.bot.processes import worker_name
 from chat_rescue.bot.stale import stale_because
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweep import Phase
+from chat_rescue.bot.wake import Wake
 from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class Outbox:
         self._next_free: dict[str, float] = {}
         self._lacking: set[str] = set()  # destinations held for a missing right
         self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._prefix = f"{platform.name}:"
         # What the last look at the outbox found, so that a poke for actions that could
         # not go anyway costs nothing: the lanes that already wait (all of them, unless
@@ -172,7 +173,6 @@ class Outbox:
         self._asleep_until: float | None = None
         self._stopping = False
         self._hurry = False
-        self._sleeping = False
 
     def poke(self, actions: Sequence[Action] = ()) -> None:
         """Actions were queued: look at the outbox now, unless none of them can go before
@@ -197,7 +197,7 @@ class Outbox:
     def idle(self) -> bool:
         """Asleep with nothing ready now and no poke waiting (a script's check that it
         caught up)."""
-        return self._sleeping and not self._wake.is_set() and (
+        return self._wake.sleeping and not self._wake.is_set() and (
             self._asleep_until is None or self._asleep_until > self.clock.monotonic())
 
     def stop_soon(self) -> None:
@@ -248,15 +248,7 @@ class Outbox:
             if next_at is not None:
                 timeout = max(0.0, self.clock.real(next_at - self.clock.monotonic()))
             self._asleep_until = next_at
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the event fires, and stop() would hang.
-            self._sleeping = True
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
-            finally:
-                self._sleeping = False
+            await self._wake.sleep(timeout)
             self._asleep_until = None
             if next_at is not None:
                 # A paced backlog is waiting, and pokes come once per stored event:

@@ -9,8 +9,6 @@ conversation on in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -21,6 +19,7 @@ from chat_rescue.bot.ports import Batching, Deadlines
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop
 from chat_rescue.bot.sweeper import Sweeper
+from chat_rescue.bot.wake import Wake
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +56,8 @@ class Ticker:
         self._target: float | None = None
         self._poked: float | None = None  # the soonest poke while a pass is under way
         self._passing = False
-        self._sleeping = False
         self._held_elsewhere = False  # what is due is another replica's open batch's
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         service.on_deadline(self.poke)
 
     def poke(self, at: float) -> None:
@@ -73,7 +71,7 @@ class Ticker:
     @property
     def idle(self) -> bool:
         """Asleep with nothing due and no poke waiting (a script's check that it caught up)."""
-        return self._sleeping and not self._wake.is_set() and (
+        return self._wake.sleeping and not self._wake.is_set() and (
             self._target is None or self._target > self.clock.now())
 
     def elsewhere(self, at: float) -> None:
@@ -162,12 +160,4 @@ class Ticker:
                 timeout = CLAIM_WAIT
             elif self._target is not None:
                 timeout = min(LOOK_AGAIN, max(0.0, self.clock.real(self._target - now)))
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the event fires, and stop() would hang.
-            self._sleeping = True
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
-            finally:
-                self._sleeping = False
+            await self._wake.sleep(timeout)

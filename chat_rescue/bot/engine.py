@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from chat_rescue.bot import authority
+from chat_rescue.bot import authority, outcomes
 from chat_rescue.bot.deadlines import (
     next_deadline,
     passed,
@@ -128,6 +128,7 @@ def decide(
         # Nothing happened, but a changed policy may have moved the deadline.
         return _unchanged(conv, policy, now, ())
     after, actions, history = outcome
+    history = history + outcomes.resolved(conv, after, event, now)
     return _finish(conv, after, actions, history, policy, now)
 
 
@@ -278,7 +279,7 @@ def _operator_message(
         conv, state=State.WAITING_ON_CUSTOMER, owner=owner, timer_from=now,
         waiting_since=None, queued_at=None, first_reply_at=first_reply_at,
         last_operator_at=event.at, nudged_at=None, snoozed=False, reminded=False,
-        escalations=0, kept_open_at=None,
+        escalations=0, kept_open_at=None, returned_at=None,
     )
     return answered, [], history
 
@@ -293,6 +294,7 @@ def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outc
     claimed = replace(
         conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
         state=State.CLAIMED if waiting else State.WAITING_ON_CUSTOMER, kept_open_at=None,
+        returned_at=None,
     )
     history = [_event(conv, "claimed", event.at, event.operator, _since(conv.queued_at, now))]
     return claimed, [], history
@@ -302,7 +304,7 @@ def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outc
     if conv.state is State.CLOSED:
         return None
     closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
-                     nudged_at=None, kept_open_at=None)
+                     nudged_at=None, kept_open_at=None, returned_at=None)
     reason = closing_reason(conv, event, policy, now)
     # Closed from a sweep card, in bulk at the shift's end: the customer gets the same
     # goodbye as when the end's rule closes it (an operator closing one by hand said theirs).
@@ -323,7 +325,7 @@ def _snooze(conv: Conversation, event: Snooze, policy: Policy,
 def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) -> Outcome | None:
     if conv.state is State.CLOSED or conv.owner is None:
         return None
-    return _return_to_inbox(conv, now, f"handed off by {event.by}", event.by)
+    return _return_to_inbox(conv, now, f"handed off by {event.by}", event.by, "handed_off")
 
 
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
@@ -343,25 +345,26 @@ def _shift_end(conv: Conversation, event: ShiftEnd, policy: Policy,
         if policy.closing_message:
             goodbye.append(CloseNotice(conv.ref, policy.closing_message))
         closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
-                         nudged_at=None, kept_open_at=None)
+                         nudged_at=None, kept_open_at=None, returned_at=None)
         return closed, goodbye, [_event(conv, "closed", now, None, None,
                                         CloseReason.AT_SHIFT_END)]
     waited = _since(conv.waiting_since, now)
     queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0,
-                     kept_open_at=None)
+                     kept_open_at=None, returned_at=now)
     return queued, [], [_event(conv, "returned", now, conv.owner, waited, "shift_end")]
 
 
 def _return_to_inbox(conv: Conversation, now: float, reason: str,
-                     actor: str | None = None) -> Outcome:
+                     actor: str | None = None, detail: str | None = None) -> Outcome:
     waited = _since(conv.waiting_since, now)
     queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0,
-                     kept_open_at=None)
+                     kept_open_at=None, returned_at=now)
     notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
                            conv.card, waiting=conv.waiting_since is not None)
-    return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited)]
+    return queued, [notice], [_event(conv, "returned", now, actor or conv.owner, waited,
+                                     detail)]
 
 
 def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
@@ -402,7 +405,7 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))
     closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
-                     nudged_at=None, kept_open_at=None)
+                     nudged_at=None, kept_open_at=None, returned_at=None)
     return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv),
                                     CloseReason.BY_CUSTOMER_SILENCE)]
 

@@ -103,6 +103,8 @@ class Conversation:
     start. The starts themselves stay put: they are also the ids of nudges and reminders.
     `kept_open_at`: when the owner answered a close reminder with *Keep open*, cleared by
     the next turn of the conversation (the sweep counts such a conversation as finished).
+    `returned_at`: when it was last returned to the inbox (by a timer, a hand-off or the
+    sweep), until someone takes it or it is closed: what a reclaim is counted from.
     """
 
     ref: ConversationRef
@@ -130,6 +132,7 @@ class Conversation:
     timer_used: float | None = None
     quiet_used: float | None = None
     kept_open_at: float | None = None
+    returned_at: float | None = None
     version: int = 0  # last: the store's conditional update counts on it
 
     @property

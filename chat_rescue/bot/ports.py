@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import Action, Conversation, HandoverLine, HistoryEvent
 from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
@@ -66,6 +67,7 @@ class Change:
     actions: tuple[Action, ...] = ()
     inbound_id: str | None = None
     aliases: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[Input, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +243,10 @@ class Reports(Protocol):
     def history(self, team: str | None, since: float) -> list[HistoryEvent]:
         """Transitions recorded at or after `since`, for one team or all, in the order they
         were recorded."""
+
+    def inputs(self, team: str | None, since: float) -> list[Input]:
+        """The people's events recorded at or after `since` (for replays), for one team or
+        all, in the order they were recorded."""
 
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: open is not closed, overdue is open with

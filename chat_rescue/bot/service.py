@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.inputs import record_of
 from chat_rescue.bot.model import (
     Action,
     Conversation,
@@ -191,6 +192,9 @@ class Service:
                 inbound_id=inbound_id,
                 aliases=tuple((name, event.ref.key) for name in names)
                 if conv is not None or decision.conversation is not None else (),
+                inputs=record_of(event, team, now, conv is None,
+                                 decision.refusal is None and (conv is not None or
+                                                               decision.conversation is not None)),
             )
             if change.conversation is None and not change.actions and inbound_id is None \
                     and not change.aliases:
@@ -220,8 +224,9 @@ class Service:
                 if actions:  # nothing to write but what to say: the ordinary way
                     self.handle(event, read=conv)
                 continue
-            decided.append((decision, Change(decision.conversation, conv.version,
-                                             decision.history, actions)))
+            decided.append((decision, Change(
+                decision.conversation, conv.version, decision.history, actions,
+                inputs=record_of(event, conv.team, now, False, decision.refusal is None))))
         if self.store.commit_all([change for _, change in decided], now):
             for decision, change in decided:
                 self._notify(decision, change.actions)

@@ -18,6 +18,9 @@ from functools import lru_cache
 import psycopg
 
 from chat_rescue.bot.codec import encode_action
+from chat_rescue.bot.inputs import Input
+from chat_rescue.bot.inputs import decode as decode_input
+from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import (
     Action,
@@ -184,7 +187,8 @@ class PostgresStore(OutboxTables, SweepTables):
             if not together:
                 raise psycopg.Rollback(tx)
             self._write_rest(conn, [h for c in changes for h in c.history],
-                             [a for c in changes for a in c.actions], now)
+                             [a for c in changes for a in c.actions], now,
+                             [i for c in changes for i in c.inputs])
             self._announce(conn, lambda news: _tell(news, changes))
         return together
 
@@ -204,14 +208,20 @@ class PostgresStore(OutboxTables, SweepTables):
                                        (*values[:-1], conv.ref.key, change.expected_version))
             if written.rowcount == 0:
                 return Outcome.CONFLICT
-        self._write_rest(conn, change.history, change.actions, now)
+        self._write_rest(conn, change.history, change.actions, now, change.inputs)
         if change.aliases:
             self._put_aliases(conn, change.aliases)
         return Outcome.COMMITTED
 
     def _write_rest(self, conn: Connection, history: Sequence[HistoryEvent],
-                    actions: Sequence[Action], now: float) -> None:
-        """A change's history and actions (after its conversation)."""
+                    actions: Sequence[Action], now: float,
+                    inputs: Sequence[Input] = ()) -> None:
+        """A change's history, actions and recorded inputs (after its conversation)."""
+        if inputs:  # people's events only, never a timer's: not on the ticker's path
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO inputs (conversation, team, at, kind, data) "
+                                   "VALUES (%s, %s, %s, %s, %s)",
+                                   [encode_input(i) for i in inputs])
         queued = []
         for action in actions:  # encoded first: one that cannot be stored writes nothing
             kind, payload = encode_action(action)
@@ -303,6 +313,14 @@ class PostgresStore(OutboxTables, SweepTables):
             HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
+
+    def inputs(self, team: str | None, since: float) -> list[Input]:
+        sql = "SELECT conversation, team, at, kind, data FROM inputs WHERE at >= %s"
+        params: tuple[object, ...] = (since,)
+        if team is not None:
+            sql += " AND team = %s"
+            params = (since, team)
+        return [decode_input(*row) for row in self._rows(sql + " ORDER BY id", params)]
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self._rows(f"{self._select} WHERE team = %s AND state <> 'closed' "

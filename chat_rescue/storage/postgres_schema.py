@@ -178,7 +178,22 @@ _MIGRATION_2 = """
         DEFAULT (pg_current_xact_id()::text::bigint)
 """
 
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
+# Outcomes and replays (SQLite's migration 12): when a conversation was last returned to
+# the inbox, and the people's events the engine took, without message text.
+_MIGRATION_3 = """
+    ALTER TABLE conversations ADD COLUMN returned_at double precision;
+    CREATE TABLE inputs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation text NOT NULL,
+        team text NOT NULL,
+        at double precision NOT NULL,
+        kind text NOT NULL,
+        data text NOT NULL
+    );
+    CREATE INDEX inputs_team_at ON inputs (team, at)
+"""
+
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
 
 _VERSIONS = """
     CREATE TABLE IF NOT EXISTS schema_version (

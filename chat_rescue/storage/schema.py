@@ -231,6 +231,22 @@ _MIGRATION_11 = """
         CREATE INDEX sweep_items_card ON sweep_items(sweep, card)
 """
 
+# Outcomes and replays: when a conversation was last returned to the inbox (a reclaim is
+# counted from it), and the people's events the engine took, without message text, so
+# `chat-rescue whatif` can replay them with other thresholds (bot/inputs.py).
+_MIGRATION_12 = """
+        ALTER TABLE conversations ADD COLUMN returned_at REAL;
+        CREATE TABLE inputs (
+            id INTEGER PRIMARY KEY,
+            conversation TEXT NOT NULL,
+            team TEXT NOT NULL,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL
+        );
+        CREATE INDEX inputs_team_at ON inputs(team, at)
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
                          _MIGRATION_6, _MIGRATION_7, _MIGRATION_8, _MIGRATION_9,
-                         _MIGRATION_10, _MIGRATION_11]
+                         _MIGRATION_10, _MIGRATION_11, _MIGRATION_12]

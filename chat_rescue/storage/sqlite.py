@@ -19,6 +19,9 @@ from pathlib import Path
 import sqlite_utils
 
 from chat_rescue.bot.codec import encode_action
+from chat_rescue.bot.inputs import Input
+from chat_rescue.bot.inputs import decode as decode_input
+from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.leader import Always, Lock
 from chat_rescue.bot.model import (
     Action,
@@ -240,7 +243,8 @@ class SQLiteStore(OutboxTables, SweepTables):
             together = updated.rowcount == len(changes)
             if together:
                 self._write_rest([h for c in changes for h in c.history],
-                                 [a for c in changes for a in c.actions], now)
+                                 [a for c in changes for a in c.actions], now,
+                                 [i for c in changes for i in c.inputs])
         except BaseException:
             conn.execute("ROLLBACK" if began else "ROLLBACK TO changes")
             if not began:
@@ -296,7 +300,7 @@ class SQLiteStore(OutboxTables, SweepTables):
                 )
                 if updated.rowcount == 0:
                     return Outcome.CONFLICT
-        self._write_rest(change.history, change.actions, now)
+        self._write_rest(change.history, change.actions, now, change.inputs)
         if change.aliases:
             conn.executemany(
                 "INSERT OR REPLACE INTO aliases (alias, conversation) VALUES (?, ?)",
@@ -305,8 +309,12 @@ class SQLiteStore(OutboxTables, SweepTables):
         return Outcome.COMMITTED
 
     def _write_rest(self, history: Sequence[HistoryEvent], actions: Sequence[Action],
-                    now: float) -> None:
-        """A change's history and actions (after its conversation)."""
+                    now: float, inputs: Sequence[Input] = ()) -> None:
+        """A change's history, actions and recorded inputs (after its conversation)."""
+        if inputs:
+            self.conn.executemany(
+                "INSERT INTO inputs (conversation, team, at, kind, data) "
+                "VALUES (?, ?, ?, ?, ?)", [encode_input(i) for i in inputs])
         if history:
             self.conn.executemany(
                 "INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
@@ -389,6 +397,14 @@ class SQLiteStore(OutboxTables, SweepTables):
             HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
+
+    def inputs(self, team: str | None, since: float) -> list[Input]:
+        sql = "SELECT conversation, team, at, kind, data FROM inputs WHERE at >= ?"
+        params: tuple[object, ...] = (since,)
+        if team is not None:
+            sql += " AND team = ?"
+            params = (since, team)
+        return [decode_input(*row) for row in self.conn.execute(sql + " ORDER BY id", params)]
 
     def lock(self, name: str) -> Lock:
         if self._path == ":memory:":

@@ -64,7 +64,7 @@ class Run:
         decision = decide(self.conv, event, POLICY, self.now)
         if decision.conversation is not None:
             self.conv = decision.conversation
-        self.history = [h.kind for h in decision.history]
+        self.history = [h.kind for h in decision.history if h.kind != "outcome"]
         return list(decision.actions)
 
     @property

@@ -60,7 +60,8 @@ class Run:
         decision = decide(self.conv, event, self.policy, self.now)
         if decision.conversation is not None:
             self.conv = decision.conversation
-        self.history = [h.kind for h in decision.history]
+        self.history = [h.kind for h in decision.history if h.kind != "outcome"]
+        self.outcomes = [h.detail for h in decision.history if h.kind == "outcome"]
         self.logged = list(decision.history)
         return list(decision.actions)
 
@@ -70,7 +71,8 @@ class Run:
         decision = decide(self.conv, DeadlineDue(REF, self.now), self.policy, self.now)
         if decision.conversation is not None:
             self.conv = decision.conversation
-        self.history = [h.kind for h in decision.history]
+        self.history = [h.kind for h in decision.history if h.kind != "outcome"]
+        self.outcomes = [h.detail for h in decision.history if h.kind == "outcome"]
         self.logged = list(decision.history)
         return list(decision.actions)
 

@@ -65,7 +65,8 @@ class Bot:
         return r
 
     def kinds(self, n: int, since: float = 0.0) -> list[str]:
-        return [h.kind for h in self.store.history(TEAM, since) if h.ref == ref(n)]
+        return [h.kind for h in self.store.history(TEAM, since)
+                if h.ref == ref(n) and h.kind != "outcome"]
 
 
 def make_bot(path: Path | None, clock: Clock, policy: Policy | None = None, *,

@@ -19,11 +19,15 @@ import pytest
 
 from chat_rescue.bot import ports
 from chat_rescue.bot.codec import unloaded
+from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import (
     Action,
+    Claim,
+    Close,
     CloseNotice,
     Conversation,
     ConversationRef,
+    CustomerMessage,
     Digest,
     Escalate,
     HandoverLine,
@@ -34,6 +38,8 @@ from chat_rescue.bot.model import (
     Refused,
     Relay,
     ReturnToInbox,
+    ShiftEnd,
+    Snooze,
     State,
     Timer,
     UpdateCard,
@@ -144,6 +150,7 @@ def every_field_set() -> Conversation:
         timer_used=90.0,
         quiet_used=0.0,
         kept_open_at=T0 + 60.0,
+        returned_at=T0 + 70.0,
         version=0,
     )
 
@@ -671,6 +678,26 @@ def test_history_filters_by_team_and_since(store: Store) -> None:
     assert store.history("team-c", 0) == []
     reply = store.history("team-a", T0 + 20)[0]
     assert reply == HistoryEvent(a.ref, "team-a", "first_reply", T0 + 20, "ana", 20.0)
+
+
+def test_recorded_inputs_come_back_by_team_and_since_in_recorded_order(store: Store) -> None:
+    a, b = new(1), new(2, team="team-b")
+    opened = Input(CustomerMessage(a.ref, T0 - 1, "cust-1", "", "team-a"), "team-a", T0, True)
+    presses = (Input(Claim(a.ref, T0 + 9, "ana", via="reaction", on_team=True), "team-a", T0 + 10),
+               Input(Snooze(a.ref, T0 + 20, "ana", notice_id="n1700000000000", admin=True),
+                     "team-a", T0 + 20))
+    store.commit(Change(a, inputs=(opened,)), T0)
+    store.commit(Change(b, inputs=(Input(ShiftEnd(b.ref, T0 + 5, "ben", close=True), "team-b",
+                                         T0 + 5),)), T0)
+    store.commit(Change(replace(a, version=1), expected_version=0, inputs=presses), T0)
+    closing = Input(Close(a.ref, T0 + 30, "ana", via="sweep", notice_id="card", admin=False,
+                          on_team=False), "team-a", T0 + 30)
+    store.commit_all([Change(replace(a, version=2), 1, inputs=(closing,))], T0)
+    assert store.inputs("team-a", 0) == [opened, *presses, closing]
+    assert store.inputs("team-a", T0 + 10) == [*presses, closing]
+    assert [i.team for i in store.inputs(None, 0)] == ["team-a", "team-b", "team-a", "team-a",
+                                                        "team-a"]
+    assert store.inputs("team-c", 0) == []
 
 
 def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:

@@ -38,8 +38,8 @@ from chat_rescue.storage.transfer_postgres import PostgresEnd
 from chat_rescue.storage.transfer_sqlite import SQLiteEnd
 from chat_rescue.storage.versions import BACKEND_ONLY, SAME_SCHEMA
 
-TABLES = {"aliases", "conversations", "dead_letters", "held", "history", "inbound", "outbox",
-          "settings", "sweep_cards", "sweep_items", "sweeps"}
+TABLES = {"aliases", "conversations", "dead_letters", "held", "history", "inbound", "inputs",
+          "outbox", "settings", "sweep_cards", "sweep_items", "sweeps"}
 
 
 @pytest.fixture

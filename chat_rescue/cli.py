@@ -1,4 +1,4 @@
-"""The `chat-rescue` command line: run, demo, check, stats, migrate, copy-db."""
+"""The `chat-rescue` command line: run, demo, check, stats, whatif, migrate, copy-db."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from chat_rescue.bot.policy import TIMERS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,6 +24,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     stats = commands.add_parser("stats", help="first-response and reply figures per team")
     stats.add_argument("--days", type=float, default=7.0, help="how far back (default 7)")
     stats.add_argument("--team", default=None, help="only this team")
+    whatif = commands.add_parser(
+        "whatif", help="replay recorded days through the engine with other thresholds")
+    whatif.add_argument("--days", type=float, default=30.0, help="how far back (default 30)")
+    whatif.add_argument("--team", default=None, help="only this team")
+    for timer in TIMERS:
+        whatif.add_argument(f"--{timer.replace('_', '-')}", dest=timer, metavar="DURATION",
+                            help=f"{timer} for the replay (e.g. 7m, 45s, off)")
     commands.add_parser("migrate", help="bring the database DATABASE_URL names to the newest "
                         "schema (run does it too; this does it on purpose, before a rollout)")
     copy = commands.add_parser("copy-db", help="copy every conversation, deadline, setting and "
@@ -62,4 +71,29 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await ops.run()
     if args.command == "check":
         return await ops.check()
+    if args.command == "whatif":
+        return _whatif(args, ops.whatif)
     return ops.stats(days=args.days, team=args.team)
+
+
+def _whatif(args: argparse.Namespace, whatif: Callable[..., int]) -> int:
+    from chat_rescue.bot.durations import DurationError, parse_duration
+
+    changes: dict[str, float | None] = {}
+    for timer in TIMERS:
+        written = getattr(args, timer)
+        if written is None:
+            continue
+        try:
+            changes[timer] = parse_duration(written)
+        except DurationError as bad:
+            print(f"--{timer.replace('_', '-')}: {bad}", file=sys.stderr)
+            return 2
+    if not changes:
+        print("Name at least one threshold to try, e.g. chat-rescue whatif --idle 7m "
+              "--first-response 45s", file=sys.stderr)
+        return 2
+    if args.days <= 0:
+        print("--days must be more than 0", file=sys.stderr)
+        return 2
+    return whatif(days=args.days, team=args.team, changes=changes)

@@ -1,4 +1,4 @@
-"""`chat-rescue run`, `check` and `stats`: the operational commands."""
+"""`chat-rescue run`, `check`, `stats` and `whatif`: the operational commands."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterator
 
 from pydantic import ValidationError
 
 from chat_rescue import logs
 from chat_rescue.bot.clock import SystemClock
+from chat_rescue.bot.model import Timer
+from chat_rescue.bot.ports import Store
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
+from chat_rescue.bot.whatif import Thresholds, compare, named
+from chat_rescue.bot.whatif import render as render_whatif
 from chat_rescue.storage.factory import database_file, describe, open_store, where_is
 from chat_rescue.storage.sqlite import SQLiteStore
 from chat_rescue.storage.versions import SchemaTooNew
@@ -148,22 +153,36 @@ async def check() -> int:
     return 0 if not problems else 1
 
 
+@contextlib.contextmanager
+def reading(settings: Settings) -> Iterator[Store | int]:
+    """The store DATABASE_URL names, for commands that read history; or, after saying why
+    there is nothing to read, the exit code (0: no database yet; 2: a newer release's)."""
+    file = database_file(settings.database_url)
+    if file is not None and not file.exists():
+        print(f"No database at {file} yet: the bot creates it when it first runs.")
+        yield 0
+        return
+    try:
+        store = open_store(settings.database_url)
+    except SchemaTooNew as newer:
+        print(f"{where_is(settings.database_url)}: {newer}", file=sys.stderr)
+        yield 2
+        return
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def stats(days: float, team: str | None) -> int:
     """Print the summary table per team from the store's history: response times in wall
     and working time, and why conversations were closed."""
     settings = load_settings()
     if settings is None:
         return 2
-    file = database_file(settings.database_url)
-    if file is not None and not file.exists():
-        print(f"No database at {file} yet: the bot creates it when it first runs.")
-        return 0
-    try:
-        store = open_store(settings.database_url)
-    except SchemaTooNew as newer:
-        print(f"{where_is(settings.database_url)}: {newer}", file=sys.stderr)
-        return 2
-    try:
+    with reading(settings) as store:
+        if isinstance(store, int):
+            return store
         history = store.history(team, time.time() - days * 86400)
         teams = sorted({h.team for h in history})
         if not teams:
@@ -176,6 +195,34 @@ def stats(days: float, team: str | None) -> int:
                                    lambda event: service.policy(event.team, event.ref).schedule),
                          f"Team {name}, last {days:g} days"))
             print()
-    finally:
-        store.close()
+    return 0
+
+
+def whatif(days: float, team: str | None, changes: Thresholds) -> int:
+    """Replay the last `days` through the engine with `changes` laid on today's thresholds
+    and print, per team, what was recorded beside both replays."""
+    settings = load_settings()
+    if settings is None:
+        return 2
+    with reading(settings) as store:
+        if isinstance(store, int):
+            return store
+        now = time.time()
+        since = now - days * 86400
+        inputs, history = store.inputs(team, since), store.history(team, since)
+        teams = sorted({i.team for i in inputs})
+        if not teams:
+            print(f"No recorded conversations in the last {days:g} days (the people's events "
+                  "are recorded from this release on).")
+            return 0
+        service = Service(store, settings.base_policy(), SystemClock())
+        for name in teams:
+            mine = [i for i in inputs if i.team == name]
+            print(f"Team {name}: replaying {len(mine):,} recorded events…", file=sys.stderr)
+            today = service.team_policy(name)
+            comparison = compare(mine, [h for h in history if h.team == name],
+                                 lambda item: service.policy(item.team, item.event.ref),
+                                 changes, now, days)
+            print(render_whatif(comparison, named({k: today.timer(Timer(k)) for k in changes})))
+            print()
     return 0

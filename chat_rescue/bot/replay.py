@@ -10,10 +10,11 @@ they reacted to:
   notice); with none standing it changes nothing, as a stale button does.
 * An operator who took a conversation up after it was returned to the inbox or operators
   were called in (a *rescue*) reacted to that call. When the replay makes the call later,
-  they take it up that much later; when earlier, at the time they did (nobody answers a
-  call faster than they answered). Without the call they do not come at all: the
-  conversation waits on whoever has it. An operator answering a conversation they still
-  have answers when they did.
+  they take it up that much later, and the rest of the conversation comes that much later
+  with them; when earlier, at the time they did (nobody answers a call faster than they
+  answered). Without the call they do not come at all, nor does the rest: the customer
+  waits on whoever has it. An operator answering a conversation they still have answers
+  when they did.
 
 A replay applies one policy per conversation to the whole window: thresholds or working
 hours changed within it are not replayed (the hours in force count throughout).
@@ -25,7 +26,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from heapq import heappop, heappush
 
 from chat_rescue.bot import engine
 from chat_rescue.bot.authority import nudge_id, reminder_id
@@ -60,74 +60,59 @@ class Played:
 
 
 @dataclass(slots=True)
-class _Reaction:
-    """A take-up that followed a call in the recorded day: `delay` after the call."""
-
-    item: Input
-    delay: float
-
-
-@dataclass(slots=True)
 class _Conversation:
-    """The replay of one conversation: what is to come, in time order."""
+    """The replay of one conversation so far."""
 
     policy: Policy
     until: float
     conv: Conversation | None = None
     history: list[HistoryEvent] = field(default_factory=list)
-    held: list[_Reaction] = field(default_factory=list)  # waiting for the replay's call
-    queue: list[tuple[float, int, Input]] = field(default_factory=list)
-    seq: int = 0
 
-    def push(self, at: float, item: Input) -> None:
-        self.seq += 1
-        heappush(self.queue, (at, self.seq, item))
+    def advance(self, before: float | None = None, *, to_call: bool = False) -> bool:
+        """Fire the timers that come due before `before` (or up to the window's end);
+        with `to_call`, stop after the first that calls for operators. Returns whether
+        one did."""
+        while self.conv is not None and self.conv.deadline is not None:
+            due = self.conv.deadline
+            if due > self.until or (before is not None and due >= before):
+                return False
+            history = self.decide(DeadlineDue(self.conv.ref, due), due)
+            if to_call and any(h.kind in CALLS for h in history):
+                return True
+        return False
 
-    def run(self, before: float | None = None) -> None:
-        """Replay what is queued and the timers that come due, up to the window's end (or
-        up to, not including, `before`); what would come after stays queued."""
-        end = self.until if before is None else min(self.until, before)
-        while True:
-            deadline = self.conv.deadline if self.conv is not None else None
-            upcoming = self.queue[0][0] if self.queue else None
-            if upcoming is not None and (upcoming > end or (before is not None
-                                                            and upcoming >= before)):
-                upcoming = None
-            if deadline is not None and (deadline > end or (before is not None
-                                                            and deadline >= before)):
-                deadline = None
-            if deadline is not None and (upcoming is None or deadline <= upcoming):
-                assert self.conv is not None
-                self._decide(DeadlineDue(self.conv.ref, deadline), deadline)
-                continue
-            if upcoming is None:
-                return
-            at, _, item = heappop(self.queue)
-            self._decide(_rebound(item.event, self.conv), at)
-
-    def _decide(self, event: InboundEvent, now: float) -> None:
-        before = self.conv
-        decision = engine.decide(before, event, self.policy, now)
+    def decide(self, event: InboundEvent, now: float) -> tuple[HistoryEvent, ...]:
+        decision = engine.decide(self.conv, event, self.policy, now)
         if decision.conversation is not None:
             self.conv = decision.conversation
-        if not decision.history:
-            return
         self.history += decision.history
-        if self.held and any(h.kind in CALLS for h in decision.history):
-            held, self.held = self.held, []
-            for reaction in held:  # the call came: they take it up as long after as they did
-                self.push(max(reaction.item.at, now + reaction.delay), reaction.item)
+        return decision.history
 
-    def react(self, reaction: _Reaction, last_call: float | None) -> None:
-        """A recorded take-up at its time: now, later, or once the replay calls too."""
-        item, conv = reaction.item, self.conv
+    def take_up(self, item: Input, at: float, delay: float) -> float | None:
+        """When an operator who took the conversation up `delay` after a call does so in
+        the replay: at `at` if they have it or the replay called in time; else as long
+        after the replay's call, which may come later still (None: it never comes)."""
         actor = item.event.operator  # type: ignore[union-attr]
-        if conv is not None and conv.owner == actor:
-            self.push(item.at, item)  # their own conversation: they answer when they did
-        elif last_call is not None:
-            self.push(max(item.at, last_call + reaction.delay), item)
-        else:
-            self.held.append(reaction)
+        if self.conv is not None and self.conv.owner == actor:
+            return at
+        called = self.last_call()
+        if called is None:
+            if not self.advance(to_call=True):
+                return None
+            called = self.last_call()
+            assert called is not None
+        return max(at, called + delay)
+
+    def last_call(self) -> float | None:
+        """When the replay last called for operators, if nobody has taken it since."""
+        if self.conv is None or self.conv.owner is not None:
+            return None
+        for event in reversed(self.history):
+            if event.kind in CALLS:
+                return event.at
+            if event.kind in ("claimed", "closed", "opened", "reopened"):
+                return None
+        return None
 
 
 def _rebound(event: InboundEvent, conv: Conversation | None) -> InboundEvent:
@@ -183,26 +168,22 @@ def replay(inputs: Sequence[Input], policy_of: Callable[[Input], Policy], until:
 def _play(key: str, items: list[tuple[int, Input]], policy: Policy, until: float,
           answers: dict[int, float]) -> Played:
     state = _Conversation(policy, until)
+    late = 0.0  # how much later than recorded the rest of the conversation comes
     for index, item in items:
+        at = item.at + late
         delay = answers.get(index)
-        if delay is None:
-            state.push(item.at, item)
-            continue
-        # Everything before this take-up happens first, so the replay's calls are known.
-        state.run(before=item.at)
-        state.react(_Reaction(item, delay), _last_call(state))
-    state.run()
+        if delay is not None:
+            state.advance(before=at)
+            taken = state.take_up(item, at, delay)
+            if taken is None:
+                break  # the call it answered never comes: the rest does not happen
+            late, at = late + taken - at, taken
+        state.advance(before=at)
+        if at > until:
+            break
+        event = item.event
+        if late:
+            event = replace(event, at=event.at + late)
+        state.decide(_rebound(event, state.conv), at)
+    state.advance()
     return Played(key, tuple(state.history), state.conv)
-
-
-def _last_call(state: _Conversation) -> float | None:
-    """When the replay last called for operators, if nobody has taken it since."""
-    conv = state.conv
-    if conv is None or conv.owner is not None:
-        return None
-    for event in reversed(state.history):
-        if event.kind in CALLS:
-            return event.at
-        if event.kind in ("claimed", "closed", "opened", "reopened"):
-            return None
-    return None

@@ -1,0 +1,164 @@
+"""Replaying a recorded day through the engine with other thresholds (bot/replay.py,
+bot/whatif.py): a small day run through the real service and ticker, whose replays are
+counted by hand below."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from chat_rescue.bot.clock import FakeClock
+from chat_rescue.bot.inputs import Input
+from chat_rescue.bot.model import (
+    Claim,
+    Close,
+    ConversationRef,
+    CustomerMessage,
+    InboundEvent,
+    OperatorMessage,
+    Snooze,
+)
+from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.service import Service
+from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.whatif import Comparison, compare, render
+from chat_rescue.storage.sqlite import SQLiteStore
+
+T0 = 1_800_000_000.0
+POLICY = Policy()  # accept 2m, first_response 30s, idle 5m, escalate 5m, close_reminder 30m
+SLOW, RESCUED, CALLED = (ConversationRef("slack", "C1", f"t{n}") for n in (1, 2, 3))
+
+
+@dataclass
+class Day:
+    """Events at offsets from T0 through the real service; timers fired by the ticker at
+    their deadlines in between, as a running bot fires them."""
+
+    service: Service
+    ticker: Ticker
+    clock: FakeClock
+    store: SQLiteStore
+
+    def at(self, offset: float, event: InboundEvent) -> None:
+        self.until(offset)
+        self.service.handle(event)
+
+    def until(self, offset: float) -> None:
+        while (due := self.store.next_deadline()) is not None and due <= T0 + offset:
+            self.clock.t = due
+            self.ticker.fire_due(due)
+        self.clock.t = T0 + offset
+
+
+@pytest.fixture
+def day() -> Iterator[Day]:
+    store = SQLiteStore("sqlite://")
+    clock = FakeClock(T0)
+    service = Service(store, POLICY, clock)
+    yield Day(service, Ticker(store, service, clock), clock, store)
+    store.close()
+
+
+def play_the_day(day: Day) -> None:
+    """Three conversations:
+    SLOW     answered at 10 s; the customer writes at 100 s; nudged at 400 s; the owner
+             answers at 440 s (40 s after the nudge) and closes at 500 s.
+    RESCUED  the same until the nudge at 400 s, which nobody answers: returned and
+             operators called in at 700 s; ben claims at 750 s, answers at 770 s, closes.
+    CALLED   nobody claims it: operators called in at 120 s; ben claims at 150 s.
+    """
+    t = T0
+    for ref in (SLOW, RESCUED):
+        day.at(0, CustomerMessage(ref, t, "cust", "where is my order?", "team-a"))
+        day.at(10, OperatorMessage(ref, t + 10, "ana"))
+        day.at(100, CustomerMessage(ref, t + 100, "cust", "hello?", "team-a"))
+    day.at(0, CustomerMessage(CALLED, t, "cust-3", "hi", "team-a"))
+    day.at(150, Claim(CALLED, t + 150, "ben"))
+    day.at(160, OperatorMessage(CALLED, t + 160, "ben"))
+    day.at(200, Close(CALLED, t + 200, "ben"))
+    day.at(440, OperatorMessage(SLOW, t + 440, "ana"))
+    day.at(500, Close(SLOW, t + 500, "ana"))
+    day.at(600, Snooze(RESCUED, t + 600, "ana", notice_id="n1"))  # a stale button: refused
+    day.at(750, Claim(RESCUED, t + 750, "ben"))
+    day.at(770, OperatorMessage(RESCUED, t + 770, "ben"))
+    day.at(800, Close(RESCUED, t + 800, "ben"))
+    day.until(3600)
+
+
+def whatif(day: Day, **changes: float | None) -> Comparison:
+    return compare(day.store.inputs("team-a", 0), day.store.history("team-a", 0),
+                   lambda item: day.service.policy(item.team, item.event.ref), changes,
+                   T0 + 3600, 1)
+
+
+def counts(comparison: Comparison) -> dict[str, tuple[int, int, int]]:
+    return {name: (t.nudges, t.returns, t.escalations) for name, t in
+            (("recorded", comparison.recorded), ("today", comparison.today),
+             ("candidate", comparison.candidate))}
+
+
+def test_the_people_s_events_are_recorded_without_text_timers_or_refused_presses(
+        day: Day) -> None:
+    play_the_day(day)
+    inputs = day.store.inputs(None, 0)
+    kinds = [type(i.event).__name__ for i in inputs if i.key == RESCUED.key]
+    assert kinds == ["CustomerMessage", "OperatorMessage", "CustomerMessage", "Claim",
+                     "OperatorMessage", "Close"]  # no Snooze (refused), no DeadlineDue
+    assert all(i.event.text == "" for i in inputs if isinstance(i.event, CustomerMessage))
+    assert [i.opened for i in inputs if i.key == SLOW.key] == [True, False, False, False, False]
+    assert inputs[0] == Input(CustomerMessage(SLOW, T0, "cust", "", "team-a"), "team-a", T0,
+                              True)
+
+
+def test_a_replay_with_today_s_thresholds_gives_what_was_recorded(day: Day) -> None:
+    play_the_day(day)
+    comparison = whatif(day, idle=300.0)
+    assert counts(comparison) == {name: (2, 1, 2) for name in ("recorded", "today",
+                                                               "candidate")}
+    assert comparison.faithful and comparison.delayed() == (0, 0.0)
+    assert comparison.today.outcomes == comparison.recorded.outcomes == {
+        "nudge:answered": 1, "nudge:returned": 1, "return:reclaimed": 1,
+        "escalation:answered": 2}
+    assert comparison.today.waits == comparison.recorded.waits
+
+
+def test_a_longer_idle_saves_the_slow_owner_s_nudge_and_delays_the_rescue(day: Day) -> None:
+    play_the_day(day)
+    comparison = whatif(day, idle=420.0)
+    # SLOW: answered at 440 s, before a nudge at 100 + 420 = 520 s. RESCUED: nudged at
+    # 520 s, returned and called at 820 s; ben comes 50 s after the call, at 870 s (120 s
+    # later than he did), and answers at 890 s. CALLED: as it was.
+    assert counts(comparison)["candidate"] == (1, 1, 2)
+    assert comparison.delayed() == (1, 120.0)
+    assert sorted(comparison.candidate.waits) == [10.0, 10.0, 160.0, 340.0, 790.0]
+    assert sorted(comparison.today.waits) == [10.0, 10.0, 160.0, 340.0, 670.0]
+
+
+def test_a_shorter_accept_calls_twice_before_the_claim(day: Day) -> None:
+    play_the_day(day)
+    # CALLED: called at 60 s and again at 120 s, before ben's claim at 150 s (no later
+    # than he came: he reacted 30 s after the call at 120 s). RESCUED: called at 700 s,
+    # claimed at 750 s, before another call at 760 s.
+    assert counts(whatif(day, accept=60.0))["candidate"] == (2, 1, 3)
+
+
+def test_without_escalate_the_ignored_nudge_is_never_rescued(day: Day) -> None:
+    play_the_day(day)
+    comparison = whatif(day, escalate=None)
+    # RESCUED is never returned: ben, who came because it was, never comes, and the
+    # customer who wrote at 100 s is still waiting at the end.
+    assert counts(comparison)["candidate"] == (2, 0, 1)
+    assert comparison.candidate.unanswered == 1 and comparison.today.unanswered == 0
+    table = render(comparison, "escalate 5m")
+    assert "What if, over the last 1 days: escalate off (today: escalate 5m)" in table
+    assert "still waiting" in table
+
+
+def test_conversations_opened_before_the_window_are_left_out(day: Day) -> None:
+    play_the_day(day)
+    late = [i for i in day.store.inputs("team-a", T0 + 1)]  # their openings are before
+    comparison = compare(late, day.store.history("team-a", T0 + 1),
+                         lambda item: POLICY, {"idle": 420.0}, T0 + 3600, 1)
+    assert comparison.today.conversations == comparison.recorded.conversations == 0

@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "whatif", help="replay recorded days through the engine with other thresholds")
     whatif.add_argument("--days", type=float, default=30.0, help="how far back (default 30)")
     whatif.add_argument("--team", default=None, help="only this team")
+    whatif.add_argument("--check", action="store_true",
+                        help="replay today's thresholds too, beside the record (twice the work)")
     for timer in TIMERS:
         whatif.add_argument(f"--{timer.replace('_', '-')}", dest=timer, metavar="DURATION",
                             help=f"{timer} for the replay (e.g. 7m, 45s, off)")
@@ -96,4 +98,4 @@ def _whatif(args: argparse.Namespace, whatif: Callable[..., int]) -> int:
     if args.days <= 0:
         print("--days must be more than 0", file=sys.stderr)
         return 2
-    return whatif(days=args.days, team=args.team, changes=changes)
+    return whatif(days=args.days, team=args.team, changes=changes, check=args.check)

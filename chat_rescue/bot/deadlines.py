@@ -9,10 +9,8 @@ When the hours change, a running timer keeps the working time it used under the 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from chat_rescue.bot.hours import Schedule, add_working, is_open, next_open, working_between
-from chat_rescue.bot.model import Conversation, State, Timer
+from chat_rescue.bot.model import Conversation, State, Timer, evolve
 from chat_rescue.bot.policy import Policy
 
 
@@ -81,7 +79,7 @@ def rebased(conv: Conversation, old: Schedule, now: float) -> Conversation:
             return kept + working_between(old, conv.rebased_at, now)
         return working_between(old, start, now)
 
-    return replace(conv, rebased_at=now, timer_used=used(timer_start(conv), conv.timer_used),
+    return evolve(conv, rebased_at=now, timer_used=used(timer_start(conv), conv.timer_used),
                    quiet_used=used(quiet_since(conv), conv.quiet_used))
 
 
@@ -96,10 +94,10 @@ def restarted(before: Conversation, after: Conversation) -> Conversation:
     if quiet_since(before) != quiet_since(after):
         quiet_used = None
     if timer_used is None and quiet_used is None:
-        return replace(after, rebased_at=None, timer_used=None, quiet_used=None)
+        return evolve(after, rebased_at=None, timer_used=None, quiet_used=None)
     if (timer_used, quiet_used) == (after.timer_used, after.quiet_used):
         return after
-    return replace(after, timer_used=timer_used, quiet_used=quiet_used)
+    return evolve(after, timer_used=timer_used, quiet_used=quiet_used)
 
 
 def quiet_since(conv: Conversation) -> float:
@@ -122,7 +120,7 @@ def with_deadline(conv: Conversation, policy: Policy, now: float | None = None) 
         timer = timer if at is not None else None
     if conv.deadline == at and conv.deadline_timer == timer:
         return conv
-    return replace(conv, deadline=at, deadline_timer=timer)
+    return evolve(conv, deadline=at, deadline_timer=timer)
 
 
 def passed(conv: Conversation, policy: Policy, start: float, timer: Timer, now: float) -> bool:

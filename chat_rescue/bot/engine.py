@@ -12,7 +12,7 @@ in notices are wall time: how long the customer really waited.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chat_rescue.bot import authority, outcomes
 from chat_rescue.bot.deadlines import (
@@ -54,6 +54,7 @@ from chat_rescue.bot.model import (
     State,
     Timer,
     UpdateCard,
+    evolve,
 )
 from chat_rescue.bot.policy import Policy
 
@@ -212,7 +213,7 @@ def _away(outcome: Outcome, policy: Policy, now: float) -> Outcome:
     until = opening if opening is not None else now + HORIZON
     back = back_at(policy.schedule, now) or "later"
     notice = OffHoursNotice(conv.ref, policy.off_hours_message.replace("{back}", back), until)
-    return replace(conv, away_told_until=until), [*actions, notice], history
+    return evolve(conv, away_told_until=until), [*actions, notice], history
 
 
 def _customer_message(
@@ -223,17 +224,17 @@ def _customer_message(
 
 def _customer_turn(conv: Conversation, event: CustomerMessage, policy: Policy,
                    now: float) -> Outcome:
-    seen = replace(conv, last_customer_at=event.at, kept_open_at=None)
+    seen = evolve(conv, last_customer_at=event.at, kept_open_at=None)
     if conv.state is State.CLOSED:
         return _reopen(seen, event, policy, now)
     if conv.state is State.WAITING_ON_CUSTOMER:
-        waiting = replace(
+        waiting = evolve(
             seen, state=State.WAITING_ON_OPERATOR, timer_from=now, waiting_since=event.at,
             nudged_at=None, snoozed=False, reminded=False,
         )
         return waiting, [], []
     if conv.waiting_since is None:  # in the inbox with nobody waiting: `accept` starts now
-        return replace(seen, waiting_since=event.at, timer_from=now), [], []
+        return evolve(seen, waiting_since=event.at, timer_from=now), [], []
     return seen, [], []
 
 
@@ -244,11 +245,11 @@ def _reopen(conv: Conversation, event: CustomerMessage, policy: Policy,
     Back in the inbox, it is announced to the team while open; while closed the updated
     card shows it waiting, and `accept`, counting from the opening, calls people in then."""
     history = [_event(conv, "reopened", event.at, event.customer)]
-    base = replace(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
+    base = evolve(conv, timer_from=now, waiting_since=event.at, nudged_at=None,
                    snoozed=False, reminded=False, escalations=0, first_reply_at=None)
     if conv.owner is not None:
-        return replace(base, state=State.WAITING_ON_OPERATOR), [], history
-    queued = replace(base, state=State.QUEUED, queued_at=now)
+        return evolve(base, state=State.WAITING_ON_OPERATOR), [], history
+    queued = evolve(base, state=State.QUEUED, queued_at=now)
     if not is_open(policy.schedule, now):
         return queued, [], history
     notice = ReturnToInbox(conv.ref, None, 0.0, "reopened by the customer", conv.customer,
@@ -275,7 +276,7 @@ def _operator_message(
     elif conv.waiting_since is not None:
         history.append(_event(conv, "reply", event.at, event.operator,
                               max(0.0, event.at - conv.waiting_since)))
-    answered = replace(
+    answered = evolve(
         conv, state=State.WAITING_ON_CUSTOMER, owner=owner, timer_from=now,
         waiting_since=None, queued_at=None, first_reply_at=first_reply_at,
         last_operator_at=event.at, nudged_at=None, snoozed=False, reminded=False,
@@ -291,7 +292,7 @@ def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outc
     if conv.state is State.CLOSED or conv.owner == event.operator:
         return None
     waiting = conv.waiting_since is not None
-    claimed = replace(
+    claimed = evolve(
         conv, owner=event.operator, timer_from=now, queued_at=None, escalations=0,
         state=State.CLAIMED if waiting else State.WAITING_ON_CUSTOMER, kept_open_at=None,
         returned_at=None,
@@ -303,7 +304,7 @@ def _claim(conv: Conversation, event: Claim, policy: Policy, now: float) -> Outc
 def _close(conv: Conversation, event: Close, policy: Policy, now: float) -> Outcome | None:
     if conv.state is State.CLOSED:
         return None
-    closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+    closed = evolve(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
                      nudged_at=None, kept_open_at=None, returned_at=None)
     reason = closing_reason(conv, event, policy, now)
     # Closed from a sweep card, in bulk at the shift's end: the customer gets the same
@@ -318,7 +319,7 @@ def _snooze(conv: Conversation, event: Snooze, policy: Policy,
             now: float) -> Outcome | Refused | None:
     if conv.snoozed:  # once per customer wait: the next nudge's Snooze says so
         return Refused(conv.ref, event.by, Refusal.SNOOZED, conv.owner)
-    snoozed = replace(conv, timer_from=now, nudged_at=None, snoozed=True)
+    snoozed = evolve(conv, timer_from=now, nudged_at=None, snoozed=True)
     return snoozed, [], [_event(conv, "snoozed", event.at, event.by)]
 
 
@@ -329,7 +330,7 @@ def _hand_off(conv: Conversation, event: HandOff, policy: Policy, now: float) ->
 
 
 def _keep_open(conv: Conversation, event: KeepOpen, policy: Policy, now: float) -> Outcome | None:
-    kept = replace(conv, timer_from=now, reminded=False, kept_open_at=now)
+    kept = evolve(conv, timer_from=now, reminded=False, kept_open_at=now)
     return kept, [], [_event(conv, "kept_open", event.at, event.by)]
 
 
@@ -344,12 +345,12 @@ def _shift_end(conv: Conversation, event: ShiftEnd, policy: Policy,
         goodbye: list[Action] = []
         if policy.closing_message:
             goodbye.append(CloseNotice(conv.ref, policy.closing_message))
-        closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+        closed = evolve(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
                          nudged_at=None, kept_open_at=None, returned_at=None)
         return closed, goodbye, [_event(conv, "closed", now, None, None,
                                         CloseReason.AT_SHIFT_END)]
     waited = _since(conv.waiting_since, now)
-    queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
+    queued = evolve(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0,
                      kept_open_at=None, returned_at=now)
     return queued, [], [_event(conv, "returned", now, conv.owner, waited, "shift_end")]
@@ -358,7 +359,7 @@ def _shift_end(conv: Conversation, event: ShiftEnd, policy: Policy,
 def _return_to_inbox(conv: Conversation, now: float, reason: str,
                      actor: str | None = None, detail: str | None = None) -> Outcome:
     waited = _since(conv.waiting_since, now)
-    queued = replace(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
+    queued = evolve(conv, state=State.QUEUED, owner=None, timer_from=now, queued_at=now,
                      nudged_at=None, snoozed=False, reminded=False, escalations=0,
                      kept_open_at=None, returned_at=now)
     notice = ReturnToInbox(conv.ref, conv.owner, waited, reason, conv.customer, conv.preview,
@@ -385,7 +386,7 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
         return _return_to_inbox(conv, now, f"no first response within {length}")
     if timer is Timer.IDLE:
         waited = _since(conv.waiting_since, now)
-        nudged = replace(conv, nudged_at=now)
+        nudged = evolve(conv, nudged_at=now)
         nudge = Nudge(conv.ref, conv.owner or "", waited, conv.card, conv.customer,
                       authority.nudge_id(nudged))
         return nudged, [nudge], [_event(conv, "nudged", now, conv.owner, waited)]
@@ -397,14 +398,14 @@ def _deadline(conv: Conversation, event: DeadlineDue, policy: Policy,
         return escalated, actions + more, history + logged
     if timer is Timer.CLOSE_REMINDER:
         silent = now - conv.timer_from
-        reminded = replace(conv, reminded=True)
+        reminded = evolve(conv, reminded=True)
         reminder = CloseReminder(conv.ref, conv.owner, silent, conv.card, conv.customer,
                                  authority.reminder_id(reminded))
         return reminded, [reminder], [_event(conv, "reminded", now, conv.owner)]
     goodbye: list[Action] = []
     if policy.closing_message:
         goodbye.append(CloseNotice(conv.ref, policy.closing_message))
-    closed = replace(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
+    closed = evolve(conv, state=State.CLOSED, waiting_since=None, queued_at=None,
                      nudged_at=None, kept_open_at=None, returned_at=None)
     return closed, goodbye, [_event(conv, "closed", now, None, now - quiet_since(conv),
                                     CloseReason.BY_CUSTOMER_SILENCE)]
@@ -424,7 +425,7 @@ def _hours_changed(conv: Conversation, event: HoursChanged, policy: Policy,
 def _escalate(conv: Conversation, policy: Policy, now: float) -> Outcome:
     count = conv.escalations + 1
     waited = _since(conv.waiting_since if conv.waiting_since is not None else conv.queued_at, now)
-    escalated = replace(conv, escalations=count, timer_from=now)
+    escalated = evolve(conv, escalations=count, timer_from=now)
     notice = Escalate(conv.ref, policy.escalate_to, waited, count, conv.customer, conv.preview,
                       conv.card)
     return escalated, [notice], [_event(conv, "escalated", now, None, waited)]

@@ -6,8 +6,11 @@ times are epoch seconds (floats, UTC).
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from chat_rescue.bot.hours import Schedule
 
@@ -138,6 +141,21 @@ class Conversation:
     @property
     def answered(self) -> bool:
         return self.first_reply_at is not None
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Conversation))
+_AT = {name: i for i, name in enumerate(_FIELDS)}
+_values = operator.attrgetter(*_FIELDS)
+
+
+def evolve(conv: Conversation, /, **changes: Any) -> Conversation:
+    """`dataclasses.replace` for a Conversation, about three times as fast (the engine and
+    every replay make a new one per step). An unknown field name raises KeyError; unlike
+    `replace`, mypy does not check the names and types, so the engine's tests do."""
+    values = list(_values(conv))
+    for name, value in changes.items():
+        values[_AT[name]] = value
+    return Conversation(*values)
 
 
 # --- inbound events ---------------------------------------------------------

@@ -8,7 +8,7 @@ today's thresholds matching the record is the check that the replay is faithful.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -16,7 +16,7 @@ from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.bot.policy import TIMERS, Policy
-from chat_rescue.bot.replay import reactions, replay
+from chat_rescue.bot.replay import Played, reactions, replay
 from chat_rescue.bot.stats import percentile
 
 Thresholds = Mapping[str, float | None]  # timer name -> seconds (None: off)
@@ -69,28 +69,32 @@ def tally(histories: Iterable[tuple[str, Sequence[HistoryEvent]]],
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """The record, the replay with today's thresholds, and the candidate's."""
+    """The record (today's thresholds, as they went), the candidate's replay, and, when
+    asked for, a replay with today's thresholds (the check that replays are faithful)."""
 
     days: float
     changes: Thresholds
     recorded: Tally
-    today: Tally
     candidate: Tally
+    today: Tally | None = None
 
     @property
-    def faithful(self) -> bool:
-        """Whether the replay with today's thresholds gave what was recorded."""
+    def faithful(self) -> bool | None:
+        """Whether the replay with today's thresholds gave what was recorded (None: not
+        replayed)."""
+        if self.today is None:
+            return None
         r, t = self.recorded, self.today
         return (r.nudges, r.returns, r.escalations) == (t.nudges, t.returns, t.escalations)
 
     def delayed(self) -> tuple[int, float]:
-        """Conversations whose customer the candidate answers later than today's replay,
-        and the longest delay (seconds)."""
+        """Conversations whose customer the candidate answers later than they were (than
+        today's replay, when there is one), and the longest delay (seconds)."""
+        base = self.today if self.today is not None else self.recorded
         count, longest = 0, 0.0
-        for key, times in self.today.answered_at.items():
-            later = [max(0.0, b - a) for a, b in zip(times, self.candidate.answered_at.get(key, ()),
-                                                     strict=False)]
-            worst = max(later, default=0.0)
+        for key, times in base.answered_at.items():
+            later = self.candidate.answered_at.get(key, ())
+            worst = max((b - a for a, b in zip(times, later, strict=False)), default=0.0)
             if worst > 0:
                 count, longest = count + 1, max(longest, worst)
         return count, longest
@@ -106,28 +110,30 @@ def candidate_policy(policy: Policy, changes: Thresholds) -> Policy:
 
 def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
             policy_of: Callable[[Input], Policy], changes: Thresholds, until: float,
-            days: float) -> Comparison:
-    """Replay `inputs` (the window's) with today's policies and with `changes` laid on."""
+            days: float, *, check: bool = False) -> Comparison:
+    """Replay `inputs` (the window's) with `changes` laid on today's policies, beside the
+    record of the conversations the window opened (and, with `check`, a replay with
+    today's policies)."""
     answers = reactions(inputs, history)
-    today = list(replay(inputs, policy_of, until, answers))
     candidate = list(replay(inputs, lambda item: candidate_policy(policy_of(item), changes),
                             until, answers))
-    keys = {played.key for played in today}
-    recorded: dict[str, list[HistoryEvent]] = defaultdict(list)
+    keys = {played.key for played in candidate}
+    recorded: dict[str, list[HistoryEvent]] = {key: [] for key in sorted(keys)}
     for event in history:
-        if event.ref.key in keys:
-            recorded[event.ref.key].append(event)
-    return Comparison(
-        days, changes,
-        tally(((key, recorded.get(key, [])) for key in sorted(keys)), ()),
-        tally(((p.key, p.history) for p in today), _waiting(today)),
-        tally(((p.key, p.history) for p in candidate), _waiting(candidate)),
-    )
+        events = recorded.get(event.ref.key)
+        if events is not None:
+            events.append(event)
+    today = None
+    if check:
+        again = list(replay(inputs, policy_of, until, answers))
+        today = tally(((p.key, p.history) for p in again), _waiting(again))
+    return Comparison(days, changes, tally(recorded.items()),
+                      tally(((p.key, p.history) for p in candidate), _waiting(candidate)),
+                      today)
 
 
-def _waiting(played: Iterable[object]) -> list[str]:
-    return [p.key for p in played  # type: ignore[attr-defined]
-            if p.last is not None and p.last.waiting_since is not None]  # type: ignore[attr-defined]
+def _waiting(played: Iterable[Played]) -> list[str]:
+    return [p.key for p in played if p.last is not None and p.last.waiting_since is not None]
 
 
 def _took(seconds: float | None) -> str:
@@ -143,17 +149,20 @@ def named(changes: Thresholds) -> str:
 
 
 def render(comparison: Comparison, today_named: str) -> str:
-    """The comparison as a table: recorded, replayed with today's, the candidate's."""
+    """The comparison as a table: today's thresholds as recorded, (replayed,) the
+    candidate's."""
     c = comparison
-    rows: list[tuple[str, ...]] = [("", "recorded", "today", "candidate")]
+    tallies = [c.recorded, *([c.today] if c.today is not None else []), c.candidate]
+    rows: list[tuple[str, ...]] = [("", "recorded", *(["replayed"] if c.today else []),
+                                    "candidate")]
     for name, pick in (("conversations", lambda t: t.conversations),
                        ("nudges", lambda t: t.nudges), ("returns", lambda t: t.returns),
                        ("escalations", lambda t: t.escalations)):
-        rows.append((name, *(str(pick(t)) for t in (c.recorded, c.today, c.candidate))))
+        rows.append((name, *(str(pick(t)) for t in tallies)))
     for name, index in (("wait p50", 0), ("wait p90", 1)):
-        rows.append((name, *(_took(t.wait[index]) for t in (c.recorded, c.today, c.candidate))))
-    rows.append(("still waiting", "-", str(c.today.unanswered), str(c.candidate.unanswered)))
-    width = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((name, *(_took(t.wait[index]) for t in tallies)))
+    rows.append(("still waiting", "-", *(str(t.unanswered) for t in tallies[1:])))
+    width = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"What if, over the last {c.days:g} days: {named(c.changes)} "
              f"(today: {today_named})"]
     lines += ["  " + "  ".join(cell.rjust(width[i]) if i else cell.ljust(width[i])
@@ -162,8 +171,7 @@ def render(comparison: Comparison, today_named: str) -> str:
     if count:
         lines.append(f"The candidate answers {count} customer(s) later, by up to "
                      f"{_took(longest)}.")
-    if not c.faithful:
+    if c.faithful is False:
         lines.append("Note: the replay with today's thresholds differs from the record: "
-                     "thresholds or hours changed in the window, or conversations began "
-                     "before it.")
+                     "thresholds or hours changed in the window.")
     return "\n".join(lines)

@@ -34,10 +34,11 @@ def test_the_demo_day_replayed_with_its_thresholds_is_what_was_recorded(
         until = max(h.at for h in history) + 1
         comparison = compare(inputs, history,
                              lambda item: service.policy(item.team, item.event.ref),
-                             {"idle": 420.0}, until, 1)
+                             {"idle": 420.0}, until, 1, check=True)
     finally:
         store.close()
     recorded, today = comparison.recorded, comparison.today
+    assert today is not None
     assert recorded.conversations >= 20 and recorded.nudges > 0 and recorded.returns > 0 \
         and recorded.escalations > 0
     assert (today.nudges, today.returns, today.escalations) == \
@@ -62,10 +63,12 @@ def test_the_command_prints_the_comparison_and_refuses_bad_durations(
         cli.main(["whatif", "--days", "30"])
     assert nothing.value.code == 2 and "Name at least one" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
-        cli.main(["whatif", "--idle", "7m", "--first-response", "45s", "--days", "36500"])
+        cli.main(["whatif", "--idle", "7m", "--first-response", "45s", "--days", "36500",
+                  "--check"])
     out = capsys.readouterr().out
     assert done.value.code == 0
     assert "What if, over the last 36500 days: first_response 45s, idle 7m " \
            "(today: first_response 30s, idle 5m)" in out
     for row in ("nudges", "returns", "escalations", "wait p50", "wait p90"):
         assert row in out
+    assert "recorded  replayed  candidate" in out and "differs from the record" not in out

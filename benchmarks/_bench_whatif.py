@@ -107,10 +107,9 @@ def run(quick: bool) -> list[str]:
             took = time.perf_counter() - began
         finally:
             store.close()
-    r, t, c = comparison.recorded, comparison.today, comparison.candidate
-    print(f"read {read:.1f} s; replays and counts {took - read:.1f} s")
+    r, c = comparison.recorded, comparison.candidate
+    print(f"read {read:.1f} s; replay and counts {took - read:.1f} s")
     print(f"recorded nudges/returns/escalations {r.nudges:,}/{r.returns:,}/{r.escalations:,}; "
-          f"replayed today {t.nudges:,}/{t.returns:,}/{t.escalations:,}; "
           f"idle 7m + first_response 45s {c.nudges:,}/{c.returns:,}/{c.escalations:,}")
     verdict = "MET" if took <= 30 else "MISSED"
     return [f"TARGET whatif over {days} days of {per_day:,} conversations/day: {took:.1f} s "

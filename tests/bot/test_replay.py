@@ -23,6 +23,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.tune import sample, tune
 from chat_rescue.bot.whatif import Comparison, compare, render
 from chat_rescue.storage.sqlite import SQLiteStore
 
@@ -166,3 +167,38 @@ def test_conversations_opened_before_the_window_are_left_out(day: Day) -> None:
                          lambda item: POLICY, {"idle": 420.0}, T0 + 3600, 1, check=True)
     assert comparison.today is not None
     assert comparison.today.conversations == comparison.recorded.conversations == 0
+
+
+def test_tune_suggests_the_longest_idle_that_delays_no_rescue_past_two_minutes(
+        day: Day) -> None:
+    play_the_day(day)
+    answer = tune(day.store.inputs("team-a", 0), day.store.history("team-a", 0),
+                  lambda item: POLICY, POLICY, T0 + 3600, 1)
+    lines = answer.splitlines()
+    assert lines[0] == "What the last 1 days say (3 conversations):"
+    idle = lines.index(next(line for line in lines if line.startswith("idle 5m:")))
+    assert lines[idle] == ("idle 5m: 2 nudges in 1 days; 1 answered (p50 40s after the nudge: "
+                           "the owner was there, only slow), 0 snoozed, 0 handed off, 1 "
+                           "ignored → returned.")
+    # idle 7m saves SLOW's nudge and brings ben 2 minutes later to RESCUED; idle 10m would
+    # bring him 5 minutes later (nudged at 700 s, returned at 1,000 s).
+    assert lines[idle + 1] == ("  Suggest idle 7m (would have saved 1 notice(s) and answered "
+                               "1 customer(s) up to 2m later).")
+    accept = next(line for line in lines if line.startswith("accept 2m:"))
+    # CALLED was taken up 30 s after its call, RESCUED 50 s after its.
+    assert accept == ("accept 2m: 2 calls for operators in 1 days; 2 answered, p50 30s after "
+                      "the call.")
+    assert "close_reminder 30m: 0 close reminders" in answer
+
+
+def test_tune_without_recorded_conversations_says_so(day: Day) -> None:
+    answer = tune([], [], lambda item: POLICY, POLICY, T0, 30)
+    assert answer.startswith("No conversations recorded in the last 30 days")
+
+
+def test_a_large_window_is_sampled_evenly_and_the_same_each_time() -> None:
+    inputs = [Input(CustomerMessage(ConversationRef("slack", "C", str(n)), T0, "c", "", "t"),
+                    "t", T0, True) for n in range(1000)]
+    taken, replayed, total = sample(inputs, 100)
+    assert total == 1000 and 60 <= replayed <= 140 and len(taken) == replayed
+    assert sample(inputs, 100)[0] == taken

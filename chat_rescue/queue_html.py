@@ -22,11 +22,11 @@ table{border-collapse:collapse;margin:0 16px;width:calc(100% - 32px)}
 td,th{padding:5px 8px;text-align:left;border-bottom:1px solid #26303a}
 th{color:#9aa5b1;font-weight:normal}
 tr.row td:first-child{border-left:6px solid}
-.waiting td:first-child{border-color:#ffb300}.waiting .label{color:#ffb300}
-.overdue td:first-child{border-color:#ff5252}.overdue{background:#3a1717}
+.waiting td:first-child{border-left-color:#ffb300}.waiting .label{color:#ffb300}
+.overdue td:first-child{border-left-color:#ff5252}.overdue{background:#3a1717}
 .overdue .label{color:#ff8a80}
-.with_operator td:first-child{border-color:#42a5f5}.with_operator .label{color:#90caf9}
-.waiting_on_customer td:first-child{border-color:#66bb6a}
+.with_operator td:first-child{border-left-color:#42a5f5}.with_operator .label{color:#90caf9}
+.waiting_on_customer td:first-child{border-left-color:#66bb6a}
 .waiting_on_customer .label{color:#a5d6a7}
 .wait{font-variant-numeric:tabular-nums;white-space:nowrap}
 .preview{color:#c6ced6;max-width:40em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}

@@ -77,10 +77,12 @@ class QueuePage:
     namers: Mapping[str, Namer]
 
     def allowed(self, request: web.Request) -> Access:
+        """Whether `request` may look, and at which teams (`access`)."""
         return access(request.query, request.headers.get("Authorization", ""), self.token,
                       self.links, self.service.clock.now())
 
     async def snapshot(self, teams: tuple[str, ...] | None) -> Snapshot:
+        """The teams' queue now, read in one job on the store's thread."""
         service = self.service
         return await service.call(read, service.store, service.team_policy, teams,
                                   service.clock.now())
@@ -108,6 +110,8 @@ QUEUE: web.AppKey[QueuePage] = web.AppKey("queue")
 
 
 def refused(allowed: Access) -> web.Response:
+    """The 401 or 403, with one plain line saying why (never what a valid link is)."""
+    log.info("queue page refused with %s: %s", allowed.status, allowed.reason)
     return web.Response(status=allowed.status, text=allowed.reason + "\n", headers=HEADERS)
 
 

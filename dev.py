@@ -10,6 +10,7 @@ Needs only Python 3.11+; everything else is installed into ./.venv.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -49,6 +50,9 @@ def main() -> None:
         setup()
         run(BIN / "ruff", "check", ".")
         run(BIN / "mypy")
+        if not (shutil.which("chromium") and shutil.which("chromedriver")):
+            print("Chromium not found: the queue page's browser test is skipped "
+                  "(install chromium and chromium-driver)", flush=True)
         run(BIN / "python", "-m", "pytest", *rest)
     else:
         sys.exit(__doc__)

@@ -14,8 +14,9 @@ from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.outbox import Platform
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
-from chat_rescue.bot.settings import Settings
+from chat_rescue.bot.settings import Settings, queue_links
 from chat_rescue.bot.supervise import Loops
+from chat_rescue.queue_page import QueuePage, add_routes
 from chat_rescue.storage.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,9 @@ class Bot:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.store = open_store(settings.database_url)
+        links = queue_links(settings)
         self.service = Service(self.store, settings.base_policy(), self.clock,
-                               preview_chars=settings.rescue_preview_chars)
+                               preview_chars=settings.rescue_preview_chars, queue_links=links)
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
         self.loops = Loops()
@@ -136,6 +138,10 @@ class Bot:
         self.app.router.add_get("/healthz", healthz)
         for adapter in self.adapters:
             adapter.routes(self.app)
+        token = settings.queue_token.get_secret_value() if settings.queue_token else ""
+        namers = {a.name: names for a in self.adapters
+                  if (names := getattr(a, "names", None)) is not None}
+        add_routes(self.app, QueuePage(self.service, token, links, namers))
         self._runner: web.AppRunner | None = None
         self.port = 0
 

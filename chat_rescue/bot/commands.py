@@ -37,6 +37,7 @@ USAGE = {
     "stats": "/rescue stats [7d]",
     **hours_text.USAGE,
     "shift": "/rescue shift [<name> [<days>] <from-to>[,<from-to>] @member … | <name> off]",
+    "queue": "/rescue queue",
     "help": "/rescue help",
 }
 
@@ -60,6 +61,7 @@ HELP = "\n".join(
         "team's zone; `shift late off` removes it, `shift` lists them)",
         "`sweep` (set sweep 15m) before a shift ends, each operator gets a card to close, "
         "keep or hand over their conversations; the next shift opens with a handover digest.",
+        "/rescue queue               a link to this team's live queue page (it expires)",
         "/rescue help                this text",
         "Changing settings needs an admin.",
     ]
@@ -130,6 +132,9 @@ def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:
     if verb == "status":
         _arity(verb, args, 0, 0)
         return _status(ctx, service)
+    if verb == "queue":
+        _arity(verb, args, 0, 0)
+        return _queue(ctx, service)
     if verb == "stats":
         _arity(verb, args, 0, 1)
         return _stats(args, ctx, service)
@@ -375,6 +380,18 @@ def _stats(args: list[str], ctx: CommandContext, service: Service) -> str:
     history = service.store.history(ctx.team, service.clock.now() - period)
     stats = summarize(history, lambda event: service.policy(event.team, event.ref).schedule)
     return render(stats, f"Last {format_duration(period)}:")
+
+
+def _queue(ctx: CommandContext, service: Service) -> str:
+    """`/rescue queue`: a signed link to the team's queue page, or what to configure."""
+    links = service.queue_links
+    url = links.url(ctx.team, service.clock.now()) if links is not None else None
+    if links is None or url is None:
+        missing = "PUBLIC_URL (the address this bot is reached at, like " \
+            "https://rescue.example.com)" if links is not None else "QUEUE_SECRET"
+        return f"The queue page needs {missing}: set it and restart the bot."
+    return (f"This team's live queue, for {format_duration(links.ttl)} (read only; anyone "
+            f"with the link can look, so keep it in the team): {url}")
 
 
 def _shifts(ctx: CommandContext, service: Service) -> str:

@@ -266,6 +266,11 @@ class Teams(Protocol):
         """Up to `limit` of a team's conversations that are not closed, by key, from the
         first key past `after` (a sweep's step takes them a slice at a time)."""
 
+    def longest_waiting(self, team: str, limit: int) -> list[Conversation]:
+        """Up to `limit` of a team's conversations that are not closed: first those whose
+        customer waits on us, longest waiting first (`waiting_since`), then the others, the
+        longest silent first (`last_operator_at`); the queue page shows them so."""
+
 
 class Inbound(Protocol):
     """Platform requests: the ids already processed, and those held to handle later."""

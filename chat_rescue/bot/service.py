@@ -24,6 +24,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.policy import Policy, resolve
 from chat_rescue.bot.ports import Change, Outcome, Store
+from chat_rescue.bot.queue_links import QueueLinks
 from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ class Service:
         clock: Clock,
         *,
         preview_chars: int = 80,
+        queue_links: QueueLinks | None = None,
     ) -> None:
         self.store = store
         self.base_policy = base_policy
         self.clock = clock
         self.preview_chars = preview_chars
+        self.queue_links = queue_links  # signs `/rescue queue`'s links (None: no secret)
         self._policies: dict[tuple[str, str], Policy] = {}
         self.worker = StoreWorker(store)
         self._deadline_listeners: list[Callable[[float], None]] = []

@@ -11,6 +11,7 @@ from chat_rescue.bot.durations import DurationError, parse_duration
 from chat_rescue.bot.hours import Schedule
 from chat_rescue.bot.hours_text import HoursError, from_environment, parse_country, parse_zone
 from chat_rescue.bot.policy import OFF_HOURS_MESSAGE, Policy
+from chat_rescue.bot.queue_links import DEFAULT_TTL, QueueLinks, derive_secret
 
 
 class Settings(BaseSettings):
@@ -56,9 +57,17 @@ class Settings(BaseSettings):
     rescue_sweep_default: Literal["handover", "keep"] = "handover"
     rescue_sweep_dm: bool = False
 
+    # The queue page (GET /queue): where the bot is reached, for `/rescue queue`'s links;
+    # a token that opens every team's queue; the links' key (empty: derived from the
+    # platform's secrets) and how long a link lasts.
+    public_url: str = ""
+    queue_token: SecretStr | None = None
+    queue_secret: SecretStr | None = None
+    queue_link_ttl: str = "12h"
+
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "telegram_bot_token",
-        "telegram_webhook_secret", mode="before",
+        "telegram_webhook_secret", "queue_token", "queue_secret", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -69,7 +78,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rescue_accept", "rescue_first_response", "rescue_idle", "rescue_escalate",
-        "rescue_close_reminder", "rescue_auto_close", "rescue_sweep",
+        "rescue_close_reminder", "rescue_auto_close", "rescue_sweep", "queue_link_ttl",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -144,6 +153,22 @@ class Settings(BaseSettings):
             sweep=parse_duration(self.rescue_sweep),
             sweep_default=self.rescue_sweep_default,
         )
+
+
+def queue_links(settings: Settings) -> QueueLinks | None:
+    """The signer of `/rescue queue`'s links: QUEUE_SECRET, else a key derived from the
+    platform secrets every replica shares (None: no secret at all, so no links)."""
+    secret = derive_secret(*(_secret(value) for value in (
+        settings.queue_secret, settings.slack_signing_secret, settings.slack_bot_token,
+        settings.telegram_bot_token)))
+    if secret is None:
+        return None
+    ttl = parse_duration(settings.queue_link_ttl) or DEFAULT_TTL  # `off`: the default
+    return QueueLinks(secret, settings.public_url.strip(), ttl)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 def _split(text: str) -> tuple[str, ...]:

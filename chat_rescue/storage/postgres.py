@@ -327,6 +327,12 @@ class PostgresStore(OutboxTables, SweepTables):
                           "AND key > %s ORDER BY key LIMIT %s", (team, after, limit))
         return [conversation_of(row) for row in rows]
 
+    def longest_waiting(self, team: str, limit: int) -> list[Conversation]:
+        rows = self._rows(f"{self._select} WHERE team = %s AND state <> 'closed' "
+                          "ORDER BY waiting_since IS NULL, coalesce(waiting_since, "
+                          "last_operator_at, queued_at, opened_at), key LIMIT %s", (team, limit))
+        return [conversation_of(row) for row in rows]
+
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         # `since` as sweep.since_of has it for a conversation in the inbox
         rows = self._rows(

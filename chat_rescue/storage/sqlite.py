@@ -436,6 +436,14 @@ class SQLiteStore(OutboxTables, SweepTables):
         ).fetchall()
         return [conversation_of(row) for row in rows]
 
+    def longest_waiting(self, team: str, limit: int) -> list[Conversation]:
+        rows = self.conn.execute(
+            f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE team = ? "
+            "AND state != 'closed' ORDER BY waiting_since IS NULL, "
+            "coalesce(waiting_since, last_operator_at, queued_at, opened_at), key LIMIT ?",
+            (team, limit)).fetchall()
+        return [conversation_of(row) for row in rows]
+
     def sweep_inbox(self, sweep_id: str) -> list[HandoverLine]:
         # `since` as sweep.since_of has it for a conversation in the inbox
         rows = self.conn.execute(

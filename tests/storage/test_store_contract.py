@@ -348,6 +348,23 @@ def test_open_keys_are_a_teams_conversations_that_are_not_closed(store: Store) -
     assert store.open_keys("nobody") == []
 
 
+def test_longest_waiting_puts_waiting_customers_first_oldest_first(store: Store) -> None:
+    store.commit(Change(new(1, waiting_since=T0 + 30)), T0)
+    store.commit(Change(new(2, state=State.WAITING_ON_CUSTOMER, owner="ana",
+                            last_operator_at=T0 + 5)), T0)
+    store.commit(Change(new(3, state=State.WAITING_ON_OPERATOR, owner="ana",
+                            waiting_since=T0 + 10)), T0)
+    store.commit(Change(new(4, state=State.WAITING_ON_CUSTOMER, owner="bob",
+                            last_operator_at=T0 + 1)), T0)
+    store.commit(Change(new(5, state=State.CLOSED, deadline=None, waiting_since=T0)), T0)
+    store.commit(Change(new(6, team="team-b", waiting_since=T0)), T0)
+    order = [c.ref for c in store.longest_waiting("team-a", 10)]
+    assert order == [ref(3), ref(1), ref(4), ref(2)]
+    assert [c.ref for c in store.longest_waiting("team-a", 2)] == [ref(3), ref(1)]
+    assert store.longest_waiting("team-a", 1)[0] == store.load(ref(3).key)
+    assert store.longest_waiting("nobody", 10) == []
+
+
 # --- outbox -------------------------------------------------------------------------
 
 

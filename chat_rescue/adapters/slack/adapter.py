@@ -30,7 +30,7 @@ from chat_rescue.adapters.slack.pacing import (
     UPDATE_PACE,
     NotingClient,
 )
-from chat_rescue.adapters.slack.people import Admins, channel_members
+from chat_rescue.adapters.slack.people import Admins, Names, channel_members
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
     CLOSE_REACTION,
@@ -103,6 +103,7 @@ class SlackAdapter:
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
         self.admins = Admins(self.client, settings.admins)
+        self.names = Names(self.client).names  # people on the queue page
         self.delivery = SlackDelivery(self.client, settings.slack_team_channel,
                                       sweep_dm=settings.rescue_sweep_dm)
         self.sweeper: Sweeper | None = None  # bound by the runtime

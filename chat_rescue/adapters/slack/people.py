@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -64,3 +64,44 @@ class Admins:
                                                         "is_primary_owner"))
         self._known[user_id] = (answer, now)
         return answer
+
+
+NAME_TTL = 3600.0  # seconds a looked-up name is kept (a rename shows within the hour)
+NAME_LOOKUPS = 10  # users.info calls one `names` may make; the rest are looked up next time
+
+
+class Names:
+    """People's display names for the queue page, by users.info, kept for NAME_TTL."""
+
+    def __init__(self, client: AsyncWebClient,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self._monotonic = monotonic
+        self._known: dict[str, tuple[str, float]] = {}
+
+    async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """A name for each id: the display name, else the real name, else the id (not
+        known yet, or Slack could not say)."""
+        now = self._monotonic()
+        wanted = set(user_ids)
+        fresh = {u for u in wanted if u in self._known and now - self._known[u][1] < NAME_TTL}
+        asked = sorted(wanted - fresh)[:NAME_LOOKUPS]
+        for user_id, name in zip(asked, await asyncio.gather(*map(self._look_up, asked)),
+                                 strict=True):
+            # One Slack could not name is asked again in a minute, not at every poll.
+            self._known[user_id] = (name, now) if name else ("", now - NAME_TTL + 60.0)
+        return {u: self._known[u][0] if u in self._known and self._known[u][0] else u
+                for u in wanted}
+
+    async def _look_up(self, user_id: str) -> str:
+        try:
+            response = await asyncio.wait_for(self.client.users_info(user=user_id),
+                                              ADMIN_LOOKUP)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as failed:
+            log.info("users.info for %s failed (%s)", user_id,
+                     api_error(failed) if isinstance(failed, SlackApiError) else failed)
+            return ""
+        info = response.get("user") or {}
+        profile = info.get("profile") or {}
+        return str(profile.get("display_name") or profile.get("real_name")
+                   or info.get("real_name") or info.get("name") or "")

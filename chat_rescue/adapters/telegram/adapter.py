@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 from aiohttp import web
 from telegram import Update
@@ -147,6 +148,10 @@ class TelegramAdapter:
         await self.app.stop_intake()  # no new updates, so no new replies ...
         await self.inbound.close()  # ... and those under way finish while the client is open
         await self.app.stop()
+
+    async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """Names for the queue page, as the poller learned them (ids it has not seen)."""
+        return {user_id: self.memory.name(user_id) for user_id in user_ids}
 
     async def check(self) -> list[str]:
         """getMe, and the bot's rights in the support group; never shows the token."""

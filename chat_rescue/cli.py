@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     whatif.add_argument("--team", default=None, help="only this team")
     whatif.add_argument("--check", action="store_true",
                         help="replay today's thresholds too, beside the record (twice the work)")
+    whatif.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="processes to replay in (default: the cores, at most 4)")
     for timer in TIMERS:
         whatif.add_argument(f"--{timer.replace('_', '-')}", dest=timer, metavar="DURATION",
                             help=f"{timer} for the replay (e.g. 7m, 45s, off)")
@@ -98,4 +101,8 @@ def _whatif(args: argparse.Namespace, whatif: Callable[..., int]) -> int:
     if args.days <= 0:
         print("--days must be more than 0", file=sys.stderr)
         return 2
-    return whatif(days=args.days, team=args.team, changes=changes, check=args.check)
+    if args.workers < 1:
+        print("--workers must be 1 or more", file=sys.stderr)
+        return 2
+    return whatif(days=args.days, team=args.team, changes=changes, check=args.check,
+                  workers=args.workers)

@@ -198,7 +198,8 @@ def stats(days: float, team: str | None) -> int:
     return 0
 
 
-def whatif(days: float, team: str | None, changes: Thresholds, check: bool = False) -> int:
+def whatif(days: float, team: str | None, changes: Thresholds, check: bool = False,
+           workers: int = 1) -> int:
     """Replay the last `days` through the engine with `changes` laid on today's thresholds
     and print, per team, what was recorded beside both replays."""
     settings = load_settings()
@@ -222,7 +223,7 @@ def whatif(days: float, team: str | None, changes: Thresholds, check: bool = Fal
             today = service.team_policy(name)
             comparison = compare(mine, [h for h in history if h.team == name],
                                  lambda item: service.policy(item.team, item.event.ref),
-                                 changes, now, days, check=check)
+                                 changes, now, days, check=check, workers=workers)
             print(render_whatif(comparison, named({k: today.timer(Timer(k)) for k in changes})))
             print()
     return 0

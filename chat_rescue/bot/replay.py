@@ -151,13 +151,16 @@ def reactions(inputs: Sequence[Input], history: Iterable[HistoryEvent]) -> dict[
 
 
 def replay(inputs: Sequence[Input], policy_of: Callable[[Input], Policy], until: float,
-           answers: dict[int, float] | None = None) -> Iterator[Played]:
+           answers: dict[int, float] | None = None,
+           only: Callable[[str], bool] | None = None) -> Iterator[Played]:
     """Replay each conversation that `inputs` opens, under the policy `policy_of` gives
     its opening input, up to `until`. `answers`: the take-ups that answered a call
-    (`reactions`); without them, every event comes at its recorded time."""
+    (`reactions`); without them, every event comes at its recorded time. `only`: the
+    conversation keys to replay (all by default)."""
     by_key: dict[str, list[tuple[int, Input]]] = defaultdict(list)
     for index, item in enumerate(inputs):
-        by_key[item.key].append((index, item))
+        if only is None or only(item.key):
+            by_key[item.key].append((index, item))
     answers = answers or {}
     for key, items in by_key.items():
         if not items[0][1].opened:

@@ -8,6 +8,9 @@ today's thresholds matching the record is the check that the replay is faithful.
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -110,26 +113,108 @@ def candidate_policy(policy: Policy, changes: Thresholds) -> Policy:
 
 def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
             policy_of: Callable[[Input], Policy], changes: Thresholds, until: float,
-            days: float, *, check: bool = False) -> Comparison:
+            days: float, *, check: bool = False, workers: int = 1) -> Comparison:
     """Replay `inputs` (the window's) with `changes` laid on today's policies, beside the
     record of the conversations the window opened (and, with `check`, a replay with
-    today's policies)."""
+    today's policies). `workers` > 1 replays in that many processes (forked, where the
+    process has no other thread: conversations are independent); the policies are all
+    looked up first, here."""
     answers = reactions(inputs, history)
-    candidate = list(replay(inputs, lambda item: candidate_policy(policy_of(item), changes),
-                            until, answers))
-    keys = {played.key for played in candidate}
-    recorded: dict[str, list[HistoryEvent]] = {key: [] for key in sorted(keys)}
+    known = _policies(inputs, policy_of)
+    keys = sorted(known.keys_opened)
+    recorded: dict[str, list[HistoryEvent]] = {key: [] for key in keys}
     for event in history:
         events = recorded.get(event.ref.key)
         if events is not None:
             events.append(event)
-    today = None
-    if check:
-        again = list(replay(inputs, policy_of, until, answers))
-        today = tally(((p.key, p.history) for p in again), _waiting(again))
-    return Comparison(days, changes, tally(recorded.items()),
-                      tally(((p.key, p.history) for p in candidate), _waiting(candidate)),
-                      today)
+    runs = [changes, *([{}] if check else [])]
+    job = _Job(inputs, known, until, answers, runs)
+    if workers > 1 and len(keys) > 1 and _can_fork():
+        global _JOB
+        _JOB = job
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_part, [(n, workers) for n in range(workers)])
+        finally:
+            _JOB = None
+        tallies = [merged([part[i] for part in parts]) for i in range(len(runs))]
+    else:
+        tallies = job.tallies(None)
+    return Comparison(days, changes, tally(recorded.items()), tallies[0],
+                      tallies[1] if check else None)
+
+
+def _can_fork() -> bool:
+    """Forking is safe for a process with no other thread (a pool's, a store worker's)."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+@dataclass(slots=True)
+class _Policies:
+    """Each conversation's policy by its opening input, looked up once per channel."""
+
+    by_channel: dict[tuple[str, str, str], Policy]
+    keys_opened: set[str]
+
+    def __call__(self, item: Input) -> Policy:
+        ref = item.event.ref
+        return self.by_channel[(item.team, ref.platform, ref.channel)]
+
+
+def _policies(inputs: Sequence[Input], policy_of: Callable[[Input], Policy]) -> _Policies:
+    known = _Policies({}, set())
+    for item in inputs:
+        if item.opened:
+            known.keys_opened.add(item.key)
+            ref = item.event.ref
+            where = (item.team, ref.platform, ref.channel)
+            if where not in known.by_channel:
+                known.by_channel[where] = policy_of(item)
+    return known
+
+
+@dataclass(slots=True)
+class _Job:
+    """The replays to run: today's policies with each of `runs` laid on."""
+
+    inputs: Sequence[Input]
+    policies: _Policies
+    until: float
+    answers: dict[int, float]
+    runs: list[Thresholds]
+
+    def tallies(self, only: Callable[[str], bool] | None) -> list[Tally]:
+        found = []
+        for changes in self.runs:
+            def policy_of(item: Input, changes: Thresholds = changes) -> Policy:
+                return candidate_policy(self.policies(item), changes)
+
+            played = list(replay(self.inputs, policy_of, self.until, self.answers, only))
+            found.append(tally(((p.key, p.history) for p in played), _waiting(played)))
+        return found
+
+
+_JOB: _Job | None = None  # what a forked worker replays (inherited, never pickled)
+
+
+def _part(share: tuple[int, int]) -> list[Tally]:
+    """A forked worker's share of the conversations, by key."""
+    number, workers = share
+    assert _JOB is not None
+    return _JOB.tallies(lambda key: zlib.crc32(key.encode()) % workers == number)
+
+
+def merged(parts: Sequence[Tally]) -> Tally:
+    """The tallies of disjoint sets of conversations, as one."""
+    outcomes: Counter[str] = Counter()
+    answered: dict[str, tuple[float, ...]] = {}
+    for part in parts:
+        outcomes.update(part.outcomes)
+        answered.update(part.answered_at)
+    return Tally(sum(p.conversations for p in parts), sum(p.nudges for p in parts),
+                 sum(p.returns for p in parts), sum(p.escalations for p in parts),
+                 tuple(w for p in parts for w in p.waits), sum(p.unanswered for p in parts),
+                 dict(outcomes), answered)
 
 
 def _waiting(played: Iterable[Played]) -> list[str]:

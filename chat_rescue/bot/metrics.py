@@ -28,12 +28,14 @@ from prometheus_client.registry import Collector
 from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import (
     Action,
+    CloseReason,
     Conversation,
     HandOff,
     HistoryEvent,
     InboundEvent,
     ShiftEnd,
     State,
+    Timer,
     lane_of,
 )
 from chat_rescue.bot.ports import Census
@@ -42,6 +44,7 @@ __all__ = ["OUTBOX_RECOUNT", "RECOUNT", "Metrics", "kind_of", "timer_of"]
 
 RECOUNT = 60.0  # real seconds between counts of the open conversations
 OUTBOX_RECOUNT = 10.0  # and of the outbox (small: only what still waits is in it)
+RETURN_REASONS = ("timer", "hand_off", "shift_end")
 OPEN_STATES = tuple(state.value for state in State if state is not State.CLOSED)
 # Seconds: a deadline fires within milliseconds when all is well; minutes mean trouble.
 LATENESS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -168,9 +171,20 @@ class Metrics:
     # -- set-up ----------------------------------------------------------------
 
     def expect(self, platforms: Iterable[str]) -> None:
-        """Show these platforms' gauges (at 0) before anything happened on them."""
+        """Show these platforms' series (at 0) before anything happened on them, so that
+        `rate()` and `increase()` see their first increase."""
+        names = list(platforms)
         with self._current.lock:
-            self._current.platforms.update(platforms)
+            self._current.platforms.update(names)
+        for timer in (*(timer.value for timer in Timer), "stale"):
+            self.deadlines_fired.labels(timer)
+        for platform in names:
+            self.nudges.labels(platform)
+            self.escalations.labels(platform)
+            for why in RETURN_REASONS:
+                self.returns.labels(platform, why)
+            for reason in CloseReason:
+                self.closes.labels(platform, reason.value)
 
     def watch_ticker(self, overdue: Callable[[], float]) -> None:
         """Read `overdue()` (seconds) on each scrape for `chat_rescue_deadline_overdue_seconds`."""

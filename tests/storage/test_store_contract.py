@@ -694,6 +694,14 @@ def test_open_counts_are_by_platform_and_state_without_the_closed(store: Store) 
     store.commit(Change(telegram), T0)
     assert store.open_counts() == {("slack", "queued"): 2, ("slack", "claimed"): 1,
                                    ("telegram", "waiting_on_customer"): 1}
+    # A team of one platform (as the adapters make them) and one that spans two.
+    store.commit(Change(replace(new(5, team="slack:T1"), state=State.CLAIMED)), T0)
+    spanning = replace(telegram, ref=ConversationRef("telegram", "-1009", "topic:1"),
+                       team="team-a", state=State.QUEUED)
+    store.commit(Change(spanning), T0)
+    assert store.open_counts() == {("slack", "queued"): 2, ("slack", "claimed"): 2,
+                                   ("telegram", "waiting_on_customer"): 1,
+                                   ("telegram", "queued"): 1}
 
 
 def test_outbox_counts_are_what_waits_per_platform_and_since_when(store: Store) -> None:

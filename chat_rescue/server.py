@@ -11,12 +11,14 @@ from typing import Protocol
 from aiohttp import web
 
 from chat_rescue.bot.clock import Clock, SystemClock
+from chat_rescue.bot.metrics import Metrics
 from chat_rescue.bot.outbox import Platform
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings, queue_links
 from chat_rescue.bot.supervise import Loops
 from chat_rescue.queue_page import QueuePage, add_routes
+from chat_rescue.scrape import metrics_route
 from chat_rescue.storage.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,10 @@ class Bot:
         self.clock = clock or SystemClock()
         self.store = open_store(settings.database_url)
         links = queue_links(settings)
+        self.metrics = Metrics(self.clock)  # a registry of its own: tests run many bots
         self.service = Service(self.store, settings.base_policy(), self.clock,
-                               preview_chars=settings.rescue_preview_chars, queue_links=links)
+                               preview_chars=settings.rescue_preview_chars, queue_links=links,
+                               metrics=self.metrics)
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
         self.loops = Loops()
@@ -136,6 +140,7 @@ class Bot:
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app[BOT] = self
         self.app.router.add_get("/healthz", healthz)
+        metrics_route(self.app, self.metrics.registry, settings.metrics_token)
         for adapter in self.adapters:
             adapter.routes(self.app)
         token = settings.queue_token.get_secret_value() if settings.queue_token else ""

@@ -34,6 +34,7 @@ from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.leader import Lock
+from chat_rescue.bot.metrics import Metrics, kind_of
 from chat_rescue.bot.model import (
     NOTICES,
     TEAM_ACTIONS,
@@ -142,8 +143,10 @@ class Outbox:
     """One worker per platform, draining that platform's lanes of the store's outbox."""
 
     def __init__(self, store: OutboxStore, platform: Platform, clock: Clock, *,
-                 owner: str | None = None, worker: StoreWorker | None = None) -> None:
+                 owner: str | None = None, worker: StoreWorker | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else Metrics(clock, process=False)
         # Every look at the store runs on the store's thread (the service's worker, shared
         # with everything else in the process): the loop only waits for the platform.
         self._call = (worker or StoreWorker()).call
@@ -467,6 +470,7 @@ class Outbox:
                 log.warning("%s: no conversation %s to show on a card; dropped",
                             self.platform.name, item.lane)
                 self.store.settle(item.id, error="conversation not found", dead=True)
+                self._gone(item.action, "dead")
                 continue
             sendable.append((item, self._fresh(item.action, conv)))
         return mark, sendable
@@ -482,6 +486,9 @@ class Outbox:
             async with asyncio.timeout(DELIVERY_TIMEOUT):
                 posted = await self.platform.deliver(action)
         except RetryLater as wait:
+            # Waiting for a right an admin must give is a retry; the rest is the platform's
+            # (or its window's) pace.
+            self._count(action, "retried" if isinstance(wait, Lacking) else "rate_limited")
             if not isinstance(wait, Postpone):
                 self._next_free[place] = self.clock.monotonic() + wait.after
                 if isinstance(wait, Lacking):
@@ -493,17 +500,28 @@ class Outbox:
         except Undeliverable as gone:
             log.warning("%s: giving up on %s: %s", self.platform.name, type(action).__name__, gone)
             await self._call(self._give_up, items, str(gone))
+            self._count(action, "dead")
             return True
         except Exception as failed:  # network errors, 5xx, timeouts: back off and retry
             error = f"{type(failed).__name__}: {failed}"
             given_up = await self._call(self._back_off, items, error)
+            self._count(action, "dead" if given_up else "retried")
             log.warning("%s: delivery of %s failed (%s); %s", self.platform.name,
                         type(action).__name__, error,
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
         self._lacking.discard(place)  # whatever was missing is there again
         await self._call(self._delivered, items, posted, mark)
+        self._count(action, "ok")
         return True
+
+    def _count(self, action: Action, outcome: str) -> None:
+        self.metrics.delivered(self.platform.name, kind_of(action), outcome)
+
+    def _gone(self, action: Action, outcome: str) -> None:
+        """On the store's thread: an item left the outbox undelivered (dead or dropped)."""
+        self.metrics.delivered(self.platform.name, kind_of(action), outcome)
+        self.metrics.left(self.platform.name)
 
     # -- settling, on the store's thread ---------------------------------------------------
 
@@ -515,6 +533,7 @@ class Outbox:
         for item in items:
             self._holds.pop(item.id, None)
             self.store.settle(item.id, error=why, dead=True)
+        self.metrics.left(self.platform.name, len(items))
 
     def _back_off(self, items: list[OutboxItem], error: str) -> bool:
         """Each item back for its backoff, or given up after its last attempt; True if
@@ -524,6 +543,8 @@ class Outbox:
             dead = item.attempts + 1 >= MAX_ATTEMPTS
             self._settle_later(item, backoff(item.attempts), error=error, failed=True,
                                dead=dead)
+            if dead:
+                self.metrics.left(self.platform.name)
             given_up |= dead
         return given_up
 
@@ -533,9 +554,11 @@ class Outbox:
             if isinstance(posted, Posted):
                 # An UpdateCard may have had to post the card afresh (the first post was lost).
                 self.store.attach(key_of_lane(first.lane), posted.card, posted.aliases)
-            self.store.supersede(first.lane, mark, first.id)
+            self.metrics.left(self.platform.name,
+                              self.store.supersede(first.lane, mark, first.id))
         for item in items:
             self._settled(item)
+        self.metrics.left(self.platform.name, len(items))
         self.delivered += len(items)
 
     def _drop(self, item: OutboxItem, conv: Conversation | None, why: str) -> None:
@@ -551,6 +574,7 @@ class Outbox:
                                   kind, maybe_sent)
         self._holds.pop(item.id, None)
         self.store.settle(item.id, record=record)
+        self._gone(item.action, "dropped")
         self.dropped += 1
 
     def _fresh(self, action: Action, current: Conversation | None) -> Action:

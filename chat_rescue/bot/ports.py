@@ -22,6 +22,7 @@ from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
 
 __all__ = [
     "Batching",
+    "Census",
     "Change",
     "Conversations",
     "Deadlines",
@@ -224,6 +225,19 @@ class OutboxSettling(Protocol):
         was queued; None when none waits."""
 
 
+class Census(Protocol):
+    """What is open and what waits, counted in one grouped query each: where the metrics'
+    gauges start from, and what corrects them now and then (other replicas' commits)."""
+
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        """(platform, state) to how many conversations are in that state (closed ones are
+        not counted); a pair with none is absent."""
+
+    def outbox_counts(self) -> dict[str, tuple[int, float]]:
+        """Platform to (how many actions wait to be delivered on its lanes, when the oldest
+        of them was queued); a platform with none waiting is absent."""
+
+
 class ScopeSettings(Protocol):
     """The `/rescue` settings stored per scope (a team or a channel)."""
 
@@ -369,7 +383,8 @@ class SweepCards(Protocol):
 
 
 class Store(Conversations, Deadlines, OutboxClaims, OutboxSettling, Presence, ScopeSettings,
-            Reports, Teams, Inbound, Locks, Wakeups, SweepPlans, SweepCards, Batching, Protocol):
+            Reports, Teams, Inbound, Locks, Wakeups, SweepPlans, SweepCards, Batching, Census,
+            Protocol):
     """Every port, on one connection: what wires the bot together (`Service`, the runtime)
     and what a backend implements."""
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from chat_rescue.bot import outbox as outbox_module
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.metrics import OUTBOX_RECOUNT, RECOUNT
 from chat_rescue.bot.outbox import Outbox, Platform
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop, Loops
@@ -32,8 +33,9 @@ class Runtime:
         self.loops = loops or Loops()
         self.sweeper = Sweeper(service.store, service, clock)
         self.ticker = Ticker(service.store, service, clock, sweeper=self.sweeper)
-        self.outboxes = [Outbox(service.store, platform, clock, worker=service.worker)
-                         for platform in platforms]
+        self.outboxes = [Outbox(service.store, platform, clock, worker=service.worker,
+                                metrics=service.metrics) for platform in platforms]
+        service.metrics.expect(platform.name for platform in platforms)
         for outbox in self.outboxes:
             service.on_outbox(outbox.poke)
             bind = getattr(outbox.platform, "bind_outbox", None)
@@ -50,11 +52,14 @@ class Runtime:
         the daily clean-up."""
         hand_over_often()
         await self.service.call(self.sweeper.start)
+        await self.service.call(self.service.metrics.recount, self.service.store)
         supervise = self.loops.supervise
         self._tasks.append(asyncio.create_task(supervise("ticker", self.ticker.run),
                                                name="ticker"))
         self._tasks.append(asyncio.create_task(supervise("prune", self._forget_old_inbound_ids),
                                                name="prune"))
+        self._tasks.append(asyncio.create_task(supervise("metrics", self._recount),
+                                               name="metrics"))
         for outbox in self.outboxes:
             name = f"outbox:{outbox.platform.name}"
             self._tasks.append(asyncio.create_task(supervise(name, outbox.run), name=name))
@@ -105,6 +110,19 @@ class Runtime:
                                     self.clock.now() - KEEP_INBOUND_IDS)
             loop.ok()
             await asyncio.sleep(3600)
+
+    async def _recount(self, loop: Loop) -> None:
+        """Count the open conversations every RECOUNT seconds and the outbox every
+        OUTBOX_RECOUNT, on the store's thread: other replicas' commits reach this one's
+        gauges so (a scrape never counts)."""
+        rounds = 0
+        every = max(1, round(RECOUNT / OUTBOX_RECOUNT))
+        while True:
+            loop.ok()  # counted at the start (or by the last round)
+            await asyncio.sleep(OUTBOX_RECOUNT)
+            rounds += 1
+            await self.service.call(self.service.metrics.recount, self.service.store,
+                                    conversations=rounds % every == 0)
 
     async def stop(self) -> None:
         """Let each outbox worker finish the delivery under way (for up to STOP_GRACE

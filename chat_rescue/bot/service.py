@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from chat_rescue.bot import engine
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.inputs import record_of
+from chat_rescue.bot.metrics import Metrics
 from chat_rescue.bot.model import (
     Action,
     Conversation,
@@ -59,8 +61,10 @@ class Service:
         *,
         preview_chars: int = 80,
         queue_links: QueueLinks | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else Metrics(clock, process=False)
         self.base_policy = base_policy
         self.clock = clock
         self.preview_chars = preview_chars
@@ -207,6 +211,8 @@ class Service:
                 log.info("skipped %s: already processed", inbound_id)
                 return None
             if outcome is Outcome.COMMITTED:
+                self.metrics.committed(event, conv, decision.conversation, decision.history,
+                                       change.actions, now)
                 self._notify(decision, change.actions)
                 return decision
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
@@ -217,7 +223,7 @@ class Service:
         sweep's slice), committed together: one statement for the lot instead of several
         for each. If any changed underneath, they go one by one, as `handle` does."""
         now = self.clock.now()
-        decided: list[tuple[engine.Decision, Change]] = []
+        decided: list[tuple[engine.Decision, Change, InboundEvent, Conversation]] = []
         for event, conv in events:
             if conv.ref.key != event.ref.key:
                 raise ValueError(f"read {conv.ref.key} for an event of {event.ref.key}")
@@ -229,12 +235,15 @@ class Service:
                 continue
             decided.append((decision, Change(
                 decision.conversation, conv.version, decision.history, actions,
-                inputs=record_of(event, conv.team, now, False, decision.refusal is None))))
-        if self.store.commit_all([change for _, change in decided], now):
-            for decision, change in decided:
+                inputs=record_of(event, conv.team, now, False, decision.refusal is None)),
+                event, conv))
+        if self.store.commit_all([change for _, change, _, _ in decided], now):
+            for decision, change, event, conv in decided:
+                self.metrics.committed(event, conv, change.conversation, change.history,
+                                       change.actions, now)
                 self._notify(decision, change.actions)
             return
-        again = {change.conversation.ref.key for _, change in decided
+        again = {change.conversation.ref.key for _, change, _, _ in decided
                  if change.conversation is not None}
         for event, _ in events:  # one changed underneath: each on its own
             if event.ref.key in again:
@@ -244,11 +253,12 @@ class Service:
         """Queue actions that change no conversation (the copy of an edited message), with
         `inbound_id` recorded; False when it was processed before (nothing queued)."""
         queued = tuple(actions)
-        outcome = self.store.commit(Change(actions=queued, inbound_id=inbound_id),
-                                    self.clock.now())
+        now = self.clock.now()
+        outcome = self.store.commit(Change(actions=queued, inbound_id=inbound_id), now)
         if outcome is Outcome.DUPLICATE:
             log.info("skipped %s: already processed", inbound_id)
             return False
+        self.metrics.queued(queued, now)
         self._wake_outbox(queued)
         return True
 
@@ -264,9 +274,13 @@ class Service:
         one transaction (each still all-or-nothing). Returns once the commit is durable,
         so an adapter that acknowledges after awaiting this never acknowledges a loss.
         """
-        return await self.worker.call(self.handle, event, inbound_id=inbound_id,
-                                      extra_actions=tuple(extra_actions),
-                                      aliases=tuple(aliases), grouped=True)
+        started = time.perf_counter()  # real time, whatever the bot's clock says
+        try:
+            return await self.worker.call(self.handle, event, inbound_id=inbound_id,
+                                          extra_actions=tuple(extra_actions),
+                                          aliases=tuple(aliases), grouped=True)
+        finally:
+            self.metrics.handled(event, time.perf_counter() - started)
 
     def _notify(self, decision: engine.Decision, queued: tuple[Action, ...]) -> None:
         conv = decision.conversation

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"
     rescue_replica: str = ""  # this process's name among replicas (default host:pid)
+    metrics_token: SecretStr | None = None  # GET /metrics wants it as a bearer token; unset: open
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "telegram_bot_token",
-        "telegram_webhook_secret", "queue_token", "queue_secret", mode="before",
+        "telegram_webhook_secret", "queue_token", "queue_secret", "metrics_token",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

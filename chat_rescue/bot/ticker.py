@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.metrics import timer_of
 from chat_rescue.bot.model import ConversationRef, DeadlineDue
 from chat_rescue.bot.ports import Batching, Deadlines
 from chat_rescue.bot.service import Service
@@ -59,6 +60,7 @@ class Ticker:
         self._held_elsewhere = False  # what is due is another replica's open batch's
         self._wake = Wake()
         service.on_deadline(self.poke)
+        service.metrics.watch_ticker(self.overdue)
 
     def poke(self, at: float) -> None:
         """A deadline at `at` was scheduled: make it the target if it is sooner (no query)."""
@@ -93,12 +95,13 @@ class Ticker:
         to one batch of due deadlines in one transaction; returns how many fired."""
         swept = self.sweeper.fire_due(now) if self.sweeper is not None else 0
         fired: list[float] = []
+        timers: list[str] = []
         with self.store.batch():
             # Claimed inside the transaction that fires them: on PostgreSQL another
             # replica's ticker passes over these until it commits.
             for key, deadline in self.store.due(now, self.batch):
                 try:
-                    self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
+                    decision = self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
                 except Exception:
                     # One broken conversation must not stop every other timer, nor spin
                     # the loop: its deadline moves on (in the store, so restarts agree).
@@ -107,12 +110,22 @@ class Ticker:
                     self.store.postpone(key, now + RETRY_FAILED)
                     continue
                 fired.append(deadline)
+                timers.append(timer_of(decision.history if decision is not None else ()))
         self.fired += len(fired)
+        fired_at = self.clock.now()
+        for deadline, timer in zip(fired, timers, strict=True):
+            self.service.metrics.fired(timer, fired_at - deadline)
         if self.on_fire is not None:
-            fired_at = self.clock.now()
             for deadline in fired:
                 self.on_fire(deadline, fired_at)
         return len(fired) + swept
+
+    def overdue(self) -> float:
+        """How far past its time (seconds) the earliest deadline this ticker knows of and
+        has not fired yet is: 0 when it sleeps towards one still to come, growing while it
+        is stuck in a pass, dead, or waits for another replica's batch."""
+        target = self._target
+        return max(0.0, self.clock.now() - target) if target is not None else 0.0
 
     def _pass(self, now: float) -> tuple[int, float | None]:
         """On the store's thread: fire what is due, and when that was all of it, read the

@@ -32,6 +32,7 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.storage import census
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
@@ -350,6 +351,26 @@ class PostgresStore(OutboxTables, SweepTables):
         rows = self._rows("SELECT key FROM conversations WHERE team = %s "
                           "AND state <> 'closed'", (team,))
         return [str(row[0]) for row in rows]
+
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        with self._connection() as conn:  # one connection for the few reads
+
+            def ends(team: str) -> tuple[str, str]:
+                row = conn.execute(
+                    "SELECT (SELECT min(key) FROM conversations WHERE team = %(t)s AND "
+                    "state <> 'closed'), (SELECT max(key) FROM conversations WHERE "
+                    "team = %(t)s AND state <> 'closed')", {"t": team}).fetchone()
+                assert row is not None
+                return str(row[0]), str(row[1])
+
+            def by_key(team: str) -> list[tuple[str, str, int]]:
+                return conn.execute(
+                    "SELECT split_part(key, ':', 1), state, count(*) FROM conversations "
+                    "WHERE team = %s AND state <> 'closed' GROUP BY 1, 2", (team,)).fetchall()
+
+            by_team = conn.execute("SELECT team, state, count(*) FROM conversations "
+                                   "WHERE state <> 'closed' GROUP BY 1, 2").fetchall()
+            return census.open_counts(by_team, ends, by_key)
 
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: overdue = nudged or operators called."""

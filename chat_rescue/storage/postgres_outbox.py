@@ -152,6 +152,11 @@ class OutboxTables(PooledConnections):
         row = self._row("SELECT min(created_at) FROM outbox")
         return None if row is None or row[0] is None else float(row[0])
 
+    def outbox_counts(self) -> dict[str, tuple[int, float]]:
+        rows = self._rows("SELECT split_part(lane, ':', 1), count(*), min(created_at) "
+                          "FROM outbox GROUP BY 1")
+        return {str(platform): (int(n), float(oldest)) for platform, n, oldest in rows}
+
 
 def _after(prefix: str) -> str:
     """The smallest string above every string that starts with `prefix` (for range scans

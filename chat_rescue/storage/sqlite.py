@@ -34,6 +34,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.bot.processes import worker_alive
+from chat_rescue.storage import census
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
@@ -462,6 +463,26 @@ class SQLiteStore(OutboxTables, SweepTables):
             "SELECT key FROM conversations WHERE team = ? AND state != 'closed'", (team,)
         ).fetchall()
         return [r[0] for r in rows]
+
+    def open_counts(self) -> dict[tuple[str, str], int]:
+        conn = self.conn
+
+        def ends(team: str) -> tuple[str, str]:
+            first, last = conn.execute(  # each one step down the (team, key) index
+                "SELECT (SELECT min(key) FROM conversations WHERE team = ?1 AND state != "
+                "'closed'), (SELECT max(key) FROM conversations WHERE team = ?1 AND "
+                "state != 'closed')", (team,)).fetchone()
+            return str(first), str(last)
+
+        def by_key(team: str) -> list[tuple[str, str, int]]:
+            return conn.execute(
+                "SELECT substr(key, 1, instr(key, ':') - 1), state, count(*) FROM "
+                "conversations WHERE team = ? AND state != 'closed' GROUP BY 1, 2",
+                (team,)).fetchall()
+
+        by_team = conn.execute("SELECT team, state, count(*) FROM conversations "
+                               "WHERE state != 'closed' GROUP BY 1, 2").fetchall()
+        return census.open_counts(by_team, ends, by_key)
 
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: overdue = nudged or operators called."""

@@ -155,6 +155,12 @@ class OutboxTables:
         row = self.conn.execute("SELECT min(created_at) FROM outbox").fetchone()
         return None if row[0] is None else float(row[0])
 
+    def outbox_counts(self) -> dict[str, tuple[int, float]]:
+        rows = self.conn.execute(
+            "SELECT substr(lane, 1, instr(lane, ':') - 1), count(*), min(created_at) "
+            "FROM outbox GROUP BY 1").fetchall()
+        return {str(platform): (int(n), float(oldest)) for platform, n, oldest in rows}
+
 
 def _after(prefix: str) -> str:
     """The smallest string above every string that starts with `prefix` (for range scans)."""

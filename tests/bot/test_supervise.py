@@ -161,7 +161,7 @@ async def test_healthz_reports_loops_and_ages_and_fails_when_a_deadline_is_late(
                 report = await answer.json()
                 assert answer.status == 200
             assert report["status"] == "ok"
-            assert report["loops"] == {"ticker": "alive", "prune": "alive",
+            assert report["loops"] == {"ticker": "alive", "prune": "alive", "metrics": "alive",
                                        "outbox:fake": "alive"}
             assert report["oldest_overdue_s"] == 0.0 and report["oldest_pending_s"] == 0.0
             assert report["outbox"] == {"fake": {"delivered": 0, "dropped": 0, "taken_over": 0,

@@ -728,6 +728,41 @@ def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:
     assert store.summary("team-b") == (1, 1)
 
 
+def test_open_counts_are_by_platform_and_state_without_the_closed(store: Store) -> None:
+    assert store.open_counts() == {}
+    store.commit(Change(new(1)), T0)
+    store.commit(Change(new(2, team="team-b")), T0)
+    store.commit(Change(new(3, state=State.CLAIMED, owner="ana")), T0)
+    store.commit(Change(new(4, state=State.CLOSED, deadline=None)), T0)
+    telegram = replace(every_field_set(), state=State.WAITING_ON_CUSTOMER)
+    store.commit(Change(telegram), T0)
+    assert store.open_counts() == {("slack", "queued"): 2, ("slack", "claimed"): 1,
+                                   ("telegram", "waiting_on_customer"): 1}
+    # A team of one platform (as the adapters make them) and one that spans two.
+    store.commit(Change(replace(new(5, team="slack:T1"), state=State.CLAIMED)), T0)
+    spanning = replace(telegram, ref=ConversationRef("telegram", "-1009", "topic:1"),
+                       team="team-a", state=State.QUEUED)
+    store.commit(Change(spanning), T0)
+    assert store.open_counts() == {("slack", "queued"): 2, ("slack", "claimed"): 2,
+                                   ("telegram", "waiting_on_customer"): 1,
+                                   ("telegram", "queued"): 1}
+
+
+def test_outbox_counts_are_what_waits_per_platform_and_since_when(store: Store) -> None:
+    assert store.outbox_counts() == {}
+    telegram = ConversationRef("telegram", "-1001", "topic:7")
+    store.commit(Change(actions=(nudge(1),)), T0 + 1)
+    store.commit(Change(actions=(nudge(2), CloseNotice(telegram, "bye"))), T0 + 5)
+    store.commit(Change(actions=(nudge(3),)), T0 + 9)
+    assert store.outbox_counts() == {"slack": (3, T0 + 1), "telegram": (1, T0 + 5)}
+    first = store.pending(1)[0]
+    store.settle(first.id)
+    store.settle(store.pending(1)[0].id, error="gone", dead=True)  # a dead letter waits no more
+    assert store.outbox_counts() == {"slack": (1, T0 + 9), "telegram": (1, T0 + 5)}
+    store.settle(store.pending(1)[0].id, retry_at=T0 + 60, error="later")  # still waiting
+    assert store.outbox_counts()["telegram"] == (1, T0 + 5)
+
+
 def test_held_requests_come_back_in_arrival_order_once_each(store: Store) -> None:
     store.hold("slack", "slack:Ev2", '{"n": 2}', T0 + 2)
     store.hold("slack", "slack:Ev1", '{"n": 1, "text": "שלום 👋"}', T0 + 1)

@@ -152,5 +152,5 @@ async def test_healthz_shows_the_update_intake_and_each_loop(world: World) -> No
         report = await answer.json()
         assert answer.status == 200
     assert report["status"] == "ok"
-    assert report["loops"] == {"ticker": "alive", "prune": "alive",
+    assert report["loops"] == {"ticker": "alive", "prune": "alive", "metrics": "alive",
                                "outbox:telegram": "alive", "telegram:updates": "alive"}

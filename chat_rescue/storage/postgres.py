@@ -273,12 +273,16 @@ class PostgresStore(OutboxTables, SweepTables):
         rows = self._rows("SELECT key, value FROM settings WHERE scope = %s", (scope,))
         return {str(key): str(value) for key, value in rows}
 
-    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
-        self._change_setting(
-            "INSERT INTO settings (scope, key, value, updated_by, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
-            "value = excluded.value, updated_by = excluded.updated_by, "
-            "updated_at = excluded.updated_at", (scope, key, value, by, at))
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float, *,
+                    announce: bool = True) -> None:
+        sql = ("INSERT INTO settings (scope, key, value, updated_by, updated_at) "
+               "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
+               "value = excluded.value, updated_by = excluded.updated_by, "
+               "updated_at = excluded.updated_at")
+        if announce:
+            self._change_setting(sql, (scope, key, value, by, at))
+        else:  # a note: the other replicas' policies are not stale for it
+            self._run(sql, (scope, key, value, by, at))
 
     def drop_setting(self, scope: str, key: str) -> None:
         self._change_setting("DELETE FROM settings WHERE scope = %s AND key = %s",

@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -21,11 +22,14 @@ from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
 from chat_rescue.bot.whatif import Thresholds, compare, named
 from chat_rescue.bot.whatif import render as render_whatif
-from chat_rescue.storage.factory import database_file, describe, open_store, where_is
+from chat_rescue.storage.factory import database_file, describe, may_come, open_store, where_is
 from chat_rescue.storage.sqlite import SQLiteStore
 from chat_rescue.storage.versions import SchemaTooNew
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WAIT_STEP = 2.0  # seconds between tries while the database does not answer at the start
 
 # What `run` and `check` say when no platform is configured: one text, so they agree.
 NO_PLATFORM = """\
@@ -82,7 +86,9 @@ async def run() -> int:
 
     Opening the store migrates an older schema to this release's (`chat-rescue migrate`
     does the same on purpose); a schema newer than this release knows is refused, with
-    nothing written, and exit code 2.
+    nothing written, and exit code 2. A PostgreSQL server that does not answer is waited
+    for (`DATABASE_WAIT`); one that cannot be used ends the start with one line, exit 1,
+    as `check`, `migrate` and `copy-db` do.
     """
     from chat_rescue.server import Bot
 
@@ -98,11 +104,14 @@ async def run() -> int:
         print("\n".join(missing), file=sys.stderr)
         return 2
     try:
-        bot = Bot(settings)  # opening the store migrates an older schema
+        bot = await _when_reachable(lambda: Bot(settings), settings)
     except SchemaTooNew as newer:
         print(f"chat-rescue will not start: {where_is(settings.database_url)}: {newer}",
               file=sys.stderr)
         return 2
+    except ValueError as failed:
+        print(f"chat-rescue will not start: {failed}", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,6 +125,26 @@ async def run() -> int:
     finally:
         await bot.stop()
     return 0
+
+
+async def _when_reachable(open_bot: Callable[[], T], settings: Settings) -> T:
+    """`open_bot()` (which opens the store, migrating an older schema), tried again for up
+    to `DATABASE_WAIT` seconds while a PostgreSQL server does not answer yet: replicas
+    and their database are often started together (a host's boot, `docker compose up`),
+    and a replica that waits a little is better than one that dies and is restarted in a
+    loop. A line says so at each try. Raises the last ValueError, in plain words."""
+    until = time.monotonic() + settings.database_wait
+    while True:
+        try:
+            return open_bot()
+        except ValueError as failed:
+            left = until - time.monotonic()
+            if not may_come(failed) or left <= 0:
+                raise
+            pause = min(WAIT_STEP, left)
+            print(f"chat-rescue: {failed}; trying again in {pause:.0f} s "
+                  f"(for {left:.0f} s more)", file=sys.stderr, flush=True)
+            await asyncio.sleep(pause)
 
 
 async def check() -> int:
@@ -156,7 +185,8 @@ async def check() -> int:
 @contextlib.contextmanager
 def reading(settings: Settings) -> Iterator[Store | int]:
     """The store DATABASE_URL names, for commands that read history; or, after saying why
-    there is nothing to read, the exit code (0: no database yet; 2: a newer release's)."""
+    there is nothing to read, the exit code (0: no database yet; 1: none to reach; 2: a
+    newer release's)."""
     file = database_file(settings.database_url)
     if file is not None and not file.exists():
         print(f"No database at {file} yet: the bot creates it when it first runs.")
@@ -167,6 +197,10 @@ def reading(settings: Settings) -> Iterator[Store | int]:
     except SchemaTooNew as newer:
         print(f"{where_is(settings.database_url)}: {newer}", file=sys.stderr)
         yield 2
+        return
+    except ValueError as failed:  # unreachable, or refused: said in one line
+        print(f"DATABASE_URL: {failed}", file=sys.stderr)
+        yield 1
         return
     try:
         yield store

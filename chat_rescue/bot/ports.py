@@ -244,8 +244,10 @@ class ScopeSettings(Protocol):
     def settings(self, scope: str) -> dict[str, str]:
         """The scope's stored settings, key to value, verbatim (empty when none)."""
 
-    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
-        """Store one setting, replacing the previous value."""
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float, *,
+                    announce: bool = True) -> None:
+        """Store one setting, replacing the previous value. Not to `announce`: a note that
+        no process derives anything from (the other processes are not told of it)."""
 
     def drop_setting(self, scope: str, key: str) -> None:
         """Forget one setting, so the scope below's holds again (nothing if not stored)."""

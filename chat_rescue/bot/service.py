@@ -74,6 +74,7 @@ class Service:
         self._deadline_listeners: list[Callable[[float], None]] = []
         self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
         self._team_listeners: list[Callable[[str, bool], None]] = []
+        self._elsewhere_listeners: list[Callable[[], None]] = []
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run store work, `fn(*args, **kwargs)`, on the store's thread; await its result."""
@@ -122,9 +123,17 @@ class Service:
             self._policies[key] = policy
         return policy
 
+    def on_settings_elsewhere(self, listener: Callable[[], None]) -> None:
+        """Call `listener()`, on the store's thread, when another process changed settings
+        (or word of it may have been missed): what this one derived from them is stale."""
+        self._elsewhere_listeners.append(listener)
+
     def forget_policies(self) -> None:
-        """Settings changed elsewhere (another replica): derive the policies afresh."""
+        """Settings changed elsewhere (another replica): derive the policies afresh, and
+        tell the `on_settings_elsewhere` listeners."""
         self._policies.clear()
+        for listener in self._elsewhere_listeners:
+            listener()
 
     def settings_changed(self, team: str) -> int:
         """After `/rescue set`: forget cached policies and move the team's open deadlines.

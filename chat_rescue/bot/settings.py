@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///chat-rescue.db"
+    # seconds `run` waits for a PostgreSQL server that does not answer yet (starting with it)
+    database_wait: float = Field(default=30.0, ge=0, le=3600)
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: str = "INFO"

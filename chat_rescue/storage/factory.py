@@ -22,14 +22,26 @@ def is_postgres(url: str) -> bool:
 
 
 def open_store(url: str) -> Store:
-    """Open (and migrate) the store at `url`; ValueError for a URL of neither kind."""
+    """Open (and migrate) the store at `url`; ValueError for a URL of neither kind, and
+    (`postgres.Unusable`) in plain words for a PostgreSQL server that cannot be used."""
     if is_postgres(url):
         try:
-            from chat_rescue.storage.postgres import PostgresStore
+            import psycopg
+
+            from chat_rescue.storage.postgres import PostgresStore, unusable
         except ImportError:
             raise ValueError(NO_DRIVER) from None
-        return PostgresStore(url)
+        try:
+            return PostgresStore(url)
+        except psycopg.Error as failed:  # a pool timeout is one too
+            raise unusable(url, failed) from None
     return sqlite.SQLiteStore(url)
+
+
+def may_come(failed: ValueError) -> bool:
+    """Whether the store `open_store` could not open may be there if asked again: a
+    PostgreSQL server that did not answer or is starting up."""
+    return bool(getattr(failed, "passing", False))
 
 
 def describe(url: str) -> str:

@@ -44,16 +44,34 @@ from chat_rescue.storage.postgres_sweeps import SweepTables
 from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 from chat_rescue.storage.versions import SchemaTooNew
 
-__all__ = ["PostgresStore", "describe", "migrate_url", "unusable"]
+__all__ = ["PostgresStore", "Unusable", "describe", "migrate_url", "unusable"]
 
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 ONE_STATEMENT = 16  # most history rows + actions written in one statement (more: executemany)
 
 
-def unusable(url: str, failed: psycopg.Error) -> ValueError:
+STARTING = "57P03"  # cannot_connect_now: the server is starting up (or shutting down)
+BUSY = "the database system is"  # … starting up, shutting down, in recovery mode
+
+
+class Unusable(ValueError):
+    """A PostgreSQL server that cannot be used, in plain words; `passing` when it did not
+    answer or is starting up (it may come: a replica started with it waits), not when it
+    answered with a refusal (a wrong password, no such database)."""
+
+    def __init__(self, message: str, *, passing: bool) -> None:
+        super().__init__(message)
+        self.passing = passing
+
+
+def unusable(url: str, failed: psycopg.Error) -> Unusable:
     """The plain words for a server that cannot be reached or used (never the password)."""
     reason = str(failed).strip().splitlines()[0] if str(failed).strip() else repr(failed)
-    return ValueError(f"cannot use PostgreSQL at {server_of(url)} ({reason})")
+    # libpq puts what the server answered to a connection after "FATAL:" (and gives no
+    # sqlstate then): no answer at all, or "the database system is starting up", passes.
+    answered = failed.sqlstate is not None or "FATAL:" in str(failed)
+    passing = not answered or failed.sqlstate == STARTING or BUSY in str(failed)
+    return Unusable(f"cannot use PostgreSQL at {server_of(url)} ({reason})", passing=passing)
 
 
 def describe(url: str) -> str:
@@ -284,12 +302,16 @@ class PostgresStore(OutboxTables, SweepTables):
         rows = self._rows("SELECT key, value FROM settings WHERE scope = %s", (scope,))
         return {str(key): str(value) for key, value in rows}
 
-    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
-        self._change_setting(
-            "INSERT INTO settings (scope, key, value, updated_by, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
-            "value = excluded.value, updated_by = excluded.updated_by, "
-            "updated_at = excluded.updated_at", (scope, key, value, by, at))
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float, *,
+                    announce: bool = True) -> None:
+        sql = ("INSERT INTO settings (scope, key, value, updated_by, updated_at) "
+               "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (scope, key) DO UPDATE SET "
+               "value = excluded.value, updated_by = excluded.updated_by, "
+               "updated_at = excluded.updated_at")
+        if announce:
+            self._change_setting(sql, (scope, key, value, by, at))
+        else:  # a note: the other replicas' policies are not stale for it
+            self._run(sql, (scope, key, value, by, at))
 
     def drop_setting(self, scope: str, key: str) -> None:
         self._change_setting("DELETE FROM settings WHERE scope = %s AND key = %s",

@@ -18,6 +18,7 @@ import os
 import secrets
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ LONGEST_RETRY = 5.0
 CHECK_EVERY = 10.0  # seconds of silence after which the session is checked (a dead server
 # whose socket never closes: a cut network)
 STOP_WAIT = 2.0  # seconds `stop` waits for the thread (it may be inside a connect)
+ANSWER_WITHIN = 5.0  # seconds the server has to answer that check: a session that does
+# not (a half-dead connection) is given up and opened again, and what it missed looked for
 
 
 def origin() -> str:
@@ -158,7 +161,30 @@ class Listener:
             if self._stop_read in readable:
                 return
             if not readable:
-                conn.execute("SELECT 1")  # silence: is the server still there?
+                self._check(conn)  # silence: is the server still there?
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """`SELECT 1`, answered within ANSWER_WITHIN seconds or psycopg.OperationalError:
+        a blocking `execute` would wait for ever on a connection whose other end went
+        quiet without closing it. (libpq's own calls, without a wait: notices that come
+        with the answer stay queued for `notifies`.)"""
+        pg = conn.pgconn
+        pg.send_query(b"SELECT 1")
+        until = time.monotonic() + ANSWER_WITHIN
+        while True:
+            flushed = pg.flush() == 0
+            pg.consume_input()
+            if flushed and not pg.is_busy():
+                break
+            left = until - time.monotonic()
+            if left <= 0:
+                raise psycopg.OperationalError(
+                    f"the listening session did not answer within {ANSWER_WITHIN:g}s")
+            select.select([conn.fileno()], [] if flushed else [conn.fileno()], [], left)
+        while (result := pg.get_result()) is not None:
+            if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                raise psycopg.OperationalError("the listening session's check failed: "
+                                               f"{result.error_message.decode(errors='replace')}")
 
     def _pass_on(self, payload: str) -> None:
         sender, _, rest = payload.partition(" ")

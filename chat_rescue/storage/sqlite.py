@@ -376,7 +376,8 @@ class SQLiteStore(OutboxTables, SweepTables):
         ).fetchall()
         return dict(rows)
 
-    def put_setting(self, scope: str, key: str, value: str, by: str, at: float) -> None:
+    def put_setting(self, scope: str, key: str, value: str, by: str, at: float, *,
+                    announce: bool = True) -> None:  # one process: nobody to announce to
         self.conn.execute(
             "INSERT OR REPLACE INTO settings (scope, key, value, updated_by, updated_at) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -8,6 +8,8 @@ sessions) on one database, as separate processes would have."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -32,6 +34,7 @@ from chat_rescue.bot.ports import Change
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.sandbox.postgres import with_database
+from chat_rescue.storage import postgres_notices as notices
 from chat_rescue.storage.postgres import PostgresStore
 
 PROMPTLY = 0.1  # seconds: what a notice may take, against the ticker's LOOK_AGAIN minute
@@ -301,3 +304,81 @@ async def test_a_setting_changed_on_one_replica_reaches_the_others_policies(
         while (await service.call(service.team_policy, "team-a")).idle != Policy().idle:
             assert time.monotonic() - started < PROMPTLY * 10, "the cached policy stayed"
             await asyncio.sleep(0.005)
+
+
+# --- a session that goes quiet ------------------------------------------------------------
+
+
+class FreezingProxy:
+    """A TCP proxy in front of the server whose connections made so far can be frozen:
+    what they carry is held, both ways, without closing them (a half-dead connection: a
+    cut network, a stuck middlebox). Connections made after are forwarded as usual."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._frozen: set[socket.socket] = set()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(self.target)
+                self._sockets += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if source in self._frozen:
+                    continue  # held: never arrives
+                sink.sendall(data)
+
+    def freeze(self) -> None:
+        self._frozen.update(self._sockets)
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_session_that_stops_answering_is_given_up_and_what_it_missed_looked_for(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notices, "CHECK_EVERY", 0.2)
+    monkeypatch.setattr(notices, "ANSWER_WITHIN", 0.5)
+    parts = urlsplit(postgres_url)
+    proxy = FreezingProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    through = parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}").geturl()
+    missed: list[float] = []
+    heard: list[str] = []
+    listener = notices.Listener(through, "me", lambda at: None, heard.append,
+                                lambda: missed.append(time.monotonic()))
+    listener.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not missed:
+            assert time.monotonic() < deadline, "never listened"
+            time.sleep(0.01)
+        proxy.freeze()  # the session's connection goes quiet; nothing closes it
+        frozen = time.monotonic()
+        while len(missed) < 2:
+            assert time.monotonic() - frozen < 5, "the check waited on the quiet session"
+            time.sleep(0.01)
+        # Listening again (and told to look for what it missed): notices reach it.
+        assert missed[1] - frozen < notices.CHECK_EVERY + notices.ANSWER_WITHIN + 1.0
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (notices.CHANNEL, "other outbox slack"))
+        deadline = time.monotonic() + 5
+        while heard != ["slack"]:
+            assert time.monotonic() < deadline, "nothing heard after listening again"
+            time.sleep(0.01)
+    finally:
+        listener.stop()
+        proxy.close()

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from chat_rescue.adapters.connecting import Unreachable, keep_connecting
-from chat_rescue.adapters.slack import blocks
+from chat_rescue.adapters.slack import blocks, roster
 from chat_rescue.adapters.slack.app import EVENTS_PATH, build_app, http_handler
 from chat_rescue.adapters.slack.check import problems
 from chat_rescue.adapters.slack.deliver import SlackDelivery
@@ -102,6 +102,10 @@ class SlackAdapter:
                                    timeout=API_TIMEOUT, retry_handlers=[])
         self.workspace = Workspace(settings.slack_team_channel,
                                    frozenset(settings.intake_channels))
+        # Slack's member list at connect; the operators follow it and the stored joins
+        # and leaves, whichever replica Slack told of them (`roster.py`).
+        self._roster: roster.Roster | None = None
+        service.on_settings_elsewhere(self._learn_operators)
         self.admins = Admins(self.client, settings.admins)
         self.names = Names(self.client).names  # people on the queue page
         self.delivery = SlackDelivery(self.client, settings.slack_team_channel,
@@ -193,6 +197,7 @@ class SlackAdapter:
             raise
 
     async def _connect(self) -> None:
+        since = self.clock.now()
         try:
             me = await self.client.auth_test()
             members = await channel_members(self.client, self.workspace.team_channel)
@@ -206,8 +211,10 @@ class SlackAdapter:
             raise Unreachable(f"{self.settings.slack_api_url}: {type(failed).__name__}") \
                 from None
         bot_user = str(me.get("user_id") or "")
-        self.workspace = replace(self.workspace, operators=members - {bot_user},
-                                 bot_user=bot_user, bot_id=str(me.get("bot_id") or ""))
+        self.workspace = replace(self.workspace, bot_user=bot_user,
+                                 bot_id=str(me.get("bot_id") or ""))
+        self._roster = roster.Roster(members - {bot_user}, since)
+        await self.service.call(self._learn_operators)
         log.info("slack: %d operators in %s", len(self.workspace.operators),
                  self.workspace.team_channel)
         if self._app_token and self._socket is None:
@@ -325,12 +332,12 @@ class SlackAdapter:
         await self._take_event(body, self.clock.now())
 
     async def _take_event(self, body: dict[str, Any], at: float) -> None:
-        found = await self.service.call(translate_event, body, self.workspace, at,
-                                        self.service.store.resolve)
+        # The workspace as the store's thread has it when the job runs: the operators may
+        # have been learnt afresh by a job before this one.
+        found = await self.service.call(lambda: translate_event(
+            body, self.workspace, at, self.service.store.resolve))
         if isinstance(found, Membership):
-            operators = self.workspace.operators
-            operators = operators | {found.user} if found.joined else operators - {found.user}
-            self.workspace = replace(self.workspace, operators=operators)
+            await self.service.call(self._member_changed, found, at)
         elif isinstance(found, Inbound):
             decision = await self.service.submit(await self._with_admin(found.event),
                                                  inbound_id=found.inbound_id,
@@ -344,6 +351,20 @@ class SlackAdapter:
             kind = event.get("type") if isinstance(event, dict) else None
             log.debug("slack event %s skipped: a %s that is no conversation's business",
                       body.get("event_id"), kind)
+
+    def _member_changed(self, found: Membership, at: float) -> None:
+        """On the store's thread: store a join or leave for every replica, and follow it."""
+        roster.record(self.service.store, self.workspace.team_channel, found.user,
+                      found.joined, at)
+        self._learn_operators()
+
+    def _learn_operators(self) -> None:
+        """On the store's thread: the operators from Slack's list at connect and the
+        joins and leaves stored since (by any replica)."""
+        if self._roster is None:
+            return  # not connected: the operators are learnt when it is
+        stored = self.service.store.settings(roster.scope(self.workspace.team_channel))
+        self.workspace = replace(self.workspace, operators=self._roster.operators(stored))
 
     async def _unknown_reaction(self, event: InboundEvent) -> None:
         """Say so when a claim or close reaction changed nothing because its message is no

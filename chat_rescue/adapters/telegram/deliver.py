@@ -26,6 +26,7 @@ from chat_rescue.adapters.telegram import keyboards, render
 from chat_rescue.adapters.telegram.health import mark_blocked
 from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, RELOAD, RELOAD_UNKNOWN, Memory
 from chat_rescue.adapters.telegram.pacing import RoomWait
+from chat_rescue.adapters.telegram.shown import CARD, digest
 from chat_rescue.adapters.telegram.topics import GONE, NO_CARD, Topics
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock
@@ -184,16 +185,17 @@ class Deliverer:
             await self.topics.sync(conv, topic)
             return None
         text, markup = render.card(conv, self.memory), keyboards.card(conv)
-        shown = text + (markup.to_json() if markup else "")
+        shown = digest(text + (markup.to_json() if markup else ""))
+        await self.topics.recall(topic)  # another replica may have edited it since
         if self.memory.cards.get(card) != shown:  # the card may not show what changed
             try:
                 await self.bot.edit_message_text(
                     text, chat_id=self.group, message_id=card, parse_mode=ParseMode.HTML,
                     reply_markup=markup)
-                self.memory.shown_on_card(card, shown)
+                await self._shown_on_card(topic, card, shown)
             except BadRequest as bad:
                 if _is(bad, "not modified"):
-                    self.memory.shown_on_card(card, shown)
+                    await self._shown_on_card(topic, card, shown)
                 elif _is(bad, "message to edit not found", *GONE):
                     # Deleted by hand (or with its topic): a new card, in a new topic if need be.
                     topic, _ = await self.topics.send_in(
@@ -201,12 +203,16 @@ class Deliverer:
                 else:
                     raise
         try:
-            await self.topics.sync(conv, topic)
+            await self.topics.sync(conv, topic, recalled=True)
         except BadRequest as bad:
             if not _is(bad, *GONE):
                 raise
             await self.topics.heal(conv, bad.message)
         return None
+
+    async def _shown_on_card(self, topic: int, card: int, shown: str) -> None:
+        self.memory.shown_on_card(card, shown)
+        await self.topics.keep(topic, {f"{CARD}{card}": shown})
 
     # -- relaying ----------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from telegram import User
 
+from chat_rescue.adapters.telegram.shown import CARD, CLOSED, NAME
+
 MAX_NAMES = 10_000
 ANONYMOUS_ADMIN = "anonymous admin"
 NAMES_SCOPE = "telegram-names"  # settings scope: operator's user id -> display name
@@ -31,10 +33,11 @@ class Memory:
     usernames: dict[str, str] = field(default_factory=dict)  # lower-case @username -> user id
     # conversation keys whose customer blocked the bot (until they write again).
     blocked: set[str] = field(default_factory=set)
-    # topic id -> the name we last gave it, and whether we last closed it.
+    # topic id -> the name it was last given, and whether it was last closed (by any
+    # replica, as far as this one last read: `shown.py`).
     topic_names: dict[int, str] = field(default_factory=dict)
     topic_closed: dict[int, bool] = field(default_factory=dict)
-    # card message id -> what we last made it show (text and buttons).
+    # card message id -> what it was last made to show (a digest of text and buttons).
     cards: dict[int, str] = field(default_factory=dict)
     # conversation key -> its topic, as last seen (pacing's estimate of a copy's messages).
     topics: dict[str, int] = field(default_factory=dict)
@@ -72,6 +75,18 @@ class Memory:
         if len(self.cards) >= MAX_NAMES and card not in self.cards:
             self.cards.pop(next(iter(self.cards)))
         self.cards[card] = shown
+
+    def take(self, topic: int, marks: Mapping[str, str]) -> None:
+        """What a topic and its cards show as stored (`shown.py`), whichever replica made
+        them show it: these marks then replace this replica's own."""
+        if NAME in marks:
+            self.topic_names[topic] = marks[NAME]
+        if CLOSED in marks:
+            self.topic_closed[topic] = marks[CLOSED] == "1"
+        for key, value in marks.items():
+            card = key.removeprefix(CARD)
+            if key.startswith(CARD) and card.isdigit():
+                self.shown_on_card(int(card), value)
 
     def name(self, user_id: str) -> str:
         """The display name of a user id, or the id when we have not seen them.

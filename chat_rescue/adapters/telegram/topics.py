@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from telegram import Bot, Message
 from telegram.error import BadRequest
 
-from chat_rescue.adapters.telegram import keyboards, render
+from chat_rescue.adapters.telegram import keyboards, render, shown
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import RECHECK, RENAME_PATIENCE, RENAME_SPARE, RoomWait
 from chat_rescue.adapters.telegram.translate import topic_alias
 from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import Conversation, State
 from chat_rescue.bot.outbox import Postpone
-from chat_rescue.bot.ports import Conversations
+from chat_rescue.bot.ports import Conversations, ScopeSettings
 from chat_rescue.bot.worker import StoreWorker
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ GONE = ("message thread not found", "topic_deleted", "topic_id_invalid", "thread
 Send = Callable[..., Awaitable[Message]]
 
 
+class TopicStore(Conversations, ScopeSettings, Protocol):
+    """Conversations' cards, and what their topics show (`shown.py`)."""
+
+
 def says(error: BadRequest, *needles: str) -> bool:
     text = error.message.lower()
     return any(needle.lower() in text for needle in needles)
@@ -44,7 +48,7 @@ def says(error: BadRequest, *needles: str) -> bool:
 class Topics:
     """Finds, makes and heals conversations' topics in the support group."""
 
-    def __init__(self, bot: Bot, store: Conversations, memory: Memory, group: int, send: Send,
+    def __init__(self, bot: Bot, store: TopicStore, memory: Memory, group: int, send: Send,
                  room_wait: RoomWait = lambda messages, spare: 0.0,
                  clock: Clock | None = None, worker: StoreWorker | None = None) -> None:
         self.bot = bot
@@ -72,6 +76,7 @@ class Topics:
         self.memory.topic_names[topic] = name
         self.memory.topic_closed[topic] = False
         self.memory.note_topic(conv.ref.key, topic)
+        await self.keep(topic, {shown.NAME: name, shown.CLOSED: "0"})
         await self._call(self.store.attach, conv.ref.key, render.card_id(topic, NO_CARD),
                          (topic_alias(topic),))
         return topic
@@ -114,6 +119,7 @@ class Topics:
             if says(bad, "topic_closed") and reopen:
                 await self.call(self.bot.reopen_forum_topic(self.group, topic))
                 self.memory.topic_closed[topic] = False
+                await self.keep(topic, {shown.CLOSED: "0"})
                 return await send(topic)
             if says(bad, "topic_closed") or not says(bad, *GONE):
                 raise
@@ -121,12 +127,24 @@ class Topics:
             topic = await self.heal(now or conv, bad.message, with_card=not posts_card)
         return await send(topic)
 
-    async def sync(self, conv: Conversation, topic: int) -> None:
-        """Topic name shows the status; a closed conversation has a closed topic.
+    async def recall(self, topic: int) -> None:
+        """What the topic and its cards show, as the replica that last changed them stored
+        it: another may have delivered since this one did."""
+        self.memory.take(topic, await self._call(shown.recall, self.store, self.group, topic))
+
+    async def keep(self, topic: int, marks: dict[str, str]) -> None:
+        """Store what a delivery just made the topic or a card show, for every replica."""
+        await self._call(shown.keep, self.store, self.group, topic, marks, self._clock.now())
+
+    async def sync(self, conv: Conversation, topic: int, *, recalled: bool = False) -> None:
+        """Topic name shows the status; a closed conversation has a closed topic. What it
+        shows now is read from the store first, unless the caller just did (`recalled`).
 
         Each change leaves a service message, which counts against the group's limit:
         while the group lacks room, this raises Postpone (the card's update looks again
         soon). A rename alone leaves room for customers' messages for a while (pacing.py)."""
+        if not recalled:
+            await self.recall(topic)
         closed = conv.state is State.CLOSED
         name = render.topic_name(conv)
         opens = not closed and self.memory.topic_closed.get(topic) is not False
@@ -140,15 +158,23 @@ class Topics:
             if wait > 0:
                 raise Postpone(min(wait, RECHECK), "the support group's window is full")
             self._renames_waiting.pop(topic, None)
-        if opens:
-            await self.call(self.bot.reopen_forum_topic(self.group, topic))
-            self.memory.topic_closed[topic] = False
-        if renames:
-            await self.call(self.bot.edit_forum_topic(self.group, topic, name=name))
-            self.memory.topic_names[topic] = name
-        if closes:
-            await self.call(self.bot.close_forum_topic(self.group, topic))
-            self.memory.topic_closed[topic] = True
+        made: dict[str, str] = {}
+        try:
+            if opens:
+                await self.call(self.bot.reopen_forum_topic(self.group, topic))
+                self.memory.topic_closed[topic] = False
+                made[shown.CLOSED] = "0"
+            if renames:
+                await self.call(self.bot.edit_forum_topic(self.group, topic, name=name))
+                self.memory.topic_names[topic] = name
+                made[shown.NAME] = name
+            if closes:
+                await self.call(self.bot.close_forum_topic(self.group, topic))
+                self.memory.topic_closed[topic] = True
+                made[shown.CLOSED] = "1"
+        finally:  # what was done is stored though a later step failed
+            if made:
+                await self.keep(topic, made)
 
     async def call(self, call: Awaitable[bool]) -> None:
         """A topic call where "nothing to change" is fine."""

@@ -21,7 +21,8 @@ def summary(report: Report) -> str:
     first = report.days[0].day.isoformat() if report.days else ""
     last = report.days[-1].day.isoformat() if report.days else ""
     lines = [f"Report for the last {days} days ({first} to {last}, {report.zone} days)"]
-    if report.conversations == 0 and report.first_response == (None, None):
+    if not (report.conversations or report.operators or report.closed or any(report.rescues)
+            or report.first_response[0] is not None):
         lines.append("No conversations in this period.")
         return "\n".join(lines)
     p50, p90 = report.first_response

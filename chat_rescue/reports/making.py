@@ -1,16 +1,21 @@
-"""How the bot makes a report: history read on the store's thread, the report built and drawn
-on a thread of its own, so neither the event loop nor the store's other callers wait.
+"""How the bot makes a report: history read on the store's thread, the report built on a
+thread of its own, and drawn in a process of its own, so neither the event loop nor the
+store's other callers wait.
 
-Drawing a 30-day chart over 100,000 conversations is about a second of CPU: on the store's
-thread it would stall every store call, on the loop every platform request. One drawing
-thread is enough (reports are rare) and keeps two at once from sharing the CPU.
+Drawing a 30-day chart is about a second of CPU: on the store's thread it would stall every
+store call, and in any thread of the bot's process it would hold the interpreter's lock
+away from the event loop for hundreds of milliseconds. Only the small `Report` crosses to
+the drawing process (started on the first report, then kept); the history stays here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from chat_rescue.bot import report as report_module
@@ -20,8 +25,11 @@ from chat_rescue.bot.report import Report
 from chat_rescue.bot.report_text import summary
 from chat_rescue.bot.service import Service
 
+log = logging.getLogger(__name__)
+
 PERIODS = {"7d": 7, "30d": 30}
-_DRAWING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
+_BUILDING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
+_drawing: Executor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +69,48 @@ def read(service: Service, team: str, days: int) -> Inputs:
     return Inputs(team, days, now, history, policy.schedule, policy.first_response, channels)
 
 
-def draw(inputs: Inputs) -> Picture:
-    """Build and draw the report (CPU work, no store: run it off the loop and the store's
-    thread)."""
-    from chat_rescue.reports import chart  # matplotlib loads once, when first needed
-
+def build(inputs: Inputs) -> Report:
+    """The report from what was read (CPU work, no store)."""
     channels, team_hours = inputs.channels, inputs.schedule
-    built = report_module.build(
+    return report_module.build(
         inputs.history, team=inputs.team, days=inputs.days, now=inputs.now,
         schedule=team_hours, target=inputs.target,
         schedule_of=lambda e: channels.get((e.ref.platform, e.ref.channel), team_hours))
-    return Picture(chart.render(built), summary(built), built)
+
+
+def render(report: Report) -> bytes:
+    """The report's PNG (matplotlib loads once, when first needed)."""
+    from chat_rescue.reports import chart
+
+    return chart.render(report)
+
+
+def draw(inputs: Inputs) -> Picture:
+    """Build and draw the report here, in the caller's thread (the command line's way)."""
+    built = build(inputs)
+    return Picture(render(built), summary(built), built)
+
+
+def _drawing_process() -> Executor:
+    global _drawing
+    if _drawing is None:
+        # Spawned, not forked: a fork of a process with threads (the store's) may inherit
+        # a lock held mid-operation.
+        _drawing = ProcessPoolExecutor(max_workers=1,
+                                       mp_context=multiprocessing.get_context("spawn"))
+    return _drawing
 
 
 async def make(service: Service, team: str, days: int) -> Picture:
     """The team's report of the last `days` days, as the bot makes it."""
+    global _drawing
+    loop = asyncio.get_running_loop()
     inputs = await service.call(read, service, team, days)
-    return await asyncio.get_running_loop().run_in_executor(_DRAWING, draw, inputs)
+    built = await loop.run_in_executor(_BUILDING, build, inputs)
+    try:
+        png = await loop.run_in_executor(_drawing_process(), render, built)
+    except (BrokenProcessPool, OSError) as broken:  # the drawing process died or can't start
+        log.warning("drawing the report in this process: %s", broken)
+        _drawing = None
+        png = await loop.run_in_executor(_BUILDING, render, built)
+    return Picture(png, summary(built), built)

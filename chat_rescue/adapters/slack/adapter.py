@@ -31,6 +31,7 @@ from chat_rescue.adapters.slack.pacing import (
     NotingClient,
 )
 from chat_rescue.adapters.slack.people import Admins, channel_members
+from chat_rescue.adapters.slack.report import post_report
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
     CLOSE_REACTION,
@@ -457,7 +458,15 @@ class SlackAdapter:
             person=person,  # `/rescue shift late 14:00-22:00 @ben`: Slack sends <@U…|ben>
             name=marked,
         )
-        return unmark(escape(await self.service.call(commands.run, text, ctx, self.service)))
+        said = await self.service.call(commands.answer, text, ctx, self.service)
+        if said.report is not None:  # answered now; the picture follows in the background
+            thread = str(command.get("thread_ts") or "") or None
+            task = asyncio.create_task(post_report(
+                self.client, self.service, said.report.team, said.report.days, channel,
+                thread))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return unmark(escape(said.text))
 
 
 def _secret(value: Any) -> str:

@@ -16,6 +16,7 @@ from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.supervise import Loops
+from chat_rescue.reports.weekly import parse_weekly
 from chat_rescue.storage.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ class Bot:
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
         self.loops = Loops()
-        self.runtime = Runtime(self.service, self.clock, self.adapters, loops=self.loops)
+        self.runtime = Runtime(self.service, self.clock, self.adapters, loops=self.loops,
+                               weekly=parse_weekly(settings.rescue_report_weekly))
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app[BOT] = self
         self.app.router.add_get("/healthz", healthz)

@@ -434,6 +434,16 @@ class SlackAdapter:
         except (aiohttp.ClientError, TimeoutError) as failed:
             log.info("could not answer the click: %s", failed)
 
+    @property
+    def report_team(self) -> str:
+        """The team whose weekly report goes to the team channel."""
+        return self.workspace.team
+
+    async def post_team_report(self, days: int) -> None:
+        """The team's report of the last `days` days, in the team channel."""
+        await post_report(self.client, self.service, self.workspace.team, days,
+                          self.workspace.team_channel, None)
+
     async def on_command(self, command: dict[str, Any]) -> str:
         """`/rescue …`: the reply (ephemeral) from the shared command module.
 

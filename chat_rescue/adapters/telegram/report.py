@@ -19,15 +19,16 @@ def _wait_asked(error: Exception) -> float | None:
 
 
 async def post_report(bot: Bot, service: Service, team: str, days: int, chat_id: int,
-                      thread_id: int | None, reply_to: int) -> None:
-    """Send the report of the team's last `days` days in reply to the command `reply_to`;
-    a short message there if it cannot."""
+                      thread_id: int | None, reply_to: int | None = None) -> None:
+    """Send the report of the team's last `days` days (in reply to the command `reply_to`,
+    if any); a short message there if it cannot."""
 
     async def send(picture: Picture) -> None:
         await bot.send_photo(
             chat_id, photo=picture.png, caption=caption(picture.text),
             message_thread_id=thread_id, filename=f"rescue-report-{days}d.png",
-            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True))
+            reply_parameters=None if reply_to is None else
+            ReplyParameters(reply_to, allow_sending_without_reply=True))
 
     async def failed(text: str) -> None:
         await bot.send_message(chat_id, text, message_thread_id=thread_id)

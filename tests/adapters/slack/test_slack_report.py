@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 from PIL import Image
 
@@ -97,3 +98,13 @@ async def test_a_report_that_cannot_be_posted_says_so(world: SlackWorld,
     (notice,) = await eventually(told, timeout=30)
     assert world.sandbox.shared_files() == []
     assert len(world.sandbox.calls_to("files.completeUploadExternal")) == posting.ATTEMPTS
+
+
+async def test_the_weekly_report_goes_to_the_team_channel(world_for: Any) -> None:
+    world = await world_for(rescue_report_weekly="mon 09:00")
+    weekly = world.bot.runtime.weekly
+    assert weekly is not None and weekly.channels == [world.adapter]
+    assert "weekly-report" in [t.get_name() for t in world.bot.runtime._tasks]
+    await world.adapter.post_team_report(7)
+    (picture,) = world.sandbox.shared_files(TEAM)
+    assert picture.thread_ts is None and png_of(picture)

@@ -85,3 +85,12 @@ async def test_a_report_that_cannot_be_sent_says_so(world: World,
                                  for m in group.general()), timeout=30)
     assert photos(group) == []
     assert len(group.sandbox.calls_to("sendPhoto")) == posting.ATTEMPTS
+
+
+async def test_the_weekly_report_goes_to_general(world: World) -> None:
+    group = await world()
+    await group.adapter.post_team_report(7)
+    (photo,) = photos(group)
+    opened(group, photo)
+    assert "message_thread_id" not in group.sandbox.calls_to("sendPhoto")[0]
+    assert "reply_parameters" not in group.sandbox.calls_to("sendPhoto")[0]

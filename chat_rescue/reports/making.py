@@ -60,7 +60,7 @@ def read(service: Service, team: str, days: int) -> Inputs:
     now = service.clock.now()
     policy = service.team_policy(team)
     since = report_module.period_start(days, now, policy.schedule.zone)
-    history = service.store.history(team, since)
+    history = service.store.history(team, since, report_module.KINDS)
     channels = {}
     for event in history:
         where = (event.ref.platform, event.ref.channel)

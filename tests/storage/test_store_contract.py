@@ -673,6 +673,19 @@ def test_history_filters_by_team_and_since(store: Store) -> None:
     assert reply == HistoryEvent(a.ref, "team-a", "first_reply", T0 + 20, "ana", 20.0)
 
 
+def test_history_of_some_kinds_only(store: Store) -> None:
+    a, b = new(1), new(2, team="team-b")
+    store.commit(Change(a, history=(event(a, "opened", T0), event(a, "reply", T0 + 5),
+                                    event(a, "claimed", T0 + 10))), T0)
+    store.commit(Change(b, history=(event(b, "opened", T0 + 5),)), T0)
+    assert [h.kind for h in store.history("team-a", 0, ("opened", "claimed"))] == \
+        ["opened", "claimed"]
+    assert [h.kind for h in store.history(None, 0, ["opened"])] == ["opened", "opened"]
+    assert store.history("team-a", 0, ()) == []
+    assert [h.kind for h in store.history("team-a", T0 + 1, {"opened", "claimed"})] == \
+        ["claimed"]
+
+
 def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:
     assert store.summary("team-a") == (0, 0)
     store.commit(Change(new(1)), T0)

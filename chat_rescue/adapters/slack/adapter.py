@@ -469,14 +469,20 @@ class SlackAdapter:
             name=marked,
         )
         said = await self.service.call(commands.answer, text, ctx, self.service)
+        reply = said.text
         if said.report is not None:  # answered now; the picture follows in the background
             thread = str(command.get("thread_ts") or "") or None
+            if channel in self.workspace.intake:
+                # Customers read intake channels (Slack Connect): the team's figures and
+                # operators' names go to the team channel instead.
+                channel, thread = self.workspace.team_channel, None
+                reply += " It goes to the team channel: customers read this one."
             task = asyncio.create_task(post_report(
                 self.client, self.service, said.report.team, said.report.days, channel,
                 thread))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return unmark(escape(said.text))
+        return unmark(escape(reply))
 
 
 def _secret(value: Any) -> str:

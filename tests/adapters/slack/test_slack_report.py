@@ -44,11 +44,14 @@ async def test_a_report_is_shared_into_the_channel_it_was_asked_in(world: SlackW
     assert len(posts) == 1 and posts[0]["files"][0]["id"] == picture.id
 
 
-async def test_a_report_over_an_empty_history_is_posted_too(world: SlackWorld) -> None:
-    await world.rescue("report", user=ANNA, channel=HELP)
-    (picture,) = await eventually(lambda: world.sandbox.shared_files(HELP), timeout=30)
+async def test_asked_in_an_intake_channel_it_goes_to_the_team_channel(
+        world: SlackWorld) -> None:
+    said = json.loads(await world.rescue("report", user=ANNA, channel=HELP))["text"]
+    assert said.endswith("It goes to the team channel: customers read this one.")
+    (picture,) = await eventually(lambda: world.sandbox.shared_files(TEAM), timeout=30)
     png_of(picture)
-    assert "No conversations in this period." in picture.initial_comment
+    assert "No conversations in this period." in picture.initial_comment  # empty history
+    assert world.sandbox.shared_files(HELP) == []
 
 
 async def test_bad_period_or_a_stranger_gets_one_line_and_nothing_posted(

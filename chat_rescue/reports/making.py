@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chat_rescue.bot import report as report_module
 from chat_rescue.bot.hours import Schedule
@@ -101,12 +101,17 @@ def _drawing_process() -> Executor:
     return _drawing
 
 
-async def make(service: Service, team: str, days: int) -> Picture:
-    """The team's report of the last `days` days, as the bot makes it."""
+async def make(service: Service, team: str, days: int,
+               name: Callable[[str], str] | None = None) -> Picture:
+    """The team's report of the last `days` days, as the bot makes it; `name` shows an
+    operator's id as people know them (the ids themselves without it)."""
     global _drawing
     loop = asyncio.get_running_loop()
     inputs = await service.call(read, service, team, days)
     built = await loop.run_in_executor(_BUILDING, build, inputs)
+    if name is not None:
+        built = replace(built, operators=tuple(replace(row, operator=name(row.operator))
+                                               for row in built.operators))
     try:
         png = await loop.run_in_executor(_drawing_process(), render, built)
     except (BrokenProcessPool, OSError) as broken:  # the drawing process died or can't start

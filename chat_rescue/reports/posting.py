@@ -29,12 +29,13 @@ async def post_report(service: Service, team: str, days: int,
                       wait_asked: Callable[[Exception], float | None],
                       failed: Callable[[str], Awaitable[None]],
                       errors: tuple[type[Exception], ...],
-                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> bool:
+                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                      name: Callable[[str], str] | None = None) -> bool:
     """Make the team's report and `post` it; True once posted. A failure in `errors` is
     tried again (after what `wait_asked` says, or the backoff); after the last attempt, or
     when the report cannot be made, `failed(text)` tells the channel."""
     try:
-        picture = await making.make(service, team, days)
+        picture = await making.make(service, team, days, name)
     except Exception as broken:  # noqa: BLE001 - the asker must hear of it, whatever it is
         log.exception("could not make the report of %s", team)
         await _tell(failed, COULD_NOT_DRAW.format(why=type(broken).__name__))

@@ -102,3 +102,21 @@ def test_the_html_page_embeds_the_picture_and_the_summary() -> None:
     found = re.search(r'src="data:image/png;base64,([^"]+)"', text)
     assert found is not None
     assert base64.b64decode(found.group(1)) == picture.png
+
+
+async def test_the_bot_reads_on_the_store_thread_and_names_the_operators() -> None:
+    from chat_rescue.bot.clock import FakeClock
+    from chat_rescue.bot.model import CustomerMessage, OperatorMessage
+    from chat_rescue.bot.policy import Policy
+    from chat_rescue.bot.service import Service
+    from chat_rescue.storage.sqlite import SQLiteStore
+
+    service = Service(SQLiteStore("sqlite://"), Policy(first_response=30.0), FakeClock(NOW))
+    ref = ConversationRef("telegram", "42", "")
+    await service.submit(CustomerMessage(ref, NOW - 60, "42", "Hello", "telegram:-100"))
+    await service.submit(OperatorMessage(ref, NOW - 45, "7001"))
+    picture = await making.make(service, "telegram:-100", 7, lambda user: {"7001": "Ana"}[user])
+    assert [(r.operator, r.first_response_p50) for r in picture.report.operators] == \
+        [("Ana", 15.0)]
+    assert picture.report.target == 30.0 and "Conversations: 1" in picture.text
+    assert_legible(picture.png)

@@ -235,7 +235,7 @@ class TelegramAdapter:
     async def post_team_report(self, days: int) -> None:
         """The team's report of the last `days` days, in General."""
         await post_report(self.app.bot, self.service, self.report_team, days,
-                          self.support_chat_id, None)
+                          self.support_chat_id, None, name=self.memory.name)
 
     def bind_outbox(self, outbox: Outbox) -> None:
         """The outbox worker that delivers for this adapter: told to retry at once when

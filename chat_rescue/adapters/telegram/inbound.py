@@ -258,7 +258,7 @@ class Inbound:
         if said is not None and said.report is not None:  # the picture follows the reply
             self._later(post_report(self.bot, self.service, said.report.team,
                                     said.report.days, command.chat_id, command.thread_id,
-                                    command.message_id), "reports")
+                                    command.message_id, self.memory.name), "reports")
 
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)

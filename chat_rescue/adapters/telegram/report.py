@@ -4,6 +4,8 @@ wants), its summary as the caption (at most 1,024 characters)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from telegram import Bot, ReplyParameters
 from telegram.error import RetryAfter, TelegramError
 
@@ -19,7 +21,8 @@ def _wait_asked(error: Exception) -> float | None:
 
 
 async def post_report(bot: Bot, service: Service, team: str, days: int, chat_id: int,
-                      thread_id: int | None, reply_to: int | None = None) -> None:
+                      thread_id: int | None, reply_to: int | None = None,
+                      name: Callable[[str], str] | None = None) -> None:
     """Send the report of the team's last `days` days (in reply to the command `reply_to`,
     if any); a short message there if it cannot."""
 
@@ -33,4 +36,5 @@ async def post_report(bot: Bot, service: Service, team: str, days: int, chat_id:
     async def failed(text: str) -> None:
         await bot.send_message(chat_id, text, message_thread_id=thread_id)
 
-    await posting.post_report(service, team, days, send, _wait_asked, failed, (TelegramError,))
+    await posting.post_report(service, team, days, send, _wait_asked, failed, (TelegramError,),
+                              name=name)

@@ -673,6 +673,17 @@ def test_history_filters_by_team_and_since(store: Store) -> None:
     assert reply == HistoryEvent(a.ref, "team-a", "first_reply", T0 + 20, "ana", 20.0)
 
 
+def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:
+    assert store.summary("team-a") == (0, 0)
+    store.commit(Change(new(1)), T0)
+    store.commit(Change(new(2, state=State.WAITING_ON_OPERATOR, owner="ana", nudged_at=T0)), T0)
+    store.commit(Change(new(3, escalations=1)), T0)
+    store.commit(Change(new(4, state=State.CLOSED, deadline=None, escalations=2)), T0)
+    store.commit(Change(new(5, team="team-b", escalations=1)), T0)
+    assert store.summary("team-a") == (3, 2)
+    assert store.summary("team-b") == (1, 1)
+
+
 def test_history_of_some_kinds_only(store: Store) -> None:
     a, b = new(1), new(2, team="team-b")
     store.commit(Change(a, history=(event(a, "opened", T0), event(a, "reply", T0 + 5),
@@ -684,17 +695,6 @@ def test_history_of_some_kinds_only(store: Store) -> None:
     assert store.history("team-a", 0, ()) == []
     assert [h.kind for h in store.history("team-a", T0 + 1, {"opened", "claimed"})] == \
         ["claimed"]
-
-
-def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:
-    assert store.summary("team-a") == (0, 0)
-    store.commit(Change(new(1)), T0)
-    store.commit(Change(new(2, state=State.WAITING_ON_OPERATOR, owner="ana", nudged_at=T0)), T0)
-    store.commit(Change(new(3, escalations=1)), T0)
-    store.commit(Change(new(4, state=State.CLOSED, deadline=None, escalations=2)), T0)
-    store.commit(Change(new(5, team="team-b", escalations=1)), T0)
-    assert store.summary("team-a") == (3, 2)
-    assert store.summary("team-b") == (1, 1)
 
 
 def test_held_requests_come_back_in_arrival_order_once_each(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The `chat-rescue` command line: run, demo, check, stats, whatif, migrate, copy-db."""
+"""The `chat-rescue` command line: run, demo, check, stats, report, whatif, migrate, copy-db."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for timer in TIMERS:
         whatif.add_argument(f"--{timer.replace('_', '-')}", dest=timer, metavar="DURATION",
                             help=f"{timer} for the replay (e.g. 7m, 45s, off)")
+    report = commands.add_parser("report", help="the charts of /rescue report, as a PNG or "
+                                 "an HTML page with them embedded")
+    report.add_argument("--days", type=int, default=30, help="how far back (default 30)")
+    report.add_argument("--out", required=True, help="report.png or report.html")
+    report.add_argument("--team", default=None, help="only this team")
     commands.add_parser("migrate", help="bring the database DATABASE_URL names to the newest "
                         "schema (run does it too; this does it on purpose, before a rollout)")
     copy = commands.add_parser("copy-db", help="copy every conversation, deadline, setting and "
@@ -64,6 +69,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
             await play(speed=args.speed)
         return 0
+    if args.command == "report":
+        from chat_rescue.reports.command import report
+
+        return report(args.days, args.out, args.team)
     if args.command in ("migrate", "copy-db"):
         from chat_rescue import dbops
 

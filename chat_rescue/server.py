@@ -18,6 +18,7 @@ from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings, queue_links
 from chat_rescue.bot.supervise import Loops
 from chat_rescue.queue_page import QueuePage, add_routes
+from chat_rescue.reports.weekly import parse_weekly
 from chat_rescue.scrape import metrics_route
 from chat_rescue.storage.factory import open_store
 
@@ -136,7 +137,8 @@ class Bot:
         self.adapters = (adapters if adapters is not None
                          else build_adapters(settings, self.service, self.clock))
         self.loops = Loops()
-        self.runtime = Runtime(self.service, self.clock, self.adapters, loops=self.loops)
+        self.runtime = Runtime(self.service, self.clock, self.adapters, loops=self.loops,
+                               weekly=parse_weekly(settings.rescue_report_weekly))
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app[BOT] = self
         self.app.router.add_get("/healthz", healthz)

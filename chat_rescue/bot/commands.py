@@ -1,8 +1,8 @@
 """The `/rescue` command, the same on every platform: parse, authorise, apply, reply.
 
 Adapters say who asked, where, and whether they are an admin; this module does the
-rest and returns the reply text. Bad input changes nothing and gets one line that
-shows the right form.
+rest and returns the reply text (`answer` also a picture to post, for `/rescue report`).
+Bad input changes nothing and gets one line that shows the right form.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ USAGE = {
     + ")",
     "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
     "stats": "/rescue stats [7d]",
+    "report": "/rescue report [7d|30d]",
     **hours_text.USAGE,
     "shift": "/rescue shift [<name> [<days>] <from-to>[,<from-to>] @member … | <name> off]",
     "queue": "/rescue queue",
@@ -49,6 +50,7 @@ HELP = "\n".join(
         "/rescue set <timer> team    in an intake channel: follow the team's value again",
         "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
         "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
+        "/rescue report [7d|30d]     the charts as a picture, posted here (default 7d)",
         "/rescue hours [<days> <from-to> <zone> | off]   working hours here (timers count "
         "only those), e.g. mon-fri 09:00-18:00 Europe/Berlin",
         "/rescue holiday <date> [<from-to>] | holiday remove <date>   close a date "
@@ -103,6 +105,26 @@ class CommandError(ValueError):
     """Malformed input; the message is the one-line explanation."""
 
 
+REPORT_DAYS = {"7d": 7, "30d": 30}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportJob:
+    """A picture of the team's last `days` days, for the adapter to post where the command
+    was typed, after it has answered the command."""
+
+    team: str
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The reply to a command, and what the adapter is to post after it, if anything."""
+
+    text: str
+    report: ReportJob | None = None
+
+
 def changes_settings(text: str) -> bool:
     """Whether `/rescue <text>` is a verb that changes something (its author must be an
     admin), known before running it so an adapter asks the platform only then."""
@@ -116,10 +138,31 @@ def _changing(verb: str, args: Sequence[str]) -> bool:
 
 def run(text: str, ctx: CommandContext, service: Service) -> str:
     """Execute `/rescue <text>` and return the reply."""
+    return answer(text, ctx, service).text
+
+
+def answer(text: str, ctx: CommandContext, service: Service) -> Answer:
+    """Execute `/rescue <text>`: the reply, and for `/rescue report` the picture to post."""
+    words = text.split()
     try:
-        return _dispatch(text.split(), ctx, service)
+        if words and words[0].lower() == "report":
+            return _report(words[1:], ctx)
+        return Answer(_dispatch(words, ctx, service))
     except CommandError as bad:
-        return str(bad)
+        return Answer(str(bad))
+
+
+def _report(args: list[str], ctx: CommandContext) -> Answer:
+    """`/rescue report [7d|30d]`: answered at once; the picture follows."""
+    if not (ctx.is_operator or ctx.is_admin):
+        return Answer(TEAM_ONLY)
+    _arity("report", args, 0, 1)
+    written = args[0].lower() if args else "7d"
+    if written not in REPORT_DAYS:
+        raise CommandError(f"'{clip(args[0])}' is not a report period. "
+                           f"Usage: {USAGE['report']}")
+    days = REPORT_DAYS[written]
+    return Answer(f"Building the report of the last {days} days…", ReportJob(ctx.team, days))
 
 
 def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:

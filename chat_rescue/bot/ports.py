@@ -9,7 +9,7 @@ for tests: what they read besides is on the backends, outside the ports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -256,9 +256,10 @@ class ScopeSettings(Protocol):
 class Reports(Protocol):
     """What happened, for `/rescue stats`, `/rescue status` and `chat-rescue stats`."""
 
-    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
-        """Transitions recorded at or after `since`, for one team or all, in the order they
-        were recorded."""
+    def history(self, team: str | None, since: float,
+                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
+        """Transitions recorded at or after `since`, for one team or all, of the `kinds`
+        given (all without), in the order they were recorded."""
 
     def inputs(self, team: str | None, since: float) -> list[Input]:
         """The people's events recorded at or after `since` (for replays), for one team or

@@ -16,6 +16,7 @@ from chat_rescue.bot.supervise import Loop, Loops
 from chat_rescue.bot.sweeper import Sweeper
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.bot.worker import hand_over_often
+from chat_rescue.reports.weekly import TeamChannel, Weekly, WeeklyReports
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Runtime:
     """The background tasks that turn stored deadlines and queued actions into messages."""
 
     def __init__(self, service: Service, clock: Clock, platforms: Sequence[Platform], *,
-                 loops: Loops | None = None) -> None:
+                 loops: Loops | None = None, weekly: Weekly | None = None) -> None:
         self.service = service
         self.clock = clock
         self.loops = loops or Loops()
@@ -44,6 +45,10 @@ class Runtime:
             bind_sweeper = getattr(outbox.platform, "bind_sweeper", None)
             if bind_sweeper is not None:  # an adapter with sweep cards' buttons to pass on
                 bind_sweeper(self.sweeper)
+        # The weekly report, to each platform that has a team channel to post it to.
+        channels = [p for p in platforms if isinstance(p, TeamChannel)]
+        self.weekly = WeeklyReports(service, weekly, channels) \
+            if weekly is not None and channels else None
         self._tasks: list[asyncio.Task[None]] = []
         self._forgetting: set[asyncio.Future[None]] = set()
 
@@ -60,6 +65,9 @@ class Runtime:
                                                name="prune"))
         self._tasks.append(asyncio.create_task(supervise("metrics", self._recount),
                                                name="metrics"))
+        if self.weekly is not None:
+            self._tasks.append(asyncio.create_task(supervise("weekly-report", self.weekly.run),
+                                                   name="weekly-report"))
         for outbox in self.outboxes:
             name = f"outbox:{outbox.platform.name}"
             self._tasks.append(asyncio.create_task(supervise(name, outbox.run), name=name))

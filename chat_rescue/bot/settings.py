@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     rescue_sweep: str = "15m"
     rescue_sweep_default: Literal["handover", "keep"] = "handover"
     rescue_sweep_dm: bool = False
+    rescue_report_weekly: str = ""  # e.g. "mon 09:00": the 7-day report to the team channel
+
+    @field_validator("rescue_report_weekly")
+    @classmethod
+    def _weekly(cls, value: str) -> str:
+        from chat_rescue.reports.weekly import parse_weekly
+
+        parse_weekly(value)  # a ValueError says the right form
+        return value.strip()
 
     # The queue page (GET /queue): where the bot is reached, for `/rescue queue`'s links;
     # a token that opens every team's queue; the links' key (empty: derived from the

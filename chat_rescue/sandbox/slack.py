@@ -81,6 +81,21 @@ class SandboxChannel:
 
 
 @dataclass
+class SharedFile:
+    """A file uploaded with files.getUploadURLExternal, its upload URL and
+    files.completeUploadExternal (``channel`` None until completed)."""
+
+    id: str
+    name: str
+    length: int
+    content: bytes | None = None  # None until its bytes were POSTed to the upload URL
+    title: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str = ""
+
+
+@dataclass
 class _Failure:
     status: int
     error: str
@@ -117,6 +132,8 @@ class SlackSandbox:
         self._messages: dict[str, list[Json]] = {}
         self._response_targets: dict[str, tuple[str | None, str | None, str | None]] = {}
         self._response_ids = itertools.count(1)
+        self.files: dict[str, SharedFile] = {}  # by id, in the order uploads began
+        self._file_ids = itertools.count(1)
         self._failures: dict[str, list[_Failure]] = {}
         self._hangs: dict[str, float] = {}
         # Slack's posting limit, answered with 429s; None (the default): no limit.
@@ -136,6 +153,8 @@ class SlackSandbox:
             "reactions.add": self._reactions_add,
             "reactions.get": self._reactions_get,
             "usergroups.list": self._usergroups_list,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
         self.add_user(bot_user_id, "chat-rescue", is_bot=True)
 
@@ -146,6 +165,7 @@ class SlackSandbox:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
+        app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         self._stopping.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -399,7 +419,73 @@ class SlackSandbox:
                 "blocks": body.get("blocks"), "via": "response_url"})
         return web.Response(text="ok")
 
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out: the file's bytes, raw or as
+        a multipart form's one file, answered ``OK - <length>`` as Slack's file server does."""
+        shared = self.files.get(request.match_info["file_id"])
+        if shared is None:
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            parts = [v for v in form.values() if isinstance(v, web.FileField)]
+            content = parts[0].file.read() if parts else b""
+        else:
+            content = await request.read()
+        shared.content = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    def shared_files(self, channel: str | None = None) -> list[SharedFile]:
+        """Files shared into channels (into `channel`, if given), in the order shared."""
+        return [f for f in self.files.values()
+                if f.channel is not None and (channel is None or f.channel == channel)]
+
     # ---- Web API methods (params in, response fields out)
+
+    def _get_upload_url(self, params: Json) -> Json:
+        name = str(params.get("filename") or "")
+        try:
+            length = int(params.get("length") or 0)
+        except (TypeError, ValueError):
+            length = 0
+        if not name or length <= 0:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._file_ids):08d}"
+        self.files[file_id] = SharedFile(file_id, name, length)
+        return {"upload_url": f"{self.base_url}upload/v1/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: Json) -> Json:
+        try:
+            listed = json.loads(str(params.get("files") or ""))
+        except ValueError as exc:
+            raise SlackError("invalid_arguments") from exc
+        if not isinstance(listed, list) or not listed:
+            raise SlackError("invalid_arguments")
+        channel = str(params.get("channel_id") or "")
+        if channel and channel not in self._channels:
+            raise SlackError("channel_not_found")
+        thread_ts = str(params.get("thread_ts") or "") or None
+        if thread_ts and self.message(channel, thread_ts) is None:
+            raise SlackError("invalid_thread_ts")
+        done = []
+        for entry in listed:
+            shared = self.files.get(str(entry.get("id", ""))) if isinstance(entry, dict) else None
+            if shared is None or shared.content is None:
+                raise SlackError("file_not_found")  # never uploaded to its URL
+            shared.title = str(entry.get("title") or shared.name)
+            done.append(shared)
+        comment = str(params.get("initial_comment") or "")
+        for shared in done:
+            if channel:
+                shared.channel, shared.thread_ts, shared.initial_comment = \
+                    channel, thread_ts, comment
+        if channel:  # the share shows as one message with its files
+            self._store(channel, {
+                "type": "message", "subtype": "file_share", "ts": self.next_ts(),
+                "text": comment, "thread_ts": thread_ts, "user": self.bot_user_id,
+                "bot_id": self.bot_id, "files": [{"id": f.id, "name": f.name} for f in done]})
+        return {"files": [{"id": f.id, "title": f.title, "name": f.name, "size": f.length}
+                          for f in done]}
+
 
     def _auth_test(self, params: Json) -> Json:
         return {

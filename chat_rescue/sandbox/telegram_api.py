@@ -38,6 +38,7 @@ NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
 )
+CAPTION_LIMIT = 1024  # characters of a media message's caption, after entities are parsed
 ICON_EMOJI = ("💬", "✅", "❗", "⚡", "🔥", "👀", "❓", "📝")
 
 
@@ -268,6 +269,8 @@ class BotApi:
                 raise bad_request(f"there is no {kind} in the request")
             content: JSON = {kind: media}
             caption = self._text(params, "caption")
+            if caption is not None and len(caption) > CAPTION_LIMIT:
+                raise bad_request("message caption is too long")
             if caption:
                 content["caption"] = caption
             return self._deliver(params, content)

@@ -12,7 +12,7 @@ or queues is announced to the other replicas when it commits (`postgres_notices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 
 import psycopg
@@ -324,16 +324,22 @@ class PostgresStore(OutboxTables, SweepTables):
             conn.execute(sql, params)
             self._announce(conn, News.changed)
 
-    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+    def history(self, team: str | None, since: float,
+                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
                "WHERE at >= %s")
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = %s"
             params = (since, team)
+        if kinds is not None:
+            sql += " AND kind = ANY(%s)"
+            params += (list(kinds),)
         rows = self._rows(sql + " ORDER BY id", params)
+        refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
         return [
-            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
+            HistoryEvent(refs.get(key) or refs.setdefault(key, ConversationRef.parse(key)),
+                         team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
 

@@ -12,7 +12,7 @@ import inspect
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -387,16 +387,22 @@ class SQLiteStore(OutboxTables, SweepTables):
     def drop_setting(self, scope: str, key: str) -> None:
         self.conn.execute("DELETE FROM settings WHERE scope = ? AND key = ?", (scope, key))
 
-    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+    def history(self, team: str | None, since: float,
+                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
                "WHERE at >= ?")
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = ?"
             params = (since, team)
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params += tuple(kinds)
         rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
         return [
-            HistoryEvent(ConversationRef.parse(key), team_, kind, at, actor, value, detail)
+            HistoryEvent(refs.get(key) or refs.setdefault(key, ConversationRef.parse(key)),
+                         team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
         ]
 

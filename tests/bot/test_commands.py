@@ -13,6 +13,8 @@ from chat_rescue.bot.commands import (
     TEAM_ONLY,
     USAGE,
     CommandContext,
+    ReportJob,
+    answer,
     changes_settings,
     run,
 )
@@ -109,7 +111,8 @@ def test_help_lists_every_command(service: Service) -> None:
     for text in ("help", "HELP"):
         reply = run(text, member(), service)
         assert reply == HELP
-    for verb in ("/rescue set", "/rescue escalate-to", "/rescue stats", "/rescue help"):
+    for verb in ("/rescue set", "/rescue escalate-to", "/rescue stats", "/rescue report",
+                 "/rescue help"):
         assert verb in HELP
     for timer in TIMERS:
         assert timer in HELP
@@ -454,3 +457,29 @@ def test_settings_are_not_changed_from_a_channel_that_is_neither_team_nor_intake
         assert run(typed, ctx, service).endswith("Nothing was changed.")
     assert stored(store) == []
     assert run("", ctx, service).startswith("Timers here:")  # reading is fine anywhere
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "days"), [("report", 7), ("report 7d", 7), ("REPORT 30D", 30)])
+def test_report_answers_at_once_and_asks_for_the_picture(text: str, days: int,
+                                                         service: Service) -> None:
+    said = answer(text, member(), service)
+    assert said.report == ReportJob(TEAM, days)
+    assert said.text == f"Building the report of the last {days} days…"
+
+
+@pytest.mark.parametrize("text", ["report 7x", "report 14d", "report 7d 30d"])
+def test_a_bad_report_period_gets_the_usage_and_no_picture(text: str, service: Service) -> None:
+    said = answer(text, member(), service)
+    assert said.report is None
+    assert len(said.text.splitlines()) == 1 and USAGE["report"] in said.text
+
+
+def test_only_the_team_gets_a_report(service: Service) -> None:
+    stranger = CommandContext(TEAM, INTAKE, "U0CUST", is_admin=False, is_operator=False)
+    said = answer("report", stranger, service)
+    assert (said.text, said.report) == (TEAM_ONLY, None)
+    boss = CommandContext(TEAM, INTAKE, "U0BOSS", is_admin=True, is_operator=False)
+    assert answer("report 30d", boss, service).report == ReportJob(TEAM, 30)

@@ -963,3 +963,16 @@ def test_teams_are_those_with_conversations(store: Store) -> None:
     store.commit(Change(new(2, team="team-b")), T0)
     store.commit(Change(new(3, team="team-a")), T0)
     assert sorted(store.teams()) == ["team-a", "team-b"]
+
+
+def test_history_of_some_kinds_only(store: Store) -> None:
+    a, b = new(1), new(2, team="team-b")
+    store.commit(Change(a, history=(event(a, "opened", T0), event(a, "reply", T0 + 5),
+                                    event(a, "claimed", T0 + 10))), T0)
+    store.commit(Change(b, history=(event(b, "opened", T0 + 5),)), T0)
+    assert [h.kind for h in store.history("team-a", 0, ("opened", "claimed"))] == \
+        ["opened", "claimed"]
+    assert [h.kind for h in store.history(None, 0, ["opened"])] == ["opened", "opened"]
+    assert store.history("team-a", 0, ()) == []
+    assert [h.kind for h in store.history("team-a", T0 + 1, {"opened", "claimed"})] == \
+        ["claimed"]

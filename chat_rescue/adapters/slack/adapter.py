@@ -31,6 +31,7 @@ from chat_rescue.adapters.slack.pacing import (
     NotingClient,
 )
 from chat_rescue.adapters.slack.people import Admins, Names, channel_members
+from chat_rescue.adapters.slack.report import post_report
 from chat_rescue.adapters.slack.translate import (
     CLAIM_REACTION,
     CLOSE_REACTION,
@@ -455,6 +456,16 @@ class SlackAdapter:
         except (aiohttp.ClientError, TimeoutError) as failed:
             log.info("could not answer the click: %s", failed)
 
+    @property
+    def report_team(self) -> str:
+        """The team whose weekly report goes to the team channel."""
+        return self.workspace.team
+
+    async def post_team_report(self, days: int) -> None:
+        """The team's report of the last `days` days, in the team channel."""
+        await post_report(self.client, self.service, self.workspace.team, days,
+                          self.workspace.team_channel, None)
+
     async def on_command(self, command: dict[str, Any]) -> str:
         """`/rescue …`: the reply (ephemeral) from the shared command module.
 
@@ -479,7 +490,21 @@ class SlackAdapter:
             person=person,  # `/rescue shift late 14:00-22:00 @ben`: Slack sends <@U…|ben>
             name=marked,
         )
-        return unmark(escape(await self.service.call(commands.run, text, ctx, self.service)))
+        said = await self.service.call(commands.answer, text, ctx, self.service)
+        reply = said.text
+        if said.report is not None:  # answered now; the picture follows in the background
+            thread = str(command.get("thread_ts") or "") or None
+            if channel in self.workspace.intake:
+                # Customers read intake channels (Slack Connect): the team's figures and
+                # operators' names go to the team channel instead.
+                channel, thread = self.workspace.team_channel, None
+                reply += " It goes to the team channel: customers read this one."
+            task = asyncio.create_task(post_report(
+                self.client, self.service, said.report.team, said.report.days, channel,
+                thread))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return unmark(escape(reply))
 
 
 def _secret(value: Any) -> str:

@@ -19,6 +19,7 @@ from chat_rescue.adapters.telegram.deliver import Deliverer
 from chat_rescue.adapters.telegram.inbound import Inbound
 from chat_rescue.adapters.telegram.memory import Memory
 from chat_rescue.adapters.telegram.pacing import BOT_PACE, CHAT_PACE, GROUP_PACE
+from chat_rescue.adapters.telegram.report import post_report
 from chat_rescue.bot.clock import Clock
 from chat_rescue.bot.leader import Leader
 from chat_rescue.bot.model import (
@@ -230,6 +231,16 @@ class TelegramAdapter:
         since = self.app.failing_since
         return ["telegram:updates"] if since is not None and \
             time.monotonic() - since > limit else []
+
+    @property
+    def report_team(self) -> str:
+        """The team whose weekly report goes to the support group's General topic."""
+        return f"telegram:{self.inbound.team_chat_id}"
+
+    async def post_team_report(self, days: int) -> None:
+        """The team's report of the last `days` days, in General."""
+        await post_report(self.app.bot, self.service, self.report_team, days,
+                          self.support_chat_id, None, name=self.memory.name)
 
     def bind_outbox(self, outbox: Outbox) -> None:
         """The outbox worker that delivers for this adapter: told to retry at once when

@@ -17,6 +17,7 @@ from chat_rescue.adapters.telegram import render
 from chat_rescue.adapters.telegram import translate as tr
 from chat_rescue.adapters.telegram.health import lost_rights, mark_blocked
 from chat_rescue.adapters.telegram.memory import NAMES_SCOPE, Memory
+from chat_rescue.adapters.telegram.report import post_report
 from chat_rescue.bot import commands, texts
 from chat_rescue.bot.authority import ADMIN_PRESSES, needs_admin
 from chat_rescue.bot.clock import Clock
@@ -245,15 +246,19 @@ class Inbound:
             name=self.memory.name,
         )
 
-        def run() -> str | None:
+        def run() -> commands.Answer | None:
             with self.service.store.batch():
                 if not self._first_time(inbound_id):
                     return None
-                return commands.run(command.args, ctx, self.service)
+                return commands.answer(command.args, ctx, self.service)
 
-        reply = await self.service.call(run)
-        if reply is not None:
-            self._later(self._reply(command, reply))
+        said = await self.service.call(run)
+        if said is not None:
+            self._later(self._reply(command, said.text))
+        if said is not None and said.report is not None:  # the picture follows the reply
+            self._later(post_report(self.bot, self.service, said.report.team,
+                                    said.report.days, command.chat_id, command.thread_id,
+                                    command.message_id, self.memory.name), "reports")
 
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)

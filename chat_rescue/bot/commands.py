@@ -36,6 +36,7 @@ USAGE = {
     "escalate-to": "/rescue escalate-to <who>   (e.g. @here, a user group, @alice @bob)",
     "stats": "/rescue stats [7d]",
     "report": "/rescue report [7d|30d]",
+    "tune": "/rescue tune",
     **hours_text.USAGE,
     "shift": "/rescue shift [<name> [<days>] <from-to>[,<from-to>] @member … | <name> off]",
     "queue": "/rescue queue",
@@ -51,6 +52,8 @@ HELP = "\n".join(
         "/rescue escalate-to <who>   who is called in when nobody claims a conversation",
         "/rescue stats [7d]          first-response and reply times, nudges, returns, rescues",
         "/rescue report [7d|30d]     the charts as a picture, posted here (default 7d)",
+        "/rescue tune                what 30 days of history say about the timers in force "
+        "(admins)",
         "/rescue hours [<days> <from-to> <zone> | off]   working hours here (timers count "
         "only those), e.g. mon-fri 09:00-18:00 Europe/Berlin",
         "/rescue holiday <date> [<from-to>] | holiday remove <date>   close a date "
@@ -73,7 +76,8 @@ MAX_TARGET = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The verbs that change something and so need an admin; every other verb only reads
 # (and `hours`, which changes the hours when given some).
-CHANGING = frozenset({"set", "escalate-to", "holiday", "holidays"})
+CHANGING = frozenset({"set", "escalate-to", "holiday", "holidays",
+                      "tune"})  # tune changes nothing, but is for admins alone
 _LISTING = frozenset({"shift", "shifts"})  # change something only when given arguments
 TEAM_ONLY = "Only the support team can use /rescue."
 
@@ -118,11 +122,20 @@ class ReportJob:
 
 
 @dataclass(frozen=True, slots=True)
+class TuneJob:
+    """`/rescue tune`'s replays of the team's history, for the adapter to run after it has
+    answered the command, and to answer with (reports/tuning.py)."""
+
+    team: str
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The reply to a command, and what the adapter is to post after it, if anything."""
 
     text: str
     report: ReportJob | None = None
+    tune: TuneJob | None = None
 
 
 def changes_settings(text: str) -> bool:
@@ -147,6 +160,8 @@ def answer(text: str, ctx: CommandContext, service: Service) -> Answer:
     try:
         if words and words[0].lower() == "report":
             return _report(words[1:], ctx)
+        if words and words[0].lower() == "tune":
+            return _tune(words[1:], ctx)
         return Answer(_dispatch(words, ctx, service))
     except CommandError as bad:
         return Answer(str(bad))
@@ -163,6 +178,15 @@ def _report(args: list[str], ctx: CommandContext) -> Answer:
                            f"Usage: {USAGE['report']}")
     days = REPORT_DAYS[written]
     return Answer(f"Building the report of the last {days} days…", ReportJob(ctx.team, days))
+
+
+def _tune(args: list[str], ctx: CommandContext) -> Answer:
+    """`/rescue tune` (admins): answered at once; what the history says follows."""
+    if not ctx.is_admin:
+        return Answer("Sorry, only admins can tune the timers. Try /rescue stats.")
+    _arity("tune", args, 0, 0)
+    return Answer("Replaying the last 30 days with longer timers… the answer follows here.",
+                  tune=TuneJob(ctx.team))
 
 
 def _dispatch(words: list[str], ctx: CommandContext, service: Service) -> str:

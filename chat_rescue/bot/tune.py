@@ -68,29 +68,32 @@ def facts(timer: Timer, value: float, history: Sequence[HistoryEvent], days: flo
             silence += 1
     name, span = f"{timer.value} {format_duration(value)}", f"in {days:g} days"
 
-    def p50(detail: str) -> str:
-        return _took(percentile(after.get(detail, []), 50))
+    def took(detail: str, p: float, what: str) -> str:
+        """`, p50 40s after the nudge` (nothing without figures)."""
+        seconds = percentile(after.get(detail, []), p)
+        return f", p{p:g} {_took(seconds)} {what}" if seconds is not None else ""
 
     if timer is Timer.IDLE:
         answered = outcome["nudge:answered"]
-        return (f"{name}: {kinds['nudged']} nudges {span}; {answered} answered (p50 "
-                f"{p50('nudge:answered')} after the nudge: the owner was there, only slow), "
+        slow = (f" ({took('nudge:answered', 50, 'after the nudge')[2:]}: the owner was "
+                "there, only slow)") if answered else ""
+        return (f"{name}: {kinds['nudged']} nudges {span}; {answered} answered{slow}, "
                 f"{outcome['nudge:snoozed']} snoozed, {outcome['nudge:handed_off']} handed "
                 f"off, {outcome['nudge:returned']} ignored → returned.")
     if timer is Timer.ESCALATE:
-        ignored = outcome["nudge:returned"]
-        late = percentile(after.get("nudge:answered", []), 90)
-        return (f"{name}: {ignored} of {kinds['nudged']} nudges {span} ignored → returned; "
-                f"the answered ones came p90 {_took(late)} after the nudge.")
+        return (f"{name}: {outcome['nudge:returned']} of {kinds['nudged']} nudges {span} "
+                f"ignored → returned"
+                f"{took('nudge:answered', 90, 'after the nudge for the answered ones')}.")
     if timer is Timer.ACCEPT:
         return (f"{name}: {kinds['escalated']} calls for operators {span}; "
-                f"{outcome['escalation:answered']} answered, p50 "
-                f"{p50('escalation:answered')} after the call.")
+                f"{outcome['escalation:answered']} answered"
+                f"{took('escalation:answered', 50, 'after the call')}.")
     if timer is Timer.FIRST_RESPONSE:
         unanswered = sum(1 for e in history if e.kind == "returned" and e.detail is None) \
             - outcome["nudge:returned"]
         return (f"{name}: {max(0, unanswered)} returns with no first response {span}; "
-                f"returns were reclaimed p50 {p50('return:reclaimed')} later.")
+                f"{outcome['return:reclaimed']} returns reclaimed"
+                f"{took('return:reclaimed', 50, 'later')}.")
     if timer is Timer.CLOSE_REMINDER:
         return (f"{name}: {kinds['reminded']} close reminders {span}; "
                 f"{outcome['reminder:closed']} closed, {outcome['reminder:kept_open']} kept "
@@ -137,9 +140,11 @@ def advise(timer: Timer, value: float, tries: list[Comparison]) -> str:
 
 def tune(inputs: Sequence[Input], history: Sequence[HistoryEvent],
          policy_of: Callable[[Input], Policy], team: Policy, until: float,
-         days: float, limit: int = SAMPLE) -> str:
-    """The `/rescue tune` answer for a team whose thresholds are `team`'s."""
-    taken, replayed, total = sample(inputs, limit)
+         days: float, limit: int = SAMPLE, total: int | None = None) -> str:
+    """The `/rescue tune` answer for a team whose thresholds are `team`'s. `total`: how
+    many conversations the window opened, when `inputs` are a sample already."""
+    taken, replayed, opened = sample(inputs, limit)
+    total = max(opened, total or 0)
     if not replayed:
         return (f"No conversations recorded in the last {days:g} days to learn from (the "
                 "people's events are recorded from this release on).")

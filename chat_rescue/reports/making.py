@@ -91,7 +91,8 @@ def draw(inputs: Inputs) -> Picture:
     return Picture(render(built), summary(built), built)
 
 
-def _drawing_process() -> Executor:
+def drawing_process() -> Executor:
+    """The process reports are drawn in (and `/rescue tune` replays in), started once."""
     global _drawing
     if _drawing is None:
         # Spawned, not forked: a fork of a process with threads (the store's) may inherit
@@ -101,11 +102,16 @@ def _drawing_process() -> Executor:
     return _drawing
 
 
+def forget_drawing_process() -> None:
+    """The drawing process died: the next report starts another."""
+    global _drawing
+    _drawing = None
+
+
 async def make(service: Service, team: str, days: int,
                name: Callable[[str], str] | None = None) -> Picture:
     """The team's report of the last `days` days, as the bot makes it; `name` shows an
     operator's id as people know them (the ids themselves without it)."""
-    global _drawing
     loop = asyncio.get_running_loop()
     inputs = await service.call(read, service, team, days)
     built = await loop.run_in_executor(_BUILDING, build, inputs)
@@ -113,9 +119,9 @@ async def make(service: Service, team: str, days: int,
         built = replace(built, operators=tuple(replace(row, operator=name(row.operator))
                                                for row in built.operators))
     try:
-        png = await loop.run_in_executor(_drawing_process(), render, built)
+        png = await loop.run_in_executor(drawing_process(), render, built)
     except (BrokenProcessPool, OSError) as broken:  # the drawing process died or can't start
         log.warning("drawing the report in this process: %s", broken)
-        _drawing = None
+        forget_drawing_process()
         png = await loop.run_in_executor(_BUILDING, render, built)
     return Picture(png, summary(built), built)

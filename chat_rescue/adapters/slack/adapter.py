@@ -65,6 +65,7 @@ from chat_rescue.bot.ports import Held
 from chat_rescue.bot.service import Service, preview
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.sweeper import Answer, Sweeper
+from chat_rescue.reports import tuning
 
 log = logging.getLogger(__name__)
 
@@ -504,7 +505,24 @@ class SlackAdapter:
                 thread))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        if said.tune is not None:  # answered now; what the history says follows, to them alone
+            task = asyncio.create_task(self._tune(said.tune.team, channel, user))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return unmark(escape(reply))
+
+    async def _tune(self, team: str, channel: str, user: str) -> None:
+        """`/rescue tune`'s answer, as an ephemeral message to whoever asked."""
+        try:
+            text = await tuning.answer(self.service, team)
+        except Exception as broken:  # noqa: BLE001 - the asker must hear of it, whatever it is
+            log.exception("could not tune %s", team)
+            text = f"Sorry, the history could not be replayed ({type(broken).__name__})."
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user,
+                                                 text=unmark(escape(text)))
+        except SlackApiError as failed:
+            log.warning("could not post the tuning answer: %s", failed)
 
 
 def _secret(value: Any) -> str:

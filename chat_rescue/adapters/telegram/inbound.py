@@ -35,6 +35,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.ports import Change, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.sweeper import Sweeper
+from chat_rescue.reports import tuning
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,17 @@ class Inbound:
             self._later(post_report(self.bot, self.service, said.report.team,
                                     said.report.days, command.chat_id, command.thread_id,
                                     command.message_id, self.memory.name), "reports")
+        if said is not None and said.tune is not None:  # the answer follows the reply
+            self._later(self._tuned(command, said.tune.team), "tune")
+
+    async def _tuned(self, command: tr.Command, team: str) -> None:
+        """`/rescue tune`'s answer, in the topic the command was typed in."""
+        try:
+            text = await tuning.answer(self.service, team)
+        except Exception as broken:  # noqa: BLE001 - the asker must hear of it, whatever it is
+            log.exception("could not tune %s", team)
+            text = f"Sorry, the history could not be replayed ({type(broken).__name__})."
+        await self._reply(command, text[:render.MESSAGE_LIMIT])
 
     async def _greet(self, chat_id: int) -> None:
         await self.bot.send_message(chat_id, GREETING)

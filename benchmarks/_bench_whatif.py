@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.model import (
@@ -29,7 +30,8 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.replay import replay
-from chat_rescue.bot.whatif import compare
+from chat_rescue.bot.service import Service
+from chat_rescue.ops import replay_days
 from chat_rescue.storage.sqlite import SQLiteStore
 
 START = 1_780_000_000.0
@@ -99,19 +101,17 @@ def run(quick: bool) -> list[str]:
               f"{recorded:,} history rows (built in {time.perf_counter() - made:.0f} s)")
         del inputs
         store = SQLiteStore(f"sqlite:///{path}")
-        policy = Policy()
+        service = Service(store, Policy(), FakeClock(until))
         try:
             began = time.perf_counter()
-            window, history = store.inputs("team-a", START), store.history("team-a", START)
-            read = time.perf_counter() - began
-            comparison = compare(window, history, lambda item: policy,
-                                 {"idle": 420.0, "first_response": 45.0}, until, days,
-                                 workers=WORKERS)
+            ((_, comparison),) = replay_days(store, service, "team-a", days + 1,
+                                             {"idle": 420.0, "first_response": 45.0}, until,
+                                             workers=WORKERS)
             took = time.perf_counter() - began
         finally:
             store.close()
     r, c = comparison.recorded, comparison.candidate
-    print(f"read {read:.1f} s; replay and counts {took - read:.1f} s ({WORKERS} processes)")
+    print(f"read, replayed and counted in {took:.1f} s ({WORKERS} processes)")
     print(f"recorded nudges/returns/escalations {r.nudges:,}/{r.returns:,}/{r.escalations:,}; "
           f"idle 7m + first_response 45s {c.nudges:,}/{c.returns:,}/{c.escalations:,}")
     verdict = "MET" if took <= 30 else "MISSED"

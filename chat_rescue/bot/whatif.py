@@ -23,6 +23,9 @@ from chat_rescue.bot.replay import Played, reactions, replay
 from chat_rescue.bot.stats import percentile
 
 Thresholds = Mapping[str, float | None]  # timer name -> seconds (None: off)
+# What a comparison reads of history: the notices (calls are what rescuers react to), their
+# outcomes, and the answers (the customers' waits).
+KINDS = ("nudged", "returned", "escalated", "outcome", "first_reply", "reply")
 ANSWERS = ("first_reply", "reply")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -15,6 +14,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from chat_rescue import logs
+from chat_rescue.bot.bulk import no_collections
 from chat_rescue.bot.clock import SystemClock
 from chat_rescue.bot.model import Timer
 from chat_rescue.bot.ports import Store
@@ -264,7 +264,7 @@ def replay_days(store: Store, service: Service, team: str | None, days: float,
                 workers: int = 1) -> list[tuple[str, Comparison]]:
     """`whatif`'s work: each team's last `days` read and replayed (progress on stderr)."""
     since = now - days * 86400
-    with _no_collections():
+    with no_collections():
         inputs = store.inputs(team, since)
         history = store.history(team, since, WHATIF_KINDS)
         compared = []
@@ -276,16 +276,3 @@ def replay_days(store: Store, service: Service, team: str | None, days: float,
                 lambda item: service.policy(item.team, item.event.ref), changes, now, days,
                 check=check, workers=workers)))
     return compared
-
-
-@contextlib.contextmanager
-def _no_collections() -> Iterator[None]:
-    """The garbage collector paused: a replay makes millions of short-lived objects and no
-    cycles, and the collector's passes over the growing heap were half the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from chat_rescue.bot import report as report_module
+from chat_rescue.bot.bulk import no_collections
 from chat_rescue.bot.hours import Schedule
 from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.bot.report import Report
@@ -60,7 +61,8 @@ def read(service: Service, team: str, days: int) -> Inputs:
     now = service.clock.now()
     policy = service.team_policy(team)
     since = report_module.period_start(days, now, policy.schedule.zone)
-    history = service.store.history(team, since, report_module.KINDS)
+    with no_collections():
+        history = service.store.history(team, since, report_module.KINDS)
     channels = {}
     for event in history:
         where = (event.ref.platform, event.ref.channel)

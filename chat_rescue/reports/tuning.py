@@ -11,6 +11,7 @@ import logging
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from chat_rescue.bot.bulk import no_collections
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.bot.policy import Policy
@@ -49,9 +50,10 @@ def read(service: Service, team: str, days: int = DAYS) -> Window:
     store's thread)."""
     until = service.clock.now()
     since = until - days * 86400
-    taken, _, total = sample(service.store.inputs(team, since))
-    keys = {item.key for item in taken}
-    history = [h for h in service.store.history(team, since, KINDS) if h.ref.key in keys]
+    with no_collections():
+        taken, _, total = sample(service.store.inputs(team, since))
+        keys = {item.key for item in taken}
+        history = [h for h in service.store.history(team, since, KINDS) if h.ref.key in keys]
     policies = {}
     for item in taken:
         where = (item.event.ref.platform, item.event.ref.channel)
@@ -63,8 +65,9 @@ def read(service: Service, team: str, days: int = DAYS) -> Window:
 
 def answer_of(window: Window) -> str:
     """The answer (CPU work, no store)."""
-    return tune(window.inputs, window.history, window.policy_of, window.team_policy,
-                window.until, window.days, total=window.total)
+    with no_collections():
+        return tune(window.inputs, window.history, window.policy_of, window.team_policy,
+                    window.until, window.days, total=window.total)
 
 
 async def answer(service: Service, team: str, days: int = DAYS) -> str:

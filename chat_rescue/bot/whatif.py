@@ -17,7 +17,15 @@ from dataclasses import dataclass, field, replace
 
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.inputs import Input
-from chat_rescue.bot.model import HistoryEvent
+from chat_rescue.bot.model import (
+    Close,
+    CloseReason,
+    CustomerMessage,
+    HistoryEvent,
+    OperatorMessage,
+    ShiftEnd,
+    Timer,
+)
 from chat_rescue.bot.policy import TIMERS, Policy
 from chat_rescue.bot.replay import Played, reactions, replay
 from chat_rescue.bot.stats import percentile
@@ -130,9 +138,13 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
         events = recorded.get(event.ref.key)
         if events is not None:
             events.append(event)
-    runs = [changes, *([{}] if check else [])]
+    # A conversation no timer reached stays so with timers no sooner: its record is the
+    # candidate's too, and only the others are replayed.
+    kept = {key for key, events in recorded.items()
+            if _untimed(events) and _no_sooner(known.by_key[key], changes)}
+    runs = [(changes, kept), *([({}, set())] if check else [])]
     job = _Job(inputs, known, until, answers, runs)
-    if workers > 1 and len(keys) > 1 and _can_fork():
+    if workers > 1 and len(keys) - len(kept) > 1 and _can_fork():
         global _JOB
         _JOB = job
         try:
@@ -143,8 +155,49 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
         tallies = [merged([part[i] for part in parts]) for i in range(len(runs))]
     else:
         tallies = job.tallies(None)
-    return Comparison(days, changes, tally(recorded.items()), tallies[0],
-                      tallies[1] if check else None)
+    as_recorded = tally(((key, recorded[key]) for key in sorted(kept)),
+                        _still_waiting(inputs, kept))
+    return Comparison(days, changes, tally(recorded.items()),
+                      merged([tallies[0], as_recorded]), tallies[1] if check else None)
+
+
+# What only a timer records: a nudge, a call for operators, a close reminder, a return by
+# the `first_response` or `escalate` timer (no detail: a hand-off and the sweep's say so),
+# an auto-close.
+_TIMED = frozenset({"nudged", "escalated", "reminded"})
+
+
+def _untimed(events: Iterable[HistoryEvent]) -> bool:
+    """Whether no timer fired in the recorded conversation."""
+    for event in events:
+        if event.kind in _TIMED or (event.kind == "returned" and event.detail is None) or (
+                event.kind == "closed" and event.detail == CloseReason.BY_CUSTOMER_SILENCE):
+            return False
+    return True
+
+
+def _no_sooner(policy: Policy, changes: Thresholds) -> bool:
+    """Whether every changed timer comes due no sooner than today's (or never)."""
+    for name, value in changes.items():
+        today = policy.timer(Timer(name))
+        if value is not None and (today is None or value < today):
+            return False
+    return True
+
+
+def _still_waiting(inputs: Iterable[Input], keys: set[str]) -> list[str]:
+    """Which of `keys` end the window with the customer waiting on an answer, by what
+    people did (their conversations had no timer: nothing else moved them)."""
+    waiting: dict[str, bool] = {}
+    for item in inputs:
+        if item.key in keys:
+            event = item.event
+            if isinstance(event, CustomerMessage):
+                waiting[item.key] = True
+            elif isinstance(event, OperatorMessage | Close) or (
+                    isinstance(event, ShiftEnd) and event.close):
+                waiting[item.key] = False
+    return [key for key, still in waiting.items() if still]
 
 
 def _can_fork() -> bool:
@@ -158,6 +211,7 @@ class _Policies:
 
     by_channel: dict[tuple[str, str, str], Policy]
     keys_opened: set[str]
+    by_key: dict[str, Policy] = field(default_factory=dict)  # of the conversations opened
 
     def __call__(self, item: Input) -> Policy:
         ref = item.event.ref
@@ -173,6 +227,7 @@ def _policies(inputs: Sequence[Input], policy_of: Callable[[Input], Policy]) -> 
             where = (item.team, ref.platform, ref.channel)
             if where not in known.by_channel:
                 known.by_channel[where] = policy_of(item)
+            known.by_key[item.key] = known.by_channel[where]
     return known
 
 
@@ -184,13 +239,16 @@ class _Job:
     policies: _Policies
     until: float
     answers: dict[int, float]
-    runs: list[Thresholds]
+    runs: list[tuple[Thresholds, set[str]]]  # the changes, and the conversations not replayed
 
-    def tallies(self, only: Callable[[str], bool] | None) -> list[Tally]:
+    def tallies(self, share: Callable[[str], bool] | None) -> list[Tally]:
         found = []
-        for changes in self.runs:
+        for changes, kept in self.runs:
             def policy_of(item: Input, changes: Thresholds = changes) -> Policy:
                 return candidate_policy(self.policies(item), changes)
+
+            def only(key: str, kept: set[str] = kept) -> bool:
+                return key not in kept and (share is None or share(key))
 
             played = list(replay(self.inputs, policy_of, self.until, self.answers, only))
             found.append(tally(((p.key, p.history) for p in played), _waiting(played)))

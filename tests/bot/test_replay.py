@@ -5,6 +5,8 @@ counted by hand below."""
 from __future__ import annotations
 
 import multiprocessing
+import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +21,17 @@ from chat_rescue.bot.model import (
     Close,
     ConversationRef,
     CustomerMessage,
+    HistoryEvent,
     InboundEvent,
     OperatorMessage,
     Snooze,
 )
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.replay import reactions, replay
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.bot.tune import sample, tune
-from chat_rescue.bot.whatif import Comparison, compare, render
+from chat_rescue.bot.whatif import Comparison, candidate_policy, compare, render, tally
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -234,3 +238,52 @@ def test_a_large_window_is_sampled_evenly_and_the_same_each_time() -> None:
     taken, replayed, total = sample(inputs, 100)
     assert total == 1000 and 60 <= replayed <= 140 and len(taken) == replayed
     assert sample(inputs, 100)[0] == taken
+
+
+def random_day(seed: int, conversations: int = 300) -> tuple[list[Input], list[HistoryEvent]]:
+    """People's events of a day with slow answers now and then, and the history the
+    built-in thresholds make of them."""
+    rng = random.Random(seed)
+    timed: list[tuple[float, int, Input]] = []
+    for n in range(conversations):
+        ref = ConversationRef("slack", f"C{n % 3}", f"t{n}")
+        owner, t = f"op{rng.randrange(5)}", T0 + rng.random() * 20_000
+        events: list[InboundEvent] = [CustomerMessage(ref, t, f"c{n}", "", "team-a")]
+        if rng.random() < 0.5:
+            t += rng.expovariate(1 / 60)
+            events.append(Claim(ref, t, owner))
+        for _ in range(rng.randrange(1, 4)):
+            t += rng.expovariate(1 / 200)
+            events.append(OperatorMessage(ref, t, owner if rng.random() < 0.8 else "op9"))
+            t += rng.expovariate(1 / 1500)  # now and then long enough for a close reminder
+            if rng.random() < 0.7:
+                events.append(CustomerMessage(ref, t, f"c{n}", "", "team-a"))
+        if rng.random() < 0.7:
+            t += rng.expovariate(1 / 400)
+            events.append(Close(ref, t, owner))
+        timed += [(e.at, len(timed) + i, Input(e, "team-a", e.at, i == 0))
+                  for i, e in enumerate(events)]
+    inputs = [item for _, _, item in sorted(timed, key=lambda x: (x[0], x[1]))]
+    history = [h for p in replay(inputs, lambda item: POLICY, T0 + 30_000) for h in p.history]
+    return inputs, sorted(history, key=lambda h: h.at)
+
+
+@pytest.mark.parametrize("changes", [{"idle": 420.0}, {"first_response": 45.0, "accept": 180.0},
+                                     {"escalate": None}, {"close_reminder": 3600.0},
+                                     {"idle": 200.0}, {"auto_close": 7200.0}])
+def test_conversations_no_timer_reached_are_not_replayed_and_count_the_same(
+        changes: dict[str, float | None]) -> None:
+    inputs, history = random_day(7)
+    everything = list(replay(inputs, lambda item: candidate_policy(POLICY, changes),
+                             T0 + 30_000, reactions(inputs, history)))
+    waiting = [p.key for p in everything if p.last is not None
+               and p.last.waiting_since is not None]
+    full = tally(((p.key, p.history) for p in everything), waiting)
+    short = compare(inputs, history, lambda item: POLICY, changes, T0 + 30_000, 1).candidate
+    assert (short.conversations, short.nudges, short.returns, short.escalations,
+            short.unanswered, short.outcomes, short.answered_at) == (
+        full.conversations, full.nudges, full.returns, full.escalations, full.unanswered,
+        full.outcomes, full.answered_at)
+    assert sorted(short.waits) == sorted(full.waits)
+    recorded = Counter(h.kind for h in history)
+    assert recorded["nudged"] and recorded["returned"] and recorded["reminded"]

@@ -83,11 +83,15 @@ async def world(tmp_path: Path) -> AsyncIterator[SlackWorld]:
 
 
 async def until(driver: Any, check: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-    """The driver's own wait-for, off the event loop (the bot runs on it meanwhile)."""
+    """The driver's own wait-for, off the event loop (the bot runs on it meanwhile). The
+    page redraws its rows on every poll: a row found just before a redraw is stale, and
+    is looked for again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return await asyncio.to_thread(WebDriverWait(driver, timeout, poll_frequency=0.2).until,
-                                   check)
+    waiting = WebDriverWait(driver, timeout, poll_frequency=0.2,
+                            ignored_exceptions=(StaleElementReferenceException,))
+    return await asyncio.to_thread(waiting.until, check)
 
 
 def row(driver: Any, key: str) -> Any:
@@ -122,13 +126,16 @@ async def test_the_queue_page_lives_in_a_real_browser(world: SlackWorld, chromiu
     key = world.conv(waiting).ref.key
     other = world.conv(answered).ref.key
     await until(chromium, lambda d: row(d, key) is not None and row(d, other) is not None)
-    assert shown(chromium, key) == "waiting" and shown(chromium, other) == "waiting_on_customer"
-    first = row(chromium, key).text
+    # Read through `until` too: a row may be redrawn between finding and reading it.
+    assert await until(chromium, lambda d: shown(d, key) == "waiting"
+                       and shown(d, other) == "waiting_on_customer")
+    first = await until(chromium, lambda d: row(d, key).text)
     assert "order #1042" in first and "nobody" in first
-    assert "anna" in row(chromium, other).text  # the owner, by name
+    assert "anna" in await until(chromium, lambda d: row(d, other).text)  # owner, by name
     chromium.execute_script("window.notReloaded = true")
     # The waiting time ticks in the browser, between polls too.
-    ticking = row(chromium, key).find_element("css selector", "[data-since]").text
+    ticking = await until(chromium, lambda d: row(d, key).find_element(
+        "css selector", "[data-since]").text)
     await until(chromium, lambda d: row(d, key).find_element(
         "css selector", "[data-since]").text != ticking)
 
@@ -137,13 +144,14 @@ async def test_the_queue_page_lives_in_a_real_browser(world: SlackWorld, chromiu
     await world.card_of(fresh)
     fresh_key = world.conv(fresh).ref.key
     await until(chromium, lambda d: row(d, fresh_key) is not None)
-    assert "refund" in row(chromium, fresh_key).text and shown(chromium, fresh_key) == "waiting"
+    assert "refund" in await until(chromium, lambda d: row(d, fresh_key).text)
+    assert await until(chromium, lambda d: shown(d, fresh_key) == "waiting")
 
     # The customer writes again; the idle timer fires; its nudge turns the row overdue.
     await world.says("The new address is on my account", thread=answered)
     await eventually(lambda: world.conv(answered).nudged_at is not None, timeout=WAIT)
     await until(chromium, lambda d: shown(d, other) == "overdue")
-    assert "overdue" in row(chromium, other).text
+    assert "overdue" in await until(chromium, lambda d: row(d, other).text)
     assert "The new address" not in chromium.page_source  # no text beyond the preview
     assert chromium.execute_script("return window.notReloaded") is True
 

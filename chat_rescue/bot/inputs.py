@@ -1,10 +1,10 @@
 """The people's events the engine took, recorded so that history can be replayed.
 
 `chat-rescue whatif` and `/rescue tune` replay them through the engine with other
-thresholds. Only what the engine decides on is kept: who, when, which button and notice;
-never message text. Timers firing are not recorded (a replay fires its own), nor are
-changes of working hours (a replay counts in the hours in force today), nor presses that
-changed nothing (a replay has them change nothing too).
+thresholds. Only what the engine decides on is kept: who, when, which button and notice,
+whether a press changed anything; never message text. Timers firing are not recorded (a
+replay fires its own), nor are changes of working hours (a replay counts in the hours in
+force today).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from chat_rescue.bot.model import (
     Claim,
     Close,
+    Conversation,
     ConversationRef,
     CustomerMessage,
     HandOff,
@@ -25,6 +26,7 @@ from chat_rescue.bot.model import (
     OperatorMessage,
     ShiftEnd,
     Snooze,
+    State,
 )
 
 _KINDS: dict[str, type[Any]] = {
@@ -43,36 +45,50 @@ RECORDED = tuple(_KINDS.values())
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """One recorded event: taken at `at` (the service's clock, the engine's `now`);
-    `opened`: it opened the conversation."""
+    """One recorded event: taken at `at` (the service's clock, the engine's `now`).
+
+    `opened`: a customer's message that began an exchange, a replay may start at: the
+    conversation's first, or one that reopened it (`reopened`; `owner`: whom it kept).
+    `refused`: a press that changed nothing then (stale, or not the presser's to make).
+    """
 
     event: InboundEvent
     team: str
     at: float
     opened: bool = False
+    reopened: bool = False
+    owner: str | None = None
+    refused: bool = False
 
     @property
     def key(self) -> str:
         return self.event.ref.key
 
 
-def record_of(event: InboundEvent, team: str, now: float, opened: bool,
-              changed: bool) -> tuple[Input, ...]:
-    """What to record of `event`, decided at `now` (nothing for a timer, or a press that
-    changed nothing); a customer's words are left out."""
-    if not isinstance(event, RECORDED) or not changed:
+def record_of(event: InboundEvent, team: str, now: float, before: Conversation | None,
+              refused: bool) -> tuple[Input, ...]:
+    """What to record of `event`, decided at `now` on `before` (nothing for a timer);
+    a customer's words are left out."""
+    if not isinstance(event, RECORDED):
         return ()
     if isinstance(event, CustomerMessage):
         event = dataclasses.replace(event, text="")
-    return (Input(event, team, now, opened),)
+        if before is None:
+            return (Input(event, team, now, opened=True),)
+        if before.state is State.CLOSED:
+            return (Input(event, team, now, opened=True, reopened=True, owner=before.owner),)
+    return (Input(event, team, now, refused=refused),)
 
 
 def encode(item: Input) -> tuple[str, str, float, str, str]:
     """(conversation, team, at, kind, data) for the `inputs` table."""
     fields = {f.name: getattr(item.event, f.name) for f in dataclasses.fields(item.event)
               if f.name not in ("ref", "text")}
-    if item.opened:
-        fields["opened"] = True
+    for flag in ("opened", "reopened", "refused"):  # "_": never an event's own field
+        if getattr(item, flag):
+            fields[f"_{flag}"] = True
+    if item.owner is not None:
+        fields["_owner"] = item.owner
     return (item.key, item.team, item.at, _NAMES[type(item.event)],
             json.dumps(fields, separators=(",", ":")))
 
@@ -80,6 +96,8 @@ def encode(item: Input) -> tuple[str, str, float, str, str]:
 def decode(conversation: str, team: str, at: float, kind: str, data: str) -> Input:
     """An `inputs` row read back."""
     fields = json.loads(data)
-    opened = bool(fields.pop("opened", False))
+    opened, reopened, refused = (bool(fields.pop(f"_{flag}", False))
+                                 for flag in ("opened", "reopened", "refused"))
+    owner = fields.pop("_owner", None)
     event = _KINDS[kind](ConversationRef.parse(conversation), **fields)
-    return Input(event, team, at, opened)
+    return Input(event, team, at, opened, reopened, owner, refused)

@@ -18,7 +18,9 @@ they reacted to:
 
 A replay applies one policy per conversation to the whole window: thresholds or working
 hours changed within it are not replayed (the hours in force count throughout).
-Conversations opened before the window (or before inputs were recorded) are left out.
+A conversation is replayed from its first exchange that began in the window (its first
+message, or a reopening: Telegram keeps one conversation per customer for life); those
+begun before the window (or before events were recorded) are left out.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from chat_rescue.bot.model import (
     Claim,
     Close,
     Conversation,
+    CustomerMessage,
     DeadlineDue,
     HandOff,
     HistoryEvent,
@@ -42,6 +45,7 @@ from chat_rescue.bot.model import (
     KeepOpen,
     OperatorMessage,
     Snooze,
+    State,
 )
 from chat_rescue.bot.policy import Policy
 
@@ -115,9 +119,11 @@ class _Conversation:
         return None
 
 
-def _rebound(event: InboundEvent, conv: Conversation | None) -> InboundEvent:
-    """A press acts on the notice standing now, as it did on the one standing then."""
-    if conv is None or not isinstance(event, Snooze | HandOff | KeepOpen | Close):
+def _rebound(item: Input, event: InboundEvent, conv: Conversation | None) -> InboundEvent:
+    """A press acts on the notice standing now, as it did on the one standing then. One
+    that changed nothing then keeps its notice: stale then, it is current now only if that
+    very notice stands (a longer timer kept it)."""
+    if conv is None or item.refused or not isinstance(event, Snooze | HandOff | KeepOpen | Close):
         return event
     notice = event.notice_id
     if notice in ("", CARD_BUTTON):
@@ -163,14 +169,36 @@ def replay(inputs: Sequence[Input], policy_of: Callable[[Input], Policy], until:
             by_key[item.key].append((index, item))
     answers = answers or {}
     for key, items in by_key.items():
-        if not items[0][1].opened:
-            continue  # opened before the window: its state then is not known
-        yield _play(key, items, policy_of(items[0][1]), until, answers)
+        start = next((n for n, (_, item) in enumerate(items) if item.opened), None)
+        if start is None:
+            continue  # its exchanges began before the window: their state then is unknown
+        yield _play(key, items[start:], policy_of(items[start][1]), until, answers)
+
+
+def first_openings(inputs: Iterable[Input]) -> dict[str, float]:
+    """When each conversation's first exchange in `inputs` began (the customer's message's
+    own time): where its replay starts, and its record with it."""
+    found: dict[str, float] = {}
+    for item in inputs:
+        if item.opened and item.key not in found:
+            found[item.key] = item.event.at
+    return found
+
+
+def _reopening(item: Input) -> Conversation | None:
+    """The closed conversation a reopening found (None for a first message): closed, with
+    the owner it keeps; what else it held the reopening starts afresh."""
+    if not item.reopened:
+        return None
+    event = item.event
+    assert isinstance(event, CustomerMessage)
+    return Conversation(event.ref, item.team, event.customer, event.at, state=State.CLOSED,
+                        owner=item.owner, timer_from=item.at)
 
 
 def _play(key: str, items: list[tuple[int, Input]], policy: Policy, until: float,
           answers: dict[int, float]) -> Played:
-    state = _Conversation(policy, until)
+    state = _Conversation(policy, until, _reopening(items[0][1]))
     late = 0.0  # how much later than recorded the rest of the conversation comes
     for index, item in items:
         at = item.at + late
@@ -187,6 +215,6 @@ def _play(key: str, items: list[tuple[int, Input]], policy: Policy, until: float
         event = item.event
         if late:
             event = replace(event, at=event.at + late)
-        state.decide(_rebound(event, state.conv), at)
+        state.decide(_rebound(item, event, state.conv), at)
     state.advance()
     return Played(key, tuple(state.history), state.conv)

@@ -208,12 +208,11 @@ class Service:
                 inbound_id=inbound_id,
                 aliases=tuple((name, event.ref.key) for name in names)
                 if conv is not None or decision.conversation is not None else (),
-                inputs=record_of(event, team, now, conv is None,
-                                 decision.refusal is None and (conv is not None or
-                                                               decision.conversation is not None)),
+                inputs=record_of(event, team, now, conv, decision.refusal is not None)
+                if conv is not None or decision.conversation is not None else (),
             )
             if change.conversation is None and not change.actions and inbound_id is None \
-                    and not change.aliases:
+                    and not change.aliases and not change.inputs:
                 return decision
             outcome = self.store.commit(change, now)
             if outcome is Outcome.DUPLICATE:
@@ -244,7 +243,7 @@ class Service:
                 continue
             decided.append((decision, Change(
                 decision.conversation, conv.version, decision.history, actions,
-                inputs=record_of(event, conv.team, now, False, decision.refusal is None)),
+                inputs=record_of(event, conv.team, now, conv, decision.refusal is not None)),
                 event, conv))
         if self.store.commit_all([change for _, change, _, _ in decided], now):
             for decision, change, event, conv in decided:

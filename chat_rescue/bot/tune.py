@@ -3,8 +3,9 @@
 For each timer that is on, the recorded outcomes say what its notices led to (a nudge
 answered 40 s after it: the owner was there, only slow). The suggestion comes from
 replaying the window through the engine (`bot/whatif.py`) with the timer a step longer,
-then another: the longest that saves notices and answers no customer more than
-`DELAY_OK` later is suggested; if none does, the timer is kept, with what a longer one
+then another: of those that answer no customer more than `DELAY_OK` later (and leave no
+more waiting at the end), the one that saves the most notices is suggested, the shorter
+of two that save as many; if none does, the timer is kept, with what a longer one
 would cost. A replay cannot show what a shorter timer gains (nobody answers a call faster
 than they answered), so only longer ones are tried.
 """
@@ -91,9 +92,7 @@ def facts(timer: Timer, value: float, history: Sequence[HistoryEvent], days: flo
     if timer is Timer.FIRST_RESPONSE:
         unanswered = sum(1 for e in history if e.kind == "returned" and e.detail is None) \
             - outcome["nudge:returned"]
-        return (f"{name}: {max(0, unanswered)} returns with no first response {span}; "
-                f"{outcome['return:reclaimed']} returns reclaimed"
-                f"{took('return:reclaimed', 50, 'later')}.")
+        return f"{name}: {max(0, unanswered)} returns with no first response {span}."
     if timer is Timer.CLOSE_REMINDER:
         return (f"{name}: {kinds['reminded']} close reminders {span}; "
                 f"{outcome['reminder:closed']} closed, {outcome['reminder:kept_open']} kept "
@@ -103,8 +102,7 @@ def facts(timer: Timer, value: float, history: Sequence[HistoryEvent], days: flo
 
 
 def _notices(c: Comparison) -> tuple[int, int]:
-    r, t = c.recorded, c.candidate
-    return r.nudges + r.returns + r.escalations, t.nudges + t.returns + t.escalations
+    return c.recorded.notices, c.candidate.notices
 
 
 def advise(timer: Timer, value: float, tries: list[Comparison]) -> str:
@@ -117,8 +115,9 @@ def advise(timer: Timer, value: float, tries: list[Comparison]) -> str:
         count, longest = tried.delayed()
         if after >= before:
             continue
-        if longest <= DELAY_OK and tried.candidate.unanswered == 0:
-            best = tried
+        if longest <= DELAY_OK and tried.candidate.unanswered <= tried.recorded.unanswered:
+            if best is None or after < _notices(best)[1]:  # a longer one only if it saves more
+                best = tried
         elif refused is None:
             refused = tried
     if best is not None:

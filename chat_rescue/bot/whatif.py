@@ -27,13 +27,13 @@ from chat_rescue.bot.model import (
     Timer,
 )
 from chat_rescue.bot.policy import TIMERS, Policy
-from chat_rescue.bot.replay import Played, reactions, replay
+from chat_rescue.bot.replay import Played, first_openings, reactions, replay
 from chat_rescue.bot.stats import percentile
 
 Thresholds = Mapping[str, float | None]  # timer name -> seconds (None: off)
 # What a comparison reads of history: the notices (calls are what rescuers react to), their
 # outcomes, and the answers (the customers' waits).
-KINDS = ("nudged", "returned", "escalated", "outcome", "first_reply", "reply")
+KINDS = ("nudged", "returned", "escalated", "reminded", "outcome", "first_reply", "reply")
 ANSWERS = ("first_reply", "reply")
 
 
@@ -49,6 +49,12 @@ class Tally:
     unanswered: int = 0  # customers still waiting at the window's end
     outcomes: Mapping[str, int] = field(default_factory=dict)
     answered_at: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # key -> times
+    reminders: int = 0  # close reminders
+
+    @property
+    def notices(self) -> int:
+        """Everything the timers sent people: nudges, returns, calls, close reminders."""
+        return self.nudges + self.returns + self.escalations + self.reminders
 
     @property
     def wait(self) -> tuple[float | None, float | None]:
@@ -78,7 +84,8 @@ def tally(histories: Iterable[tuple[str, Sequence[HistoryEvent]]],
                 times.append(event.at)
         answered[key] = tuple(times)
     return Tally(conversations, counts["nudged"], counts["returned"], counts["escalated"],
-                 tuple(waits), len(set(waiting)), dict(outcomes), answered)
+                 tuple(waits), len(set(waiting)), dict(outcomes), answered,
+                 counts["reminded"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,7 @@ class Comparison:
     recorded: Tally
     candidate: Tally
     today: Tally | None = None
+    until: float = 0.0  # the window's end
 
     @property
     def faithful(self) -> bool | None:
@@ -99,16 +107,20 @@ class Comparison:
         if self.today is None:
             return None
         r, t = self.recorded, self.today
-        return (r.nudges, r.returns, r.escalations) == (t.nudges, t.returns, t.escalations)
+        return (r.nudges, r.returns, r.escalations, r.reminders) == \
+            (t.nudges, t.returns, t.escalations, t.reminders)
 
     def delayed(self) -> tuple[int, float]:
         """Conversations whose customer the candidate answers later than they were (than
-        today's replay, when there is one), and the longest delay (seconds)."""
+        today's replay, when there is one), and the longest delay (seconds); an answer the
+        candidate never gives is late until the window's end."""
         base = self.today if self.today is not None else self.recorded
         count, longest = 0, 0.0
         for key, times in base.answered_at.items():
             later = self.candidate.answered_at.get(key, ())
-            worst = max((b - a for a, b in zip(times, later, strict=False)), default=0.0)
+            lags = [b - a for a, b in zip(times, later, strict=False)]
+            lags += [self.until - a for a in times[len(later):]]
+            worst = max(lags, default=0.0)
             if worst > 0:
                 count, longest = count + 1, max(longest, worst)
         return count, longest
@@ -133,10 +145,11 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
     answers = reactions(inputs, history)
     known = _policies(inputs, policy_of)
     keys = sorted(known.keys_opened)
+    began = first_openings(inputs)
     recorded: dict[str, list[HistoryEvent]] = {key: [] for key in keys}
     for event in history:
         events = recorded.get(event.ref.key)
-        if events is not None:
+        if events is not None and event.at >= began[event.ref.key]:
             events.append(event)
     # A conversation no timer reached stays so with timers no sooner: its record is the
     # candidate's too, and only the others are replayed.
@@ -157,8 +170,8 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
         tallies = job.tallies(None)
     as_recorded = tally(((key, recorded[key]) for key in sorted(kept)),
                         _still_waiting(inputs, kept))
-    return Comparison(days, changes, tally(recorded.items()),
-                      merged([tallies[0], as_recorded]), tallies[1] if check else None)
+    return Comparison(days, changes, tally(recorded.items(), _still_waiting(inputs, set(keys))),
+                      merged([tallies[0], as_recorded]), tallies[1] if check else None, until)
 
 
 # What only a timer records: a nudge, a call for operators, a close reminder, a return by
@@ -186,8 +199,9 @@ def _no_sooner(policy: Policy, changes: Thresholds) -> bool:
 
 
 def _still_waiting(inputs: Iterable[Input], keys: set[str]) -> list[str]:
-    """Which of `keys` end the window with the customer waiting on an answer, by what
-    people did (their conversations had no timer: nothing else moved them)."""
+    """Which of `keys` end the window with the customer waiting on an answer: by what
+    people did, as no timer answers anyone (and none closes a conversation while the
+    customer waits)."""
     waiting: dict[str, bool] = {}
     for item in inputs:
         if item.key in keys:
@@ -275,7 +289,7 @@ def merged(parts: Sequence[Tally]) -> Tally:
     return Tally(sum(p.conversations for p in parts), sum(p.nudges for p in parts),
                  sum(p.returns for p in parts), sum(p.escalations for p in parts),
                  tuple(w for p in parts for w in p.waits), sum(p.unanswered for p in parts),
-                 dict(outcomes), answered)
+                 dict(outcomes), answered, sum(p.reminders for p in parts))
 
 
 def _waiting(played: Iterable[Played]) -> list[str]:
@@ -303,11 +317,12 @@ def render(comparison: Comparison, today_named: str) -> str:
                                     "candidate")]
     for name, pick in (("conversations", lambda t: t.conversations),
                        ("nudges", lambda t: t.nudges), ("returns", lambda t: t.returns),
-                       ("escalations", lambda t: t.escalations)):
+                       ("escalations", lambda t: t.escalations),
+                       ("close reminders", lambda t: t.reminders)):
         rows.append((name, *(str(pick(t)) for t in tallies)))
     for name, index in (("wait p50", 0), ("wait p90", 1)):
         rows.append((name, *(_took(t.wait[index]) for t in tallies)))
-    rows.append(("still waiting", "-", *(str(t.unanswered) for t in tallies[1:])))
+    rows.append(("still waiting", *(str(t.unanswered) for t in tallies)))
     width = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"What if, over the last {c.days:g} days: {named(c.changes)} "
              f"(today: {today_named})"]

@@ -108,17 +108,48 @@ def counts(comparison: Comparison) -> dict[str, tuple[int, int, int]]:
              ("candidate", comparison.candidate))}
 
 
-def test_the_people_s_events_are_recorded_without_text_timers_or_refused_presses(
-        day: Day) -> None:
+def test_the_people_s_events_are_recorded_without_text_or_timers(day: Day) -> None:
     play_the_day(day)
     inputs = day.store.inputs(None, 0)
-    kinds = [type(i.event).__name__ for i in inputs if i.key == RESCUED.key]
-    assert kinds == ["CustomerMessage", "OperatorMessage", "CustomerMessage", "Claim",
-                     "OperatorMessage", "Close"]  # no Snooze (refused), no DeadlineDue
+    kinds = [(type(i.event).__name__, i.refused) for i in inputs if i.key == RESCUED.key]
+    assert kinds == [("CustomerMessage", False), ("OperatorMessage", False),
+                     ("CustomerMessage", False), ("Snooze", True),  # stale: marked refused
+                     ("Claim", False), ("OperatorMessage", False), ("Close", False)]
     assert all(i.event.text == "" for i in inputs if isinstance(i.event, CustomerMessage))
     assert [i.opened for i in inputs if i.key == SLOW.key] == [True, False, False, False, False]
     assert inputs[0] == Input(CustomerMessage(SLOW, T0, "cust", "", "team-a"), "team-a", T0,
                               True)
+
+
+def test_a_reopening_is_recorded_as_an_opening_with_the_owner_it_keeps(day: Day) -> None:
+    day.at(0, CustomerMessage(SLOW, T0, "cust", "hi", "team-a"))
+    day.at(10, OperatorMessage(SLOW, T0 + 10, "ana"))
+    day.at(20, Close(SLOW, T0 + 20, "ana"))
+    day.at(86_400, CustomerMessage(SLOW, T0 + 86_400, "cust", "me again", "team-a"))
+    reopened = day.store.inputs(None, 0)[-1]
+    assert (reopened.opened, reopened.reopened, reopened.owner) == (True, True, "ana")
+
+
+def test_a_conversation_reopened_in_the_window_is_replayed_from_its_reopening(
+        day: Day) -> None:
+    """Telegram keeps one conversation per customer: its first message may be long before
+    the window; the exchange that began in it is replayed, from the closed conversation
+    with the owner it kept."""
+    day.at(0, CustomerMessage(SLOW, T0, "cust", "hi", "team-a"))
+    day.at(10, OperatorMessage(SLOW, T0 + 10, "ana"))
+    day.at(20, Close(SLOW, T0 + 20, "ana"))
+    later = 2 * 86_400
+    day.at(later, CustomerMessage(SLOW, T0 + later, "cust", "me again", "team-a"))
+    day.until(later + 3600)  # ana never answers: nudged, returned and called in, and on
+    since = T0 + later - 60
+    comparison = compare(day.store.inputs("team-a", since), day.store.history("team-a", since),
+                         lambda item: POLICY, {"idle": 420.0}, T0 + later + 3600, 1,
+                         check=True)
+    assert comparison.today is not None
+    assert (comparison.recorded.conversations, comparison.recorded.nudges,
+            comparison.recorded.returns) == (1, 1, 1)
+    assert comparison.faithful and comparison.recorded.escalations >= 1
+    assert comparison.candidate.nudges == 1 and comparison.recorded.unanswered == 1
 
 
 def test_a_replay_with_today_s_thresholds_gives_what_was_recorded(day: Day) -> None:
@@ -162,6 +193,8 @@ def test_without_escalate_the_ignored_nudge_is_never_rescued(day: Day) -> None:
     assert counts(comparison)["candidate"] == (2, 0, 1)
     assert comparison.candidate.unanswered == 1
     assert comparison.today is not None and comparison.today.unanswered == 0
+    # The answer at 770 s never comes: late until the window's end.
+    assert comparison.delayed() == (1, 3600.0 - 770.0)
     table = render(comparison, "escalate 5m")
     assert "What if, over the last 1 days: escalate off (today: escalate 5m)" in table
     assert "still waiting" in table
@@ -287,3 +320,34 @@ def test_conversations_no_timer_reached_are_not_replayed_and_count_the_same(
     assert sorted(short.waits) == sorted(full.waits)
     recorded = Counter(h.kind for h in history)
     assert recorded["nudged"] and recorded["returned"] and recorded["reminded"]
+
+
+def test_a_customer_waiting_at_the_end_does_not_stop_a_suggestion(day: Day) -> None:
+    play_the_day(day)
+    late = ConversationRef("slack", "C1", "t9")
+    day.at(3540, CustomerMessage(late, T0 + 3540, "cust-9", "anyone?", "team-a"))
+    day.until(3600)
+    answer = tune(day.store.inputs("team-a", 0), day.store.history("team-a", 0),
+                  lambda item: POLICY, POLICY, T0 + 3600, 1)
+    assert "  Suggest idle 7m (would have saved 1 notice(s) and answered 1 customer(s) up " \
+           "to 2m later)." in answer.splitlines()
+
+
+def test_close_reminders_are_counted_and_a_longer_one_saves_them(day: Day) -> None:
+    for n in range(3):  # answered, then silence: reminded at 30 minutes; the customer
+        ref = ConversationRef("slack", "C2", f"r{n}")  # writes again 40 minutes in
+        day.at(n, CustomerMessage(ref, T0 + n, "cust", "hi", "team-a"))
+        day.at(10 + n, OperatorMessage(ref, T0 + 10 + n, "ana"))
+    for n in range(3):
+        ref = ConversationRef("slack", "C2", f"r{n}")
+        day.at(2410 + n, CustomerMessage(ref, T0 + 2410 + n, "cust", "thanks", "team-a"))
+        day.at(2420 + n, Close(ref, T0 + 2420 + n, "ana"))
+    comparison = whatif(day, close_reminder=3600.0)
+    assert comparison.recorded.reminders == 3 and comparison.candidate.reminders == 0
+    assert "close reminders" in render(comparison, "close_reminder 30m")
+    answer = tune(day.store.inputs("team-a", 0), day.store.history("team-a", 0),
+                  lambda item: POLICY, POLICY, T0 + 3600, 1)
+    assert "close_reminder 30m: 3 close reminders in 1 days; 0 closed, 0 kept open, 3 the " \
+           "customer wrote again, 0 the operator wrote." in answer
+    assert "  Suggest close_reminder 45m (would have saved 3 notice(s), answering nobody " \
+           "later)." in answer

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -264,6 +265,10 @@ def replay_days(store: Store, service: Service, team: str | None, days: float,
                 workers: int = 1) -> list[tuple[str, Comparison]]:
     """`whatif`'s work: each team's last `days` read and replayed (progress on stderr)."""
     since = now - days * 86400
+    if workers > 1 and threading.active_count() > 1:
+        print(f"Replaying in one process, not {workers}: this one runs other threads (a "
+              "PostgreSQL connection pool), which a forked worker must not inherit.",
+              file=sys.stderr)
     with no_collections():
         inputs = store.inputs(team, since)
         history = store.history(team, since, WHATIF_KINDS)

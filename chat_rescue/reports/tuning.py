@@ -70,8 +70,16 @@ def answer_of(window: Window) -> str:
                     window.until, window.days, total=window.total)
 
 
+_one_at_a_time = asyncio.Lock()  # a second tune waits: each reads 30 days on the store thread
+
+
 async def answer(service: Service, team: str, days: int = DAYS) -> str:
-    """`/rescue tune`'s answer for `team`, as the bot makes it."""
+    """`/rescue tune`'s answer for `team`, as the bot makes it (one tune at a time)."""
+    async with _one_at_a_time:
+        return await _answer(service, team, days)
+
+
+async def _answer(service: Service, team: str, days: int) -> str:
     loop = asyncio.get_running_loop()
     window = await service.call(read, service, team, days)
     try:

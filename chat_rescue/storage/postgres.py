@@ -236,30 +236,29 @@ class PostgresStore(OutboxTables, SweepTables):
                     actions: Sequence[Action], now: float,
                     inputs: Sequence[Input] = ()) -> None:
         """A change's history, actions and recorded inputs (after its conversation)."""
-        if inputs:  # people's events only, never a timer's: not on the ticker's path
-            with conn.cursor() as cursor:
-                cursor.executemany("INSERT INTO inputs (conversation, team, at, kind, data) "
-                                   "VALUES (%s, %s, %s, %s, %s)",
-                                   [encode_input(i) for i in inputs])
         queued = []
         for action in actions:  # encoded first: one that cannot be stored writes nothing
             kind, payload = encode_action(action)
             queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
         logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
                   for h in history]
-        if not logged and not queued:
+        taken = [encode_input(i) for i in inputs]
+        if not logged and not queued and not taken:
             return
-        if len(logged) + len(queued) <= ONE_STATEMENT:
-            # One round trip for both tables (a fire: a history row and two actions);
-            # executemany costs a pipeline and a round trip per table.
-            conn.execute(_inserts(len(logged), len(queued)),
-                         [value for row in (*logged, *queued) for value in row])
+        if len(logged) + len(queued) + len(taken) <= ONE_STATEMENT:
+            # One round trip for the three tables (a fire: a history row and two actions;
+            # a customer's message: its input too); executemany costs a pipeline and a
+            # round trip per table.
+            conn.execute(_inserts(len(logged), len(queued), len(taken)),
+                         [value for row in (*logged, *queued, *taken) for value in row])
             return
         with conn.cursor() as cursor:
             if logged:
                 cursor.executemany(_inserts(1, 0), logged)
             if queued:
                 cursor.executemany(_inserts(0, 1), queued)
+            if taken:
+                cursor.executemany(_inserts(0, 0, 1), taken)
 
     @staticmethod
     def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:
@@ -428,16 +427,25 @@ class PostgresStore(OutboxTables, SweepTables):
 
 
 @lru_cache(maxsize=64)
-def _inserts(history: int, actions: int) -> str:
-    """One INSERT of `history` history rows and `actions` outbox rows (in a data-modifying
-    WITH when both: each part runs once, to completion; outbox ids follow the rows' order)."""
-    logged = ("INSERT INTO history (conversation, team, kind, at, actor, value, detail) "
-              "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * history))
-    queued = ("INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
-              "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * actions))
-    if history and actions:
-        return f"WITH logged AS ({logged}) {queued}"
-    return logged if history else queued
+def _inserts(history: int, actions: int, inputs: int = 0) -> str:
+    """One INSERT of `history` history rows, `actions` outbox rows and `inputs` recorded
+    inputs (the first parts in a data-modifying WITH: each runs once, to completion;
+    outbox ids follow the rows' order). Parameters go in that order."""
+    parts = []
+    if history:
+        parts.append("INSERT INTO history (conversation, team, kind, at, actor, value, "
+                     "detail) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * history))
+    if actions:
+        parts.append("INSERT INTO outbox (lane, priority, kind, payload, not_before, "
+                     "created_at) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * actions))
+    if inputs:
+        parts.append("INSERT INTO inputs (conversation, team, at, kind, data) VALUES "
+                     + ", ".join(["(%s, %s, %s, %s, %s)"] * inputs))
+    *first, last = parts
+    if not first:
+        return last
+    return "WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(first)) \
+        + f" {last}"
 
 
 def _tell(news: News, changes: Sequence[Change]) -> None:

@@ -521,8 +521,8 @@ class SlackAdapter:
         try:
             await self.client.chat_postEphemeral(channel=channel, user=user,
                                                  text=unmark(escape(text)))
-        except SlackApiError as failed:
-            log.warning("could not post the tuning answer: %s", failed)
+        except Exception as failed:  # noqa: BLE001 - an answer lost is said in the log
+            log.warning("could not post the tuning answer to %s: %s", user, failed)
 
 
 def _secret(value: Any) -> str:

@@ -174,3 +174,7 @@ class Ticker:
             elif self._target is not None:
                 timeout = min(LOOK_AGAIN, max(0.0, self.clock.real(self._target - now)))
             await self._wake.sleep(timeout)
+            if not self._wake.is_set() and timeout == LOOK_AGAIN:
+                # A while without a poke: look at the store (another process on the same
+                # SQLite file may have stored a sooner deadline, and SQLite tells nobody).
+                self._target = self.clock.now()

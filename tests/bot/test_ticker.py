@@ -482,3 +482,30 @@ async def test_a_ticker_looks_again_after_a_while_so_a_stepped_clock_is_noticed(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         bot.store.close()
+
+
+async def test_a_deadline_stored_by_another_process_is_found_on_the_next_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second process on the same SQLite file stores a deadline and tells nobody (no
+    notices on SQLite): the ticker, asleep with nothing scheduled, finds it when it looks
+    again after LOOK_AGAIN."""
+    monkeypatch.setattr(ticker_module, "LOOK_AGAIN", 0.05)
+    clock = FakeClock(T0)
+    bot = make_bot(None, clock)
+    task = asyncio.create_task(bot.ticker.run())
+    try:
+        await asyncio.sleep(0.02)  # asleep: nothing is scheduled
+        other = Service(bot.store, Policy(), clock)  # "another process": no listeners
+        other.handle(CustomerMessage(ref(1), T0, "cust-1", "hi", TEAM))
+        clock.advance(121)
+        for _ in range(100):
+            if "escalated" in bot.kinds(1):
+                break
+            await asyncio.sleep(0.01)
+        assert bot.kinds(1) == ["opened", "escalated"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bot.store.close()

@@ -93,11 +93,15 @@ def encode(item: Input) -> tuple[str, str, float, str, str]:
             json.dumps(fields, separators=(",", ":")))
 
 
-def decode(conversation: str, team: str, at: float, kind: str, data: str) -> Input:
-    """An `inputs` row read back."""
+OPENED = '"_opened":true'  # in an opening's data, as `encode` writes it
+
+
+def decode(conversation: str, team: str, at: float, kind: str, data: str,
+           ref: ConversationRef | None = None) -> Input:
+    """An `inputs` row read back (`ref`: the conversation's, parsed already)."""
     fields = json.loads(data)
     opened, reopened, refused = (bool(fields.pop(f"_{flag}", False))
                                  for flag in ("opened", "reopened", "refused"))
     owner = fields.pop("_owner", None)
-    event = _KINDS[kind](ConversationRef.parse(conversation), **fields)
+    event = _KINDS[kind](ref or ConversationRef.parse(conversation), **fields)
     return Input(event, team, at, opened, reopened, owner, refused)

@@ -257,13 +257,21 @@ class Reports(Protocol):
     """What happened, for `/rescue stats`, `/rescue status` and `chat-rescue stats`."""
 
     def history(self, team: str | None, since: float,
-                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
+                kinds: Collection[str] | None = None,
+                only: Callable[[str], bool] | None = None) -> list[HistoryEvent]:
         """Transitions recorded at or after `since`, for one team or all, of the `kinds`
-        given (all without), in the order they were recorded."""
+        given (all without), in the order they were recorded; `only`: of the conversation
+        keys it accepts (the others are never decoded)."""
 
-    def inputs(self, team: str | None, since: float) -> list[Input]:
+    def inputs(self, team: str | None, since: float,
+               only: Callable[[str], bool] | None = None) -> list[Input]:
         """The people's events recorded at or after `since` (for replays), for one team or
-        all, in the order they were recorded."""
+        all, in the order they were recorded; `only`: of the conversation keys it accepts
+        (the others are never decoded)."""
+
+    def openings(self, team: str, since: float) -> int:
+        """How many exchanges began at or after `since` (recorded openings): what a
+        sample of them is drawn from."""
 
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: open is not closed, overdue is open with

@@ -42,14 +42,24 @@ def longer(value: float) -> list[float]:
     return [float(step) for step in LADDER if step > value][:STEPS]
 
 
-def sample(inputs: Sequence[Input], limit: int = SAMPLE) -> tuple[list[Input], int, int]:
-    """At most about `limit` of the conversations the window opens, chosen evenly by key
-    (the same ones on every run): (their inputs, how many taken, how many there were)."""
+def sampler(total: int, limit: int | None = None) -> Callable[[str], bool] | None:
+    """Which conversation keys an even sample of about `limit` (SAMPLE) out of `total`
+    takes (the same ones on every run); None: all of them."""
+    limit = SAMPLE if limit is None else limit
+    if total <= limit:
+        return None
+    every = -(-total // limit)
+    return lambda key: zlib.crc32(key.encode()) % every == 0
+
+
+def sample(inputs: Sequence[Input], limit: int | None = None) -> tuple[list[Input], int, int]:
+    """At most about `limit` of the conversations the window opens, chosen by `sampler`:
+    (their inputs, how many taken, how many there were)."""
     opened = {i.key for i in inputs if i.opened}
-    if len(opened) <= limit:
+    picks = sampler(len(opened), limit)
+    if picks is None:
         return list(inputs), len(opened), len(opened)
-    every = -(-len(opened) // limit)
-    chosen = {key for key in opened if zlib.crc32(key.encode()) % every == 0}
+    chosen = {key for key in opened if picks(key)}
     return [i for i in inputs if i.key in chosen], len(chosen), len(opened)
 
 
@@ -139,7 +149,7 @@ def advise(timer: Timer, value: float, tries: list[Comparison]) -> str:
 
 def tune(inputs: Sequence[Input], history: Sequence[HistoryEvent],
          policy_of: Callable[[Input], Policy], team: Policy, until: float,
-         days: float, limit: int = SAMPLE, total: int | None = None) -> str:
+         days: float, limit: int | None = None, total: int | None = None) -> str:
     """The `/rescue tune` answer for a team whose thresholds are `team`'s. `total`: how
     many conversations the window opened, when `inputs` are a sample already."""
     taken, replayed, opened = sample(inputs, limit)

@@ -16,7 +16,7 @@ from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import HistoryEvent
 from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.service import Service
-from chat_rescue.bot.tune import sample, tune
+from chat_rescue.bot.tune import sampler, tune
 from chat_rescue.reports import making
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,13 @@ def read(service: Service, team: str, days: int = DAYS) -> Window:
     store's thread)."""
     until = service.clock.now()
     since = until - days * 86400
+    store = service.store
+    # Drawn by key before anything is decoded: only the sample's rows become objects here.
+    total = store.openings(team, since)
+    picks = sampler(total)
     with no_collections():
-        taken, _, total = sample(service.store.inputs(team, since))
-        keys = {item.key for item in taken}
-        history = [h for h in service.store.history(team, since, KINDS) if h.ref.key in keys]
+        taken = store.inputs(team, since, picks)
+        history = store.history(team, since, KINDS, picks)
     policies = {}
     for item in taken:
         where = (item.event.ref.platform, item.event.ref.channel)

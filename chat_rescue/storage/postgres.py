@@ -18,7 +18,7 @@ from functools import lru_cache
 import psycopg
 
 from chat_rescue.bot.codec import encode_action
-from chat_rescue.bot.inputs import Input
+from chat_rescue.bot.inputs import OPENED, Input
 from chat_rescue.bot.inputs import decode as decode_input
 from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.leader import Lock
@@ -324,7 +324,8 @@ class PostgresStore(OutboxTables, SweepTables):
             self._announce(conn, News.changed)
 
     def history(self, team: str | None, since: float,
-                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
+                kinds: Collection[str] | None = None,
+                only: Callable[[str], bool] | None = None) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
                "WHERE at >= %s")
         params: tuple[object, ...] = (since,)
@@ -340,15 +341,29 @@ class PostgresStore(OutboxTables, SweepTables):
             HistoryEvent(refs.get(key) or refs.setdefault(key, ConversationRef.parse(key)),
                          team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
+            if only is None or only(key)
         ]
 
-    def inputs(self, team: str | None, since: float) -> list[Input]:
+    def inputs(self, team: str | None, since: float,
+               only: Callable[[str], bool] | None = None) -> list[Input]:
         sql = "SELECT conversation, team, at, kind, data FROM inputs WHERE at >= %s"
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = %s"
             params = (since, team)
-        return [decode_input(*row) for row in self._rows(sql + " ORDER BY id", params)]
+        refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
+        found = []
+        for key, team_, at, kind, data in self._rows(sql + " ORDER BY id", params):
+            if only is None or only(key):
+                ref = refs.get(key) or refs.setdefault(key, ConversationRef.parse(key))
+                found.append(decode_input(key, team_, at, kind, data, ref))
+        return found
+
+    def openings(self, team: str, since: float) -> int:
+        rows = self._rows(
+            "SELECT count(*) FROM inputs WHERE team = %s AND at >= %s AND strpos(data, %s) > 0",
+            (team, since, OPENED))
+        return int(rows[0][0])
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         rows = self._rows(f"{self._select} WHERE team = %s AND state <> 'closed' "

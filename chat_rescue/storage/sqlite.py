@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlite_utils
 
 from chat_rescue.bot.codec import encode_action
-from chat_rescue.bot.inputs import Input
+from chat_rescue.bot.inputs import OPENED, Input
 from chat_rescue.bot.inputs import decode as decode_input
 from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.leader import Always, Lock
@@ -388,7 +388,8 @@ class SQLiteStore(OutboxTables, SweepTables):
         self.conn.execute("DELETE FROM settings WHERE scope = ? AND key = ?", (scope, key))
 
     def history(self, team: str | None, since: float,
-                kinds: Collection[str] | None = None) -> list[HistoryEvent]:
+                kinds: Collection[str] | None = None,
+                only: Callable[[str], bool] | None = None) -> list[HistoryEvent]:
         sql = ("SELECT conversation, team, kind, at, actor, value, detail FROM history "
                "WHERE at >= ?")
         params: tuple[object, ...] = (since,)
@@ -404,15 +405,29 @@ class SQLiteStore(OutboxTables, SweepTables):
             HistoryEvent(refs.get(key) or refs.setdefault(key, ConversationRef.parse(key)),
                          team_, kind, at, actor, value, detail)
             for key, team_, kind, at, actor, value, detail in rows
+            if only is None or only(key)
         ]
 
-    def inputs(self, team: str | None, since: float) -> list[Input]:
+    def inputs(self, team: str | None, since: float,
+               only: Callable[[str], bool] | None = None) -> list[Input]:
         sql = "SELECT conversation, team, at, kind, data FROM inputs WHERE at >= ?"
         params: tuple[object, ...] = (since,)
         if team is not None:
             sql += " AND team = ?"
             params = (since, team)
-        return [decode_input(*row) for row in self.conn.execute(sql + " ORDER BY id", params)]
+        refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
+        found = []
+        for key, team_, at, kind, data in self.conn.execute(sql + " ORDER BY id", params):
+            if only is None or only(key):
+                ref = refs.get(key) or refs.setdefault(key, ConversationRef.parse(key))
+                found.append(decode_input(key, team_, at, kind, data, ref))
+        return found
+
+    def openings(self, team: str, since: float) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM inputs WHERE team = ? AND at >= ? AND instr(data, ?) > 0",
+            (team, since, OPENED)).fetchone()
+        return int(row[0])
 
     def lock(self, name: str) -> Lock:
         if self._path == ":memory:":

@@ -715,6 +715,20 @@ def test_recorded_inputs_come_back_by_team_and_since_in_recorded_order(store: St
     assert [i.team for i in store.inputs(None, 0)] == ["team-a", "team-b", "team-a", "team-a",
                                                         "team-a"]
     assert store.inputs("team-c", 0) == []
+    assert store.inputs("team-a", 0, lambda key: key != a.ref.key) == []
+    assert store.inputs(None, 0, lambda key: key == b.ref.key)[0].team == "team-b"
+    assert store.openings("team-a", 0) == 1 and store.openings("team-a", T0 + 1) == 0
+    assert store.openings("team-b", 0) == 0  # a sweep's close is no opening
+
+
+def test_history_reads_only_the_conversations_asked_for(store: Store) -> None:
+    a, b = new(1), new(2)
+    store.commit(Change(a, history=(event(a, "opened", T0),)), T0)
+    store.commit(Change(b, history=(event(b, "opened", T0), event(b, "claimed", T0 + 1))), T0)
+    only_b = store.history("team-a", 0, None, lambda key: key == b.ref.key)
+    assert [(h.ref, h.kind) for h in only_b] == [(b.ref, "opened"), (b.ref, "claimed")]
+    assert [h.kind for h in store.history("team-a", 0, ("claimed",), lambda key: True)] == [
+        "claimed"]
 
 
 def test_summary_counts_open_and_overdue_conversations(store: Store) -> None:

@@ -708,6 +708,8 @@ async def test_push_mode_posts_updates_with_the_secret_and_retries() -> None:
         assert [secret for secret, _ in receiver.received] == ["s3cret"] * 3
         ids = [update["update_id"] for _, update in receiver.received]
         assert ids == [queued["update_id"], queued["update_id"], queued["update_id"] + 1]
+        # The sandbox notes a delivery once the receiver's answer is in: after it received it.
+        await eventually(lambda: len(sandbox.webhook_deliveries) == 3)
         assert [d.status for d in sandbox.webhook_deliveries] == [500, 200, 200]
         parsed = Update.de_json(receiver.received[-1][1], bot)
         assert parsed.message is not None and parsed.message.text == "after"

@@ -4,7 +4,10 @@ Reliability tests compare these posts with the store's history (one nudge per 'n
 event, one inbox notice per 'returned', ...) and find re-deliveries: the same post made
 again in a later life of the bot process. A post's `position` orders it among the
 platform's records (the Telegram call index, the Slack message ts) so that it can be
-placed between the kills a test recorded (`life`).
+placed between the kills a test recorded (`life`). A kill is a `Death` where several
+processes serve the platforms: what the killed one had in flight lands in the records just
+after its kill and still belongs to the life it ended, while the survivors may take its
+leases over (and repeat the post) at once.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chat_rescue.bot.model import HistoryEvent
@@ -54,6 +57,18 @@ class Post:
     position: float  # order among the platform's records
     message: float  # position of the message holding it (a digest holds several lines)
     digest: bool = False
+    by: str = ""  # which process made it, where the sandbox tells ("" when it does not)
+
+
+@dataclass(frozen=True, slots=True)
+class Death:
+    """One process of several killed: where the platform's records stood at the kill, and
+    once the requests it had in flight had landed (`landed`). Its own posts up to then
+    belong to the life it ended; every other process's posts after `position` to the next."""
+
+    position: float
+    process: str
+    landed: float
 
 
 def notice_kind(line: str) -> str | None:
@@ -92,7 +107,8 @@ def slack_posts(sandbox: SlackSandbox, team_channel: str) -> list[Post]:
             at = float(reply["ts"])
             posts += _notices("slack", str(reply.get("text") or ""), at, _slack_customer,
                               default=customer)
-    return posts
+    by = {float(ts): caller for ts, caller in sandbox.posted_by.items()}
+    return [replace(post, by=by.get(post.position, "")) for post in posts]
 
 
 def telegram_posts(sandbox: TelegramSandbox, group: int, names: Mapping[str, str],
@@ -144,6 +160,9 @@ def telegram_posts(sandbox: TelegramSandbox, group: int, names: Mapping[str, str
                     posts.append(Post("telegram", "announce", who, text, at, at))
             else:
                 posts += _notices("telegram", text, at, customer_in, default=owner)
+    callers = getattr(sandbox, "callers", None)
+    if callers:
+        posts = [replace(post, by=callers[int(post.position)][0]) for post in posts]
     return posts
 
 
@@ -176,7 +195,7 @@ class Redeliveries:
 
 
 def compare(posts: Iterable[Post], expected: Mapping[tuple[str, str], int],
-            life: Mapping[str, Sequence[float]], kinds: Iterable[str],
+            life: Lives, kinds: Iterable[str],
             window: Mapping[tuple[str, str], int] | None = None) -> Redeliveries:
     """Posts of `kinds` against `expected[(conversation, kind)]` counts.
 
@@ -211,12 +230,12 @@ def compare(posts: Iterable[Post], expected: Mapping[tuple[str, str], int],
                 f"{key}: {len(made)} posted, {expected.get(key, 0)} expected, only "
                 f"{len(again)} repeated after a kill: "
                 + ", ".join(f"{p.text!r}@{p.position:.6f}/life {life_of(p, life)}"
-                            for p in made))
+                            + (f" by {p.by}" if p.by else "") for p in made))
     return found
 
 
 def repeated_actions(posts: Iterable[Post], repeats: Iterable[Post],
-                     life: Mapping[str, Sequence[float]]) -> dict[tuple[str, int], set[Any]]:
+                     life: Lives) -> dict[tuple[str, int], set[Any]]:
     """The actions behind `repeats` (posts made again after a kill: `compare`'s
     `explained`), by platform and by the kill that interrupted them, i.e. the life of the
     first post: a digest is one action, every other post belongs to its conversation's one
@@ -235,9 +254,20 @@ def repeated_actions(posts: Iterable[Post], repeats: Iterable[Post],
     return repeated
 
 
-def life_of(post: Post, life: Mapping[str, Sequence[float]]) -> int:
+Lives = Mapping[str, Sequence[float | Death]]
+
+
+def life_of(post: Post, life: Lives) -> int:
     """How many kills happened before the post: 0 for the first process."""
-    return sum(1 for killed_at in life.get(post.platform, ()) if killed_at <= post.position)
+    return sum(1 for kill in life.get(post.platform, ()) if _after(post, kill))
+
+
+def _after(post: Post, kill: float | Death) -> bool:
+    if not isinstance(kill, Death):
+        return kill <= post.position
+    if post.by == kill.process:
+        return kill.landed <= post.position  # in flight at its death: its own life's
+    return kill.position <= post.position
 
 
 def _slack_customer(line: str) -> str | None:

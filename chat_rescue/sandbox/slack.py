@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
 import itertools
 import json
 import time
@@ -41,6 +42,8 @@ _USER_FLAGS = dict.fromkeys(
     ("deleted", "is_primary_owner", "is_restricted", "is_ultra_restricted", "is_app_user"), False
 )
 _EVENT_ONLY = ("channel", "event_ts", "channel_type")
+# Which process of the bot the request being answered came from (`api_url_of`).
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
 _CHANNEL_FLAGS = dict.fromkeys(
     ("is_group", "is_im", "is_mpim", "is_archived", "is_general", "is_org_shared"), False
 )
@@ -120,6 +123,9 @@ class SlackSandbox:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.calls: list[ApiCall] = []
+        # Who posted each message (by its ts): the name in an `api_url_of` URL, for the
+        # messages of one bot's several processes; none for the plain `api_url`.
+        self.posted_by: dict[str, str] = {}
         self.responses: list[Json] = []  # bodies POSTed to response_url, in order
         # Messages only one user sees: chat.postEphemeral, and ephemeral response_url
         # answers (those with "via": "response_url"), shown to whoever clicked.
@@ -164,6 +170,7 @@ class SlackSandbox:
         """Listen on a free port of 127.0.0.1."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_route("*", "/as/{caller}/api/{method}", self._handle_api)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         self._stopping.clear()
@@ -203,6 +210,11 @@ class SlackSandbox:
     def api_url(self) -> str:
         """The Web API base for ``AsyncWebClient(base_url=...)``."""
         return f"{self.base_url}api/"
+
+    def api_url_of(self, caller: str) -> str:
+        """`api_url` for one of several processes of the bot: the messages they post are
+        recorded with `caller` in `posted_by` (the same bot, token and workspace)."""
+        return f"{self.base_url}as/{caller}/api/"
 
     # ---- state helpers for tests
 
@@ -359,6 +371,7 @@ class SlackSandbox:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        _CALLER.set(request.match_info.get("caller", ""))
         call = ApiCall(method, {})
         self.calls.append(call)
         try:
@@ -522,6 +535,8 @@ class SlackSandbox:
             "team": self.team_id,
         }
         self._store(channel, message)
+        if caller := _CALLER.get():
+            self.posted_by[str(message["ts"])] = caller
         return {"channel": channel, "ts": message["ts"], "message": _public(message)}
 
     def _update(self, params: Json) -> Json:

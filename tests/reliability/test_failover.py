@@ -49,6 +49,7 @@ import pytest_asyncio
 from chat_rescue.sandbox.bot_process import BotProcess, leads_telegram
 from chat_rescue.sandbox.ledger import (
     DROPPED,
+    Death,
     Post,
     Redeliveries,
     compare,
@@ -98,8 +99,13 @@ class Kill:
     was_leader: bool
     when: float  # time.monotonic() of the SIGKILL
     at: float  # seconds into the run
-    slack_position: float  # where the next life begins in the sandboxes' records
+    # Where the sandboxes' records stood at the kill, and once what the killed replica had
+    # in flight had landed: the survivors' next life begins at the first, its own at the
+    # second (a survivor may take its leases over at once, before its requests land).
+    slack_position: float
     telegram_position: float
+    slack_landed: float
+    telegram_landed: float
     down: float = 0.0  # seconds until it answered /healthz again
     takeover: float | None = None  # leader kills: seconds to another replica's getUpdates
     new_leader: str = ""
@@ -128,9 +134,11 @@ class FailoverRun:
     errors: list[str]
     stopping: float  # time.monotonic() when the replicas were told to stop (SIGTERM)
 
-    def life(self) -> dict[str, list[float]]:
-        return {"slack": [k.slack_position for k in self.kills],
-                "telegram": [k.telegram_position for k in self.kills]}
+    def life(self) -> dict[str, list[Death]]:
+        return {"slack": [Death(k.slack_position, k.replica, k.slack_landed)
+                          for k in self.kills],
+                "telegram": [Death(k.telegram_position, k.replica, k.telegram_landed)
+                             for k in self.kills]}
 
     def takeovers(self) -> list[float]:
         return [k.takeover for k in self.kills if k.was_leader and k.takeover is not None]
@@ -169,6 +177,7 @@ async def failover_run(databases: Databases, workdir: Any, seed: int) -> Failove
             # INFO: the logs say who took the lead when, and what was found processed.
             env = sandbox_env(url, slack_box, telegram_box, LOG_LEVEL="INFO",
                               RESCUE_REPLICA=name,
+                              SLACK_API_URL=slack_box.api_url_of(name),
                               TELEGRAM_API_URL=telegram_box.api_url_of(name), **TIMERS.env())
             bots[name] = BotProcess(env, free_port(), workdir, workdir / f"bot-{name}.log")
         clients = [RecordingEventsClient(f"{bot.url}/slack/events", SECRET, sandbox=slack_box)
@@ -196,11 +205,13 @@ async def failover_run(databases: Databases, workdir: Any, seed: int) -> Failove
                     leader = await leader_of(bots)
                     aimed = number % 2 == 0
                     name = leader if aimed and leader else rng.choice(sorted(bots))
+                    at_kill = float(slack_box.next_ts()), float(len(telegram_box.calls))
                     killed_at = time.monotonic()
                     await bots[name].kill()
                     await asyncio.sleep(IN_FLIGHT)
                     kill = Kill(name, aimed, name == leader, killed_at, killed_at - began,
-                                float(slack_box.next_ts()), float(len(telegram_box.calls)))
+                                *at_kill, float(slack_box.next_ts()),
+                                float(len(telegram_box.calls)))
                     kills.append(kill)
                     # Down a while, so that the others (not its own restart) take over.
                     await asyncio.sleep(rng.uniform(0.3, 1.0))

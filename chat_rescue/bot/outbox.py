@@ -166,6 +166,10 @@ class Outbox:
         self._next_free: dict[str, float] = {}
         self._lacking: set[str] = set()  # destinations held for a missing right
         self._holds: dict[int, tuple[float, float]] = {}  # id -> (stored hold, monotonic)
+        # Delivered, but not settled yet (the store failed right after the platform said
+        # yes): settled before anything else is looked at, never given back or sent again.
+        # Keyed by the first item's id: (items, what the platform posted, outbox mark).
+        self._unsettled: dict[int, tuple[list[OutboxItem], Posted | None, int]] = {}
         self._wake = Wake()
         self._prefix = f"{platform.name}:"
         # What the last look at the outbox found, so that a poke for actions that could
@@ -279,6 +283,7 @@ class Outbox:
 
     def _ready(self) -> tuple[list[OutboxItem], float | None]:
         """The head item of each lane, if it is not held back; and the earliest hold."""
+        self._settle_delivered()  # what went out first: it must not look ready again
         if self._hurry:
             self._hurry = False
             self.store.hurry(self._prefix)
@@ -340,7 +345,15 @@ class Outbox:
                         self.platform.name, lost, len(ended), self.owner)
 
     def _absent(self) -> None:
-        """Let the presence go (the worker stops): a later start takes a new name."""
+        """Let the presence go (the worker stops): a later start takes a new name. Not while
+        something delivered is still unsettled: the presence keeps its leases from being
+        ended as a dead worker's (and the items sent again) until the process exits."""
+        with contextlib.suppress(Exception):
+            self._settle_delivered()
+        if self._unsettled:
+            log.warning("%s: %d deliveries could not be settled in the store; their leases "
+                        "are kept", self.platform.name, len(self._unsettled))
+            return
         if self._presence is not None:
             self._presence.give_up()
             self._presence = None
@@ -423,9 +436,11 @@ class Outbox:
             return await self._send_leased(batch, place)
         except BaseException:
             # Whatever broke (the store, a bug, a cancellation), the items go back now
-            # rather than when their leases run out (at least once: one may have gone).
+            # rather than when their leases run out (at least once: one may have gone),
+            # except those the platform took: they are settled, never sent again.
             # (A job handed over is carried out even if this task is cancelled again.)
-            await self._call(self._give_back, batch)
+            await self._call(self._give_back, [item for item in batch
+                                               if not self._went_out(item.id)])
             raise
 
     def _give_back(self, batch: list[OutboxItem]) -> None:
@@ -511,8 +526,9 @@ class Outbox:
                         "given up (dead letter)" if given_up else "retrying")
             return given_up  # a dead letter leaves the outbox: what waited behind it may go now
         self._lacking.discard(place)  # whatever was missing is there again
-        await self._call(self._delivered, items, posted, mark)
         self._count(action, "ok")
+        self._unsettled[items[0].id] = (items, posted, mark)
+        await self._call(self._settle_delivered)
         return True
 
     def _count(self, action: Action, outcome: str) -> None:
@@ -547,6 +563,18 @@ class Outbox:
                 self.metrics.left(self.platform.name)
             given_up |= dead
         return given_up
+
+    def _went_out(self, item_id: int) -> bool:
+        return any(item.id == item_id for items, _, _ in self._unsettled.values()
+                   for item in items)
+
+    def _settle_delivered(self) -> None:
+        """On the store's thread: settle what was delivered, oldest first. A store error
+        propagates (the worker's supervisor starts it again); nothing settled is lost."""
+        while self._unsettled:
+            first = next(iter(self._unsettled))
+            self._delivered(*self._unsettled[first])
+            del self._unsettled[first]
 
     def _delivered(self, items: list[OutboxItem], posted: Posted | None, mark: int) -> None:
         first = items[0]

@@ -850,6 +850,30 @@ async def test_items_are_given_back_at_once_when_sending_them_breaks(
     assert platform.actions() == [nudge(1)]
 
 
+async def test_a_delivery_the_store_could_not_settle_is_settled_not_sent_again(
+    store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
+) -> None:
+    queue(store, nudge(1))
+    queue(store, nudge(2, channel="C2"))
+    settle = store.settle
+    failures = [sqlite3.OperationalError("database is locked")] * 2
+
+    def locked_twice(item_id: int, **how: object) -> None:
+        if failures:
+            raise failures.pop()
+        settle(item_id, **how)  # type: ignore[arg-type]
+
+    store.settle = locked_twice  # type: ignore[method-assign]
+    for _ in range(3):  # as its supervisor would: posted, then the store failed; again
+        with contextlib.suppress(sqlite3.OperationalError):
+            await outbox.drain()
+    clock.advance(outbox_module.LEASE + 1)  # no lease is left to hold anything back
+    assert await outbox.drain() is None
+    # Each went out once: the first was settled, never given back and posted again.
+    assert platform.actions() == [nudge(1), nudge(2, channel="C2")]
+    assert store.pending(10) == [] and outbox.delivered == 2
+
+
 async def test_what_goes_to_a_customer_keeps_its_order(
     store: SQLiteStore, outbox: Outbox, platform: FakePlatform, clock: FakeClock
 ) -> None:

@@ -210,7 +210,7 @@ class SlackEventsClient:
             "text": text,
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
-            "response_url": self._response_url(None, None),
+            "response_url": self._response_url(channel_id, None, user_id),
             "trigger_id": self._trigger_id(),
         }
         content_type = "application/x-www-form-urlencoded"

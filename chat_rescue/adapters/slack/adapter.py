@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from chat_rescue.adapters.connecting import Unreachable, keep_connecting
 from chat_rescue.adapters.slack import blocks, roster
@@ -506,21 +507,33 @@ class SlackAdapter:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         if said.tune is not None:  # answered now; what the history says follows, to them alone
-            task = asyncio.create_task(self._tune(said.tune.team, channel, user))
+            task = asyncio.create_task(self._tune(said.tune.team, channel, user,
+                                                  str(command.get("response_url") or "")))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         return unmark(escape(reply))
 
-    async def _tune(self, team: str, channel: str, user: str) -> None:
-        """`/rescue tune`'s answer, as an ephemeral message to whoever asked."""
+    async def _tune(self, team: str, channel: str, user: str, response_url: str) -> None:
+        """`/rescue tune`'s answer, as an ephemeral message to whoever asked: through the
+        command's response_url (it reaches them wherever they typed it, for 30 minutes,
+        the bot a member or not), else chat.postEphemeral."""
         try:
             text = await tuning.answer(self.service, team)
         except Exception as broken:  # noqa: BLE001 - the asker must hear of it, whatever it is
             log.exception("could not tune %s", team)
             text = f"Sorry, the history could not be replayed ({type(broken).__name__})."
+        text = unmark(escape(text))
+        if response_url:
+            try:
+                sent = await AsyncWebhookClient(response_url).send(
+                    text=text, response_type="ephemeral", replace_original=False)
+                if sent.status_code == 200:
+                    return
+                log.info("the tuning answer's response_url answered %d", sent.status_code)
+            except (aiohttp.ClientError, TimeoutError) as failed:
+                log.info("could not answer through the response_url: %s", failed)
         try:
-            await self.client.chat_postEphemeral(channel=channel, user=user,
-                                                 text=unmark(escape(text)))
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
         except Exception as failed:  # noqa: BLE001 - an answer lost is said in the log
             log.warning("could not post the tuning answer to %s: %s", user, failed)
 

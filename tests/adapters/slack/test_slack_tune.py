@@ -22,6 +22,7 @@ async def test_an_admin_gets_the_history_s_answer_privately(world: SlackWorld) -
     (answer,) = await eventually(answered, timeout=30)
     text = str(answer["text"])
     assert answer["channel"] == TEAM
+    assert answer["via"] == "response_url"  # it reaches them wherever they typed it
     # The sandbox world's timers: idle 300ms, accept 10m.
     assert "(1 conversations)" in text and "\nidle 300ms: 0 nudges in 30 days; 0 answered, " \
         "0 snoozed" in text

@@ -131,7 +131,8 @@ def run(quick: bool) -> list[str]:
         png = chart.render(report)
         drawn = time.perf_counter() - began, time.process_time() - cpu
         print(f"read history:   {read[0] * 1000:7.0f} ms wall, {read[1] * 1000:5.0f} ms CPU "
-              f"({len(inputs.history):,} events of the kinds a report reads)")
+              f"({len(inputs.tallies.first_replies):,} first replies; the rest counted by the "
+              "store)")
         print(f"build report:   {built[0] * 1000:7.0f} ms wall, {built[1] * 1000:5.0f} ms CPU "
               f"({report.conversations:,} exchanges, {len(report.operators)} operators, "
               f"{report.time_label})")

@@ -18,6 +18,7 @@ from typing import Protocol
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import Action, Conversation, HandoverLine, HistoryEvent
+from chat_rescue.bot.report import Tallies
 from chat_rescue.bot.sweep import Phase, Sweep, SweepItem
 
 __all__ = [
@@ -268,6 +269,10 @@ class Reports(Protocol):
         """The people's events recorded at or after `since` (for replays), for one team or
         all, in the order they were recorded; `only`: of the conversation keys it accepts
         (the others are never decoded)."""
+
+    def tallies(self, team: str, since: float, until: float) -> Tallies:
+        """A team's history from `since` to `until` (both included), counted as a report
+        needs it (`bot/report.py`): counts by kind, and each first reply."""
 
     def openings(self, team: str, since: float) -> int:
         """How many exchanges began at or after `since` (recorded openings): what a

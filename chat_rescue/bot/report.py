@@ -1,14 +1,15 @@
 """The report behind `/rescue report` and `chat-rescue report`: history in, one frozen value out.
 
-Pure: the history, the team's working hours, its `first_response` target and `now` are
-passed in. Days are the team's local days (its hours' zone; UTC without hours), and every
-wait is working time where the team has hours, wall time otherwise; the `Report` says which.
+Pure: the history (or its `Tallies`, as a store counts them), the team's working hours,
+its `first_response` target and `now` are passed in. Days are the team's local days (its
+hours' zone; UTC without hours), and every wait is working time where the team has hours,
+wall time otherwise; the `Report` says which.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -90,15 +91,77 @@ def period_start(days: int, now: float, zone: str) -> float:
     return datetime(first.year, first.month, first.day, tzinfo=tz).timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class Tallies:
+    """A team's history between two moments, counted as a report needs it: what is only
+    counted comes counted (the store's `Reports.tallies` does it where the rows are), and
+    only first replies come one by one (their waits make percentiles). Slots are quarter
+    hours since the epoch (`at // 900`): every zone's offset is whole quarter hours."""
+
+    openings: Mapping[int, int]  # slot -> exchanges started (opened or reopened)
+    first_replies: Sequence[tuple[str, float, str | None, float]]  # key, at, operator, wait
+    owned: Mapping[str, int]  # operator -> conversations they claimed or answered first
+    nudged: Mapping[str, int]  # operator -> nudges they received as the owner
+    outcomes: Sequence[tuple[str, str | None, int, int]]  # detail, actor, slot, how many
+    shift_end: Mapping[str, int]  # operator -> conversations the sweep handed on from them
+    closed: Mapping[str | None, int]  # close reason -> closes
+
+
+def tally(history: Iterable[HistoryEvent], since: float, until: float) -> Tallies:
+    """The tallies of history events from `since` to `until` (both included), counted
+    here: what a store's `Reports.tallies` gives for the same events."""
+    openings: Counter[int] = Counter()
+    replies: list[tuple[str, float, str | None, float]] = []
+    owned: dict[str, set[str]] = defaultdict(set)
+    nudged: Counter[str] = Counter()
+    outcomes: Counter[tuple[str, str | None, int]] = Counter()
+    shift_end: Counter[str] = Counter()
+    closed: Counter[str | None] = Counter()
+    for event in history:
+        if not since <= event.at <= until:
+            continue
+        kind = event.kind
+        if kind == "first_reply" and event.value is not None:
+            replies.append((event.ref.key, event.at, event.actor, event.value))
+            if event.actor is not None:
+                owned[event.actor].add(event.ref.key)
+        elif kind in OPENINGS:
+            openings[int(event.at // _SLOT)] += 1
+        elif kind == "claimed" and event.actor is not None:
+            owned[event.actor].add(event.ref.key)
+        elif kind == "nudged" and event.actor is not None:
+            nudged[event.actor] += 1
+        elif kind == "outcome" and event.detail:
+            outcomes[(event.detail, event.actor, int(event.at // _SLOT))] += 1
+        elif kind == "returned" and event.detail == "shift_end" and event.actor is not None:
+            shift_end[event.actor] += 1
+        elif kind == "closed":
+            closed[event.detail] += 1
+    return Tallies(dict(openings), replies, {who: len(keys) for who, keys in owned.items()},
+                   dict(nudged), [(*key, n) for key, n in outcomes.items()], dict(shift_end),
+                   dict(closed))
+
+
 def build(history: Iterable[HistoryEvent], *, team: str, days: int, now: float,
           schedule: Schedule = ALWAYS_OPEN, target: float | None = None,
-          schedule_of: Callable[[HistoryEvent], Schedule] | None = None) -> Report:
-    """The report of the `days` local days up to `now` (events outside are left out).
+          schedule_of: Callable[[str], Schedule] | None = None) -> Report:
+    """The report of the `days` local days up to `now` from history events (events
+    outside are left out); see `from_tallies`."""
+    since = period_start(days, now, schedule.zone)
+    return from_tallies(tally(history, since, now), team=team, days=days, now=now,
+                        schedule=schedule, target=target, schedule_of=schedule_of)
+
+
+def from_tallies(tallies: Tallies, *, team: str, days: int, now: float,
+                 schedule: Schedule = ALWAYS_OPEN, target: float | None = None,
+                 schedule_of: Callable[[str], Schedule] | None = None) -> Report:
+    """The report of the `days` local days up to `now`, from the tallies of that period.
 
     `schedule` is the team's hours (its zone, and whether waits are working time);
-    `schedule_of` gives the hours a first reply's conversation had (a channel may have its
-    own), the team's by default. A first response is on the day it was given, an exchange
-    on the day it started; a wait within target is one of at most `target` seconds.
+    `schedule_of` gives the hours of a first reply's conversation, by its key (a channel
+    may have its own), the team's by default. A first response is on the day it was given,
+    an exchange on the day it started; a wait within target is one of at most `target`
+    seconds.
     """
     zone = schedule.zone
     working = not schedule.always_open
@@ -107,8 +170,7 @@ def build(history: Iterable[HistoryEvent], *, team: str, days: int, now: float,
     first_day = datetime.fromtimestamp(start, tz).date()
     local: dict[int, tuple[int, int]] = {}  # slot -> (day index, hour of the week)
 
-    def where(at: float) -> tuple[int, int]:
-        slot = int(at // _SLOT)
+    def where(slot: int) -> tuple[int, int]:
         found = local.get(slot)
         if found is None:
             moment = datetime.fromtimestamp(slot * _SLOT, tz)
@@ -120,49 +182,31 @@ def build(history: Iterable[HistoryEvent], *, team: str, days: int, now: float,
     opened = [0] * days
     rescued = [[0, 0, 0] for _ in range(days)]
     week = [0] * (7 * 24)
-    owned: dict[str, set[str]] = defaultdict(set)
     answered_by: dict[str, list[float]] = defaultdict(list)
-    nudged: Counter[str] = Counter()
-    handed: Counter[str] = Counter()
-    closed = at_shift_end = 0
-    for event in history:
-        if not start <= event.at <= now:
-            continue
-        kind = event.kind
-        if kind == "first_reply" and event.value is not None:
-            wait = event.value
-            if working:
-                hours = schedule_of(event) if schedule_of is not None else schedule
-                wait = working_between(hours, event.at - wait, event.at)
-            waits[where(event.at)[0]].append(wait)
-            if event.actor is not None:
-                answered_by[event.actor].append(wait)
-                owned[event.actor].add(event.ref.key)
-        elif kind in OPENINGS:
-            index, hour = where(event.at)
-            opened[index] += 1
-            week[hour] += 1
-        elif kind == "claimed" and event.actor is not None:
-            owned[event.actor].add(event.ref.key)
-        elif kind == "nudged" and event.actor is not None:
-            nudged[event.actor] += 1
-        elif kind == "outcome" and event.detail:
-            if event.detail in RESCUES:
-                rescued[where(event.at)[0]][RESCUES.index(event.detail)] += 1
-            elif event.detail.endswith(":handed_off") and event.actor is not None:
-                handed[event.actor] += 1
-        elif kind == "returned" and event.detail == "shift_end" and event.actor is not None:
-            handed[event.actor] += 1  # handed to the next shift by the sweep
-        elif kind == "closed":
-            closed += 1
-            at_shift_end += event.detail == CloseReason.AT_SHIFT_END
+    for key, at, actor, wait in tallies.first_replies:
+        if working:
+            hours = schedule_of(key) if schedule_of is not None else schedule
+            wait = working_between(hours, at - wait, at)
+        waits[where(int(at // _SLOT))[0]].append(wait)
+        if actor is not None:
+            answered_by[actor].append(wait)
+    for slot, count in tallies.openings.items():
+        index, hour = where(slot)
+        opened[index] += count
+        week[hour] += count
+    handed: Counter[str] = Counter(tallies.shift_end)  # handed to the next shift by the sweep
+    for detail, actor, slot, count in tallies.outcomes:
+        if detail in RESCUES:
+            rescued[where(slot)[0]][RESCUES.index(detail)] += count
+        elif detail.endswith(":handed_off") and actor is not None:
+            handed[actor] += count
     rows = tuple(_day(first_day + timedelta(days=i), opened[i], waits[i], target,
                       rescued[i]) for i in range(days))
     everything = [wait for day in waits for wait in day]
     operators = sorted(
-        (OperatorRow(who, len(owned[who]), percentile(answered_by.get(who, []), 50),
-                     nudged[who], handed[who])
-         for who in set(owned) | set(nudged) | set(handed)),
+        (OperatorRow(who, tallies.owned.get(who, 0), percentile(answered_by.get(who, []), 50),
+                     tallies.nudged.get(who, 0), handed[who])
+         for who in set(tallies.owned) | set(tallies.nudged) | set(handed)),
         key=lambda row: (-row.conversations, row.operator))
     return Report(
         team=team, zone=zone, working_time=working, target=target, days=rows,
@@ -172,7 +216,8 @@ def build(history: Iterable[HistoryEvent], *, team: str, days: int, now: float,
         within_target=_within(everything, target),
         rescues=(sum(r[0] for r in rescued), sum(r[1] for r in rescued),
                  sum(r[2] for r in rescued)),
-        closed=closed, closed_at_shift_end=at_shift_end,
+        closed=sum(tallies.closed.values()),
+        closed_at_shift_end=tallies.closed.get(CloseReason.AT_SHIFT_END, 0),
     )
 
 

@@ -60,7 +60,9 @@ def report(days: int, out: str, team: str | None) -> int:
         for name in teams:
             print(f"reading {days} days of history of {name}…", file=sys.stderr, flush=True)
             inputs = making.read(service, name, days)
-            print(f"drawing {len(inputs.history):,} events…", file=sys.stderr, flush=True)
+            print(f"drawing the report ({len(inputs.tallies.first_replies):,} first "
+                  "responses)…",
+                  file=sys.stderr, flush=True)
             pictures.append(making.draw(inputs))
     finally:
         store.close()

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from chat_rescue.bot import report as report_module
 from chat_rescue.bot.bulk import no_collections
 from chat_rescue.bot.hours import Schedule
-from chat_rescue.bot.model import HistoryEvent
-from chat_rescue.bot.report import Report
+from chat_rescue.bot.model import ConversationRef
+from chat_rescue.bot.report import Report, Tallies
 from chat_rescue.bot.report_text import summary
 from chat_rescue.bot.service import Service
 
@@ -40,7 +40,7 @@ class Inputs:
     team: str
     days: int
     now: float
-    history: list[HistoryEvent]
+    tallies: Tallies  # the period's history, counted by the store
     schedule: Schedule  # the team's hours
     target: float | None  # the team's first_response
     channels: Mapping[tuple[str, str], Schedule]  # (platform, channel) -> its hours
@@ -62,22 +62,28 @@ def read(service: Service, team: str, days: int) -> Inputs:
     policy = service.team_policy(team)
     since = report_module.period_start(days, now, policy.schedule.zone)
     with no_collections():
-        history = service.store.history(team, since, report_module.KINDS)
+        tallies = service.store.tallies(team, since, now)
     channels = {}
-    for event in history:
-        where = (event.ref.platform, event.ref.channel)
-        if event.kind == "first_reply" and where not in channels:
-            channels[where] = service.policy(team, event.ref).schedule
-    return Inputs(team, days, now, history, policy.schedule, policy.first_response, channels)
+    for key, _, _, _ in tallies.first_replies:
+        where = channel_of(key)
+        if where not in channels:
+            channels[where] = service.policy(team, ConversationRef.parse(key)).schedule
+    return Inputs(team, days, now, tallies, policy.schedule, policy.first_response, channels)
+
+
+def channel_of(key: str) -> tuple[str, str]:
+    """(platform, channel) of a conversation key: whose hours its waits count."""
+    platform, channel, _ = key.split(":", 2)
+    return platform, channel
 
 
 def build(inputs: Inputs) -> Report:
     """The report from what was read (CPU work, no store)."""
     channels, team_hours = inputs.channels, inputs.schedule
-    return report_module.build(
-        inputs.history, team=inputs.team, days=inputs.days, now=inputs.now,
+    return report_module.from_tallies(
+        inputs.tallies, team=inputs.team, days=inputs.days, now=inputs.now,
         schedule=team_hours, target=inputs.target,
-        schedule_of=lambda e: channels.get((e.ref.platform, e.ref.channel), team_hours))
+        schedule_of=lambda key: channels.get(channel_of(key), team_hours))
 
 
 def render(report: Report) -> bytes:

@@ -32,7 +32,8 @@ from chat_rescue.bot.model import (
     priority_of,
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
-from chat_rescue.storage import census
+from chat_rescue.bot.report import Tallies
+from chat_rescue.storage import census, report_sql
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
@@ -46,6 +47,7 @@ from chat_rescue.storage.versions import SchemaTooNew
 
 __all__ = ["PostgresStore", "Unusable", "describe", "migrate_url", "unusable"]
 
+_REPORT_SQL = report_sql.queries("%s", "floor(at / 900)::bigint")
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 ONE_STATEMENT = 16  # most history rows + actions written in one statement (more: executemany)
 
@@ -343,6 +345,9 @@ class PostgresStore(OutboxTables, SweepTables):
             for key, team_, kind, at, actor, value, detail in rows
             if only is None or only(key)
         ]
+
+    def tallies(self, team: str, since: float, until: float) -> Tallies:
+        return report_sql.tallies(self._rows, _REPORT_SQL, team, since, until)
 
     def inputs(self, team: str | None, since: float,
                only: Callable[[str], bool] | None = None) -> list[Input]:

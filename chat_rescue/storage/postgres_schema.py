@@ -193,7 +193,12 @@ _MIGRATION_3 = """
     CREATE INDEX inputs_team_at ON inputs (team, at)
 """
 
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
+# Reports count each kind of a team's history between two moments (storage/report_sql.py).
+_MIGRATION_4 = """
+    CREATE INDEX history_team_kind_at ON history (team, kind, at);
+"""
+
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 
 _VERSIONS = """
     CREATE TABLE IF NOT EXISTS schema_version (

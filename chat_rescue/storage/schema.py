@@ -247,6 +247,12 @@ _MIGRATION_12 = """
         CREATE INDEX inputs_team_at ON inputs(team, at)
 """
 
+# Reports count each kind of a team's history between two moments (storage/report_sql.py):
+# by kind first, one kind's rows are found without reading the others'.
+_MIGRATION_13 = """
+        CREATE INDEX history_team_kind_at ON history(team, kind, at)
+"""
+
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5,
                          _MIGRATION_6, _MIGRATION_7, _MIGRATION_8, _MIGRATION_9,
-                         _MIGRATION_10, _MIGRATION_11, _MIGRATION_12]
+                         _MIGRATION_10, _MIGRATION_11, _MIGRATION_12, _MIGRATION_13]

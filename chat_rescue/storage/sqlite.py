@@ -34,7 +34,8 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.bot.processes import worker_alive
-from chat_rescue.storage import census
+from chat_rescue.bot.report import Tallies
+from chat_rescue.storage import census, report_sql
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
@@ -46,6 +47,7 @@ from chat_rescue.storage.versions import SchemaTooNew, refuse_newer
 __all__ = ["MIGRATIONS", "SQLiteStore", "connect", "database_file", "describe", "migrate",
            "schema_version"]
 
+_REPORT_SQL = report_sql.queries("?", "CAST(at / 900 AS INTEGER)")
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
 
 
@@ -407,6 +409,10 @@ class SQLiteStore(OutboxTables, SweepTables):
             for key, team_, kind, at, actor, value, detail in rows
             if only is None or only(key)
         ]
+
+    def tallies(self, team: str, since: float, until: float) -> Tallies:
+        return report_sql.tallies(lambda sql, params: self.conn.execute(sql, params).fetchall(),
+                                  _REPORT_SQL, team, since, until)
 
     def inputs(self, team: str | None, since: float,
                only: Callable[[str], bool] | None = None) -> list[Input]:

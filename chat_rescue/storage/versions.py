@@ -15,8 +15,9 @@ POSTGRES = "postgresql"
 # what `chat-rescue copy-db` may copy between. A migration added to both lists adds a pair;
 # one of a backend's own bookkeeping (BACKEND_ONLY) pairs that backend's new version with
 # the other's same one. PostgreSQL 2 added `outbox.queued_by`; SQLite 12 and PostgreSQL 3
-# added `conversations.returned_at` and `inputs`.
-SAME_SCHEMA: list[tuple[int, int]] = [(11, 1), (11, 2), (12, 3)]
+# added `conversations.returned_at` and `inputs`; SQLite 13 and PostgreSQL 4 an index on
+# history for reports.
+SAME_SCHEMA: list[tuple[int, int]] = [(11, 1), (11, 2), (12, 3), (13, 4)]
 
 # Columns one backend keeps for its own bookkeeping, filled by their default on a write:
 # not copied (outbox.queued_by: the PostgreSQL transaction that queued the item; a copied

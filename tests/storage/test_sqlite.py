@@ -125,7 +125,7 @@ def test_a_database_of_schema_6_opens_and_its_conversations_decode(db_path: Path
     old.close()
     store = open_store(db_path)
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 12
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 13
         assert store.load(REF.key) == replace(conversation(), version=4)  # rebased_at None
         told = replace(conversation(), version=4, away_told_until=T0 + 3600,
                        rebased_at=T0 + 60, timer_used=30.0, quiet_used=0.0)

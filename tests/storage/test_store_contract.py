@@ -10,6 +10,7 @@ methods outside the ports.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from chat_rescue.bot.model import (
     Claim,
     Close,
     CloseNotice,
+    CloseReason,
     Conversation,
     ConversationRef,
     CustomerMessage,
@@ -45,6 +47,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.ports import Change, OutboxItem, Outcome
+from chat_rescue.bot.report import tally
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
 from chat_rescue.storage.postgres import PostgresStore
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -695,6 +698,38 @@ def test_history_filters_by_team_and_since(store: Store) -> None:
     assert store.history("team-c", 0) == []
     reply = store.history("team-a", T0 + 20)[0]
     assert reply == HistoryEvent(a.ref, "team-a", "first_reply", T0 + 20, "ana", 20.0)
+
+
+def test_a_reports_tallies_count_what_the_history_says(store: Store) -> None:
+    # A varied history of two teams: every kind a report counts, with and without actors,
+    # values and details, on both edges of the period and outside it.
+    rng = random.Random(7)
+    kinds = ("opened", "reopened", "claimed", "first_reply", "reply", "nudged", "outcome",
+             "returned", "closed", "escalated")
+    details = {"outcome": ("nudge:answered", "return:reclaimed", "escalation:answered",
+                           "nudge:handed_off", "reminder:handed_off", "nudge:snoozed", "", None),
+               "returned": ("shift_end", "idle", None),
+               "closed": (CloseReason.AT_SHIFT_END, CloseReason.BY_OPERATOR, None)}
+    since, until = T0 + 1_000, T0 + 90_000
+    history = []
+    for n in range(600):
+        team = "team-a" if n % 5 else "team-b"
+        kind = rng.choice(kinds)
+        at = rng.choice((since, until, since - 1, until + 1, rng.uniform(T0, T0 + 91_000)))
+        history.append(HistoryEvent(
+            ref(n % 40, channel=rng.choice(("C1", "C2"))), team, kind, at,
+            rng.choice(("ana", "ben", None)), rng.choice((None, 30.0, rng.uniform(0, 900))),
+            rng.choice(details.get(kind, (None,)))))
+    store.commit(Change(history=tuple(history)), T0)
+    for team in ("team-a", "team-b", "team-c"):
+        counted = store.tallies(team, since, until)
+        expected = tally(store.history(team, 0), since, until)
+        assert counted.openings == expected.openings and counted.owned == expected.owned
+        assert counted.nudged == expected.nudged and counted.shift_end == expected.shift_end
+        assert counted.closed == expected.closed
+        assert sorted(counted.first_replies) == sorted(expected.first_replies)
+        assert sorted(counted.outcomes, key=repr) == sorted(expected.outcomes, key=repr)
+    assert sum(store.tallies("team-a", since, until).openings.values()) > 50  # not vacuous
 
 
 def test_recorded_inputs_come_back_by_team_and_since_in_recorded_order(store: Store) -> None:

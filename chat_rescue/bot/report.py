@@ -23,9 +23,6 @@ DAY = 86400.0
 # conversation answered after the bot stepped in, or taken back from the inbox.
 RESCUES = ("nudge:answered", "return:reclaimed", "escalation:answered")
 OPENINGS = frozenset({"opened", "reopened"})
-# The kinds of event a report reads (replies after the first are most of history: not these).
-KINDS = ("opened", "reopened", "claimed", "first_reply", "nudged", "outcome", "returned",
-         "closed")
 _SLOT = 900  # zones' offsets are whole quarter hours: one local (day, hour) per slot
 
 

@@ -16,25 +16,26 @@ from chat_rescue.bot.report import Tallies
 
 Rows = Callable[[str, tuple[Any, ...]], Sequence[Sequence[Any]]]
 
-# Each query is on one team's rows of some kinds between two moments (both included).
-_WHERE = "team = {p} AND kind {kinds} AND at >= {p} AND at <= {p}"
+
+def _on(select: str, kinds: str, rest: str = "") -> str:
+    """A query on one team's rows of some `kinds` between two moments (both included)."""
+    return (f"SELECT {select} FROM history WHERE team = {{p}} AND kind {kinds} "
+            f"AND at >= {{p}} AND at <= {{p}}{rest}")
+
+
 _QUERIES = {
-    "openings": "SELECT {slot}, count(*) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "IN ('opened', 'reopened')") + " GROUP BY 1",
-    "first_replies": "SELECT conversation, at, actor, value FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "= 'first_reply'") + " AND value IS NOT NULL",
-    "owned": "SELECT actor, count(DISTINCT conversation) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "IN ('claimed', 'first_reply')") + " AND actor IS NOT NULL "
-        "AND (kind = 'claimed' OR value IS NOT NULL) GROUP BY actor",
-    "nudged": "SELECT actor, count(*) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "= 'nudged'") + " AND actor IS NOT NULL GROUP BY actor",
-    "outcomes": "SELECT detail, actor, {slot}, count(*) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "= 'outcome'") + " AND detail IS NOT NULL AND detail != '' GROUP BY 1, 2, 3",
-    "shift_end": "SELECT actor, count(*) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "= 'returned'") + " AND detail = 'shift_end' AND actor IS NOT NULL "
-        "GROUP BY actor",
-    "closed": "SELECT detail, count(*) FROM history WHERE " + _WHERE.replace(
-        "{kinds}", "= 'closed'") + " GROUP BY detail",
+    "openings": _on("{slot}, count(*)", "IN ('opened', 'reopened')", " GROUP BY 1"),
+    "first_replies": _on("conversation, at, actor, value", "= 'first_reply'",
+                         " AND value IS NOT NULL"),
+    "owned": _on("actor, count(DISTINCT conversation)", "IN ('claimed', 'first_reply')",
+                 " AND actor IS NOT NULL AND (kind = 'claimed' OR value IS NOT NULL)"
+                 " GROUP BY actor"),
+    "nudged": _on("actor, count(*)", "= 'nudged'", " AND actor IS NOT NULL GROUP BY actor"),
+    "outcomes": _on("detail, actor, {slot}, count(*)", "= 'outcome'",
+                    " AND detail IS NOT NULL AND detail != '' GROUP BY 1, 2, 3"),
+    "shift_end": _on("actor, count(*)", "= 'returned'",
+                     " AND detail = 'shift_end' AND actor IS NOT NULL GROUP BY actor"),
+    "closed": _on("detail, count(*)", "= 'closed'", " GROUP BY detail"),
 }
 
 

@@ -82,15 +82,30 @@ def record_of(event: InboundEvent, team: str, now: float, before: Conversation |
 
 def encode(item: Input) -> tuple[str, str, float, str, str]:
     """(conversation, team, at, kind, data) for the `inputs` table."""
-    fields = {f.name: getattr(item.event, f.name) for f in dataclasses.fields(item.event)
-              if f.name not in ("ref", "text")}
+    event = item.event
+    fields = {name: getattr(event, name) for name in _fields_of(type(event))}
     for flag in ("opened", "reopened", "refused"):  # "_": never an event's own field
         if getattr(item, flag):
             fields[f"_{flag}"] = True
     if item.owner is not None:
         fields["_owner"] = item.owner
-    return (item.key, item.team, item.at, _NAMES[type(item.event)],
-            json.dumps(fields, separators=(",", ":")))
+    return (item.key, item.team, item.at, _NAMES[type(event)], _JSON.encode(fields))
+
+
+# Every event's write records its input: the field names are looked up once per type, and
+# one encoder serves them all (json.dumps with separators builds a new one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(kind: type) -> tuple[str, ...]:
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind)
+                                      if f.name not in ("ref", "text"))
+    return found
 
 
 OPENED = '"_opened":true'  # in an opening's data, as `encode` writes it

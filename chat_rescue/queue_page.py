@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from chat_rescue.bot.queue_links import QueueLinks, Verdict
+from chat_rescue.bot.queue_links import UNDECODED, QueueLinks, Verdict
 from chat_rescue.bot.queue_view import Snapshot, as_json, read
 from chat_rescue.bot.service import Service
 from chat_rescue.queue_html import PAGE
@@ -53,7 +53,7 @@ def access(query: Mapping[str, str], authorization: str, token: str,
     presented = query.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
     team = query.get("team", "")
     if presented:
-        if token and hmac.compare_digest(presented.encode(), token.encode()):
+        if token and hmac.compare_digest(presented.encode(*UNDECODED), token.encode()):
             return Access(200, (team,) if team else None)
         return Access(403, reason="wrong token")
     if "sig" in query or "exp" in query:

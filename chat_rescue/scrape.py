@@ -19,7 +19,7 @@ def metrics_route(app: web.Application, registry: CollectorRegistry,
     expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
         if expected is not None and not hmac.compare_digest(given, expected):
             return web.Response(status=401, text="a bearer token is needed\n",
                                 headers={"WWW-Authenticate": "Bearer"})

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat_rescue.bot.settings import Settings
+from chat_rescue.sandbox.hostile import raw_get
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
@@ -132,6 +133,9 @@ async def test_a_token_is_asked_for_when_set(tmp_path: Path) -> None:
             assert "chat_rescue_" not in text
         status, text, _ = await scrape(bot.port, "s3cret")
         assert status == 200 and "chat_rescue_open_conversations" in text
+        for header in (b"Bearer s3cr\xe9t", b"Bearer \xff\xfe", b"\xc3"):  # not UTF-8
+            assert await raw_get(bot.port, b"/metrics", b"Authorization: " + header
+                                 + b"\r\n") == 401, header
     finally:
         await bot.stop()
 

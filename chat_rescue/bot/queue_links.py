@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlencode
@@ -13,6 +14,10 @@ DEFAULT_TTL = 12 * 3600.0  # a link lasts a shift or so, then `/rescue queue` ag
 # A derived key is bound to this purpose: a link's signature says nothing about the
 # platform secret it was derived from, and no other HMAC of the bot's verifies as a link.
 PURPOSE = b"chat-rescue queue link v1"
+_DIGITS = re.compile(r"[0-9]{1,15}")  # an expiry: ASCII digits only ("²".isdigit() is true)
+# A query or header arrives as text that may hold lone surrogates (undecodable bytes): they
+# are encoded as they are, never an error, so a mangled link is simply not valid.
+UNDECODED = ("utf-8", "surrogatepass")
 
 
 class Verdict(StrEnum):
@@ -42,7 +47,7 @@ class QueueLinks:
     ttl: float = DEFAULT_TTL
 
     def signature(self, team: str, expires: int) -> str:
-        message = f"{len(team)}:{team}:{expires}".encode()  # length first: no ambiguity
+        message = f"{len(team)}:{team}:{expires}".encode(*UNDECODED)  # length first
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def params(self, team: str, now: float) -> dict[str, str]:
@@ -59,9 +64,9 @@ class QueueLinks:
     def check(self, team: str, expires: str, signature: str, now: float) -> Verdict:
         """Whether a link's team, expiry and signature hold at `now`. A tampered expiry or
         team fails the signature, so only an untouched link can be merely EXPIRED."""
-        if not (team and expires.isdigit() and len(expires) < 16 and signature):
+        if not (team and _DIGITS.fullmatch(expires) and signature):
             return Verdict.BAD
         if not hmac.compare_digest(self.signature(team, int(expires)).encode(),
-                                   signature.encode()):
+                                   signature.encode(*UNDECODED)):
             return Verdict.BAD
         return Verdict.VALID if now < int(expires) else Verdict.EXPIRED

@@ -9,6 +9,7 @@ corrupt, so a test can say "nothing stored changed" in one comparison.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -38,6 +39,22 @@ async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, 
         url, data=io.BytesIO(body), headers=dict(headers)
     ) as answer:
         return answer.status, await answer.text(errors="replace")
+
+
+async def raw_get(port: int, target: bytes, headers: bytes = b"") -> int:
+    """GET `target` (path and query, as bytes) from 127.0.0.1:`port` with `headers` as
+    raw header lines, bytes no well-behaved client would send (not UTF-8, say); the status.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers
+                     + b"Connection: close\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 async def slack_post(

@@ -73,3 +73,12 @@ def test_the_key_comes_from_the_first_secret_set_and_is_not_that_secret() -> Non
     assert derive_secret("signing") != derive_secret("token")
     assert derive_secret("signing") != b"signing"
     assert derive_secret("", "") is None
+
+
+def test_an_expiry_of_other_digits_or_a_mangled_team_is_bad_not_an_error() -> None:
+    params = LINKS.params("slack:C0TEAM", NOW)
+    for expiry in ("²", "١٢٣", params["exp"] + "²", " " + params["exp"]):
+        assert checked(LINKS, {**params, "exp": expiry}) is Verdict.BAD, expiry
+    # Undecodable bytes reach the bot as lone surrogates.
+    assert checked(LINKS, {**params, "team": "slack:C0TEAM\udcff"}) is Verdict.BAD
+    assert checked(LINKS, {**params, "sig": params["sig"][:-1] + "\udcff"}) is Verdict.BAD

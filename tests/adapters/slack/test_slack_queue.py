@@ -17,6 +17,7 @@ import pytest
 from chat_rescue.bot.model import State
 from chat_rescue.bot.queue_links import QueueLinks
 from chat_rescue.bot.settings import queue_links
+from chat_rescue.sandbox.hostile import raw_get
 from chat_rescue.sandbox.slack_world import ANNA, BOB, OTHER, SlackWorld, eventually
 
 World = Callable[..., Awaitable[SlackWorld]]
@@ -108,9 +109,14 @@ async def test_no_token_and_no_link_is_401_and_a_bad_one_is_403(world_for: World
         status, body = await get(world, path, stale)
         assert status == 403 and "expired" in body
         for bad in (other, longer, {**query, "sig": "0" * 64}, {"exp": query["exp"]},
-                    {"token": "wrong"}):
+                    {"token": "wrong"}, {**query, "exp": "²"}, {**query, "exp": "١٢"}):
             assert (await get(world, path, bad))[0] == 403, bad
         assert (await get(world, path, headers={"Authorization": "Bearer wrong"}))[0] == 403
+        # Bytes that are not UTF-8, in the header and in the query: refused, not an error.
+        port = world.bot.port
+        assert await raw_get(port, path.encode(), b"Authorization: Bearer \xff\r\n") == 403
+        assert await raw_get(port, path.encode() + b"?token=%FF%FE") == 403
+        assert await raw_get(port, path.encode() + b"?team=%FF&exp=1&sig=%FF") == 403
         assert (await get(world, path, {"token": TOKEN}))[0] == 200
         assert (await get(world, path, headers={"Authorization": f"Bearer {TOKEN}"}))[0] \
             == 200

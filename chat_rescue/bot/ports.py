@@ -275,8 +275,8 @@ class Reports(Protocol):
         needs it (`bot/report.py`): counts by kind, and each first reply."""
 
     def openings(self, team: str, since: float) -> int:
-        """How many exchanges began at or after `since` (recorded openings): what a
-        sample of them is drawn from."""
+        """How many conversations had an exchange begin at or after `since` (recorded
+        openings; a reopened conversation is counted once): what a sample is drawn from."""
 
     def summary(self, team: str) -> tuple[int, int]:
         """(open, overdue) conversations of a team: open is not closed, overdue is open with

@@ -366,7 +366,8 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def openings(self, team: str, since: float) -> int:
         rows = self._rows(
-            "SELECT count(*) FROM inputs WHERE team = %s AND at >= %s AND strpos(data, %s) > 0",
+            "SELECT count(DISTINCT conversation) FROM inputs WHERE team = %s AND at >= %s "
+            "AND strpos(data, %s) > 0",
             (team, since, OPENED))
         return int(rows[0][0])
 

@@ -431,7 +431,8 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def openings(self, team: str, since: float) -> int:
         row = self.conn.execute(
-            "SELECT count(*) FROM inputs WHERE team = ? AND at >= ? AND instr(data, ?) > 0",
+            "SELECT count(DISTINCT conversation) FROM inputs WHERE team = ? AND at >= ? "
+            "AND instr(data, ?) > 0",
             (team, since, OPENED)).fetchone()
         return int(row[0])
 

@@ -754,6 +754,11 @@ def test_recorded_inputs_come_back_by_team_and_since_in_recorded_order(store: St
     assert store.inputs(None, 0, lambda key: key == b.ref.key)[0].team == "team-b"
     assert store.openings("team-a", 0) == 1 and store.openings("team-a", T0 + 1) == 0
     assert store.openings("team-b", 0) == 0  # a sweep's close is no opening
+    # The customer comes back: a second exchange, but still one conversation to sample.
+    again = Input(CustomerMessage(a.ref, T0 + 40, "cust-1", "", "team-a"), "team-a", T0 + 40,
+                  True)
+    store.commit(Change(replace(a, version=3), expected_version=2, inputs=(again,)), T0)
+    assert store.openings("team-a", 0) == 1 and store.openings("team-a", T0 + 31) == 1
 
 
 def test_history_reads_only_the_conversations_asked_for(store: Store) -> None:

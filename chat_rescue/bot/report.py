@@ -20,7 +20,10 @@ from chat_rescue.bot.stats import percentile
 
 DAY = 86400.0
 # The outcomes (`<notice>:<result>`, recorded when a notice is resolved) that are rescues: a
-# conversation answered after the bot stepped in, or taken back from the inbox.
+# conversation answered after the bot stepped in, or taken back from the inbox (a claim
+# reclaims it). One answer can end two notices at once (a returned conversation that was
+# also escalated is claimed): that is one rescue, counted as the later step, the last in
+# this order, so a day's rescues are the exchanges rescued that day.
 RESCUES = ("nudge:answered", "return:reclaimed", "escalation:answered")
 OPENINGS = frozenset({"opened", "reopened"})
 _SLOT = 900  # zones' offsets are whole quarter hours: one local (day, hour) per slot
@@ -100,6 +103,7 @@ class Tallies:
     owned: Mapping[str, int]  # operator -> conversations they claimed or answered first
     nudged: Mapping[str, int]  # operator -> nudges they received as the owner
     outcomes: Sequence[tuple[str, str | None, int, int]]  # detail, actor, slot, how many
+    rescues: Mapping[tuple[int, int], int]  # (slot, index in RESCUES) -> rescues
     shift_end: Mapping[str, int]  # operator -> conversations the sweep handed on from them
     closed: Mapping[str | None, int]  # close reason -> closes
 
@@ -112,6 +116,7 @@ def tally(history: Iterable[HistoryEvent], since: float, until: float) -> Tallie
     owned: dict[str, set[str]] = defaultdict(set)
     nudged: Counter[str] = Counter()
     outcomes: Counter[tuple[str, str | None, int]] = Counter()
+    rescues: dict[tuple[str, float], tuple[int, int]] = {}  # (key, at) -> (slot, step)
     shift_end: Counter[str] = Counter()
     closed: Counter[str | None] = Counter()
     for event in history:
@@ -129,14 +134,18 @@ def tally(history: Iterable[HistoryEvent], since: float, until: float) -> Tallie
         elif kind == "nudged" and event.actor is not None:
             nudged[event.actor] += 1
         elif kind == "outcome" and event.detail:
-            outcomes[(event.detail, event.actor, int(event.at // _SLOT))] += 1
+            slot = int(event.at // _SLOT)
+            outcomes[(event.detail, event.actor, slot)] += 1
+            if event.detail in RESCUES:  # one answer, one rescue: its latest step
+                point, step = (event.ref.key, event.at), (slot, RESCUES.index(event.detail))
+                rescues[point] = max(rescues.get(point, step), step)
         elif kind == "returned" and event.detail == "shift_end" and event.actor is not None:
             shift_end[event.actor] += 1
         elif kind == "closed":
             closed[event.detail] += 1
     return Tallies(dict(openings), replies, {who: len(keys) for who, keys in owned.items()},
-                   dict(nudged), [(*key, n) for key, n in outcomes.items()], dict(shift_end),
-                   dict(closed))
+                   dict(nudged), [(*key, n) for key, n in outcomes.items()],
+                   dict(Counter(rescues.values())), dict(shift_end), dict(closed))
 
 
 def build(history: Iterable[HistoryEvent], *, team: str, days: int, now: float,
@@ -192,10 +201,10 @@ def from_tallies(tallies: Tallies, *, team: str, days: int, now: float,
         opened[index] += count
         week[hour] += count
     handed: Counter[str] = Counter(tallies.shift_end)  # handed to the next shift by the sweep
-    for detail, actor, slot, count in tallies.outcomes:
-        if detail in RESCUES:
-            rescued[where(slot)[0]][RESCUES.index(detail)] += count
-        elif detail.endswith(":handed_off") and actor is not None:
+    for (slot, step), count in tallies.rescues.items():
+        rescued[where(slot)[0]][step] += count
+    for detail, actor, _, count in tallies.outcomes:
+        if detail.endswith(":handed_off") and actor is not None:
             handed[actor] += count
     rows = tuple(_day(first_day + timedelta(days=i), opened[i], waits[i], target,
                       rescued[i]) for i in range(days))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chat_rescue.bot.report import Tallies
+from chat_rescue.bot.report import RESCUES, Tallies
 
 Rows = Callable[[str, tuple[Any, ...]], Sequence[Sequence[Any]]]
 
@@ -33,6 +33,14 @@ _QUERIES = {
     "nudged": _on("actor, count(*)", "= 'nudged'", " AND actor IS NOT NULL GROUP BY actor"),
     "outcomes": _on("detail, actor, {slot}, count(*)", "= 'outcome'",
                     " AND detail IS NOT NULL AND detail != '' GROUP BY 1, 2, 3"),
+    # One rescue per answer (conversation and moment), as its latest step: `RESCUES`.
+    "rescues": "SELECT slot, step, count(*) FROM ("
+               + _on("{slot} AS slot, max(CASE detail "
+                     + " ".join(f"WHEN '{d}' THEN {i}" for i, d in enumerate(RESCUES))
+                     + " END) AS step", "= 'outcome'",
+                     " AND detail IN (" + ", ".join(f"'{d}'" for d in RESCUES) + ")"
+                     " GROUP BY conversation, at")
+               + ") AS answers GROUP BY slot, step",
     "shift_end": _on("actor, count(*)", "= 'returned'",
                      " AND detail = 'shift_end' AND actor IS NOT NULL GROUP BY actor"),
     "closed": _on("detail, count(*)", "= 'closed'", " GROUP BY detail"),
@@ -62,6 +70,8 @@ def tallies(rows: Rows, sql: dict[str, str], team: str, since: float,
         nudged=counted("nudged"),
         outcomes=[(str(detail), actor, int(slot), int(n))
                   for detail, actor, slot, n in rows(sql["outcomes"], params)],
+        rescues={(int(slot), int(step)): int(n)
+                 for slot, step, n in rows(sql["rescues"], params)},
         shift_end=counted("shift_end"),
         closed=counted("closed"),
     )

@@ -127,6 +127,18 @@ def test_rescues_come_from_the_outcomes_of_notices() -> None:
         in summary(report)
 
 
+def test_one_answer_that_ends_a_return_and_an_escalation_is_one_rescue() -> None:
+    wednesday, thursday = at("2026-03-11 12:00"), at("2026-03-12 12:00")
+    history = [ev(1, "outcome", wednesday, "ana", 400.0, "return:reclaimed"),  # one claim...
+               ev(1, "outcome", wednesday, "ana", 100.0, "escalation:answered"),  # ...ends both
+               ev(1, "outcome", thursday, "ben", 30.0, "return:reclaimed"),  # another exchange
+               ev(2, "outcome", wednesday, "ben", 50.0, "return:reclaimed")]
+    report = build(history, team="t", days=7, now=NOW)
+    assert (report.days[5].rescues, report.days[6].rescues) == ((0, 1, 1), (0, 1, 0))
+    assert "Rescues: 3 (nudges answered 0, returns reclaimed 2, escalations answered 1)" \
+        in summary(report)
+
+
 def test_operators_nudges_received_and_hand_offs() -> None:
     day = at("2026-03-11 12:00")
     history = [*answered(1, "2026-03-11 09:00", 30.0, "ana"),

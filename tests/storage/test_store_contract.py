@@ -47,7 +47,7 @@ from chat_rescue.bot.model import (
     UpdateCard,
 )
 from chat_rescue.bot.ports import Change, OutboxItem, Outcome
-from chat_rescue.bot.report import tally
+from chat_rescue.bot.report import RESCUES, tally
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
 from chat_rescue.storage.postgres import PostgresStore
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -720,16 +720,23 @@ def test_a_reports_tallies_count_what_the_history_says(store: Store) -> None:
             ref(n % 40, channel=rng.choice(("C1", "C2"))), team, kind, at,
             rng.choice(("ana", "ben", None)), rng.choice((None, 30.0, rng.uniform(0, 900))),
             rng.choice(details.get(kind, (None,)))))
+    # One claim that ends a return and an escalation at once: one rescue.
+    history += [HistoryEvent(ref(1), "team-a", "outcome", T0 + 5_000, "ana", 9.0, detail)
+                for detail in ("return:reclaimed", "escalation:answered")]
     store.commit(Change(history=tuple(history)), T0)
     for team in ("team-a", "team-b", "team-c"):
         counted = store.tallies(team, since, until)
         expected = tally(store.history(team, 0), since, until)
         assert counted.openings == expected.openings and counted.owned == expected.owned
         assert counted.nudged == expected.nudged and counted.shift_end == expected.shift_end
-        assert counted.closed == expected.closed
+        assert counted.closed == expected.closed and counted.rescues == expected.rescues
         assert sorted(counted.first_replies) == sorted(expected.first_replies)
         assert sorted(counted.outcomes, key=repr) == sorted(expected.outcomes, key=repr)
-    assert sum(store.tallies("team-a", since, until).openings.values()) > 50  # not vacuous
+    counted = store.tallies("team-a", since, until)
+    assert sum(counted.openings.values()) > 50  # not vacuous
+    assert counted.rescues[(int((T0 + 5_000) // 900), 2)] >= 1
+    assert sum(counted.rescues.values()) < sum(n for detail, _, _, n in counted.outcomes
+                                               if detail in RESCUES)
 
 
 def test_recorded_inputs_come_back_by_team_and_since_in_recorded_order(store: Store) -> None:

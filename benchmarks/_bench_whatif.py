@@ -106,12 +106,14 @@ def run(quick: bool) -> list[str]:
             began = time.perf_counter()
             ((_, comparison),) = replay_days(store, service, "team-a", days + 1,
                                              {"idle": 420.0, "first_response": 45.0}, until,
-                                             workers=WORKERS)
+                                             workers=WORKERS,
+                                             reopen=lambda: SQLiteStore(f"sqlite:///{path}"))
             took = time.perf_counter() - began
         finally:
             store.close()
     r, c = comparison.recorded, comparison.candidate
-    print(f"read, replayed and counted in {took:.1f} s ({WORKERS} processes)")
+    print(f"read, replayed and counted in {took:.1f} s ({WORKERS} processes, each reading "
+          "its share)")
     print(f"recorded nudges/returns/escalations {r.nudges:,}/{r.returns:,}/{r.escalations:,}; "
           f"idle 7m + first_response 45s {c.nudges:,}/{c.returns:,}/{c.escalations:,}")
     verdict = "MET" if took <= 30 else "MISSED"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import multiprocessing
 import signal
 import sys
 import threading
@@ -16,14 +18,23 @@ from pydantic import ValidationError
 
 from chat_rescue import logs
 from chat_rescue.bot.bulk import no_collections
-from chat_rescue.bot.clock import SystemClock
+from chat_rescue.bot.clock import Clock, SystemClock
 from chat_rescue.bot.model import Timer
+from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Store
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.settings import Settings
 from chat_rescue.bot.stats import render, summarize
 from chat_rescue.bot.whatif import KINDS as WHATIF_KINDS
-from chat_rescue.bot.whatif import Comparison, Thresholds, compare, named
+from chat_rescue.bot.whatif import (
+    Comparison,
+    Thresholds,
+    can_fork,
+    compare,
+    joined,
+    named,
+    share_of,
+)
 from chat_rescue.bot.whatif import render as render_whatif
 from chat_rescue.storage.factory import database_file, describe, may_come, open_store, where_is
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -247,7 +258,8 @@ def whatif(days: float, team: str | None, changes: Thresholds, check: bool = Fal
             return store
         service = Service(store, settings.base_policy(), SystemClock())
         compared = replay_days(store, service, team, days, changes, time.time(),
-                               check=check, workers=workers)
+                               check=check, workers=workers,
+                               reopen=lambda: open_store(settings.database_url))
         if not compared:
             print(f"No recorded conversations in the last {days:g} days (the people's events "
                   "are recorded from this release on).")
@@ -261,23 +273,80 @@ def whatif(days: float, team: str | None, changes: Thresholds, check: bool = Fal
 
 
 def replay_days(store: Store, service: Service, team: str | None, days: float,
-                changes: Thresholds, now: float, *, check: bool = False,
-                workers: int = 1) -> list[tuple[str, Comparison]]:
-    """`whatif`'s work: each team's last `days` read and replayed (progress on stderr)."""
+                changes: Thresholds, now: float, *, check: bool = False, workers: int = 1,
+                reopen: Callable[[], Store] | None = None) -> list[tuple[str, Comparison]]:
+    """`whatif`'s work: each team's last `days` read and replayed (progress on stderr).
+
+    With `workers` > 1 and `reopen` (a new connection to the same store), reading too is
+    split: each of `workers` forked processes reads, decodes and replays its share of the
+    conversations (by key) from a connection of its own, and the shares are joined here.
+    Without `reopen` the reading is this process's and only the replays are split."""
     since = now - days * 86400
     if workers > 1 and threading.active_count() > 1:
         print(f"Replaying in one process, not {workers}: this one runs other threads (a "
               "PostgreSQL connection pool), which a forked worker must not inherit.",
               file=sys.stderr)
+    elif workers > 1 and reopen is not None and can_fork():
+        print(f"Reading and replaying in {workers} processes…", file=sys.stderr)
+        global _SHARED
+        _SHARED = _Shares(reopen, service.base_policy, service.clock, team, since, changes,
+                          now, days, check, workers)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_replay_share, range(workers))
+        finally:
+            _SHARED = None
+        teams = sorted({name for part in parts for name, _ in part})
+        return [(name, joined([c for part in parts for n, c in part if n == name]))
+                for name in teams]
+    return _replayed(store, service, team, since, changes, now, days, check, workers)
+
+
+def _replayed(store: Store, service: Service, team: str | None, since: float,
+              changes: Thresholds, now: float, days: float, check: bool, workers: int,
+              only: Callable[[str], bool] | None = None, quiet: bool = False
+              ) -> list[tuple[str, Comparison]]:
     with no_collections():
-        inputs = store.inputs(team, since)
-        history = store.history(team, since, WHATIF_KINDS)
+        inputs = store.inputs(team, since, only)
+        history = store.history(team, since, WHATIF_KINDS, only)
         compared = []
         for name in sorted({i.team for i in inputs}):
             mine = [i for i in inputs if i.team == name]
-            print(f"Team {name}: replaying {len(mine):,} recorded events…", file=sys.stderr)
+            if not quiet:
+                print(f"Team {name}: replaying {len(mine):,} recorded events…", file=sys.stderr)
             compared.append((name, compare(
                 mine, [h for h in history if h.team == name],
                 lambda item: service.policy(item.team, item.event.ref), changes, now, days,
                 check=check, workers=workers)))
     return compared
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shares:
+    """What each forked reader of `replay_days` does (inherited, never pickled)."""
+
+    reopen: Callable[[], Store]
+    base_policy: Policy
+    clock: Clock
+    team: str | None
+    since: float
+    changes: Thresholds
+    now: float
+    days: float
+    check: bool
+    workers: int
+
+
+_SHARED: _Shares | None = None
+
+
+def _replay_share(number: int) -> list[tuple[str, Comparison]]:
+    job = _SHARED
+    assert job is not None
+    store = job.reopen()
+    try:
+        return _replayed(store, Service(store, job.base_policy, job.clock), job.team,
+                         job.since, job.changes, job.now, job.days, job.check, 1,
+                         share_of(number, job.workers), quiet=True)
+    finally:
+        store.close()

@@ -157,7 +157,7 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
             if _untimed(events) and _no_sooner(known.by_key[key], changes)}
     runs = [(changes, kept), *([({}, set())] if check else [])]
     job = _Job(inputs, known, until, answers, runs)
-    if workers > 1 and len(keys) - len(kept) > 1 and _can_fork():
+    if workers > 1 and len(keys) - len(kept) > 1 and can_fork():
         global _JOB
         _JOB = job
         try:
@@ -212,11 +212,6 @@ def _still_waiting(inputs: Iterable[Input], keys: set[str]) -> list[str]:
                     isinstance(event, ShiftEnd) and event.close):
                 waiting[item.key] = False
     return [key for key, still in waiting.items() if still]
-
-
-def _can_fork() -> bool:
-    """Forking is safe for a process with no other thread (a pool's, a store worker's)."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 @dataclass(slots=True)
@@ -276,7 +271,7 @@ def _part(share: tuple[int, int]) -> list[Tally]:
     """A forked worker's share of the conversations, by key."""
     number, workers = share
     assert _JOB is not None
-    return _JOB.tallies(lambda key: zlib.crc32(key.encode()) % workers == number)
+    return _JOB.tallies(share_of(number, workers))
 
 
 def merged(parts: Sequence[Tally]) -> Tally:
@@ -290,6 +285,24 @@ def merged(parts: Sequence[Tally]) -> Tally:
                  sum(p.returns for p in parts), sum(p.escalations for p in parts),
                  tuple(w for p in parts for w in p.waits), sum(p.unanswered for p in parts),
                  dict(outcomes), answered, sum(p.reminders for p in parts))
+
+
+def joined(parts: Sequence[Comparison]) -> Comparison:
+    """The comparisons of disjoint sets of a window's conversations, as one."""
+    today = [p.today for p in parts if p.today is not None]
+    return replace(parts[0], recorded=merged([p.recorded for p in parts]),
+                   candidate=merged([p.candidate for p in parts]),
+                   today=merged(today) if today else None)
+
+
+def share_of(number: int, shares: int) -> Callable[[str], bool]:
+    """Which conversation keys are share `number` of `shares` (the same on every run)."""
+    return lambda key: zlib.crc32(key.encode()) % shares == number
+
+
+def can_fork() -> bool:
+    """Forking is safe for a process with no other thread (a pool's, a store worker's)."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _waiting(played: Iterable[Played]) -> list[str]:

@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.bot.tune import sample, tune
 from chat_rescue.bot.whatif import Comparison, candidate_policy, compare, render, tally
+from chat_rescue.ops import replay_days
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -219,7 +221,7 @@ def test_replays_in_several_processes_count_the_same(day: Day,
                     check=True, workers=3)
     # The replays ran in worker processes (unless another test left a thread running in
     # this process, when forking is not safe and one process does it all).
-    assert forked == (["fork"] if whatif_module._can_fork() else [])
+    assert forked == (["fork"] if whatif_module.can_fork() else [])
     assert split.recorded == alone.recorded
     for a, b in ((split.today, alone.today), (split.candidate, alone.candidate)):
         assert a is not None and b is not None
@@ -227,6 +229,43 @@ def test_replays_in_several_processes_count_the_same(day: Day,
                 a.answered_at) == (b.conversations, b.nudges, b.returns, b.escalations,
                                    b.unanswered, b.outcomes, b.answered_at)
         assert sorted(a.waits) == sorted(b.waits)
+
+
+def test_shares_read_and_replayed_in_several_processes_count_the_same(
+        day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    play_the_day(day)
+    url = f"sqlite:///{tmp_path}/day.db"
+    copy = SQLiteStore(url)
+    day.store.conn.backup(copy.conn)
+    service = Service(copy, POLICY, FakeClock(T0 + 3600))
+    opened = tmp_path / "opened"
+
+    def reopen() -> SQLiteStore:
+        with opened.open("a") as marks:  # in a forked worker: a mark each
+            marks.write("x")
+        return SQLiteStore(url)
+
+    try:
+        [(team, alone)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600,
+                                      check=True)
+        [(_, split)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600,
+                                   check=True, workers=3, reopen=reopen)
+    finally:
+        copy.close()
+    # Each worker read its share (unless another test left a thread running in this
+    # process, when forking is not safe and this process reads it all).
+    forked = whatif_module.can_fork()
+    assert team == "team-a"
+    assert (opened.read_text() if opened.exists() else "") == ("xxx" if forked else "")
+    assert split.recorded.conversations == alone.recorded.conversations == 3
+    for a, b in ((split.recorded, alone.recorded), (split.today, alone.today),
+                 (split.candidate, alone.candidate)):
+        assert a is not None and b is not None
+        assert (a.conversations, a.nudges, a.returns, a.escalations, a.unanswered, a.outcomes,
+                a.answered_at) == (b.conversations, b.nudges, b.returns, b.escalations,
+                                   b.unanswered, b.outcomes, b.answered_at)
+        assert sorted(a.waits) == sorted(b.waits)
+    assert split.faithful is True
 
 
 def test_conversations_opened_before_the_window_are_left_out(day: Day) -> None:

@@ -57,6 +57,20 @@ async def test_a_report_asked_in_a_topic_goes_into_that_topic(world: World) -> N
     assert photos(group) == []
 
 
+async def test_a_report_for_a_topic_deleted_meanwhile_goes_to_general(world: World) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hello, my order?")
+    thread = await group.topic()
+    group.sandbox.fail_next("sendPhoto", status=400,
+                            description="Bad Request: message thread not found")
+    group.say_in_topic(BEN, thread, "/rescue report")
+    (photo,) = await eventually(lambda: photos(group), timeout=30)
+    opened(group, photo)
+    first, second = group.sandbox.calls_to("sendPhoto")
+    assert int(first["message_thread_id"]) == thread and "message_thread_id" not in second
+    assert not any("could not be posted" in str(m.get("text")) for m in group.general())
+
+
 async def test_a_bad_period_gets_the_usage_and_no_photo(world: World) -> None:
     group = await world()
     group.sandbox.group_message(GROUP, BEN, "/rescue report 7x")

@@ -12,7 +12,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -75,6 +75,9 @@ class QueuePage:
     token: str
     links: QueueLinks | None
     namers: Mapping[str, Namer]
+    # Per platform, the lookup under way: one slower than NAMES_WAIT goes on (and fills
+    # the adapter's cache for the next poll) instead of being cut off at every poll.
+    _asking: dict[str, asyncio.Future[dict[str, str]]] = field(default_factory=dict)
 
     def allowed(self, request: web.Request) -> Access:
         """Whether `request` may look, and at which teams (`access`)."""
@@ -97,13 +100,25 @@ class QueuePage:
             namer = self.namers.get(platform)
             if namer is None:
                 continue
+            asking = self._asking.get(platform)
+            if asking is None or asking.done():
+                asking = self._asking[platform] = asyncio.ensure_future(namer(users))
+                asking.add_done_callback(_retrieved)
             try:
                 async with asyncio.timeout(NAMES_WAIT):
-                    named = await namer(users)
+                    named = await asyncio.shield(asking)
             except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - ids instead of names (`_retrieved` logs it)
                 continue
             found.update(((platform, user), shown) for user, shown in named.items())
         return found
+
+
+def _retrieved(asking: asyncio.Future[dict[str, str]]) -> None:
+    """A lookup that failed after its poll stopped waiting: said in the log, once."""
+    if not asking.cancelled() and asking.exception() is not None:
+        log.warning("looking up names failed: %s", asking.exception())
 
 
 QUEUE: web.AppKey[QueuePage] = web.AppKey("queue")

@@ -18,10 +18,12 @@ from zoneinfo import ZoneInfo
 
 from chat_rescue.bot.model import Conversation, HistoryEvent, State
 from chat_rescue.bot.policy import Policy
+from chat_rescue.bot.report import Tallies
 from chat_rescue.bot.stats import percentile
 
 ROWS = 200  # conversations shown per team, the longest waiting
 EVENTS = 12  # newest history events shown per team
+RECENT = 600.0  # seconds of history read for them first (a busy team has enough there)
 
 
 class Shown(StrEnum):
@@ -117,6 +119,7 @@ class QueueStore(Protocol):
     def longest_waiting(self, team: str, limit: int) -> list[Conversation]: ...
     def summary(self, team: str) -> tuple[int, int]: ...
     def history(self, team: str | None, since: float) -> list[HistoryEvent]: ...
+    def tallies(self, team: str, since: float, until: float) -> Tallies: ...
 
 
 def read(store: QueueStore, policy: Callable[[str], Policy], teams: Sequence[str] | None,
@@ -130,8 +133,14 @@ def read(store: QueueStore, policy: Callable[[str], Policy], teams: Sequence[str
 def _team(store: QueueStore, team: str, policy: Policy, now: float, limit: int,
           events: int) -> TeamQueue:
     open_, overdue = store.summary(team)
-    today = store.history(team, start_of_day(now, policy.schedule.zone))
-    waits = [e.value for e in today if e.kind == "first_reply" and e.value is not None]
+    # Every poll of every screen is a job on the store's thread, which customers' messages
+    # wait behind: today's first replies come counted (one small row each), and the
+    # newest events from the last minutes, the whole day only when those are too few.
+    midnight = start_of_day(now, policy.schedule.zone)
+    waits = [wait for _, _, _, wait in store.tallies(team, midnight, now).first_replies]
+    latest = store.history(team, max(midnight, now - RECENT)) if events else []
+    if len(latest) < events:
+        latest = store.history(team, midnight)
     target = policy.first_response
     within = (sum(w <= target for w in waits) / len(waits)
               if waits and target is not None else None)
@@ -140,7 +149,7 @@ def _team(store: QueueStore, team: str, policy: Policy, now: float, limit: int,
         rows=tuple(_row(conv) for conv in store.longest_waiting(team, limit)),
         open=open_,
         overdue=overdue,
-        events=tuple(reversed(today[-events:])) if events else (),
+        events=tuple(reversed(latest[-events:])) if events else (),
         answered_today=len(waits),
         first_response_p50=percentile(waits, 50),
         target=target,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chat_rescue.bot import queue_view
 from chat_rescue.bot.hours import Schedule
 from chat_rescue.bot.model import Conversation, ConversationRef, HistoryEvent, State
 from chat_rescue.bot.policy import Policy
@@ -147,3 +148,35 @@ def test_the_json_names_people_and_carries_no_text_but_the_preview(store: SQLite
     assert "order 1 is late" in text  # the card preview
     assert set(row) == {"key", "customer", "owner", "shown", "state", "since", "preview",
                         "escalations"}
+
+
+class Watched:
+    """The store, and the moments each history read began at."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.since: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def history(self, team: str | None, since: float) -> list[HistoryEvent]:
+        self.since.append(since)
+        return self.store.history(team, since)
+
+
+def test_a_busy_team_reads_minutes_of_history_and_a_quiet_one_its_day(
+        store: SQLiteStore) -> None:
+    put(store, conv(1), history=tuple(
+        HistoryEvent(conv(1).ref, TEAM, "nudged", NOON - 3 * 3600 + i, "U0ANNA")
+        for i in range(3)))
+    quiet = Watched(store)
+    [team] = read(quiet, lambda team: POLICY, [TEAM], NOON).teams  # type: ignore[arg-type]
+    assert [e.kind for e in team.events] == ["nudged"] * 3  # hours ago, still today's news
+    assert quiet.since == [NOON - queue_view.RECENT, start_of_day(NOON, "UTC")]
+    put(store, history=tuple(HistoryEvent(conv(1).ref, TEAM, "snoozed", NOON - 60 + i, "U0ANNA")
+                             for i in range(queue_view.EVENTS)))
+    busy = Watched(store)
+    [team] = read(busy, lambda team: POLICY, [TEAM], NOON).teams  # type: ignore[arg-type]
+    assert [e.kind for e in team.events] == ["snoozed"] * queue_view.EVENTS
+    assert busy.since == [NOON - queue_view.RECENT]  # the day's rows were not read

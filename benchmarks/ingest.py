@@ -7,10 +7,11 @@ created by SQLiteStore's migrations (WAL, synchronous=NORMAL).
   conversation, run the engine, write conversation + history + outbox + inbound id in one
   transaction.
 * raw: per event `BEGIN IMMEDIATE`, the inbound-id insert, the conversation insert/update,
-  the history insert(s), the outbox insert(s), `COMMIT` — the very rows SQLiteStore.commit
-  wrote for that event (recorded beforehand from an untimed pass, so the raw side does no
-  Python work besides executing SQL). Row counts and a digest of every table are compared
-  after each round, so both sides provably wrote the same thing.
+  the recorded inputs (issue 11), the history insert(s), the outbox insert(s), `COMMIT` —
+  the very rows SQLiteStore.commit wrote for that event (recorded beforehand from an
+  untimed pass, so the raw side does no Python work besides executing SQL). Row counts
+  and a digest of every table are compared after each round, so both sides provably
+  wrote the same thing.
 * raw+read (informational): the same, plus the point SELECT of the conversation that the
   service path needs to decide.
 
@@ -47,6 +48,7 @@ from _common import busy_seconds, machine, median, spread
 
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.codec import encode_action
+from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.model import (
     Claim,
     Close,
@@ -63,7 +65,7 @@ from chat_rescue.bot.service import Service
 from chat_rescue.storage.rows import row_of
 from chat_rescue.storage.sqlite import SQLiteStore
 
-TABLES = ("conversations", "history", "outbox", "inbound")
+TABLES = ("conversations", "history", "outbox", "inbound", "inputs")
 CHANNELS = ("C01INTAKE", "C02BILLING", "C03SALES", "C04VIP")
 TEAMS = ("support", "billing", "sales")
 WORDS = ("hello", "my", "order", "is", "late", "and", "the", "invoice", "shows", "a", "wrong",
@@ -138,6 +140,7 @@ class RawOp:
     update: tuple[object, ...] | None
     history: list[tuple[object, ...]]
     outbox: list[tuple[object, ...]]
+    inputs: list[tuple[object, ...]]
     key: str
 
 
@@ -184,7 +187,9 @@ def record(events: list[tuple[InboundEvent, str]]) -> tuple[list[RawOp], str, st
             kind, payload = encode_action(action)
             outbox.append((lane_of(action), priority_of(action), kind, payload, 0.0, now))
         key = conv.ref.key if conv is not None else ""
-        ops.append(RawOp((change.inbound_id, now), insert, update, history, outbox, key))
+        inputs = [encode_input(i) for i in change.inputs]
+        ops.append(RawOp((change.inbound_id, now), insert, update, history, outbox,
+                         inputs, key))
     sqls = (store._insert_sql, store._update_sql, store._select_sql)
     store.close()
     return ops, *sqls
@@ -195,6 +200,7 @@ HISTORY_SQL = ("INSERT INTO history (conversation, team, kind, at, actor, value,
 OUTBOX_SQL = ("INSERT INTO outbox (lane, priority, kind, payload, not_before, created_at) "
               "VALUES (?, ?, ?, ?, ?, ?)")
 INBOUND_SQL = "INSERT OR IGNORE INTO inbound (id, seen_at) VALUES (?, ?)"
+INPUTS_SQL = "INSERT INTO inputs (conversation, team, at, kind, data) VALUES (?, ?, ?, ?, ?)"
 
 
 def run_raw(path: Path, ops: list[RawOp], insert_sql: str, update_sql: str, select_sql: str,
@@ -216,6 +222,8 @@ def run_raw(path: Path, ops: list[RawOp], insert_sql: str, update_sql: str, sele
             execute(insert_sql, op.insert)
         elif op.update is not None and execute(update_sql, op.update).rowcount != 1:
             raise AssertionError("conflict")
+        if op.inputs:
+            executemany(INPUTS_SQL, op.inputs)
         if op.history:
             executemany(HISTORY_SQL, op.history)
         if op.outbox:
@@ -286,6 +294,7 @@ def main() -> None:
         rows["conversation updates"] += op.update is not None
         rows["history"] += len(op.history)
         rows["outbox"] += len(op.outbox)
+        rows["inputs"] += len(op.inputs)
     print("rows written per pass: " + ", ".join(f"{v:,} {k}" for k, v in rows.items()))
 
     results: dict[str, list[float]] = {"service": [], "raw": [], "raw+read": []}

@@ -142,9 +142,10 @@ class Deadlines(Protocol):
     def next_deadline(self) -> float | None:
         """The earliest deadline of any conversation or step of a sweep (None: none)."""
 
-    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
-        """(key, deadline) of up to `limit` conversations due at or before `now`, earliest
-        first."""
+    def due(self, now: float, limit: int) -> list[Conversation]:
+        """Up to `limit` conversations whose deadline is at or before `now`, earliest first,
+        as they are now: inside a batch, claimed for it (another process's `due` passes over
+        them until it ends) and read in it, so they can be handled without reading again."""
 
     def postpone(self, key: str, until: float) -> None:
         """Move a deadline whose handling failed to `until`, so it neither spins nor blocks

@@ -226,11 +226,14 @@ class Service:
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
         raise RuntimeError(f"could not apply {type(event).__name__} to {event.ref.key}")
 
-    def handle_all(self, events: Sequence[tuple[InboundEvent, Conversation]]) -> None:
+    def handle_all(self, events: Sequence[tuple[InboundEvent, Conversation]]
+                   ) -> list[engine.Decision | None]:
         """Apply events to conversations the caller just read in this transaction (a
-        sweep's slice), committed together: one statement for the lot instead of several
-        for each. If any changed underneath, they go one by one, as `handle` does."""
+        sweep's or the ticker's slice), committed together: one statement for the lot
+        instead of several for each. If any changed underneath, they go one by one, as
+        `handle` does. Returns each event's decision, in order."""
         now = self.clock.now()
+        decisions: list[engine.Decision | None] = []
         decided: list[tuple[engine.Decision, Change, InboundEvent, Conversation]] = []
         for event, conv in events:
             if conv.ref.key != event.ref.key:
@@ -238,9 +241,10 @@ class Service:
             decision = engine.decide(conv, event, self.policy(conv.team, event.ref), now)
             actions = tuple(a for a in decision.actions if not _answered_on_press(a))
             if decision.conversation is None:
-                if actions:  # nothing to write but what to say: the ordinary way
-                    self.handle(event, read=conv)
+                # nothing to write but what to say: the ordinary way
+                decisions.append(self.handle(event, read=conv) if actions else decision)
                 continue
+            decisions.append(decision)
             decided.append((decision, Change(
                 decision.conversation, conv.version, decision.history, actions,
                 inputs=record_of(event, conv.team, now, conv, decision.refusal is not None)),
@@ -250,12 +254,12 @@ class Service:
                 self.metrics.committed(event, conv, change.conversation, change.history,
                                        change.actions, now)
                 self._notify(decision, change.actions)
-            return
+            return decisions
         again = {change.conversation.ref.key for _, change, _, _ in decided
                  if change.conversation is not None}
-        for event, _ in events:  # one changed underneath: each on its own
-            if event.ref.key in again:
-                self.handle(event)
+        # one changed underneath: each on its own
+        return [self.handle(event) if event.ref.key in again else decision
+                for (event, _), decision in zip(events, decisions, strict=True)]
 
     def queue(self, actions: Iterable[Action], *, inbound_id: str | None = None) -> bool:
         """Queue actions that change no conversation (the copy of an edited message), with

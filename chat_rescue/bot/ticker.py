@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from chat_rescue.bot.clock import Clock
+from chat_rescue.bot.engine import Decision
 from chat_rescue.bot.metrics import timer_of
-from chat_rescue.bot.model import ConversationRef, DeadlineDue
+from chat_rescue.bot.model import Conversation, DeadlineDue
 from chat_rescue.bot.ports import Batching, Deadlines
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.supervise import Loop
@@ -97,19 +98,12 @@ class Ticker:
         fired: list[float] = []
         timers: list[str] = []
         with self.store.batch():
-            # Claimed inside the transaction that fires them: on PostgreSQL another
-            # replica's ticker passes over these until it commits.
-            for key, deadline in self.store.due(now, self.batch):
-                try:
-                    decision = self.service.handle(DeadlineDue(ConversationRef.parse(key), now))
-                except Exception:
-                    # One broken conversation must not stop every other timer, nor spin
-                    # the loop: its deadline moves on (in the store, so restarts agree).
-                    log.exception("deadline of %s failed; trying again in %gs", key,
-                                  RETRY_FAILED)
-                    self.store.postpone(key, now + RETRY_FAILED)
-                    continue
-                fired.append(deadline)
+            # Claimed inside the transaction that fires them, and read by the claim: on
+            # PostgreSQL another replica's ticker passes over these until it commits.
+            claimed = self.store.due(now, self.batch)
+            for conv, decision in self._fire(claimed, now):
+                assert conv.deadline is not None
+                fired.append(conv.deadline)
                 timers.append(timer_of(decision.history if decision is not None else ()))
         self.fired += len(fired)
         fired_at = self.clock.now()
@@ -119,6 +113,27 @@ class Ticker:
             for deadline in fired:
                 self.on_fire(deadline, fired_at)
         return len(fired) + swept
+
+    def _fire(self, claimed: list[Conversation], now: float
+              ) -> list[tuple[Conversation, Decision | None]]:
+        """Fire a slice together (one commit for all of it); if that fails, each on its
+        own, so one broken conversation neither stops every other timer nor spins the
+        loop: its deadline moves on (in the store, so restarts agree)."""
+        events = [(DeadlineDue(conv.ref, now), conv) for conv in claimed]
+        try:
+            return list(zip(claimed, self.service.handle_all(events), strict=True))
+        except Exception:
+            log.warning("a slice of %d deadlines failed together; each on its own",
+                        len(claimed), exc_info=True)
+        fired = []
+        for event, conv in events:
+            try:
+                fired.append((conv, self.service.handle(event, read=conv)))
+            except Exception:
+                log.exception("deadline of %s failed; trying again in %gs", conv.ref.key,
+                              RETRY_FAILED)
+                self.store.postpone(conv.ref.key, now + RETRY_FAILED)
+        return fired
 
     def overdue(self) -> float:
         """How far past its time (seconds) the earliest deadline this ticker knows of and

@@ -13,7 +13,6 @@ or queues is announced to the other replicas when it commits (`postgres_notices.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from functools import lru_cache
 
 import psycopg
 
@@ -34,6 +33,7 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.ports import Change, Held, Outcome
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
+from chat_rescue.storage import postgres_writes as writes
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
@@ -49,7 +49,6 @@ __all__ = ["PostgresStore", "Unusable", "describe", "migrate_url", "unusable"]
 
 _REPORT_SQL = report_sql.queries("%s", "floor(at / 900)::bigint")
 NO_HOLD = 0.0  # an outbox item's `not_before` until a failure or a rate limit sets one
-ONE_STATEMENT = 16  # most history rows + actions written in one statement (more: executemany)
 
 
 STARTING = "57P03"  # cannot_connect_now: the server is starting up (or shutting down)
@@ -125,11 +124,8 @@ class PostgresStore(OutboxTables, SweepTables):
         self._decoded = Decoded()
         names = ", ".join(COLUMNS)
         placeholders = ", ".join("%s" for _ in COLUMNS)
-        assignments = ", ".join(f"{c} = %s" for c in COLUMNS if c != "version")
         self._insert_sql = (f"INSERT INTO conversations (key, {names}) VALUES (%s, "
                             f"{placeholders}) ON CONFLICT (key) DO NOTHING")
-        self._update_sql = (f"UPDATE conversations SET {assignments}, version = version + 1 "
-                            "WHERE key = %s AND version = %s")
         self._select = f"SELECT key, {names} FROM conversations"
         self._listeners: list[Listener] = []
 
@@ -195,21 +191,10 @@ class PostgresStore(OutboxTables, SweepTables):
                 raise ValueError("commit_all takes changes to known conversations only")
         if not changes:
             return True
-        rows = []
-        for change in changes:
-            conv = change.conversation
-            assert conv is not None
-            rows.append((*row_of(conv)[:-1], conv.ref.key, change.expected_version))
-        together = False
         with self._connection() as conn, conn.transaction() as tx:
-            with conn.cursor() as cursor:
-                cursor.executemany(self._update_sql, rows)
-                together = cursor.rowcount == len(changes)
+            together = self._update(conn, changes, now)
             if not together:
                 raise psycopg.Rollback(tx)
-            self._write_rest(conn, [h for c in changes for h in c.history],
-                             [a for c in changes for a in c.actions], now,
-                             [i for c in changes for i in c.inputs])
             self._announce(conn, lambda news: _tell(news, changes))
         return together
 
@@ -220,47 +205,40 @@ class PostgresStore(OutboxTables, SweepTables):
             if seen.rowcount == 0:
                 return Outcome.DUPLICATE
         conv = change.conversation
-        if conv is not None:
-            values = row_of(conv)
-            if change.expected_version is None:
-                written = conn.execute(self._insert_sql, (conv.ref.key, *values))
-            else:
-                written = conn.execute(self._update_sql,
-                                       (*values[:-1], conv.ref.key, change.expected_version))
-            if written.rowcount == 0:
+        if conv is not None and change.expected_version is not None:
+            if not self._update(conn, [change], now):
                 return Outcome.CONFLICT
-        self._write_rest(conn, change.history, change.actions, now, change.inputs)
+        else:
+            if conv is not None and conn.execute(
+                    self._insert_sql, (conv.ref.key, *row_of(conv))).rowcount == 0:
+                return Outcome.CONFLICT
+            self._write_rest(conn, change.history, change.actions, now, change.inputs)
         if change.aliases:
             self._put_aliases(conn, change.aliases)
         return Outcome.COMMITTED
+
+    def _update(self, conn: Connection, changes: Sequence[Change], now: float) -> bool:
+        """Update known conversations, each if still at the version it was read at, and
+        write their history, actions and inputs: one statement. False when any had moved
+        on (the caller rolls the lot back)."""
+        updated = []
+        for change in changes:
+            conv = change.conversation
+            assert conv is not None
+            updated.append((*row_of(conv)[:-1], conv.ref.key, change.expected_version))
+        rest = _rest([h for c in changes for h in c.history],
+                     [a for c in changes for a in c.actions], now,
+                     [i for c in changes for i in c.inputs])
+        row = conn.execute(writes.UPDATE_SQL,
+                           [*writes.columns(updated, writes.UPDATED), *rest]).fetchone()
+        return row is not None and int(row[0]) == len(changes)
 
     def _write_rest(self, conn: Connection, history: Sequence[HistoryEvent],
                     actions: Sequence[Action], now: float,
                     inputs: Sequence[Input] = ()) -> None:
         """A change's history, actions and recorded inputs (after its conversation)."""
-        queued = []
-        for action in actions:  # encoded first: one that cannot be stored writes nothing
-            kind, payload = encode_action(action)
-            queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
-        logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
-                  for h in history]
-        taken = [encode_input(i) for i in inputs]
-        if not logged and not queued and not taken:
-            return
-        if len(logged) + len(queued) + len(taken) <= ONE_STATEMENT:
-            # One round trip for the three tables (a fire: a history row and two actions;
-            # a customer's message: its input too); executemany costs a pipeline and a
-            # round trip per table.
-            conn.execute(_inserts(len(logged), len(queued), len(taken)),
-                         [value for row in (*logged, *queued, *taken) for value in row])
-            return
-        with conn.cursor() as cursor:
-            if logged:
-                cursor.executemany(_inserts(1, 0), logged)
-            if queued:
-                cursor.executemany(_inserts(0, 1), queued)
-            if taken:
-                cursor.executemany(_inserts(0, 0, 1), taken)
+        if history or actions or inputs:
+            conn.execute(writes.REST_SQL, _rest(history, actions, now, inputs))
 
     @staticmethod
     def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:
@@ -286,13 +264,15 @@ class PostgresStore(OutboxTables, SweepTables):
                         "(SELECT min(due) FROM sweeps WHERE due IS NOT NULL))")
         return None if row is None or row[0] is None else float(row[0])
 
-    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
-        rows = self._rows("SELECT key, deadline FROM conversations WHERE deadline IS NOT NULL "
-                          "AND deadline <= %s ORDER BY deadline LIMIT %s "
-                          "FOR UPDATE SKIP LOCKED", (now, limit))
-        if rows and self._held.news is not None:  # held until the batch ends: say so then
-            self._held.news.held(float(rows[0][1]))
-        return [(str(key), float(deadline)) for key, deadline in rows]
+    def due(self, now: float, limit: int) -> list[Conversation]:
+        rows = self._rows(f"{self._select} WHERE deadline IS NOT NULL AND deadline <= %s "
+                          "ORDER BY deadline LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))
+        claimed = [conversation_of(row) for row in rows]
+        if claimed and self._held.news is not None:  # held until the batch ends: say so then
+            first = claimed[0].deadline
+            assert first is not None
+            self._held.news.held(first)
+        return claimed
 
     def postpone(self, key: str, until: float) -> None:
         self._run("UPDATE conversations SET deadline = %s WHERE key = %s", (until, key))
@@ -447,26 +427,16 @@ class PostgresStore(OutboxTables, SweepTables):
         self._run("DELETE FROM held WHERE id = %s", (held_id,))
 
 
-@lru_cache(maxsize=64)
-def _inserts(history: int, actions: int, inputs: int = 0) -> str:
-    """One INSERT of `history` history rows, `actions` outbox rows and `inputs` recorded
-    inputs (the first parts in a data-modifying WITH: each runs once, to completion;
-    outbox ids follow the rows' order). Parameters go in that order."""
-    parts = []
-    if history:
-        parts.append("INSERT INTO history (conversation, team, kind, at, actor, value, "
-                     "detail) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * history))
-    if actions:
-        parts.append("INSERT INTO outbox (lane, priority, kind, payload, not_before, "
-                     "created_at) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * actions))
-    if inputs:
-        parts.append("INSERT INTO inputs (conversation, team, at, kind, data) VALUES "
-                     + ", ".join(["(%s, %s, %s, %s, %s)"] * inputs))
-    *first, last = parts
-    if not first:
-        return last
-    return "WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(first)) \
-        + f" {last}"
+def _rest(history: Sequence[HistoryEvent], actions: Sequence[Action], now: float,
+          inputs: Sequence[Input]) -> list[list[object]]:
+    """The parameters of `writes.REST_SQL` for these rows. Actions are encoded first: one
+    that cannot be stored raises before anything is written."""
+    queued = []
+    for action in actions:
+        kind, payload = encode_action(action)
+        queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
+    logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail) for h in history]
+    return writes.rest(logged, queued, [encode_input(i) for i in inputs])
 
 
 def _tell(news: News, changes: Sequence[Change]) -> None:

@@ -359,13 +359,13 @@ class SQLiteStore(OutboxTables, SweepTables):
         ).fetchone()
         return None if row[0] is None or row[0] >= 1e300 else float(row[0])
 
-    def due(self, now: float, limit: int) -> list[tuple[str, float]]:
-        rows: list[tuple[str, float]] = self.conn.execute(
-            "SELECT key, deadline FROM conversations WHERE deadline IS NOT NULL "
+    def due(self, now: float, limit: int) -> list[Conversation]:
+        rows = self.conn.execute(
+            f"SELECT key, {', '.join(COLUMNS)} FROM conversations WHERE deadline IS NOT NULL "
             "AND deadline <= ? ORDER BY deadline LIMIT ?",
             (now, limit),
         ).fetchall()
-        return rows
+        return [conversation_of(row) for row in rows]
 
     def postpone(self, key: str, until: float) -> None:
         self.conn.execute("UPDATE conversations SET deadline = ? WHERE key = ?", (until, key))

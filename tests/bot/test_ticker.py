@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from chat_rescue.bot.clock import Clock, FakeClock, FastClock, ShiftedClock
 from chat_rescue.bot.model import (
     Claim,
     Close,
+    Conversation,
     ConversationRef,
     CustomerMessage,
     InboundEvent,
@@ -48,6 +49,13 @@ class PoisonedService(Service):
         if event.ref.key in self.broken:
             raise RuntimeError(f"cannot decide {event.ref.key}")
         return super().handle(event, **kwargs)  # type: ignore[arg-type]
+
+    def handle_all(self, events: Sequence[tuple[InboundEvent, Conversation]]
+                   ) -> list[engine.Decision | None]:
+        for event, _ in events:  # as deciding a slice with a broken one in it would
+            if event.ref.key in self.broken:
+                raise RuntimeError(f"cannot decide {event.ref.key}")
+        return super().handle_all(events)
 
 
 @dataclass

@@ -84,10 +84,10 @@ def test_a_deadline_claimed_in_a_batch_is_passed_over_by_another_replica(
     for n in range(1, 6):
         one.commit(Change(due_at(n, T0 + n)), T0)
     with one.batch():
-        claimed = [key for key, _ in one.due(T0 + 10, 3)]
+        claimed = [conv.ref.key for conv in one.due(T0 + 10, 3)]
         assert claimed == [ref(n).key for n in (1, 2, 3)]
         with other.batch():  # skipped, not waited for
-            assert [key for key, _ in other.due(T0 + 10, 10)] == [ref(4).key, ref(5).key]
+            assert [conv.ref.key for conv in other.due(T0 + 10, 10)] == [ref(4).key, ref(5).key]
     with other.batch():  # the claim ends with the batch (these were not moved on)
         assert len(other.due(T0 + 10, 10)) == 5
 
@@ -104,16 +104,14 @@ def test_replicas_claim_each_due_deadline_exactly_once(replicas: list[PostgresSt
         while True:
             with store.batch():
                 due = store.due(T0 + 10, 8)
-                for key, _ in due:
-                    conv = store.load(key)
-                    assert conv is not None
+                for conv in due:
                     fired = replace(conv, deadline=None, deadline_timer=None, escalations=1)
                     outcome = store.commit(Change(
                         fired, expected_version=conv.version,
                         history=(HistoryEvent(conv.ref, conv.team, "escalated", T0 + 10,
                                               f"replica-{index}"),)), T0 + 10)
                     with lock:
-                        claims[index].append(key)
+                        claims[index].append(conv.ref.key)
                         outcomes[outcome] += 1
             if not due:
                 return

@@ -109,7 +109,7 @@ def store(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> I
 
 
 def keys(store: Store, now: float, limit: int) -> list[str]:
-    return [key for key, _ in store.due(now, limit)]
+    return [conv.ref.key for conv in store.due(now, limit)]
 
 
 def ref(n: int = 1, channel: str = "C1") -> ConversationRef:
@@ -512,9 +512,10 @@ def test_oldest_pending_is_when_the_oldest_waiting_action_was_queued(store: Stor
     assert store.oldest_pending() == T0 + 5
 
 
-def test_due_reports_each_deadline(store: Store) -> None:
+def test_due_reads_each_conversation_as_it_is(store: Store) -> None:
     store.commit(Change(conversation=new(1, deadline=T0 + 7)), T0)
-    assert store.due(T0 + 10, 5) == [(ref(1).key, T0 + 7)]
+    assert store.due(T0 + 10, 5) == [store.load(ref(1).key)]
+    assert store.due(T0 + 10, 5)[0].deadline == T0 + 7
 
 
 def test_postpone_moves_a_deadline(store: Store) -> None:
@@ -564,6 +565,33 @@ def test_changes_to_known_conversations_commit_all_together_or_not_at_all(
     assert store.commit_all([], T0)
     with pytest.raises(ValueError):
         store.commit_all([Change(new(9))], T0)  # a new conversation goes by commit
+
+
+def test_a_slice_of_many_commits_together_every_field_and_the_order_kept(
+        store: Store) -> None:
+    # A ticker's slice: more rows than any one-row-per-placeholder statement would take,
+    # fields at their defaults beside every field set (None, booleans, int timestamps).
+    full = every_field_set()
+    convs = [new(n, deadline=T0 + n) for n in range(1, 60)] + [full]
+    for conv in convs:
+        store.commit(Change(conv), T0)
+    fired = [replace(conv, deadline=None, deadline_timer=None, escalations=conv.escalations + 1,
+                     nudged_at=int(T0) + 9, snoozed=not conv.snoozed, owner=None)
+             for conv in convs]
+    changes = [Change(after, before.version,
+                      history=(event(after, "escalated", T0 + 10, value=float(n)),),
+                      actions=(Nudge(after.ref, "ana", 1.0), CloseNotice(after.ref, f"#{n}")),
+                      inputs=(Input(Close(after.ref, T0 + 10, "ana", via="sweep"), after.team,
+                                    T0 + 10),))
+               for n, (before, after) in enumerate(zip(convs, fired, strict=True))]
+    with store.batch():
+        assert store.commit_all(changes, T0 + 10)
+    for after in fired:
+        assert store.load(after.ref.key) == replace(after, version=after.version + 1)
+    assert [h.value for h in store.history(None, T0 + 10)] == [float(n) for n in range(60)]
+    assert [i.action for i in store.pending(200)] == [
+        a for change in changes for a in change.actions]
+    assert [i.key for i in store.inputs(None, T0)] == [c.ref.key for c in fired]
 
 
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:

@@ -170,6 +170,8 @@ async def replica(url: str, profile: bool) -> dict[str, object]:
     store.load = spent.wrap("load", store.load)  # type: ignore[method-assign]
     store.commit = spent.wrap("commit (savepoint + writes)",  # type: ignore[method-assign]
                               store.commit)
+    store.commit_all = spent.wrap(  # type: ignore[method-assign]
+        "slice commit (savepoint + one statement)", store.commit_all)
     engine_decide = engine.decide
     engine.decide = spent.wrap("engine", engine_decide)  # type: ignore[assignment]
     batch = store.batch

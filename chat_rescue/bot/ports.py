@@ -29,6 +29,7 @@ __all__ = [
     "Deadlines",
     "Held",
     "Inbound",
+    "Intent",
     "Locks",
     "OutboxClaims",
     "OutboxItem",
@@ -94,14 +95,29 @@ class Held:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What one event of a batch will read and record: its conversation's key, and its
+    inbound id (if any) with when it came."""
+
+    key: str
+    inbound_id: str | None = None
+    at: float = 0.0
+
+
 class Batching(Protocol):
     """Several writes, through any of the ports, as one transaction."""
 
-    def batch(self) -> AbstractContextManager[None]:
+    def batch(self, intents: Sequence[Intent] = ()) -> AbstractContextManager[None]:
         """Make every write inside one transaction: all of it is kept when the block ends,
         none of it when the block raises. A commit inside that does not go through
         (duplicate, conflict) writes nothing and undoes none of the others; a batch inside
-        a batch is part of the outer one."""
+        a batch is part of the outer one (its `intents` are not looked at).
+
+        `intents`: the events the batch is for (group commit), so a store on a server can
+        read and lock their conversations and record their inbound ids in one go at the
+        start, and write their changes in one go at the end, rather than a few round trips
+        for each. What the callers see is the same either way."""
 
 
 class Conversations(Protocol):

@@ -25,7 +25,7 @@ from chat_rescue.bot.model import (
     Refused,
 )
 from chat_rescue.bot.policy import Policy, resolve
-from chat_rescue.bot.ports import Change, Outcome, Store
+from chat_rescue.bot.ports import Change, Intent, Outcome, Store
 from chat_rescue.bot.queue_links import QueueLinks
 from chat_rescue.bot.worker import StoreWorker
 
@@ -288,9 +288,10 @@ class Service:
         """
         started = time.perf_counter()  # real time, whatever the bot's clock says
         try:
-            return await self.worker.call(self.handle, event, inbound_id=inbound_id,
-                                          extra_actions=tuple(extra_actions),
-                                          aliases=tuple(aliases), grouped=True)
+            return await self.worker.call(
+                self.handle, event, inbound_id=inbound_id, extra_actions=tuple(extra_actions),
+                aliases=tuple(aliases), grouped=True,
+                intent=Intent(event.ref.key, inbound_id, self.clock.now()))
         finally:
             self.metrics.handled(event, time.perf_counter() - started)
 

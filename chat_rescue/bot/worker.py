@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chat_rescue.bot.ports import Batching
+from chat_rescue.bot.ports import Batching, Intent
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class _Job:
     done: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     grouped: bool
+    intent: Intent | None = None
     outcome: Any = None
     failed: BaseException | None = None
     posted: list[Callable[[], None]] = field(default_factory=list)
@@ -87,8 +88,9 @@ class StoreWorker:
         return threading.get_ident() == self._ident
 
     async def call(self, fn: Callable[..., T], *args: Any, grouped: bool = False,
-                   **kwargs: Any) -> T:
+                   intent: Intent | None = None, **kwargs: Any) -> T:
         """Run `fn(*args, **kwargs)` on the worker's thread; its result (or exception).
+        `intent`: what a grouped job will read and record (its group's batch is told).
 
         A cancelled caller does not undo its job: the job still runs, or has run, to its
         end; only its result is dropped.
@@ -96,7 +98,7 @@ class StoreWorker:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         job = _Job((lambda: fn(*args, **kwargs)) if args or kwargs else fn, done, loop,
-                   grouped)
+                   grouped, intent)
         handed = self._handed.setdefault(loop, [])
         if not handed:
             loop.call_soon(self._release, loop)
@@ -173,7 +175,8 @@ class StoreWorker:
 
     def _run_together(self, store: Batching, jobs: list[_Job]) -> None:
         try:
-            with store.batch():
+            intents = [job.intent for job in jobs if job.intent is not None]
+            with store.batch(intents) if intents else store.batch():
                 for job in jobs:
                     self._run(job)
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable

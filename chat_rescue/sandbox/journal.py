@@ -1,16 +1,16 @@
 """A journal of an in-process bot's outbox, for outage tests: what was queued, per
 conversation and in order, and what each platform call made of it.
 
-`OutboxJournal.attach(bot)` wraps the bot's store commit (to see each committed change's
-actions) and each adapter's `deliver` (to see every attempt and its outcome), without
-changing what either does.
+`OutboxJournal.attach(bot)` wraps the bot's store commits (`commit`, and `commit_all` for
+a ticker's or a sweep's slice: to see each committed change's actions) and each adapter's
+`deliver` (to see every attempt and its outcome), without changing what either does.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,16 +55,27 @@ class OutboxJournal:
 
     def attach(self, bot: Bot) -> OutboxJournal:
         self.store = bot.store
-        commit = bot.store.commit
+        commit, commit_all = bot.store.commit, bot.store.commit_all
+
+        def journal(changes: Sequence[Change]) -> None:
+            for change in changes:
+                for action in change.actions:
+                    self.queued[lane_of(action)].append((time.monotonic(), action))
 
         def journaled_commit(change: Change, now: float) -> Outcome:
             outcome = commit(change, now)
             if outcome is Outcome.COMMITTED:
-                for action in change.actions:
-                    self.queued[lane_of(action)].append((time.monotonic(), action))
+                journal([change])
             return outcome
 
+        def journaled_commit_all(changes: Sequence[Change], now: float) -> bool:
+            together = commit_all(changes, now)
+            if together:
+                journal(changes)
+            return together
+
         bot.store.commit = journaled_commit  # type: ignore[method-assign]
+        bot.store.commit_all = journaled_commit_all  # type: ignore[method-assign]
         for adapter in bot.adapters:
             journaled = self._journaled(adapter.name, adapter.deliver)
             setattr(adapter, "deliver", journaled)  # noqa: B010 - an instance override

@@ -12,7 +12,9 @@ or queues is announced to the other replicas when it commits (`postgres_notices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -30,12 +32,13 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
-from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.bot.ports import Change, Held, Intent, Outcome
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
 from chat_rescue.storage import postgres_writes as writes
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
+from chat_rescue.storage.postgres_group import Group
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
 from chat_rescue.storage.postgres_notices import Listener, News
 from chat_rescue.storage.postgres_outbox import OutboxTables
@@ -168,17 +171,62 @@ class PostgresStore(OutboxTables, SweepTables):
 
     # -- conversations --------------------------------------------------------
 
+    @contextmanager
+    def batch(self, intents: Sequence[Intent] = ()) -> Iterator[None]:
+        if self.in_batch or not intents:
+            with super().batch():
+                yield
+            return
+        with super().batch():
+            held = self._held
+            assert held.conn is not None
+            group = held.pending = Group(held.conn, intents, self._select)
+            yield
+            held.pending = None
+            group.flush(held.conn, ending=True)
+
     def load(self, key: str) -> Conversation | None:
+        group = self._group
+        if group is not None:
+            read, conv = group.load(key)
+            if read:
+                return conv
         row = self._row(f"{self._select} WHERE key = %s", (key,))
         return conversation_of(row) if row else None
+
+    @property
+    def _group(self) -> Group | None:
+        pending = self._held.pending
+        return pending if isinstance(pending, Group) else None
 
     def resolve(self, alias: str) -> str | None:
         row = self._row("SELECT conversation FROM aliases WHERE alias = %s", (alias,))
         return str(row[0]) if row else None
 
     def commit(self, change: Change, now: float) -> Outcome:
+        group = self._group
+        if group is None:
+            return self._commit(change, now)
+        outcome = group.commit(change, lambda taken: _rows_of(taken, now))
+        if outcome is not None:
+            if outcome is Outcome.COMMITTED and self._held.news is not None:
+                _tell(self._held.news, [change])
+            return outcome
+        # Not the group's to take (a new conversation, one it did not read): the ordinary
+        # way, after what it took; an inbound id it recorded is not recorded again.
+        recorded = group.use(change.inbound_id)
+        outcome = Outcome.CONFLICT
+        try:
+            outcome = self._commit(change, now, recorded=recorded)
+        finally:
+            if recorded and outcome is not Outcome.COMMITTED:
+                assert change.inbound_id is not None
+                group.unuse(change.inbound_id)
+        return outcome
+
+    def _commit(self, change: Change, now: float, *, recorded: bool = False) -> Outcome:
         with self._connection() as conn, conn.transaction() as tx:
-            outcome = self._write(conn, change, now)
+            outcome = self._write(conn, change, now, recorded=recorded)
             if outcome is not Outcome.COMMITTED:
                 raise psycopg.Rollback(tx)  # nothing of it is kept; the block goes on
             self._announce(conn, lambda news: _tell(news, [change]))
@@ -198,21 +246,22 @@ class PostgresStore(OutboxTables, SweepTables):
             self._announce(conn, lambda news: _tell(news, changes))
         return together
 
-    def _write(self, conn: Connection, change: Change, now: float) -> Outcome:
-        if change.inbound_id is not None:
+    def _write(self, conn: Connection, change: Change, now: float, *,
+               recorded: bool = False) -> Outcome:
+        """`recorded`: the change's inbound id is recorded already (by its group)."""
+        if change.inbound_id is not None and not recorded:
             seen = conn.execute("INSERT INTO inbound (id, seen_at) VALUES (%s, %s) "
                                 "ON CONFLICT (id) DO NOTHING", (change.inbound_id, now))
             if seen.rowcount == 0:
                 return Outcome.DUPLICATE
         conv = change.conversation
         if conv is not None and change.expected_version is not None:
-            if not self._update(conn, [change], now):
-                return Outcome.CONFLICT
-        else:
-            if conv is not None and conn.execute(
-                    self._insert_sql, (conv.ref.key, *row_of(conv))).rowcount == 0:
-                return Outcome.CONFLICT
-            self._write_rest(conn, change.history, change.actions, now, change.inputs)
+            return Outcome.COMMITTED if self._update(conn, [change], now) \
+                else Outcome.CONFLICT
+        if conv is not None and conn.execute(
+                self._insert_sql, (conv.ref.key, *row_of(conv))).rowcount == 0:
+            return Outcome.CONFLICT
+        self._write_rest(conn, change.history, change.actions, now, change.inputs)
         if change.aliases:
             self._put_aliases(conn, change.aliases)
         return Outcome.COMMITTED
@@ -222,15 +271,20 @@ class PostgresStore(OutboxTables, SweepTables):
         write their history, actions and inputs: one statement. False when any had moved
         on (the caller rolls the lot back)."""
         updated = []
+        history: list[Any] = []
+        actions: list[Any] = []
+        inputs: list[Any] = []
         for change in changes:
             conv = change.conversation
             assert conv is not None
+            logged, queued, taken = _rows_of(change, now)
+            history += logged
+            actions += queued
+            inputs += taken
             updated.append((*row_of(conv)[:-1], conv.ref.key, change.expected_version))
-        rest = _rest([h for c in changes for h in c.history],
-                     [a for c in changes for a in c.actions], now,
-                     [i for c in changes for i in c.inputs])
-        row = conn.execute(writes.UPDATE_SQL,
-                           [*writes.columns(updated, writes.UPDATED), *rest]).fetchone()
+        aliases = [alias for change in changes for alias in change.aliases]
+        row = conn.execute(writes.UPDATE_SQL, writes.changes(
+            updated, history, actions, inputs, aliases)).fetchone()
         return row is not None and int(row[0]) == len(changes)
 
     def _write_rest(self, conn: Connection, history: Sequence[HistoryEvent],
@@ -238,7 +292,10 @@ class PostgresStore(OutboxTables, SweepTables):
                     inputs: Sequence[Input] = ()) -> None:
         """A change's history, actions and recorded inputs (after its conversation)."""
         if history or actions or inputs:
-            conn.execute(writes.REST_SQL, _rest(history, actions, now, inputs))
+            conn.execute(writes.REST_SQL,
+                         writes.rest(*_rows_of(Change(history=tuple(history),
+                                                      actions=tuple(actions),
+                                                      inputs=tuple(inputs)), now)))
 
     @staticmethod
     def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:
@@ -427,16 +484,16 @@ class PostgresStore(OutboxTables, SweepTables):
         self._run("DELETE FROM held WHERE id = %s", (held_id,))
 
 
-def _rest(history: Sequence[HistoryEvent], actions: Sequence[Action], now: float,
-          inputs: Sequence[Input]) -> list[list[object]]:
-    """The parameters of `writes.REST_SQL` for these rows. Actions are encoded first: one
-    that cannot be stored raises before anything is written."""
+def _rows_of(change: Change, now: float) -> tuple[list[Any], list[Any], list[Any]]:
+    """A change's history, outbox and input rows. Actions are encoded first: one that
+    cannot be stored raises before anything is written."""
     queued = []
-    for action in actions:
+    for action in change.actions:
         kind, payload = encode_action(action)
         queued.append((lane_of(action), priority_of(action), kind, payload, NO_HOLD, now))
-    logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail) for h in history]
-    return writes.rest(logged, queued, [encode_input(i) for i in inputs])
+    logged = [(h.ref.key, h.team, h.kind, h.at, h.actor, h.value, h.detail)
+              for h in change.history]
+    return logged, queued, [encode_input(i) for i in change.inputs]
 
 
 def _tell(news: News, changes: Sequence[Change]) -> None:

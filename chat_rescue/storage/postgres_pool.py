@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -31,9 +31,16 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
 
 
+class Pending(Protocol):
+    """Writes a batch holds back to make in one go (`postgres_group.Group`)."""
+
+    def flush(self, conn: Connection, *, ending: bool = False) -> None: ...
+
+
 class _Held(threading.local):
     conn: Connection | None = None
     news: News | None = None  # what the batch announces when it commits
+    pending: Pending | None = None  # written before anything else uses the connection
 
 
 class PooledConnections:
@@ -75,7 +82,7 @@ class PooledConnections:
                         "a statement of the batch failed: nothing of it was committed")
                 self._held.news.send(conn, self.origin)  # on commit, once for the lot
             finally:
-                self._held.conn = self._held.news = None
+                self._held.conn = self._held.news = self._held.pending = None
 
     @property
     def in_batch(self) -> bool:
@@ -83,9 +90,12 @@ class PooledConnections:
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        """The batch's connection on this thread, else one from the pool."""
+        """The batch's connection on this thread (what it holds back written first), else
+        one from the pool."""
         held = self._held.conn
         if held is not None:
+            if self._held.pending is not None:
+                self._held.pending.flush(held)
             yield held
             return
         with self.pool.connection() as conn:

@@ -26,6 +26,8 @@ OUTBOX = (("lane", TEXT), ("priority", INT), ("kind", TEXT), ("payload", TEXT),
           ("not_before", FLOAT), ("created_at", FLOAT))
 INPUTS = (("conversation", TEXT), ("team", TEXT), ("at", FLOAT), ("kind", TEXT),
           ("data", TEXT))
+ALIASES = (("alias", TEXT), ("conversation", TEXT))
+FORGOTTEN = (("id", TEXT),)
 
 
 
@@ -63,12 +65,17 @@ _UPDATE_NAMES = ", ".join(name for name, _ in UPDATED)
 
 # History rows, outbox rows and recorded inputs: the parameters of `rest(...)`.
 REST_SQL = f"WITH {_REST} SELECT 1"
-# Those, after the conversations' conditional updates: the parameters of
-# `updates(...) + rest(...)`; the one row read is how many conversations were updated.
+# Those, after the conversations' conditional updates, with aliases and inbound ids a
+# group recorded but did not use (forgotten again): the parameters of `changes(...)`; the
+# one row read is how many conversations were updated.
 UPDATE_SQL = (f"WITH v AS (SELECT * FROM unnest({_arrays(UPDATED)}) AS v({_UPDATE_NAMES})), "
               f"u AS (UPDATE conversations c SET {_ASSIGNMENTS}, version = c.version + 1 "
               "FROM v WHERE c.key = v.key AND c.version = v.expected RETURNING 1), "
-              f"{_REST} SELECT count(*) FROM u")
+              f"{_REST}, a AS (INSERT INTO aliases (alias, conversation) SELECT * FROM "
+              f"unnest({_arrays(ALIASES)}) ON CONFLICT (alias) DO UPDATE SET "
+              "conversation = excluded.conversation), "
+              f"d AS (DELETE FROM inbound WHERE id = ANY({_arrays(FORGOTTEN)})) "
+              "SELECT count(*) FROM u")
 
 
 def columns(rows: Sequence[Sequence[Any]], kinds: Sequence[tuple[str, str]]
@@ -88,3 +95,14 @@ def rest(history: Sequence[Sequence[Any]], actions: Sequence[Sequence[Any]],
          inputs: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """The parameters of REST_SQL."""
     return [*columns(history, HISTORY), *columns(actions, OUTBOX), *columns(inputs, INPUTS)]
+
+
+def changes(updated: Sequence[Sequence[Any]], history: Sequence[Sequence[Any]],
+            actions: Sequence[Sequence[Any]], inputs: Sequence[Sequence[Any]],
+            aliases: Sequence[tuple[str, str]] = (), forgotten: Sequence[str] = ()
+            ) -> list[list[Any]]:
+    """The parameters of UPDATE_SQL. An alias named twice is written once, as named last
+    (one statement cannot change a row twice)."""
+    named = list(dict(aliases).items())
+    return [*columns(updated, UPDATED), *rest(history, actions, inputs),
+            *columns(named, ALIASES), list(dict.fromkeys(forgotten))]

@@ -32,7 +32,7 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
-from chat_rescue.bot.ports import Change, Held, Outcome
+from chat_rescue.bot.ports import Change, Held, Intent, Outcome
 from chat_rescue.bot.processes import worker_alive
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
@@ -262,7 +262,9 @@ class SQLiteStore(OutboxTables, SweepTables):
         return together
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, intents: Sequence[Intent] = ()) -> Iterator[None]:
+        # `intents` are not needed: a read or a write here is a call into the library, not
+        # a round trip to a server.
         with self._mutex:  # the whole transaction: no other thread's call joins it
             if self._batching:
                 yield

@@ -121,11 +121,13 @@ def test_a_lost_race_is_decided_again_and_yields_one_owner() -> None:
 async def test_submitted_events_share_a_transaction_and_each_gets_its_result() -> None:
     service, store, clock = make()
     commits: list[str] = []
+    told: list[list[tuple[str, str | None]]] = []
     real_batch = store.batch
 
-    def counting_batch():  # type: ignore[no-untyped-def]
+    def counting_batch(intents=()):  # type: ignore[no-untyped-def]
         commits.append("batch")
-        return real_batch()
+        told.append([(i.key, i.inbound_id) for i in intents])
+        return real_batch(intents)
 
     store.batch = counting_batch  # type: ignore[method-assign]
     refs = [ConversationRef("test", "C1", f"t{n}") for n in range(5)]
@@ -136,6 +138,7 @@ async def test_submitted_events_share_a_transaction_and_each_gets_its_result() -
                        inbound_id=refs[0].key),
     )
     assert commits == ["batch"]
+    assert told == [[(r.key, r.key) for r in [*refs, refs[0]]]]  # what the batch is for
     assert [d is not None for d in results] == [True] * 5 + [False]  # the repeat is skipped
     assert all(store.load(r.key) is not None for r in refs)
 

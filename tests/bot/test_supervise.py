@@ -143,7 +143,8 @@ async def test_store_errors_in_the_ticker_and_the_outbox_lose_nothing(
         assert flaky.failures >= 4  # both loops hit errors ...
         kinds = [type(a).__name__ for a in platform.delivered]
         assert kinds.count("PostCard") == 1 and kinds.count("Escalate") >= 1
-        assert set(bot.loops.states().values()) == {"alive"}  # ... and carried on
+        # ... and carried on (a loop says so at the top of its next turn)
+        await wait_until(lambda: set(bot.loops.states().values()) == {"alive"})
     finally:
         await bot.stop()
 

@@ -31,12 +31,13 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.outbox import Outbox, Posted
 from chat_rescue.bot.policy import Policy
-from chat_rescue.bot.ports import Change, Outcome
+from chat_rescue.bot.ports import Change, Intent, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.factory import open_store
 from chat_rescue.storage.postgres import PostgresStore, describe, migrate_url
+from chat_rescue.storage.postgres_group import Changed
 from chat_rescue.storage.postgres_lock import AdvisoryLock
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
 from chat_rescue.storage.versions import SchemaTooNew
@@ -90,6 +91,42 @@ def test_a_deadline_claimed_in_a_batch_is_passed_over_by_another_replica(
             assert [conv.ref.key for conv in other.due(T0 + 10, 10)] == [ref(4).key, ref(5).key]
     with other.batch():  # the claim ends with the batch (these were not moved on)
         assert len(other.due(T0 + 10, 10)) == 5
+
+
+def test_a_group_locks_its_conversations_from_the_start_and_writes_them_at_once(
+        replicas: list[PostgresStore]) -> None:
+    one, other = replicas[:2]
+    for n in (1, 2, 3):
+        one.commit(Change(due_at(n, T0 + n)), T0)
+    with one.batch([Intent(ref(1).key, "a", T0), Intent(ref(3).key, "b", T0)]):
+        # Locked and read at the start: another replica passes over them, and meanwhile
+        # the group's first loads cost nothing.
+        with other.batch():
+            assert [conv.ref.key for conv in other.due(T0 + 10, 10)] == [ref(2).key]
+        conv = one.load(ref(1).key)
+        assert conv is not None
+        assert one.commit(Change(replace(conv, deadline=None), conv.version,
+                                 inbound_id="a"), T0) is Outcome.COMMITTED
+        # Taken, not written yet: the other replica's read (its own transaction) sees the
+        # row as it was; this replica's next use of the connection writes it first.
+        assert other.load(ref(1).key) == conv
+        assert one.load(ref(1).key) == replace(conv, deadline=None, version=conv.version + 1)
+    assert other.load(ref(1).key) == replace(conv, deadline=None, version=conv.version + 1)
+    assert other.commit(Change(inbound_id="b"), T0) is Outcome.COMMITTED  # b never used
+
+
+def test_a_group_whose_locked_conversation_changed_keeps_nothing(
+        replicas: list[PostgresStore]) -> None:
+    one = replicas[0]
+    one.commit(Change(due_at(1, T0 + 1)), T0)
+    with pytest.raises(Changed), one.batch([Intent(ref(1).key, "a", T0)]):
+        conv = one.load(ref(1).key)
+        assert conv is not None
+        one.attach(conv.ref.key, "card-1", ())  # a write that is not the event's own commit
+        assert one.commit(Change(replace(conv, owner="U0ANA"), conv.version,
+                                 inbound_id="a"), T0) is Outcome.COMMITTED
+    assert one.load(ref(1).key) == due_at(1, T0 + 1)  # not even the card
+    assert one.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED
 
 
 def test_replicas_claim_each_due_deadline_exactly_once(replicas: list[PostgresStore]) -> None:

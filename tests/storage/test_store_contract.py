@@ -594,6 +594,61 @@ def test_a_slice_of_many_commits_together_every_field_and_the_order_kept(
     assert [i.key for i in store.inputs(None, T0)] == [c.ref.key for c in fired]
 
 
+def test_a_batch_told_its_events_gives_what_one_by_one_gives(store: Store) -> None:
+    # Group commit tells the batch what its events are about (PostgreSQL reads, locks and
+    # records them up front and writes what they commit in one go); the callers see the
+    # same outcomes, in the same order, on every backend.
+    store.commit(Change(new(1)), T0)
+    store.commit(Change(actions=(CloseNotice(ref(9), "before"),), inbound_id="old"), T0)
+    intents = [ports.Intent(ref(1).key, "a", T0 + 1), ports.Intent(ref(2).key, "b", T0 + 1),
+               ports.Intent(ref(1).key, "a", T0 + 1), ports.Intent(ref(3).key, "c", T0 + 1),
+               ports.Intent(ref(1).key, "old", T0 + 1)]
+    with store.batch(intents):
+        one = store.load(ref(1).key)
+        assert one is not None and one.version == 0
+        owned = replace(one, owner="U0ANA", state=State.WAITING_ON_CUSTOMER)
+        assert store.commit(Change(owned, 0, (event(owned, "claimed", T0 + 1),),
+                                   (Nudge(one.ref, "ana", 1.0),), inbound_id="a",
+                                   aliases=(("C1:1700.5", one.ref.key),)), T0 + 1) \
+            is Outcome.COMMITTED
+        again = store.load(ref(1).key)  # what this batch wrote, as written
+        assert again == replace(owned, version=1)
+        assert [h.kind for h in store.history(None, 0)] == ["claimed"]
+        assert store.commit(Change(replace(again, preview="x"), 1, inbound_id="a"),
+                            T0 + 1) is Outcome.DUPLICATE  # the same delivery twice
+        assert store.load(ref(2).key) is None
+        assert store.commit(Change(new(2), inbound_id="b",
+                                   actions=(CloseNotice(ref(2), "two"),)), T0 + 1) \
+            is Outcome.COMMITTED
+        assert store.commit(Change(replace(again, preview="y"), 1, inbound_id="old"),
+                            T0 + 1) is Outcome.DUPLICATE  # recorded before the batch
+        assert store.commit(Change(replace(one, preview="stale"), 0), T0 + 1) \
+            is Outcome.CONFLICT
+        # "c": its event failed before it committed
+    assert store.load(ref(1).key) == replace(owned, version=1)
+    assert store.load(ref(2).key) == new(2)
+    assert store.resolve("C1:1700.5") == ref(1).key
+    assert [i.action for i in store.pending(10)] == [CloseNotice(ref(9), "before"),
+                                                      Nudge(ref(1), "ana", 1.0),
+                                                      CloseNotice(ref(2), "two")]
+    for used in ("a", "b", "old"):
+        assert store.commit(Change(inbound_id=used), T0 + 2) is Outcome.DUPLICATE
+    assert store.commit(Change(new(3), inbound_id="c"), T0 + 2) is Outcome.COMMITTED
+
+
+def test_a_batch_told_its_events_keeps_nothing_when_it_raises(store: Store) -> None:
+    store.commit(Change(new(1)), T0)
+    with pytest.raises(RuntimeError), store.batch([ports.Intent(ref(1).key, "a", T0)]):
+        one = store.load(ref(1).key)
+        assert one is not None
+        assert store.commit(Change(replace(one, owner="U0ANA"), 0, inbound_id="a",
+                                   actions=(Nudge(one.ref, "ana", 1.0),)), T0) \
+            is Outcome.COMMITTED
+        raise RuntimeError("the process died before COMMIT")
+    assert store.load(ref(1).key) == new(1) and store.pending(10) == []
+    assert store.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED  # not recorded
+
+
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:
     emoji = Nudge(ConversationRef("console", "🆘-room", "t1"), "ana", 1.0)
     store.commit(Change(actions=(emoji,)), T0)

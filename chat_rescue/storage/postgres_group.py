@@ -48,11 +48,11 @@ class Group:
         self.fresh: set[str] = set()  # recorded by this group, not used by a commit yet
         if ids:
             self.fresh = {str(row[0]) for row in conn.execute(
-                "INSERT INTO inbound (id, seen_at) SELECT * FROM unnest(%s::text[], "
-                "%s::float8[]) ON CONFLICT (id) DO NOTHING RETURNING id",
+                "INSERT INTO inbound (id, seen_at) SELECT * FROM unnest(%b::text[], "
+                "%b::float8[]) ON CONFLICT (id) DO NOTHING RETURNING id",
                 (list(ids), list(ids.values()))).fetchall()}
         keys = sorted({i.key for i in intents})
-        rows = conn.execute(f"{select} WHERE key = ANY(%s) ORDER BY key FOR UPDATE",
+        rows = conn.execute(f"{select} WHERE key = ANY(%b::text[]) ORDER BY key FOR UPDATE",
                             (keys,)).fetchall() if keys else []
         self._read: dict[str, Conversation | None] = dict.fromkeys(keys)
         self._read.update((conv.ref.key, conv) for conv in map(conversation_of, rows))

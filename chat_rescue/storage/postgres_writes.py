@@ -49,7 +49,7 @@ UPDATED = (*((name, _CONVERSATION[name]) for name in COLUMNS if name != "version
 
 
 def _arrays(columns: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f"%s::{kind}[]" for _, kind in columns)
+    return ", ".join(f"%b::{kind}[]" for _, kind in columns)
 
 
 def _insert(name: str, table: str, columns: Sequence[tuple[str, str]]) -> str:

@@ -39,8 +39,8 @@ _KINDS: dict[str, type] = {
 _LINES: dict[str, type] = {"SweepCard": SweepLine, "HandoverDigest": HandoverLine}
 
 
-_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in dataclasses.fields(cls))
+_NAMES: dict[type, tuple[str, ...]] = {  # what is stored: the fields a value is made from
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.init)
     for cls in (*_KINDS.values(), *_LINES.values(), Conversation, ConversationRef)
 }
 
@@ -90,7 +90,7 @@ def decode_action(kind: str, payload: str) -> Action:
         card: Action = _KINDS[kind](unloaded(ConversationRef.parse(fields["key"])))
         return card
     if "ref" in fields:
-        fields["ref"] = ConversationRef(**fields["ref"])
+        fields["ref"] = _ref_of(fields["ref"])
     if "conversation" in fields:  # card actions queued by earlier versions, stored whole
         fields["conversation"] = conversation_from_dict(fields["conversation"])
     if kind == "ClaimRefused":  # queued by earlier versions: what a refused claim was
@@ -105,6 +105,11 @@ def decode_action(kind: str, payload: str) -> Action:
     return action
 
 
+def _ref_of(fields: dict[str, str]) -> ConversationRef:
+    """A ConversationRef stored as a dict (by `asdict`, its key too, made again here)."""
+    return ConversationRef(fields["platform"], fields["channel"], fields.get("thread", ""))
+
+
 def unloaded(ref: ConversationRef) -> Conversation:
     """A stand-in for a conversation known only by its key (version -1: never stored)."""
     return Conversation(ref, team="", customer="", opened_at=0.0, version=-1)
@@ -113,7 +118,7 @@ def unloaded(ref: ConversationRef) -> Conversation:
 def conversation_from_dict(fields: dict[str, Any]) -> Conversation:
     """A Conversation from `dataclasses.asdict` output."""
     fields = dict(fields)
-    fields["ref"] = ConversationRef(**fields["ref"])
+    fields["ref"] = _ref_of(fields["ref"])
     fields["state"] = State(fields["state"])
     if fields.get("deadline_timer") is not None:
         fields["deadline_timer"] = Timer(fields["deadline_timer"])

@@ -115,8 +115,9 @@ def decode(conversation: str, team: str, at: float, kind: str, data: str,
            ref: ConversationRef | None = None) -> Input:
     """An `inputs` row read back (`ref`: the conversation's, parsed already)."""
     fields = json.loads(data)
-    opened, reopened, refused = (bool(fields.pop(f"_{flag}", False))
-                                 for flag in ("opened", "reopened", "refused"))
-    owner = fields.pop("_owner", None)
+    pop = fields.pop  # the flags `encode` adds ("_": never an event's own field)
+    opened, reopened, refused = (bool(pop("_opened", False)), bool(pop("_reopened", False)),
+                                 bool(pop("_refused", False)))
+    owner = pop("_owner", None)
     event = _KINDS[kind](ref or ConversationRef.parse(conversation), **fields)
     return Input(event, team, at, opened, reopened, owner, refused)

@@ -73,10 +73,12 @@ class ConversationRef:
     platform: str
     channel: str
     thread: str = ""
+    # "platform:channel:thread", made once: the store, the replays and the reports look
+    # conversations up by it (a million times in a 30-day what-if).
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.platform}:{self.channel}:{self.thread}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.platform}:{self.channel}:{self.thread}")
 
     @classmethod
     def parse(cls, key: str) -> ConversationRef:

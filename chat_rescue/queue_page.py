@@ -52,6 +52,8 @@ def access(query: Mapping[str, str], authorization: str, token: str,
     scheme, _, bearer = authorization.partition(" ")
     presented = query.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
     team = query.get("team", "")
+    if not team.isprintable():  # a NUL or a control character names no team (and a
+        return Access(403, reason="no such team")  # server's text refuses a NUL outright)
     if presented:
         if token and hmac.compare_digest(presented.encode(*UNDECODED), token.encode()):
             return Access(200, (team,) if team else None)
@@ -75,9 +77,12 @@ class QueuePage:
     token: str
     links: QueueLinks | None
     namers: Mapping[str, Namer]
-    # Per platform, the lookup under way: one slower than NAMES_WAIT goes on (and fills
-    # the adapter's cache for the next poll) instead of being cut off at every poll.
-    _asking: dict[str, asyncio.Future[dict[str, str]]] = field(default_factory=dict)
+    # Per platform, the lookup under way and whom it asks for: one slower than NAMES_WAIT
+    # goes on (and fills the adapter's cache for the next poll) instead of being cut off
+    # at every poll. A poll it does not cover (another screen's team, someone new) asks
+    # on its own: the adapter answers the names it knows at once.
+    _asking: dict[str, tuple[frozenset[str], asyncio.Future[dict[str, str]]]] = field(
+        default_factory=dict)
 
     def allowed(self, request: web.Request) -> Access:
         """Whether `request` may look, and at which teams (`access`)."""
@@ -100,10 +105,13 @@ class QueuePage:
             namer = self.namers.get(platform)
             if namer is None:
                 continue
-            asking = self._asking.get(platform)
-            if asking is None or asking.done():
-                asking = self._asking[platform] = asyncio.ensure_future(namer(users))
+            under_way = self._asking.get(platform)
+            if under_way is not None and not under_way[1].done() and users <= under_way[0]:
+                asking = under_way[1]
+            else:
+                asking = asyncio.ensure_future(namer(users))
                 asking.add_done_callback(_retrieved)
+                self._asking[platform] = (frozenset(users), asking)
             try:
                 async with asyncio.timeout(NAMES_WAIT):
                     named = await asyncio.shield(asking)

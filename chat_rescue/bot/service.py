@@ -187,8 +187,9 @@ class Service:
         """
         if isinstance(event, CustomerMessage):
             clipped = preview(event.text, self.preview_chars)
-            if clipped != event.text:
-                event = replace(event, text=clipped)
+            named = storable(event.customer)  # a name is stored as it is
+            if clipped != event.text or named != event.customer:
+                event = replace(event, text=clipped, customer=named)
         extra = tuple(extra_actions)
         names = tuple(aliases)
         for _ in range(MAX_ATTEMPTS):
@@ -315,6 +316,19 @@ class Service:
             self.worker.post(partial(listener, queued))
 
 
+_CONTROLS = dict.fromkeys([*range(0x20), 0x7F], " ")
+
+
+def storable(text: str) -> str:
+    """`text` as every store can keep it: control characters as spaces (PostgreSQL's text
+    refuses a NUL), a lone surrogate (valid in the platforms' JSON, not in UTF-8) as "?".
+    Either would fail the customer's message on every delivery of it."""
+    text = text.translate(_CONTROLS)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _answered_on_press(action: Action) -> bool:
     """A refusal of a button press is answered on the press itself by the adapter: queued,
     it would only take a slot of the team channel's pacing."""
@@ -322,8 +336,8 @@ def _answered_on_press(action: Action) -> bool:
 
 
 def preview(text: str, limit: int) -> str:
-    """The short card preview: the only message text the store keeps."""
-    flat = " ".join(text.split())
+    """The short card preview: the only message text the store keeps (`storable`)."""
+    flat = " ".join(storable(text).split())
     if len(flat) <= limit:
         return flat
     return flat[: max(0, limit - 1)].rstrip() + "…" if limit else ""

@@ -12,7 +12,8 @@ wake-up of the thread for all of them). Group commit: events handed over with
 `call(..., grouped=True)` that are waiting together run in one transaction (each still
 all-or-nothing, in a savepoint): those of one loop iteration at least and, under load,
 everything that arrived while the previous group was committing, so one commit's cost is
-shared by many events.
+shared by many events. A group whose transaction fails runs again one event at a time,
+each in a transaction of its own: what failed fails alone.
 
 Callbacks a job makes for the loop (a ticker's poke, an outbox's wake-up) are `post`ed:
 gathered while the job runs and handed to the loop with its result, in one wake-up.
@@ -174,14 +175,29 @@ class StoreWorker:
             self._current = None
 
     def _run_together(self, store: Batching, jobs: list[_Job]) -> None:
+        intents = [job.intent for job in jobs if job.intent is not None]
         try:
-            intents = [job.intent for job in jobs if job.intent is not None]
             with store.batch(intents) if intents else store.batch():
                 for job in jobs:
                     self._run(job)
+            return
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable
-            for job in jobs:
-                job.failed, job.outcome, job.posted = failed, None, []
+            if len(jobs) == 1 or not isinstance(failed, Exception):
+                for job in jobs:
+                    job.failed, job.outcome, job.posted = failed, None, []
+                return
+            # One event's write may have sunk the lot (a value the server refuses, a
+            # deadlock with another replica): each again on its own, so only its own
+            # caller hears of it and the others are not failed (and redelivered) for it.
+            log.warning("a group of %d events failed together (%s); each on its own",
+                        len(jobs), failed)
+        for job in jobs:
+            job.failed, job.outcome, job.posted = None, None, []
+            try:
+                with store.batch():
+                    self._run(job)
+            except BaseException as alone:
+                job.failed, job.outcome, job.posted = alone, None, []
 
     def _hand_back(self, jobs: list[_Job]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}

@@ -5,8 +5,8 @@ its inbound id, the write, the release); a group of them, told what its events a
 (`batch(intents)`), costs about three for all of them:
 
 - at the start, the events' inbound ids are recorded (`ON CONFLICT DO NOTHING`: those
-  already there are duplicates) and their conversations read and locked `FOR UPDATE`, in
-  key order (so two groups never wait on each other in a circle);
+  already there are duplicates) and their conversations read and locked `FOR UPDATE`,
+  both in key order (so two groups never wait on each other in a circle);
 - each conversation's first load is served from that read; a commit of a conversation so
   read, at the version read, and of an inbound id so recorded, is taken into memory;
 - what was taken is written in one statement, before anything else uses the connection
@@ -18,7 +18,8 @@ event of the group, is a DUPLICATE; nobody else can change a locked conversation
 commit expecting another version than the one read (or of a conversation not read) goes
 the ordinary way. The write stays conditional on the versions read; if one had moved all
 the same, the batch fails as a whole (nothing of it is kept) rather than keep a decision
-made on a stale read.
+made on a stale read; so does one whose write the client or the server refuses (the
+store worker then runs the group's events again one by one, so only the bad one fails).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ from chat_rescue.storage.rows import conversation_of, row_of
 Rows = tuple[list[Any], list[Any], list[Any]]  # history, outbox and input rows of a change
 
 
-class Changed(RuntimeError):
+class Unwritten(RuntimeError):
+    """What a group took could not be written: nothing of the group is kept."""
+
+
+class Changed(Unwritten):
     """A conversation a group had read and locked changed underneath it."""
 
 
@@ -43,7 +48,10 @@ class Group:
     """What a group's batch read at its start, and has taken but not written yet."""
 
     def __init__(self, conn: Connection, intents: Sequence[Intent], select: str) -> None:
-        ids = {i.inbound_id: float(i.at) for i in intents if i.inbound_id is not None}
+        # In id order, as the conversations in key order: two replicas' groups holding the
+        # same redelivered ids never wait on each other in a circle.
+        ids = dict(sorted({i.inbound_id: float(i.at) for i in intents
+                           if i.inbound_id is not None}.items()))
         self.recorded = frozenset(ids)
         self.fresh: set[str] = set()  # recorded by this group, not used by a commit yet
         if ids:
@@ -62,7 +70,7 @@ class Group:
         self._actions: list[Any] = []
         self._inputs: list[Any] = []
         self._aliases: list[tuple[str, str]] = []
-        self._failed: Changed | None = None
+        self._failed: Unwritten | None = None
 
     def load(self, key: str) -> tuple[bool, Conversation | None]:
         """(True, the conversation as read at the start) on its first load; (False, None)
@@ -122,11 +130,19 @@ class Group:
                 or self._aliases or forgotten):
             return
         updated = self._updated
-        params = writes.changes(updated, self._history, self._actions, self._inputs,
-                                self._aliases, forgotten)
-        self._updated, self._history, self._actions, self._inputs = [], [], [], []
-        self._aliases = []
-        row = conn.execute(writes.UPDATE_SQL, params).fetchone()
+        try:
+            params = writes.changes(updated, self._history, self._actions, self._inputs,
+                                    self._aliases, forgotten)
+            row = conn.execute(writes.UPDATE_SQL, params).fetchone()
+        except BaseException as failed:
+            # Refused by the client (a value it cannot send) or by the server: either way
+            # the batch must not commit what it holds without these.
+            self._failed = Unwritten(f"writing what this group took failed ({failed!r}): "
+                                     "nothing of the group is kept")
+            raise
+        finally:
+            self._updated, self._history, self._actions, self._inputs = [], [], [], []
+            self._aliases = []
         if row is None or int(row[0]) != len(updated):
             self._failed = Changed("a conversation this group read and locked changed "
                                    "underneath it: nothing of the group is kept")

@@ -5,8 +5,10 @@ waits for what was handed over before it, not for everything after."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -94,4 +96,38 @@ async def test_events_handed_over_together_share_one_transaction() -> None:
     await asyncio.gather(*(worker.call(store.put_setting, "team:a", f"k{n}", "v", "t", 0.0,
                                        grouped=True) for n in range(20)))
     assert len(batches) == 1 and len(store.settings("team:a")) == 20
+    store.close()
+
+
+async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
+    # One event's write refused at COMMIT (a value the server will not take, a deadlock
+    # with another replica) must fail that event only, not the 255 beside it.
+    store = SQLiteStore("sqlite://")
+    refused = {"now": False}
+    batches: list[int] = []
+
+    @contextlib.contextmanager
+    def refusing(intents: object = ()) -> Iterator[None]:
+        refused["now"] = False
+        batches.append(1)
+        with SQLiteStore.batch(store):
+            yield
+            if refused["now"]:
+                raise RuntimeError("the server refused a value")
+
+    store.batch = refusing  # type: ignore[method-assign, assignment]
+    worker = StoreWorker(store)
+
+    def write(n: int) -> int:
+        store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
+        if n == 2:
+            refused["now"] = True
+        return n
+
+    results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
+                                   return_exceptions=True)
+    assert results[:2] == [0, 1] and results[3] == 3
+    assert isinstance(results[2], RuntimeError)
+    assert sorted(store.settings("team:a")) == ["k0", "k1", "k3"]
+    assert len(batches) == 1 + 4  # together once, then each alone
     store.close()

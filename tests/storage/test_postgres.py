@@ -34,6 +34,7 @@ from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Change, Intent, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
+from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.factory import open_store
 from chat_rescue.storage.postgres import PostgresStore, describe, migrate_url
@@ -626,3 +627,28 @@ def test_a_worker_whose_presence_session_dropped_leases_under_a_new_name(
     assert other.lease([third.id], HOST_B, time.time() + 60, time.time()) == [third.id]
     outbox._absent()
     assert other.gone([renamed]) == [renamed]
+
+
+async def test_a_group_with_a_value_the_server_refuses_fails_that_event_only(
+        replicas: list[PostgresStore], caplog: pytest.LogCaptureFixture) -> None:
+    store = replicas[0]
+    for n in (1, 2, 3):
+        store.commit(Change(due_at(n, T0 + n)), T0)
+    worker = StoreWorker(store)
+
+    def escalate(n: int, times: int) -> Outcome:
+        conv = store.load(ref(n).key)
+        assert conv is not None
+        return store.commit(Change(replace(conv, escalations=times), conv.version,
+                                   inbound_id=f"e{n}"), T0)
+
+    results = await asyncio.gather(
+        *(worker.call(escalate, n, 2**40 if n == 2 else 1, grouped=True,  # integer out of range
+                      intent=Intent(ref(n).key, f"e{n}", T0)) for n in (1, 2, 3)),
+        return_exceptions=True)
+    assert "a group of 3 events failed together" in caplog.text  # taken, then refused
+    assert results[0] is Outcome.COMMITTED and results[2] is Outcome.COMMITTED
+    assert isinstance(results[1], psycopg.Error)
+    assert [store.load(ref(n).key).escalations for n in (1, 2, 3)] == [1, 0, 1]  # type: ignore[union-attr]
+    assert store.commit(Change(inbound_id="e2"), T0) is Outcome.COMMITTED  # e2 not recorded
+    assert store.commit(Change(inbound_id="e1"), T0) is Outcome.DUPLICATE

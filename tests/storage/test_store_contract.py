@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pytest
 
 from chat_rescue.bot import ports
+from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.codec import unloaded
 from chat_rescue.bot.inputs import Input
 from chat_rescue.bot.model import (
@@ -46,8 +47,10 @@ from chat_rescue.bot.model import (
     Timer,
     UpdateCard,
 )
+from chat_rescue.bot.policy import Policy
 from chat_rescue.bot.ports import Change, OutboxItem, Outcome
 from chat_rescue.bot.report import RESCUES, tally
+from chat_rescue.bot.service import Service
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
 from chat_rescue.storage.postgres import PostgresStore
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -647,6 +650,21 @@ def test_a_batch_told_its_events_keeps_nothing_when_it_raises(store: Store) -> N
         raise RuntimeError("the process died before COMMIT")
     assert store.load(ref(1).key) == new(1) and store.pending(10) == []
     assert store.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED  # not recorded
+
+
+def test_a_message_with_control_characters_or_lone_surrogates_is_stored_without_them(
+        store: Store) -> None:
+    # A NUL and a lone surrogate are valid JSON ("\u0000", "\ud800") from either
+    # platform; PostgreSQL's text refuses the one, UTF-8 the other, and the customer's
+    # message must not fail for them.
+    service = Service(store, Policy(), FakeClock(T0))
+    text = "my order\x00 #42\x07 is \ud800late"
+    assert service.handle(CustomerMessage(ref(1), T0, "Zoë\x00\udfff", text, "team-a"),
+                          inbound_id="nul") is not None
+    conv = store.load(ref(1).key)
+    assert conv is not None and conv.customer == "Zoë ?"
+    assert conv.preview == "my order #42 is ?late"
+    assert [i.event.text for i in store.inputs(None, 0)] == [""]  # no text is recorded
 
 
 def test_heads_include_every_lane_that_starts_with_the_prefix(store: Store) -> None:

@@ -49,7 +49,14 @@ async def post_report(bot: Bot, service: Service, team: str, days: int, chat_id:
             await send(picture)
 
     async def failed(text: str) -> None:
-        await bot.send_message(chat_id, text, message_thread_id=where)
+        nonlocal where
+        try:
+            await bot.send_message(chat_id, text, message_thread_id=where)
+        except BadRequest as bad:
+            if where is None or not says(bad, *GONE):
+                raise
+            where = None  # the topic is gone: the one who asked still hears why, in General
+            await bot.send_message(chat_id, text)
 
     await posting.post_report(service, team, days, send, _wait_asked, failed, (TelegramError,),
                               name=name)

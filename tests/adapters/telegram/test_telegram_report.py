@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from chat_rescue.reports import posting
+from chat_rescue.reports import making, posting
 from chat_rescue.sandbox.telegram_support import ALICE, ANA, BEN, GROUP, SupportGroup, eventually
 
 World = Callable[..., Awaitable[SupportGroup]]
@@ -69,6 +69,23 @@ async def test_a_report_for_a_topic_deleted_meanwhile_goes_to_general(world: Wor
     first, second = group.sandbox.calls_to("sendPhoto")
     assert int(first["message_thread_id"]) == thread and "message_thread_id" not in second
     assert not any("could not be posted" in str(m.get("text")) for m in group.general())
+
+
+async def test_a_report_that_cannot_be_made_for_a_deleted_topic_says_so_in_general(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    group = await world()
+    group.sandbox.private_message(ALICE, "Hello, my order?")
+    thread = await group.topic()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        group.sandbox.delete_topic(GROUP, thread)  # deleted while the report was made
+        raise MemoryError("drawing failed")
+
+    monkeypatch.setattr(making, "make", broken)
+    group.say_in_topic(BEN, thread, "/rescue report")
+    await eventually(lambda: any("could not be made" in str(m.get("text"))
+                                 for m in group.general()), timeout=30)
+    assert photos(group) == []
 
 
 async def test_a_bad_period_gets_the_usage_and_no_photo(world: World) -> None:

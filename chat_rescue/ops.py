@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import signal
 import sys
 import threading
@@ -31,6 +30,7 @@ from chat_rescue.bot.whatif import (
     Thresholds,
     can_fork,
     compare,
+    forked,
     joined,
     named,
     share_of,
@@ -292,13 +292,14 @@ def replay_days(store: Store, service: Service, team: str | None, days: float,
         _SHARED = _Shares(reopen, service.base_policy, service.clock, team, since, changes,
                           now, days, check, workers)
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_replay_share, range(workers))
+            parts = forked(_replay_share, list(range(workers)))
         finally:
             _SHARED = None
-        teams = sorted({name for part in parts for name, _ in part})
-        return [(name, joined([c for part in parts for n, c in part if n == name]))
-                for name in teams]
+        if parts is not None:
+            teams = sorted({name for part in parts for name, _ in part})
+            return [(name, joined([c for part in parts for n, c in part if n == name]))
+                    for name in teams]
+        workers = 1  # a process died: the rest here, in this one
     return _replayed(store, service, team, since, changes, now, days, check, workers)
 
 

@@ -8,12 +8,17 @@ today's thresholds matching the record is the check that the replay is faithful.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import sys
 import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from chat_rescue.bot.durations import format_duration
 from chat_rescue.bot.inputs import Input
@@ -29,6 +34,10 @@ from chat_rescue.bot.model import (
 from chat_rescue.bot.policy import TIMERS, Policy
 from chat_rescue.bot.replay import Played, first_openings, reactions, replay
 from chat_rescue.bot.stats import percentile
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 Thresholds = Mapping[str, float | None]  # timer name -> seconds (None: off)
 # What a comparison reads of history: the notices (calls are what rescuers react to), their
@@ -157,14 +166,15 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
             if _untimed(events) and _no_sooner(known.by_key[key], changes)}
     runs = [(changes, kept), *([({}, set())] if check else [])]
     job = _Job(inputs, known, until, answers, runs)
+    parts = None
     if workers > 1 and len(keys) - len(kept) > 1 and can_fork():
         global _JOB
         _JOB = job
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_part, [(n, workers) for n in range(workers)])
+            parts = forked(_part, [(n, workers) for n in range(workers)])
         finally:
             _JOB = None
+    if parts is not None:
         tallies = [merged([part[i] for part in parts]) for i in range(len(runs))]
     else:
         tallies = job.tallies(None)
@@ -303,6 +313,21 @@ def share_of(number: int, shares: int) -> Callable[[str], bool]:
 def can_fork() -> bool:
     """Forking is safe for a process with no other thread (a pool's, a store worker's)."""
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def forked(work: Callable[[T], R], shares: Sequence[T]) -> list[R] | None:
+    """`work` of each share, in as many forked processes (which inherit what `work` reads);
+    None when one of them died (the out-of-memory killer, a signal): the caller does the
+    work itself then, rather than wait for an answer that never comes."""
+    context = multiprocessing.get_context("fork")
+    try:
+        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
+            return list(pool.map(work, shares))
+    except BrokenProcessPool as broken:
+        log.warning("a replay process died (%s); replaying in this one", broken)
+        print("A replay process died (out of memory?); replaying in this one instead.",
+              file=sys.stderr)
+        return None
 
 
 def _waiting(played: Iterable[Played]) -> list[str]:

@@ -5,6 +5,7 @@ counted by hand below."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -266,6 +267,32 @@ def test_shares_read_and_replayed_in_several_processes_count_the_same(
                                    b.unanswered, b.outcomes, b.answered_at)
         assert sorted(a.waits) == sorted(b.waits)
     assert split.faithful is True
+
+
+def test_a_replay_process_that_dies_is_replaced_by_this_one_not_waited_for(
+        day: Day, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not whatif_module.can_fork():
+        pytest.skip("another test left a thread running in this process: no fork")
+    play_the_day(day)
+    url = f"sqlite:///{tmp_path}/day.db"
+    copy = SQLiteStore(url)
+    day.store.conn.backup(copy.conn)
+    service = Service(copy, POLICY, FakeClock(T0 + 3600))
+    parent = os.getpid()
+
+    def reopen() -> SQLiteStore:
+        if os.getpid() != parent:
+            os._exit(1)  # as the out-of-memory killer would end a worker
+        return SQLiteStore(url)
+
+    try:
+        [(_, alone)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600)
+        [(_, after)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600,
+                                   workers=2, reopen=reopen)
+    finally:
+        copy.close()
+    assert "replaying in this one" in capsys.readouterr().err
+    assert (after.recorded, after.candidate) == (alone.recorded, alone.candidate)
 
 
 def test_conversations_opened_before_the_window_are_left_out(day: Day) -> None:

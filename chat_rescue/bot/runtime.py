@@ -162,8 +162,7 @@ class Runtime:
         run; False if it had not by then (a hung store: it is left to the process's end)."""
         try:
             async with asyncio.timeout(STORE_GRACE):
-                for worker in self.service.workers:
-                    await worker.idle()
+                await self.service.worker.idle()
         except TimeoutError:
             log.warning("the store's thread still works after %gs; stopping all the same",
                         STORE_GRACE)
@@ -181,7 +180,7 @@ class Runtime:
             if loop.time() >= until:
                 return False
             quiet = self.ticker.idle and all(o.idle for o in self.outboxes) \
-                and all(worker.is_idle for worker in self.service.workers)
+                and self.service.worker.is_idle
             seen = seen + 1 if quiet else 0
             await asyncio.sleep(poll)
         return True

@@ -71,12 +71,6 @@ class Service:
         self.queue_links = queue_links  # signs `/rescue queue`'s links (None: no secret)
         self._policies: dict[tuple[str, str], Policy] = {}
         self.worker = StoreWorker(store)
-        # The ticker's passes: on a store whose threads each work on a connection of their
-        # own (PostgreSQL), a thread of their own, so deadlines do not wait behind groups
-        # of events nor events behind slices of deadlines (row locks and the version guard
-        # keep the two apart, as between replicas); on SQLite, the one thread.
-        self.ticking = StoreWorker(store, name="store-ticker") \
-            if getattr(store, "parallel", False) else self.worker
         self._deadline_listeners: list[Callable[[float], None]] = []
         self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
         self._team_listeners: list[Callable[[str, bool], None]] = []
@@ -313,22 +307,13 @@ class Service:
         if queued:
             self._wake_outbox(queued)
 
-    @property
-    def workers(self) -> tuple[StoreWorker, ...]:
-        """The store's threads (one, or the ticker's beside it)."""
-        return (self.worker,) if self.ticking is self.worker else (self.worker, self.ticking)
-
-    def _post(self, callback: Callable[[], None]) -> None:
-        """Call `callback` on the event loop after the current store job (`post`)."""
-        (self.ticking if self.ticking.on_thread else self.worker).post(callback)
-
     def _wake_deadline(self, at: float) -> None:
         for listener in self._deadline_listeners:
-            self._post(partial(listener, at))
+            self.worker.post(partial(listener, at))
 
     def _wake_outbox(self, queued: tuple[Action, ...]) -> None:
         for listener in self._outbox_listeners:
-            self._post(partial(listener, queued))
+            self.worker.post(partial(listener, queued))
 
 
 _CONTROLS = dict.fromkeys([*range(0x20), 0x7F], " ")

@@ -168,7 +168,7 @@ class Ticker:
             if self._target is not None and self._target <= now:
                 self._passing, self._poked = True, None
                 try:
-                    fired, following = await self.service.ticking.call(self._pass, now)
+                    fired, following = await self.service.call(self._pass, now)
                 finally:
                     self._passing = False
                 if fired >= self.batch:

@@ -121,7 +121,6 @@ class PostgresStore(OutboxTables, SweepTables):
     """The Store protocol on one PostgreSQL database; opening it migrates the schema."""
 
     errors: tuple[type[Exception], ...] = (psycopg.Error,)  # a pool timeout is one too
-    parallel = True  # each thread works on a connection of its own (Service.ticking)
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url, pool_size=pool_size)

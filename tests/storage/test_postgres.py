@@ -6,7 +6,6 @@ and connections) on one database, as separate processes would have."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
@@ -190,48 +189,6 @@ def test_replica_tickers_fire_each_deadline_once(postgres_url: str) -> None:
     finally:
         for store, _ in bots:
             store.close()
-
-
-async def test_the_ticker_fires_on_a_thread_of_its_own_and_wakes_the_loop(
-        replicas: list[PostgresStore]) -> None:
-    # On PostgreSQL deadlines do not queue behind groups of events: the ticker's passes run
-    # on a store thread (and connection) of their own; what a pass queues still wakes the
-    # outbox on the event loop, after the pass.
-    store = replicas[0]
-    clock = FakeClock(T0)
-    service = Service(store, Policy(), clock)
-    assert service.ticking is not service.worker and len(service.workers) == 2
-    ticker = Ticker(store, service, clock)
-    loop_thread = threading.get_ident()
-    passes: list[str] = []
-    woken: list[int] = []
-    service.on_outbox(lambda actions: woken.append(threading.get_ident()))
-    fire_due = ticker.fire_due
-
-    def watched(now: float) -> int:
-        passes.append(threading.current_thread().name)
-        return fire_due(now)
-
-    ticker.fire_due = watched  # type: ignore[method-assign]
-    for n in range(3):
-        await service.submit(CustomerMessage(ref(n), T0, f"cust-{n}", "help", "team-a"))
-    woken.clear()
-    clock.t = T0 + 121  # the accept deadlines have come
-    running = asyncio.create_task(ticker.run())
-    try:
-        for _ in range(200):
-            if ticker.fired == 3 and woken:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        for worker in service.workers:
-            await worker.idle()
-    assert ticker.fired == 3
-    assert set(passes) == {"store-ticker"}
-    assert woken and set(woken) == {loop_thread}
 
 
 def test_a_lane_item_leased_by_one_replica_is_not_leased_by_another(

@@ -8,6 +8,7 @@ action that already succeeded are not repeated when the action is retried.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import logging
@@ -415,7 +416,13 @@ class Deliverer:
         now = self.clock.monotonic()
         wait = RELOAD_UNKNOWN if unknown else RELOAD
         if self._names_at is not None and now - self._names_at < wait:
-            return
+            if not unknown:
+                return
+            # Somebody this replica does not know, and it looked a moment ago: perhaps
+            # before the leader stored the name (a claim's card follows the claim within
+            # milliseconds). Wait out the rest of the pause and look again, not skip.
+            await asyncio.sleep(wait - (now - self._names_at))
+            now = self.clock.monotonic()
         self._names_at = now
         self.memory.learn(await self.service.call(self.service.store.settings, NAMES_SCOPE))
 

@@ -12,6 +12,7 @@ from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
     ALICE,
     ANA,
+    BEN,
     BRUNO,
     GROUP,
     SupportGroup,
@@ -83,6 +84,14 @@ async def test_a_standby_replica_names_the_operators_the_leader_met(tmp_path: Pa
             await other.adapter.deliverer.learn_names()  # as before each of its deliveries
             assert other.adapter.memory.name(str(ANA)) == "Ana"
             assert other.adapter.memory.name("424242") == "424242"  # nobody seen: the id
+            # A name stored a moment after the standby last looked (Ben's first word, then
+            # the card "with Ben" at once): it looks again before it delivers, not skips.
+            sandbox.group_message(GROUP, BEN, "me too", thread_id=topic)
+            await eventually(lambda: first.adapter.memory.names.get(str(BEN)) == "Ben")
+            deliverer = other.adapter.deliverer
+            deliverer._names_at = deliverer.clock.monotonic()  # it looked just before that
+            await deliverer.learn_names(unknown=True)
+            assert other.adapter.memory.name(str(BEN)) == "Ben"
         finally:
             for replica in replicas:
                 await replica.stop()

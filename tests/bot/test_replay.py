@@ -5,8 +5,10 @@ counted by hand below."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chat_rescue import ops as ops_module
 from chat_rescue.bot import whatif as whatif_module
 from chat_rescue.bot.clock import FakeClock
 from chat_rescue.bot.inputs import Input
@@ -269,29 +272,49 @@ def test_shares_read_and_replayed_in_several_processes_count_the_same(
     assert split.faithful is True
 
 
-def test_a_replay_process_that_dies_is_replaced_by_this_one_not_waited_for(
-        day: Day, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not whatif_module.can_fork():
-        pytest.skip("another test left a thread running in this process: no fork")
+def test_a_replay_process_that_dies_is_noticed_not_waited_for() -> None:
+    # In a process of its own: one with no other thread may fork (this one may not, when
+    # an earlier test left a thread running).
+    code = textwrap.dedent("""
+        import os
+        from chat_rescue.bot.whatif import forked
+
+        def work(n):
+            if n == 1:
+                os._exit(1)  # as the out-of-memory killer ends a process
+            return n
+
+        print(forked(work, [0, 1]), forked(abs, [-2, 3]))
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["None", "[2,", "3]"]
+    assert "replaying in this one" in done.stderr
+
+
+def test_when_a_replay_process_died_the_days_are_replayed_here(
+        day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     play_the_day(day)
     url = f"sqlite:///{tmp_path}/day.db"
     copy = SQLiteStore(url)
     day.store.conn.backup(copy.conn)
     service = Service(copy, POLICY, FakeClock(T0 + 3600))
-    parent = os.getpid()
+    tried: list[int] = []
 
-    def reopen() -> SQLiteStore:
-        if os.getpid() != parent:
-            os._exit(1)  # as the out-of-memory killer would end a worker
-        return SQLiteStore(url)
+    def died(work: object, shares: list[int]) -> None:
+        tried.extend(shares)
+        return None
 
     try:
         [(_, alone)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600)
+        monkeypatch.setattr(ops_module.threading, "active_count", lambda: 1)
+        monkeypatch.setattr(ops_module, "can_fork", lambda: True)
+        monkeypatch.setattr(ops_module, "forked", died)
         [(_, after)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600,
-                                   workers=2, reopen=reopen)
+                                   workers=2, reopen=lambda: SQLiteStore(url))
     finally:
         copy.close()
-    assert "replaying in this one" in capsys.readouterr().err
+    assert tried == [0, 1]
     assert (after.recorded, after.candidate) == (alone.recorded, alone.candidate)
 
 

@@ -24,7 +24,6 @@ from chat_rescue.bot.inputs import decode as decode_input
 from chat_rescue.bot.inputs import encode as encode_input
 from chat_rescue.bot.leader import Lock
 from chat_rescue.bot.model import (
-    Action,
     Conversation,
     ConversationRef,
     HandoverLine,
@@ -261,7 +260,8 @@ class PostgresStore(OutboxTables, SweepTables):
         if conv is not None and conn.execute(
                 self._insert_sql, (conv.ref.key, *row_of(conv))).rowcount == 0:
             return Outcome.CONFLICT
-        self._write_rest(conn, change.history, change.actions, now, change.inputs)
+        if change.history or change.actions or change.inputs:  # after its conversation
+            conn.execute(writes.REST_SQL, writes.rest(*_rows_of(change, now)))
         if change.aliases:
             self._put_aliases(conn, change.aliases)
         return Outcome.COMMITTED
@@ -286,16 +286,6 @@ class PostgresStore(OutboxTables, SweepTables):
         row = conn.execute(writes.UPDATE_SQL, writes.changes(
             updated, history, actions, inputs, aliases)).fetchone()
         return row is not None and int(row[0]) == len(changes)
-
-    def _write_rest(self, conn: Connection, history: Sequence[HistoryEvent],
-                    actions: Sequence[Action], now: float,
-                    inputs: Sequence[Input] = ()) -> None:
-        """A change's history, actions and recorded inputs (after its conversation)."""
-        if history or actions or inputs:
-            conn.execute(writes.REST_SQL,
-                         writes.rest(*_rows_of(Change(history=tuple(history),
-                                                      actions=tuple(actions),
-                                                      inputs=tuple(inputs)), now)))
 
     @staticmethod
     def _put_aliases(conn: Connection, aliases: Sequence[tuple[str, str]]) -> None:

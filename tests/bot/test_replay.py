@@ -235,13 +235,19 @@ def test_replays_in_several_processes_count_the_same(day: Day,
         assert sorted(a.waits) == sorted(b.waits)
 
 
-def test_shares_read_and_replayed_in_several_processes_count_the_same(
-        day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def on_a_file(day: Day, tmp_path: Path) -> tuple[str, SQLiteStore, Service]:
+    """The day played, copied to a file another process can open: (its URL, the copy, a
+    service on it)."""
     play_the_day(day)
     url = f"sqlite:///{tmp_path}/day.db"
     copy = SQLiteStore(url)
     day.store.conn.backup(copy.conn)
-    service = Service(copy, POLICY, FakeClock(T0 + 3600))
+    return url, copy, Service(copy, POLICY, FakeClock(T0 + 3600))
+
+
+def test_shares_read_and_replayed_in_several_processes_count_the_same(
+        day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, copy, service = on_a_file(day, tmp_path)
     opened = tmp_path / "opened"
 
     def reopen() -> SQLiteStore:
@@ -294,11 +300,7 @@ def test_a_replay_process_that_dies_is_noticed_not_waited_for() -> None:
 
 def test_when_a_replay_process_died_the_days_are_replayed_here(
         day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    play_the_day(day)
-    url = f"sqlite:///{tmp_path}/day.db"
-    copy = SQLiteStore(url)
-    day.store.conn.backup(copy.conn)
-    service = Service(copy, POLICY, FakeClock(T0 + 3600))
+    url, copy, service = on_a_file(day, tmp_path)
     tried: list[int] = []
 
     def died(work: object, shares: list[int]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -148,16 +149,29 @@ class Conversation:
 _FIELDS = tuple(f.name for f in dataclasses.fields(Conversation))
 _AT = {name: i for i, name in enumerate(_FIELDS)}
 _values = operator.attrgetter(*_FIELDS)
+# A frozen dataclass sets each field through `object.__setattr__` (27 calls, 3 us a
+# Conversation); its twin, the same slots unfrozen, sets them as plain attributes, and a
+# value built as the twin then becomes a Conversation (the layouts are the same, so
+# CPython allows the class to be changed): frozen from then on, made 5 times as fast.
+_Twin = dataclasses.make_dataclass("_Twin", _FIELDS, slots=True, eq=False, repr=False)
+
+
+def build(values: Sequence[Any]) -> Conversation:
+    """A Conversation of all its field values in order, as `Conversation(*values)` makes
+    it, faster (the engine, every replay and every store read make one per step)."""
+    conv = _Twin(*values)
+    conv.__class__ = Conversation
+    return conv
 
 
 def evolve(conv: Conversation, /, **changes: Any) -> Conversation:
-    """`dataclasses.replace` for a Conversation, about three times as fast (the engine and
-    every replay make a new one per step). An unknown field name raises KeyError; unlike
-    `replace`, mypy does not check the names and types, so the engine's tests do."""
+    """`dataclasses.replace` for a Conversation, about fifteen times as fast (the engine
+    and every replay make a new one per step). An unknown field name raises KeyError;
+    unlike `replace`, mypy does not check the names and types, so the engine's tests do."""
     values = list(_values(conv))
     for name, value in changes.items():
         values[_AT[name]] = value
-    return Conversation(*values)
+    return build(values)
 
 
 # --- inbound events ---------------------------------------------------------

@@ -9,13 +9,15 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from chat_rescue.bot.model import Conversation, ConversationRef, State, Timer
+from chat_rescue.bot.model import Conversation, ConversationRef, State, Timer, build
 
 COLUMNS = [f.name for f in dataclasses.fields(Conversation) if f.name != "ref"]
 _BOOL_AT = [i for i, name in enumerate(COLUMNS) if name in ("snoozed", "reminded")]
 _STATE_AT = COLUMNS.index("state")
 _TIMER_AT = COLUMNS.index("deadline_timer")
 _get_columns = operator.attrgetter(*COLUMNS)
+_STATES = {state.value: state for state in State}  # a lookup, not an Enum call per row
+_TIMERS = {timer.value: timer for timer in Timer}
 
 
 def row_of(conv: Conversation) -> tuple[Any, ...]:
@@ -29,10 +31,11 @@ def row_of(conv: Conversation) -> tuple[Any, ...]:
 
 def conversation_of(row: Sequence[Any]) -> Conversation:
     """A row read as `key, *COLUMNS`."""
-    values = list(row[1:])
+    values = list(row)
+    values[0] = ConversationRef.parse(str(row[0]))
     for i in _BOOL_AT:
-        values[i] = bool(values[i])
-    values[_STATE_AT] = State(str(values[_STATE_AT]))
-    if values[_TIMER_AT] is not None:
-        values[_TIMER_AT] = Timer(str(values[_TIMER_AT]))
-    return Conversation(ConversationRef.parse(str(row[0])), *values)
+        values[i + 1] = bool(values[i + 1])
+    values[_STATE_AT + 1] = _STATES[values[_STATE_AT + 1]]
+    if values[_TIMER_AT + 1] is not None:
+        values[_TIMER_AT + 1] = _TIMERS[values[_TIMER_AT + 1]]
+    return build(values)

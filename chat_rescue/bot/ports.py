@@ -105,6 +105,13 @@ class Intent:
     at: float = 0.0
 
 
+class GroupRefused(Exception):
+    """A batch told its events' intents failed for something one of them holds, not known
+    which (a value the server refuses, a deadlock with another replica's group): each
+    event run alone, only that one fails. Any other failure of a batch (the store out of
+    reach) is the whole group's, and running its events one by one would only repeat it."""
+
+
 class Batching(Protocol):
     """Several writes, through any of the ports, as one transaction."""
 
@@ -117,7 +124,8 @@ class Batching(Protocol):
         `intents`: the events the batch is for (group commit), so a store on a server can
         read and lock their conversations and record their inbound ids in one go at the
         start, and write their changes in one go at the end, rather than a few round trips
-        for each. What the callers see is the same either way."""
+        for each. What the callers see is the same either way; a batch with `intents`
+        that fails for what one of its events holds raises GroupRefused."""
 
 
 class Conversations(Protocol):

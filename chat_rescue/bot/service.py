@@ -20,6 +20,7 @@ from chat_rescue.bot.model import (
     ConversationRef,
     CustomerMessage,
     DeadlineDue,
+    HistoryEvent,
     HoursChanged,
     InboundEvent,
     Refused,
@@ -220,8 +221,8 @@ class Service:
                 log.info("skipped %s: already processed", inbound_id)
                 return None
             if outcome is Outcome.COMMITTED:
-                self.metrics.committed(event, conv, decision.conversation, decision.history,
-                                       change.actions, now)
+                self._count(event, conv, decision.conversation, decision.history,
+                            change.actions, now)
                 self._notify(decision, change.actions)
                 return decision
             log.info("conversation %s changed underneath; deciding again", event.ref.key)
@@ -252,8 +253,8 @@ class Service:
                 event, conv))
         if self.store.commit_all([change for _, change, _, _ in decided], now):
             for decision, change, event, conv in decided:
-                self.metrics.committed(event, conv, change.conversation, change.history,
-                                       change.actions, now)
+                self._count(event, conv, change.conversation, change.history,
+                            change.actions, now)
                 self._notify(decision, change.actions)
             return decisions
         again = {change.conversation.ref.key for _, change, _, _ in decided
@@ -271,7 +272,7 @@ class Service:
         if outcome is Outcome.DUPLICATE:
             log.info("skipped %s: already processed", inbound_id)
             return False
-        self.metrics.queued(queued, now)
+        self.worker.post(partial(self.metrics.queued, queued, now), kept=True)
         self._wake_outbox(queued)
         return True
 
@@ -295,6 +296,15 @@ class Service:
                 intent=Intent(event.ref.key, inbound_id, self.clock.now()))
         finally:
             self.metrics.handled(event, time.perf_counter() - started)
+
+    def _count(self, event: InboundEvent, before: Conversation | None,
+               after: Conversation | None, history: Sequence[HistoryEvent],
+               actions: Sequence[Action], now: float) -> None:
+        """The metrics of a commit, once its transaction is kept: inside a group (or the
+        ticker's batch) COMMITTED is said before the transaction ends, and a group that
+        fails runs its events again."""
+        self.worker.post(partial(self.metrics.committed, event, before, after, history,
+                                 actions, now), kept=True)
 
     def _notify(self, decision: engine.Decision, queued: tuple[Action, ...]) -> None:
         conv = decision.conversation

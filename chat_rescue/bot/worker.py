@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chat_rescue.bot.ports import Batching, Intent
+from chat_rescue.bot.ports import Batching, GroupRefused, Intent
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,15 @@ class StoreWorker:
             else:
                 self._work.notify()
 
-    def post(self, callback: Callable[[], None]) -> None:
+    def post(self, callback: Callable[[], None], *, kept: bool = False) -> None:
         """Call `callback()` on the event loop: after the current job when inside one (with
-        its result), at once otherwise (the caller is on the loop, or runs without it)."""
+        its result), at once otherwise (the caller is on the loop, or runs without it).
+        `kept`: only if the job's work is kept (counting what it committed): not when the
+        job raises or its group's transaction fails, as a wake-up is (harmless, and what
+        a job did commit before it failed needs it)."""
         current = self._current
         if current is not None and self.on_thread:
-            current.append(callback)
+            current.append(_Kept(callback) if kept else callback)
         else:
             callback()
 
@@ -171,6 +174,7 @@ class StoreWorker:
             job.outcome = job.run()
         except BaseException as failed:  # handed to the awaiting caller, never lost
             job.failed = failed
+            job.posted = _unkept(job.posted)
         finally:
             self._current = None
 
@@ -182,15 +186,17 @@ class StoreWorker:
                     self._run(job)
             return
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable
-            if len(jobs) == 1 or not isinstance(failed, Exception):
+            if len(jobs) == 1 or not isinstance(failed, GroupRefused):
+                # The store out of reach (or this thread interrupted): the whole group's,
+                # which running each again would only repeat, one timeout per event.
                 for job in jobs:
                     job.failed, job.outcome, job.posted = failed, None, []
                 return
-            # One event's write may have sunk the lot (a value the server refuses, a
-            # deadlock with another replica): each again on its own, so only its own
-            # caller hears of it and the others are not failed (and redelivered) for it.
-            log.warning("a group of %d events failed together (%s); each on its own",
-                        len(jobs), failed)
+            # One event's write sank the lot (a value the server refuses, a deadlock with
+            # another replica): each again on its own, so only its own caller hears of it
+            # and the others are not failed (and redelivered) for it.
+            log.warning("a group of %d events failed together; each on its own", len(jobs),
+                        exc_info=True)
         for job in jobs:
             job.failed, job.outcome, job.posted = None, None, []
             try:
@@ -218,6 +224,21 @@ class StoreWorker:
             elif not waiter.done():
                 waiter.set_result(None)
         self._quiet = waiting
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A callback posted to run only if its job's work is kept."""
+
+    callback: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.callback()
+
+
+def _unkept(posted: list[Callable[[], None]]) -> list[Callable[[], None]]:
+    """The callbacks of a job whose work was not kept: those that run all the same."""
+    return [callback for callback in posted if not isinstance(callback, _Kept)]
 
 
 def _settle(jobs: list[_Job]) -> None:

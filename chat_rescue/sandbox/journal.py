@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chat_rescue.bot.model import (
@@ -58,9 +59,9 @@ class OutboxJournal:
         commit, commit_all = bot.store.commit, bot.store.commit_all
 
         def journal(changes: Sequence[Change]) -> None:
-            for change in changes:
-                for action in change.actions:
-                    self.queued[lane_of(action)].append((time.monotonic(), action))
+            # Once the transaction is kept: a group that fails runs its events again.
+            bot.service.worker.post(partial(self._queued, changes, time.monotonic()),
+                                    kept=True)
 
         def journaled_commit(change: Change, now: float) -> Outcome:
             outcome = commit(change, now)
@@ -80,6 +81,11 @@ class OutboxJournal:
             journaled = self._journaled(adapter.name, adapter.deliver)
             setattr(adapter, "deliver", journaled)  # noqa: B010 - an instance override
         return self
+
+    def _queued(self, changes: Sequence[Change], at: float) -> None:
+        for change in changes:
+            for action in change.actions:
+                self.queued[lane_of(action)].append((at, action))
 
     def _journaled(self, platform: str, deliver: Deliver) -> Deliver:
         async def journaled_deliver(action: Action) -> Posted | None:

@@ -31,20 +31,20 @@ from chat_rescue.bot.model import (
     lane_of,
     priority_of,
 )
-from chat_rescue.bot.ports import Change, Held, Intent, Outcome
+from chat_rescue.bot.ports import Change, GroupRefused, Held, Intent, Outcome
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
 from chat_rescue.storage import postgres_writes as writes
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
-from chat_rescue.storage.postgres_group import Group
+from chat_rescue.storage.postgres_group import Group, for_one_event
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
 from chat_rescue.storage.postgres_notices import Listener, News
 from chat_rescue.storage.postgres_outbox import OutboxTables
 from chat_rescue.storage.postgres_pool import Connection
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
 from chat_rescue.storage.postgres_sweeps import SweepTables
-from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
+from chat_rescue.storage.rows import COLUMNS, conversation_of, due_of, row_of
 from chat_rescue.storage.versions import SchemaTooNew
 
 __all__ = ["PostgresStore", "Unusable", "describe", "migrate_url", "unusable"]
@@ -176,13 +176,19 @@ class PostgresStore(OutboxTables, SweepTables):
             with super().batch():
                 yield
             return
-        with super().batch():
-            held = self._held
-            assert held.conn is not None
-            group = held.pending = Group(held.conn, intents, self._select)
-            yield
-            held.pending = None
-            group.flush(held.conn, ending=True)
+        try:
+            with super().batch():
+                held = self._held
+                assert held.conn is not None
+                group = held.pending = Group(held.conn, intents, self._select)
+                yield
+                held.pending = None
+                group.flush(held.conn, ending=True)
+        except Exception as failed:
+            if for_one_event(failed):
+                raise GroupRefused(f"a group of {len(intents)} events failed: "
+                                   f"{failed!r}") from failed
+            raise
 
     def load(self, key: str) -> Conversation | None:
         group = self._group
@@ -314,7 +320,7 @@ class PostgresStore(OutboxTables, SweepTables):
     def due(self, now: float, limit: int) -> list[Conversation]:
         rows = self._rows(f"{self._select} WHERE deadline IS NOT NULL AND deadline <= %s "
                           "ORDER BY deadline LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))
-        claimed = [conversation_of(row) for row in rows]
+        claimed = due_of(rows, now, self.postpone)
         if claimed and self._held.news is not None:  # held until the batch ends: say so then
             first = claimed[0].deadline
             assert first is not None

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
+
 from chat_rescue.bot.model import Conversation
 from chat_rescue.bot.ports import Change, Intent, Outcome
 from chat_rescue.storage import postgres_writes as writes
@@ -42,6 +44,29 @@ class Unwritten(RuntimeError):
 
 class Changed(Unwritten):
     """A conversation a group had read and locked changed underneath it."""
+
+
+# SQLSTATEs of a failure that one event of a group may cause: a value the server refuses
+# (data exception, integrity constraint), or a deadlock or serialization failure with
+# another replica's transaction.
+_ONE_EVENTS = ("22", "23", "40P01", "40001")
+
+
+def for_one_event(failed: BaseException) -> bool:
+    """Whether a group's batch may have failed for one of its events (each run alone then
+    fails only that one): what the client or the server refuses of a value, a deadlock;
+    not the server out of reach, a lost connection, a pool with no connection to give."""
+    if isinstance(failed, Unwritten):
+        if isinstance(failed, Changed) or failed.__cause__ is None:
+            return True
+        failed = failed.__cause__
+    if isinstance(failed, psycopg.Error):
+        state = failed.sqlstate
+        if state is not None:
+            return state.startswith(_ONE_EVENTS)
+        # Without a state: the client's (a value it cannot send), or the connection's.
+        return not isinstance(failed, psycopg.OperationalError | psycopg.InterfaceError)
+    return not isinstance(failed, OSError | TimeoutError)
 
 
 class Group:
@@ -139,6 +164,7 @@ class Group:
             # the batch must not commit what it holds without these.
             self._failed = Unwritten(f"writing what this group took failed ({failed!r}): "
                                      "nothing of the group is kept")
+            self._failed.__cause__ = failed
             raise
         finally:
             self._updated, self._history, self._actions, self._inputs = [], [], [], []

@@ -37,7 +37,7 @@ from chat_rescue.bot.processes import worker_alive
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
 from chat_rescue.storage.decoded import Decoded
-from chat_rescue.storage.rows import COLUMNS, conversation_of, row_of
+from chat_rescue.storage.rows import COLUMNS, conversation_of, due_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
 from chat_rescue.storage.sqlite_outbox import OutboxTables
@@ -367,7 +367,7 @@ class SQLiteStore(OutboxTables, SweepTables):
             "AND deadline <= ? ORDER BY deadline LIMIT ?",
             (now, limit),
         ).fetchall()
-        return [conversation_of(row) for row in rows]
+        return due_of(rows, now, self.postpone)
 
     def postpone(self, key: str, until: float) -> None:
         self.conn.execute("UPDATE conversations SET deadline = ? WHERE key = ?", (until, key))

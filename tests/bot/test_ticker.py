@@ -184,6 +184,24 @@ def test_a_conversation_that_raises_does_not_stop_the_others(
     assert ref(2).key in caplog.text
 
 
+def test_a_row_that_does_not_read_does_not_stop_the_others(
+    bot: Bot, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in (1, 2):
+        bot.open(n)
+        clock.advance(1)
+    with bot.store.conn:  # first in deadline order, written by a newer release
+        bot.store.conn.execute("UPDATE conversations SET state = 'from_a_newer_release' "
+                               "WHERE key = ?", (ref(1).key,))
+    clock.advance(200)
+    with caplog.at_level(logging.ERROR, logger="chat_rescue.storage.rows"):
+        for _ in range(3):
+            bot.ticker.fire_due(clock.now())
+    assert bot.kinds(2) == ["opened", "escalated"]
+    assert bot.ticker.fired == 1
+    assert ref(1).key in caplog.text and "cannot be read" in caplog.text
+
+
 def test_a_failed_deadline_is_retried_later_not_at_once(bot: Bot, clock: FakeClock) -> None:
     bot.open(1)
     bot.service.broken = frozenset({ref(1).key})

@@ -8,8 +8,11 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import pytest
+
+from chat_rescue.bot.ports import GroupRefused
 from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.storage.sqlite import SQLiteStore
 
@@ -99,9 +102,9 @@ async def test_events_handed_over_together_share_one_transaction() -> None:
     store.close()
 
 
-async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
-    # One event's write refused at COMMIT (a value the server will not take, a deadlock
-    # with another replica) must fail that event only, not the 255 beside it.
+def _refusing_store(failure: Callable[[], BaseException]
+                    ) -> tuple[SQLiteStore, dict[str, bool], list[int]]:
+    """A store whose batch fails at its end with `failure()` when told to (`refused`)."""
     store = SQLiteStore("sqlite://")
     refused = {"now": False}
     batches: list[int] = []
@@ -113,13 +116,22 @@ async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
         with SQLiteStore.batch(store):
             yield
             if refused["now"]:
-                raise RuntimeError("the server refused a value")
+                raise failure()
 
     store.batch = refusing  # type: ignore[method-assign, assignment]
+    return store, refused, batches
+
+
+async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
+    # One event's write refused at COMMIT (a value the server will not take, a deadlock
+    # with another replica) must fail that event only, not the 255 beside it.
+    store, refused, batches = _refusing_store(lambda: GroupRefused("a value refused"))
     worker = StoreWorker(store)
+    counted: list[int] = []
 
     def write(n: int) -> int:
         store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
+        worker.post(lambda: counted.append(n), kept=True)
         if n == 2:
             refused["now"] = True
         return n
@@ -127,7 +139,45 @@ async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
     results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
                                    return_exceptions=True)
     assert results[:2] == [0, 1] and results[3] == 3
-    assert isinstance(results[2], RuntimeError)
+    assert isinstance(results[2], GroupRefused)
     assert sorted(store.settings("team:a")) == ["k0", "k1", "k3"]
     assert len(batches) == 1 + 4  # together once, then each alone
+    assert sorted(counted) == [0, 1, 3]  # what was kept counted once; not the failed try
+    store.close()
+
+
+async def test_a_group_that_fails_for_all_of_it_is_not_run_again() -> None:
+    # The store out of reach (a pool timeout, a lost connection): running each event again
+    # would wait one more timeout per event; they all fail at once.
+    store, refused, batches = _refusing_store(lambda: OSError("the server is out of reach"))
+    worker = StoreWorker(store)
+    counted: list[int] = []
+
+    def write(n: int) -> int:
+        store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
+        worker.post(lambda: counted.append(n), kept=True)
+        refused["now"] = True
+        return n
+
+    results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
+                                   return_exceptions=True)
+    assert all(isinstance(result, OSError) for result in results)
+    assert store.settings("team:a") == {} and len(batches) == 1
+    assert counted == []  # nothing was kept
+    store.close()
+
+
+async def test_a_job_that_raises_posts_its_wake_ups_but_not_its_counts() -> None:
+    store = SQLiteStore("sqlite://")
+    worker = StoreWorker(store)
+    posted: list[str] = []
+
+    def failing() -> None:
+        worker.post(lambda: posted.append("wake-up"))
+        worker.post(lambda: posted.append("count"), kept=True)
+        raise RuntimeError("failed after it committed something")
+
+    with pytest.raises(RuntimeError):
+        await worker.call(failing)
+    assert posted == ["wake-up"]
     store.close()

@@ -15,6 +15,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import psycopg
+import psycopg_pool
 import pytest
 
 from chat_rescue.bot.clock import FakeClock, SystemClock
@@ -31,14 +32,14 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.outbox import Outbox, Posted
 from chat_rescue.bot.policy import Policy
-from chat_rescue.bot.ports import Change, Intent, Outcome
+from chat_rescue.bot.ports import Change, GroupRefused, Intent, Outcome
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.ticker import Ticker
 from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.sandbox.postgres import Databases
 from chat_rescue.storage.factory import open_store
 from chat_rescue.storage.postgres import PostgresStore, describe, migrate_url
-from chat_rescue.storage.postgres_group import Changed
+from chat_rescue.storage.postgres_group import Changed, Unwritten, for_one_event
 from chat_rescue.storage.postgres_lock import AdvisoryLock
 from chat_rescue.storage.postgres_schema import MIGRATIONS, migrate, schema_version
 from chat_rescue.storage.versions import SchemaTooNew
@@ -120,14 +121,43 @@ def test_a_group_whose_locked_conversation_changed_keeps_nothing(
         replicas: list[PostgresStore]) -> None:
     one = replicas[0]
     one.commit(Change(due_at(1, T0 + 1)), T0)
-    with pytest.raises(Changed), one.batch([Intent(ref(1).key, "a", T0)]):
+    with pytest.raises(GroupRefused) as refused, one.batch([Intent(ref(1).key, "a", T0)]):
         conv = one.load(ref(1).key)
         assert conv is not None
         one.attach(conv.ref.key, "card-1", ())  # a write that is not the event's own commit
         assert one.commit(Change(replace(conv, owner="U0ANA"), conv.version,
                                  inbound_id="a"), T0) is Outcome.COMMITTED
+    assert isinstance(refused.value.__cause__, Changed)
     assert one.load(ref(1).key) == due_at(1, T0 + 1)  # not even the card
     assert one.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED
+
+
+def _unwritten(cause: BaseException) -> Unwritten:
+    failed = Unwritten("writing what this group took failed")
+    failed.__cause__ = cause
+    return failed
+
+
+@pytest.mark.parametrize(("failed", "alone"), [
+    (psycopg.errors.DeadlockDetected(), True),  # with another replica's group
+    (psycopg.errors.SerializationFailure(), True),
+    (psycopg.errors.CharacterNotInRepertoire(), True),  # a value the server refuses
+    (psycopg.errors.UniqueViolation(), True),
+    (psycopg.DataError("cannot dump a NUL"), True),  # refused by the client
+    (_unwritten(psycopg.errors.NumericValueOutOfRange()), True),
+    (_unwritten(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")), True),
+    (Changed("changed underneath"), True),
+    (psycopg.OperationalError("the connection is lost"), False),
+    (psycopg.InterfaceError("the connection is closed"), False),
+    (psycopg_pool.PoolTimeout("couldn't get a connection after 10.00 sec"), False),
+    (psycopg.errors.AdminShutdown(), False),  # the server going down
+    (psycopg.errors.QueryCanceled(), False),  # a statement timeout: the server is slow
+    (_unwritten(psycopg.OperationalError("the connection is lost")), False),
+    (ConnectionResetError(), False),
+])
+def test_only_what_one_event_can_cause_runs_a_group_again_one_by_one(
+        failed: BaseException, alone: bool) -> None:
+    assert for_one_event(failed) is alone
 
 
 def test_replicas_claim_each_due_deadline_exactly_once(replicas: list[PostgresStore]) -> None:

@@ -53,6 +53,7 @@ from chat_rescue.bot.report import RESCUES, tally
 from chat_rescue.bot.service import Service
 from chat_rescue.bot.sweep import Choice, Fate, Group, Phase, Sweep, SweepItem, sweep_id
 from chat_rescue.storage.postgres import PostgresStore
+from chat_rescue.storage.rows import UNREADABLE_RETRY
 from chat_rescue.storage.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -74,6 +75,7 @@ class Backend:
 
     open: Callable[[Any], Store]  # given a scratch directory, or the value of `place`
     dead_letters: Callable[[Store], list[tuple[str, str, int, str]]]  # lane, kind, attempts, error
+    execute: Callable[[Store, str, tuple[Any, ...]], None]  # SQL the ports would never run
     place: str | None = None  # a fixture that gives `open` where to open the store
 
 
@@ -91,11 +93,24 @@ def _postgres_dead_letters(store: Store) -> list[tuple[str, str, int, str]]:
     return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]
 
 
+def _sqlite_execute(store: Store, sql: str, params: tuple[Any, ...]) -> None:
+    assert isinstance(store, SQLiteStore)
+    with store.conn:
+        store.conn.execute(sql.replace("%s", "?"), params)
+
+
+def _postgres_execute(store: Store, sql: str, params: tuple[Any, ...]) -> None:
+    assert isinstance(store, PostgresStore)
+    store._run(sql, params)
+
+
 BACKENDS = {
     "sqlite-file": Backend(lambda tmp: SQLiteStore(f"sqlite:///{tmp / 'contract.db'}"),
-                           _sqlite_dead_letters),
-    "sqlite-memory": Backend(lambda tmp: SQLiteStore("sqlite://"), _sqlite_dead_letters),
-    "postgres": Backend(PostgresStore, _postgres_dead_letters, place="postgres_url"),
+                           _sqlite_dead_letters, _sqlite_execute),
+    "sqlite-memory": Backend(lambda tmp: SQLiteStore("sqlite://"), _sqlite_dead_letters,
+                             _sqlite_execute),
+    "postgres": Backend(PostgresStore, _postgres_dead_letters, _postgres_execute,
+                        place="postgres_url"),
 }
 
 
@@ -519,6 +534,17 @@ def test_due_reads_each_conversation_as_it_is(store: Store) -> None:
     store.commit(Change(conversation=new(1, deadline=T0 + 7)), T0)
     assert store.due(T0 + 10, 5) == [store.load(ref(1).key)]
     assert store.due(T0 + 10, 5)[0].deadline == T0 + 7
+
+
+def test_a_due_row_that_does_not_read_is_put_off_and_the_rest_claimed(
+        backend: Backend, store: Store) -> None:
+    for n in (1, 2):
+        store.commit(Change(conversation=new(n, deadline=T0 + n)), T0)
+    backend.execute(store, "UPDATE conversations SET state = %s WHERE key = %s",
+                    ("from_a_newer_release", ref(1).key))
+    assert [conv.ref for conv in store.due(T0 + 10, 5)] == [ref(2)]
+    assert store.next_deadline() == T0 + 2  # the unreadable one: UNREADABLE_RETRY away
+    assert keys(store, T0 + 10 + UNREADABLE_RETRY, 5) == [ref(2).key]
 
 
 def test_postpone_moves_a_deadline(store: Store) -> None:

@@ -295,11 +295,15 @@ def replay_days(store: Store, service: Service, team: str | None, days: float,
             parts = forked(_replay_share, list(range(workers)))
         finally:
             _SHARED = None
-        if parts is not None:
-            teams = sorted({name for part in parts for name, _ in part})
-            return [(name, joined([c for part in parts for n, c in part if n == name]))
-                    for name in teams]
-        workers = 1  # a process died: the rest here, in this one
+        if parts is None:
+            # A process died (out of memory, most likely): the shares one after another
+            # here, each no bigger than the one that died.
+            parts = [_replayed(store, service, team, since, changes, now, days, check, 1,
+                               share_of(number, workers), quiet=True)
+                     for number in range(workers)]
+        teams = sorted({name for part in parts for name, _ in part})
+        return [(name, joined([c for part in parts for n, c in part if n == name]))
+                for name in teams]
     return _replayed(store, service, team, since, changes, now, days, check, workers)
 
 

@@ -315,7 +315,8 @@ class Teams(Protocol):
         """Every team that has conversations, each once."""
 
     def open_keys(self, team: str) -> list[str]:
-        """Keys of a team's conversations that are not closed."""
+        """Keys of a team's conversations that are not closed, in key order (the order
+        a transaction that changes them all locks them in)."""
 
     def open_conversations(self, team: str, after: str, limit: int) -> list[Conversation]:
         """Up to `limit` of a team's conversations that are not closed, by key, from the

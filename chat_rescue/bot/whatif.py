@@ -320,14 +320,23 @@ def forked(work: Callable[[T], R], shares: Sequence[T]) -> list[R] | None:
     None when one of them died (the out-of-memory killer, a signal): the caller does the
     work itself then, rather than wait for an answer that never comes."""
     context = multiprocessing.get_context("fork")
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(len(shares), mp_context=context)
     try:
-        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
-            return list(pool.map(work, shares))
+        done = list(pool.map(work, shares))
     except BrokenProcessPool as broken:
+        pool.shutdown()
         log.warning("a replay process died (%s); replaying in this one", broken)
         print("A replay process died (out of memory?); replaying in this one instead.",
               file=sys.stderr)
         return None
+    except BaseException:  # interrupted (Ctrl-C, a signal): the replays are not waited for
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in set(multiprocessing.active_children()) - before:
+            child.terminate()
+        raise
+    pool.shutdown()
+    return done
 
 
 def _waiting(played: Iterable[Played]) -> list[str]:

@@ -176,16 +176,27 @@ class PostgresStore(OutboxTables, SweepTables):
             with super().batch():
                 yield
             return
+        raised: BaseException | None = None  # by the block: the caller's, as it is
         try:
             with super().batch():
                 held = self._held
                 assert held.conn is not None
                 group = held.pending = Group(held.conn, intents, self._select)
-                yield
-                held.pending = None
+                due = group.earliest_deadline()
+                if due is not None and held.news is not None \
+                        and due <= max(i.at for i in intents):
+                    held.news.held(due)  # another replica's ticker passes over its lock
+                try:
+                    yield
+                except BaseException as failed:
+                    raised = failed
+                    raise
+                finally:
+                    held.pending = None
                 group.flush(held.conn, ending=True)
         except Exception as failed:
-            if for_one_event(failed):
+            # The group's own (its read, its write, the COMMIT): for one event, or for all
+            if failed is not raised and for_one_event(failed):
                 raise GroupRefused(f"a group of {len(intents)} events failed: "
                                    f"{failed!r}") from failed
             raise
@@ -430,7 +441,7 @@ class PostgresStore(OutboxTables, SweepTables):
 
     def open_keys(self, team: str) -> list[str]:
         rows = self._rows("SELECT key FROM conversations WHERE team = %s "
-                          "AND state <> 'closed'", (team,))
+                          "AND state <> 'closed' ORDER BY key", (team,))  # locked in order
         return [str(row[0]) for row in rows]
 
     def open_counts(self) -> dict[tuple[str, str], int]:

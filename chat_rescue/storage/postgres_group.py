@@ -97,6 +97,11 @@ class Group:
         self._aliases: list[tuple[str, str]] = []
         self._failed: Unwritten | None = None
 
+    def earliest_deadline(self) -> float | None:
+        """The earliest deadline of the conversations read and locked at the start."""
+        return min((conv.deadline for conv in self._read.values()
+                    if conv is not None and conv.deadline is not None), default=None)
+
     def load(self, key: str) -> tuple[bool, Conversation | None]:
         """(True, the conversation as read at the start) on its first load; (False, None)
         when the store must read it."""

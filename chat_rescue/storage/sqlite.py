@@ -491,7 +491,8 @@ class SQLiteStore(OutboxTables, SweepTables):
 
     def open_keys(self, team: str) -> list[str]:
         rows = self.conn.execute(
-            "SELECT key FROM conversations WHERE team = ? AND state != 'closed'", (team,)
+            "SELECT key FROM conversations WHERE team = ? AND state != 'closed' ORDER BY key",
+            (team,)
         ).fetchall()
         return [r[0] for r in rows]
 

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -298,25 +299,64 @@ def test_a_replay_process_that_dies_is_noticed_not_waited_for() -> None:
     assert "replaying in this one" in done.stderr
 
 
+def test_an_interrupted_replay_does_not_wait_for_its_processes() -> None:
+    # SIGALRM reaches the parent only (a fork does not inherit an alarm), as a signal sent
+    # to it alone would: it stops its replay processes rather than wait out their work.
+    code = textwrap.dedent("""
+        import multiprocessing, signal, time
+        from chat_rescue.bot.whatif import forked
+
+        def work(n):
+            time.sleep(30)
+            return n
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.alarm(1)
+        began = time.monotonic()
+        try:
+            forked(work, [0, 1])
+        except KeyboardInterrupt:
+            time.sleep(0.5)
+            print(round(time.monotonic() - began), len(multiprocessing.active_children()))
+        """)
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    took, children = done.stdout.split()
+    assert int(took) < 10 and children == "0"
+    assert time.monotonic() - began < 20  # not the 30 s the replays would have taken
+
+
 def test_when_a_replay_process_died_the_days_are_replayed_here(
         day: Day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url, copy, service = on_a_file(day, tmp_path)
     tried: list[int] = []
+    replayed: list[bool] = []
+    replay_here = ops_module._replayed
 
     def died(work: object, shares: list[int]) -> None:
         tried.extend(shares)
         return None
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        replayed.append(len(args) > 9 and args[9] is not None)  # a share (`only`), or all
+        return replay_here(*args, **kwargs)
 
     try:
         [(_, alone)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600)
         monkeypatch.setattr(ops_module.threading, "active_count", lambda: 1)
         monkeypatch.setattr(ops_module, "can_fork", lambda: True)
         monkeypatch.setattr(ops_module, "forked", died)
+        monkeypatch.setattr(ops_module, "_replayed", spied)
         [(_, after)] = replay_days(copy, service, "team-a", 1, {"idle": 420.0}, T0 + 3600,
                                    workers=2, reopen=lambda: SQLiteStore(url))
     finally:
         copy.close()
     assert tried == [0, 1]
+    assert replayed == [True, True]  # share by share, each no bigger than the one that died
     assert (after.recorded, after.candidate) == (alone.recorded, alone.candidate)
 
 

@@ -682,3 +682,12 @@ async def test_a_group_with_a_value_the_server_refuses_fails_that_event_only(
     assert [store.load(ref(n).key).escalations for n in (1, 2, 3)] == [1, 0, 1]  # type: ignore[union-attr]
     assert store.commit(Change(inbound_id="e2"), T0) is Outcome.COMMITTED  # e2 not recorded
     assert store.commit(Change(inbound_id="e1"), T0) is Outcome.DUPLICATE
+
+
+def test_what_a_group_s_block_raises_comes_out_as_it_is(
+        replicas: list[PostgresStore]) -> None:
+    one = replicas[0]
+    one.commit(Change(due_at(1, T0 + 1)), T0)
+    with pytest.raises(psycopg.errors.UniqueViolation), one.batch([Intent(ref(1).key, "a", T0)]):
+        raise psycopg.errors.UniqueViolation("the caller's own, not the group's")
+    assert one.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED  # nothing was kept

@@ -30,7 +30,7 @@ from chat_rescue.bot.model import (
 )
 from chat_rescue.bot.outbox import Posted
 from chat_rescue.bot.policy import Policy
-from chat_rescue.bot.ports import Change
+from chat_rescue.bot.ports import Change, Intent
 from chat_rescue.bot.runtime import Runtime
 from chat_rescue.bot.service import Service
 from chat_rescue.sandbox.postgres import with_database
@@ -230,16 +230,23 @@ class Holder(threading.Thread):
     """Another replica's batch holding every due deadline until `end` is set; then it
     commits (`commit`) or rolls back, having fired none of them."""
 
-    def __init__(self, store: PostgresStore, commit: bool) -> None:
+    def __init__(self, store: PostgresStore, commit: bool, group: str | None = None) -> None:
         super().__init__()
-        self.store, self.commit = store, commit
+        self.store, self.commit, self.group = store, commit, group
         self.holding, self.end = threading.Event(), threading.Event()
         self.ended = 0.0
 
     def run(self) -> None:
         try:
-            with self.store.batch():
-                assert self.store.due(time.time(), 100)
+            # a ticker's claim, or a group of events whose conversation is due (locked by
+            # the group's read at its start)
+            intents = [Intent(self.group, f"held-{self.group}", time.time())] \
+                if self.group else []
+            with self.store.batch(intents):
+                if self.group:
+                    assert self.store.load(self.group) is not None
+                else:
+                    assert self.store.due(time.time(), 100)
                 self.holding.set()
                 self.end.wait()
                 if not self.commit:
@@ -249,9 +256,10 @@ class Holder(threading.Thread):
         self.ended = time.monotonic()
 
 
+@pytest.mark.parametrize("by", ["claim", "group"])
 @pytest.mark.parametrize("commit", [True, False], ids=["committed", "rolled-back"])
 async def test_a_ticker_waits_for_a_claim_held_elsewhere_without_spinning(
-        pair: tuple[PostgresStore, PostgresStore], commit: bool) -> None:
+        pair: tuple[PostgresStore, PostgresStore], commit: bool, by: str) -> None:
     one, other = pair
     one.commit(Change(due_at(1, time.time() - 1)), time.time())
     looks = 0
@@ -263,7 +271,7 @@ async def test_a_ticker_waits_for_a_claim_held_elsewhere_without_spinning(
         return next_deadline()
 
     other.next_deadline = counted  # type: ignore[method-assign]
-    holder = Holder(one, commit)
+    holder = Holder(one, commit, due_at(1, 0).ref.key if by == "group" else None)
     holder.start()
     holder.holding.wait()
     try:

@@ -94,6 +94,7 @@ class Deliverer:
         # When the administrators were asked (monotonic), and their mentions.
         self._admins: tuple[float, str | None] = (-ADMINS_FOR, None)
         self._names_at: float | None = None  # when the stored names were last learned
+        self._names_loading: asyncio.Future[None] | None = None  # that look, under way
         self.topics = Topics(bot, service.store, memory, support_chat_id, self._send,
                              room_wait, clock, service.worker)
         self.lacking: str | None = None  # the right the bot was last refused for
@@ -412,7 +413,8 @@ class Deliverer:
     async def learn_names(self, *, unknown: bool = False) -> None:
         """Operators' names as the replica that polls stored them: only that one sees
         updates, and a card or notice shows names. At most every RELOAD seconds, or
-        every RELOAD_UNKNOWN when the action names somebody this replica does not know."""
+        every RELOAD_UNKNOWN when the action names somebody this replica does not know;
+        deliveries asking at once share one look."""
         now = self.clock.monotonic()
         wait = RELOAD_UNKNOWN if unknown else RELOAD
         if self._names_at is not None and now - self._names_at < wait:
@@ -421,10 +423,23 @@ class Deliverer:
             # Somebody this replica does not know, and it looked a moment ago: perhaps
             # before the leader stored the name (a claim's card follows the claim within
             # milliseconds). Wait out the rest of the pause and look again, not skip.
-            await asyncio.sleep(wait - (now - self._names_at))
-            now = self.clock.monotonic()
-        self._names_at = now
-        self.memory.learn(await self.service.call(self.service.store.settings, NAMES_SCOPE))
+            looked = self._names_at
+            await asyncio.sleep(self.clock.real(min(wait, max(0.0, wait - (now - looked)))))
+            if self._names_at != looked:  # another delivery looked meanwhile
+                if self._names_loading is not None:
+                    await asyncio.shield(self._names_loading)
+                return
+        self._names_at = self.clock.monotonic()
+        if self._names_loading is None:
+            self._names_loading = asyncio.ensure_future(self._load_names())
+        await asyncio.shield(self._names_loading)
+
+    async def _load_names(self) -> None:
+        try:
+            self.memory.learn(await self.service.call(self.service.store.settings,
+                                                      NAMES_SCOPE))
+        finally:
+            self._names_loading = None
 
     def move_to(self, chat_id: int) -> None:
         """Deliver to the support group under its new id from now on."""

@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from chat_rescue.adapters.telegram.memory import NAMES_SCOPE
 from chat_rescue.bot import leader
 from chat_rescue.sandbox.telegram import TelegramSandbox
 from chat_rescue.sandbox.telegram_support import (
@@ -21,6 +22,7 @@ from chat_rescue.sandbox.telegram_support import (
     sandbox_settings,
 )
 from chat_rescue.server import health
+from chat_rescue.storage.sqlite import SQLiteStore
 
 SLOW = {timer: "10m" for timer in ("rescue_accept", "rescue_first_response", "rescue_idle",
                                     "rescue_escalate", "rescue_close_reminder")}
@@ -73,6 +75,13 @@ async def test_a_standby_replica_names_the_operators_the_leader_met(tmp_path: Pa
                     for _ in range(2)]
         for replica in replicas:
             await replica.start()
+        looking = SQLiteStore(database)  # what the replicas' store holds
+
+        def stored(user: str) -> str | None:
+            # the leader remembers a name before it stores it, and another replica can
+            # only read what was stored
+            return looking.settings(NAMES_SCOPE).get(user)
+
         try:
             await eventually(lambda: sum(r.adapter.leader.leading for r in replicas) == 1)
             first = next(r for r in replicas if r.adapter.leader.leading)
@@ -80,18 +89,31 @@ async def test_a_standby_replica_names_the_operators_the_leader_met(tmp_path: Pa
             sandbox.private_message(ALICE, "Hello")
             topic = await first.topic()
             sandbox.group_message(GROUP, ANA, "on it", thread_id=topic)
-            await eventually(lambda: first.adapter.memory.names.get(str(ANA)) == "Ana")
+            await eventually(lambda: stored(str(ANA)) == "Ana")  # the leader's memory
             await other.adapter.deliverer.learn_names()  # as before each of its deliveries
             assert other.adapter.memory.name(str(ANA)) == "Ana"
             assert other.adapter.memory.name("424242") == "424242"  # nobody seen: the id
             # A name stored a moment after the standby last looked (Ben's first word, then
             # the card "with Ben" at once): it looks again before it delivers, not skips.
             sandbox.group_message(GROUP, BEN, "me too", thread_id=topic)
-            await eventually(lambda: first.adapter.memory.names.get(str(BEN)) == "Ben")
+            await eventually(lambda: stored(str(BEN)) == "Ben")
             deliverer = other.adapter.deliverer
             deliverer._names_at = deliverer.clock.monotonic()  # it looked just before that
-            await deliverer.learn_names(unknown=True)
+            store = deliverer.service.store
+            settings, looks = store.settings, []
+
+            def counted(scope: str) -> dict[str, str]:
+                looks.append(scope)
+                return settings(scope)
+
+            store.settings = counted  # type: ignore[method-assign]
+            try:  # five deliveries naming Ben at once: one look for all
+                await asyncio.gather(*(deliverer.learn_names(unknown=True) for _ in range(5)))
+            finally:
+                store.settings = settings  # type: ignore[method-assign]
             assert other.adapter.memory.name(str(BEN)) == "Ben"
+            assert looks == [NAMES_SCOPE]
         finally:
+            looking.close()
             for replica in replicas:
                 await replica.stop()

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from chat_rescue.bot.model import (
     Claim,
     Close,
@@ -114,7 +116,7 @@ OPENED = '"_opened":true'  # in an opening's data, as `encode` writes it
 def decode(conversation: str, team: str, at: float, kind: str, data: str,
            ref: ConversationRef | None = None) -> Input:
     """An `inputs` row read back (`ref`: the conversation's, parsed already)."""
-    fields = json.loads(data)
+    fields = orjson.loads(data)  # a 30-day what-if reads millions: json.loads is 5x slower
     pop = fields.pop  # the flags `encode` adds ("_": never an event's own field)
     opened, reopened, refused = (bool(pop("_opened", False)), bool(pop("_reopened", False)),
                                  bool(pop("_refused", False)))

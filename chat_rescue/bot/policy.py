@@ -48,7 +48,7 @@ class Policy:
     sweep_default: str = "handover"
 
     def timer(self, timer: Timer) -> float | None:
-        value: float | None = getattr(self, timer.value)
+        value: float | None = getattr(self, timer)  # a StrEnum: its own name, no `.value`
         return value
 
 

@@ -178,9 +178,10 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
         tallies = [merged([part[i] for part in parts]) for i in range(len(runs))]
     else:
         tallies = job.tallies(None)
+    waiting = _still_waiting(inputs, set(keys))
     as_recorded = tally(((key, recorded[key]) for key in sorted(kept)),
-                        _still_waiting(inputs, kept))
-    return Comparison(days, changes, tally(recorded.items(), _still_waiting(inputs, set(keys))),
+                        [key for key in waiting if key in kept])
+    return Comparison(days, changes, tally(recorded.items(), waiting),
                       merged([tallies[0], as_recorded]), tallies[1] if check else None, until)
 
 
@@ -263,8 +264,15 @@ class _Job:
     def tallies(self, share: Callable[[str], bool] | None) -> list[Tally]:
         found = []
         for changes, kept in self.runs:
-            def policy_of(item: Input, changes: Thresholds = changes) -> Policy:
-                return candidate_policy(self.policies(item), changes)
+            laid: dict[int, Policy] = {}  # today's policy (by identity) -> the candidate's
+
+            def policy_of(item: Input, changes: Thresholds = changes,
+                          laid: dict[int, Policy] = laid) -> Policy:
+                today = self.policies(item)  # one of a few, shared by the channel's
+                candidate = laid.get(id(today))
+                if candidate is None:
+                    candidate = laid[id(today)] = candidate_policy(today, changes)
+                return candidate
 
             def only(key: str, kept: set[str] = kept) -> bool:
                 return key not in kept and (share is None or share(key))

@@ -61,6 +61,7 @@ class _Job:
     outcome: Any = None
     failed: BaseException | None = None
     posted: list[Callable[[], None]] = field(default_factory=list)
+    kept: list[Callable[[], None]] = field(default_factory=list)  # once its work is kept
 
 
 class StoreWorker:
@@ -77,7 +78,7 @@ class StoreWorker:
         self._work = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._ident: int | None = None
-        self._current: list[Callable[[], None]] | None = None
+        self._current: _Job | None = None
         # Loop side: jobs handed over, and settled (in that order: the thread runs them so).
         self._issued = 0
         self._settled = 0
@@ -122,12 +123,12 @@ class StoreWorker:
     def post(self, callback: Callable[[], None], *, kept: bool = False) -> None:
         """Call `callback()` on the event loop: after the current job when inside one (with
         its result), at once otherwise (the caller is on the loop, or runs without it).
-        `kept`: only if the job's work is kept (counting what it committed): not when the
-        job raises or its group's transaction fails, as a wake-up is (harmless, and what
-        a job did commit before it failed needs it)."""
+        `kept`: on this thread instead, once the job's work is kept (counting what it
+        committed): not when the job raises or its group's transaction fails, as a
+        wake-up is (harmless, and what a job did commit before it failed needs it)."""
         current = self._current
         if current is not None and self.on_thread:
-            current.append(_Kept(callback) if kept else callback)
+            (current.kept if kept else current.posted).append(callback)
         else:
             callback()
 
@@ -166,15 +167,16 @@ class StoreWorker:
             else:
                 for job in jobs:
                     self._run(job)
+            _keep(jobs)
             self._hand_back(jobs)
 
     def _run(self, job: _Job) -> None:
-        self._current = job.posted
+        self._current = job
         try:
             job.outcome = job.run()
         except BaseException as failed:  # handed to the awaiting caller, never lost
             job.failed = failed
-            job.posted = _unkept(job.posted)
+            job.kept = []
         finally:
             self._current = None
 
@@ -190,7 +192,7 @@ class StoreWorker:
                 # The store out of reach (or this thread interrupted): the whole group's,
                 # which running each again would only repeat, one timeout per event.
                 for job in jobs:
-                    job.failed, job.outcome, job.posted = failed, None, []
+                    job.failed, job.outcome, job.posted, job.kept = failed, None, [], []
                 return
             # One event's write sank the lot (a value the server refuses, a deadlock with
             # another replica): each again on its own, so only its own caller hears of it
@@ -198,12 +200,12 @@ class StoreWorker:
             log.warning("a group of %d events failed together; each on its own", len(jobs),
                         exc_info=True)
         for job in jobs:
-            job.failed, job.outcome, job.posted = None, None, []
+            job.failed, job.outcome, job.posted, job.kept = None, None, [], []
             try:
                 with store.batch():
                     self._run(job)
             except BaseException as alone:
-                job.failed, job.outcome, job.posted = alone, None, []
+                job.failed, job.outcome, job.posted, job.kept = alone, None, [], []
 
     def _hand_back(self, jobs: list[_Job]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
@@ -226,19 +228,16 @@ class StoreWorker:
         self._quiet = waiting
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    """A callback posted to run only if its job's work is kept."""
-
-    callback: Callable[[], None]
-
-    def __call__(self) -> None:
-        self.callback()
-
-
-def _unkept(posted: list[Callable[[], None]]) -> list[Callable[[], None]]:
-    """The callbacks of a job whose work was not kept: those that run all the same."""
-    return [callback for callback in posted if not isinstance(callback, _Kept)]
+def _keep(jobs: list[_Job]) -> None:
+    """On the thread, once the jobs' transactions are kept: what they posted for then (a
+    commit's metrics), here rather than on the loop, whose time is the network's."""
+    for job in jobs:
+        for callback in job.kept:
+            try:
+                callback()
+            except Exception:
+                log.exception("a store job's callback failed")
+        job.kept = []
 
 
 def _settle(jobs: list[_Job]) -> None:

@@ -232,11 +232,7 @@ def _keep(jobs: list[_Job]) -> None:
     """On the thread, once the jobs' transactions are kept: what they posted for then (a
     commit's metrics), here rather than on the loop, whose time is the network's."""
     for job in jobs:
-        for callback in job.kept:
-            try:
-                callback()
-            except Exception:
-                log.exception("a store job's callback failed")
+        _call_each(job.kept)
         job.kept = []
 
 
@@ -249,8 +245,12 @@ def _settle(jobs: list[_Job]) -> None:
         else:
             job.done.set_result(job.outcome)
     for job in jobs:
-        for callback in job.posted:
-            try:
-                callback()
-            except Exception:
-                log.exception("a store job's callback failed")
+        _call_each(job.posted)
+
+
+def _call_each(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("a store job's callback failed")

@@ -102,6 +102,27 @@ async def test_events_handed_over_together_share_one_transaction() -> None:
     store.close()
 
 
+async def _group_of_four(failure: Callable[[], BaseException], refuse: Callable[[int], bool]
+                         ) -> tuple[SQLiteStore, list[object], list[int], list[int]]:
+    """Four settings written as one group on a store whose batch fails with `failure()`
+    when a write `refuse`d; (the store, each write's result, the batches begun, the
+    writes counted by a `kept` callback)."""
+    store, refused, batches = _refusing_store(failure)
+    worker = StoreWorker(store)
+    counted: list[int] = []
+
+    def write(n: int) -> int:
+        store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
+        worker.post(lambda: counted.append(n), kept=True)
+        if refuse(n):
+            refused["now"] = True
+        return n
+
+    results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
+                                   return_exceptions=True)
+    return store, results, batches, counted
+
+
 def _refusing_store(failure: Callable[[], BaseException]
                     ) -> tuple[SQLiteStore, dict[str, bool], list[int]]:
     """A store whose batch fails at its end with `failure()` when told to (`refused`)."""
@@ -125,19 +146,8 @@ def _refusing_store(failure: Callable[[], BaseException]
 async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
     # One event's write refused at COMMIT (a value the server will not take, a deadlock
     # with another replica) must fail that event only, not the 255 beside it.
-    store, refused, batches = _refusing_store(lambda: GroupRefused("a value refused"))
-    worker = StoreWorker(store)
-    counted: list[int] = []
-
-    def write(n: int) -> int:
-        store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
-        worker.post(lambda: counted.append(n), kept=True)
-        if n == 2:
-            refused["now"] = True
-        return n
-
-    results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
-                                   return_exceptions=True)
+    store, results, batches, counted = await _group_of_four(
+        lambda: GroupRefused("a value refused"), lambda n: n == 2)
     assert results[:2] == [0, 1] and results[3] == 3
     assert isinstance(results[2], GroupRefused)
     assert sorted(store.settings("team:a")) == ["k0", "k1", "k3"]
@@ -149,18 +159,8 @@ async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
 async def test_a_group_that_fails_for_all_of_it_is_not_run_again() -> None:
     # The store out of reach (a pool timeout, a lost connection): running each event again
     # would wait one more timeout per event; they all fail at once.
-    store, refused, batches = _refusing_store(lambda: OSError("the server is out of reach"))
-    worker = StoreWorker(store)
-    counted: list[int] = []
-
-    def write(n: int) -> int:
-        store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
-        worker.post(lambda: counted.append(n), kept=True)
-        refused["now"] = True
-        return n
-
-    results = await asyncio.gather(*(worker.call(write, n, grouped=True) for n in range(4)),
-                                   return_exceptions=True)
+    store, results, batches, counted = await _group_of_four(
+        lambda: OSError("the server is out of reach"), lambda n: True)
     assert all(isinstance(result, OSError) for result in results)
     assert store.settings("team:a") == {} and len(batches) == 1
     assert counted == []  # nothing was kept

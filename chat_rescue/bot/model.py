@@ -154,6 +154,9 @@ _values = operator.attrgetter(*_FIELDS)
 # value built as the twin then becomes a Conversation (the layouts are the same, so
 # CPython allows the class to be changed): frozen from then on, made 5 times as fast.
 _Twin = dataclasses.make_dataclass("_Twin", _FIELDS, slots=True, eq=False, repr=False)
+# What the twin relies on: the same slots, and nothing a Conversation's own __init__ adds.
+assert _Twin.__slots__ == Conversation.__slots__  # type: ignore[attr-defined]
+assert not hasattr(Conversation, "__post_init__")
 
 
 def build(values: Sequence[Any]) -> Conversation:

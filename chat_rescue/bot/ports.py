@@ -127,6 +127,12 @@ class Batching(Protocol):
         for each. What the callers see is the same either way; a batch with `intents`
         that fails for what one of its events holds raises GroupRefused."""
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once what this thread wrote so far is committed: when its
+        batch commits (never, if the batch rolls back), or at once outside a batch (each
+        write there commits on its own). What counts a commit (the metrics) counts it so
+        once, however the batch around it ends."""
+
 
 class Conversations(Protocol):
     """Conversations by key: read, found by a platform alias, changed conditionally."""

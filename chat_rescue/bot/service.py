@@ -272,7 +272,7 @@ class Service:
         if outcome is Outcome.DUPLICATE:
             log.info("skipped %s: already processed", inbound_id)
             return False
-        self.worker.post(partial(self.metrics.queued, queued, now), kept=True)
+        self.store.after_commit(partial(self.metrics.queued, queued, now))
         self._wake_outbox(queued)
         return True
 
@@ -300,11 +300,11 @@ class Service:
     def _count(self, event: InboundEvent, before: Conversation | None,
                after: Conversation | None, history: Sequence[HistoryEvent],
                actions: Sequence[Action], now: float) -> None:
-        """The metrics of a commit, once its transaction is kept: inside a group (or the
-        ticker's batch) COMMITTED is said before the transaction ends, and a group that
-        fails runs its events again."""
-        self.worker.post(partial(self.metrics.committed, event, before, after, history,
-                                 actions, now), kept=True)
+        """The metrics of a commit, once its transaction commits: inside a batch (a group,
+        the ticker's slice, a sweep's step) COMMITTED is said before the batch ends, which
+        may roll it back (and a failed group runs its events again)."""
+        self.store.after_commit(partial(self.metrics.committed, event, before, after,
+                                        history, actions, now))
 
     def _notify(self, decision: engine.Decision, queued: tuple[Action, ...]) -> None:
         conv = decision.conversation

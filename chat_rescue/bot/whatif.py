@@ -174,6 +174,8 @@ def compare(inputs: Sequence[Input], history: Sequence[HistoryEvent],
             parts = forked(_part, [(n, workers) for n in range(workers)])
         finally:
             _JOB = None
+        if parts is None:  # a process died: the shares here, one after another
+            parts = [job.tallies(share_of(n, workers)) for n in range(workers)]
     if parts is not None:
         tallies = [merged([part[i] for part in parts]) for i in range(len(runs))]
     else:

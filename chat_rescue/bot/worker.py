@@ -61,7 +61,6 @@ class _Job:
     outcome: Any = None
     failed: BaseException | None = None
     posted: list[Callable[[], None]] = field(default_factory=list)
-    kept: list[Callable[[], None]] = field(default_factory=list)  # once its work is kept
 
 
 class StoreWorker:
@@ -120,15 +119,12 @@ class StoreWorker:
             else:
                 self._work.notify()
 
-    def post(self, callback: Callable[[], None], *, kept: bool = False) -> None:
+    def post(self, callback: Callable[[], None]) -> None:
         """Call `callback()` on the event loop: after the current job when inside one (with
-        its result), at once otherwise (the caller is on the loop, or runs without it).
-        `kept`: on this thread instead, once the job's work is kept (counting what it
-        committed): not when the job raises or its group's transaction fails, as a
-        wake-up is (harmless, and what a job did commit before it failed needs it)."""
+        its result), at once otherwise (the caller is on the loop, or runs without it)."""
         current = self._current
         if current is not None and self.on_thread:
-            (current.kept if kept else current.posted).append(callback)
+            current.posted.append(callback)
         else:
             callback()
 
@@ -167,7 +163,6 @@ class StoreWorker:
             else:
                 for job in jobs:
                     self._run(job)
-            _keep(jobs)
             self._hand_back(jobs)
 
     def _run(self, job: _Job) -> None:
@@ -176,7 +171,6 @@ class StoreWorker:
             job.outcome = job.run()
         except BaseException as failed:  # handed to the awaiting caller, never lost
             job.failed = failed
-            job.kept = []
         finally:
             self._current = None
 
@@ -190,9 +184,12 @@ class StoreWorker:
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable
             if len(jobs) == 1 or not isinstance(failed, GroupRefused):
                 # The store out of reach (or this thread interrupted): the whole group's,
-                # which running each again would only repeat, one timeout per event.
+                # which running each again would only repeat, one timeout per event. An
+                # event alone in its group hears what it would have heard alone.
+                if isinstance(failed, GroupRefused) and failed.__cause__ is not None:
+                    failed = failed.__cause__
                 for job in jobs:
-                    job.failed, job.outcome, job.posted, job.kept = failed, None, [], []
+                    job.failed, job.outcome, job.posted = failed, None, []
                 return
             # One event's write sank the lot (a value the server refuses, a deadlock with
             # another replica): each again on its own, so only its own caller hears of it
@@ -200,12 +197,12 @@ class StoreWorker:
             log.warning("a group of %d events failed together; each on its own", len(jobs),
                         exc_info=True)
         for job in jobs:
-            job.failed, job.outcome, job.posted, job.kept = None, None, [], []
+            job.failed, job.outcome, job.posted = None, None, []
             try:
                 with store.batch():
                     self._run(job)
             except BaseException as alone:
-                job.failed, job.outcome, job.posted, job.kept = alone, None, [], []
+                job.failed, job.outcome, job.posted = alone, None, []
 
     def _hand_back(self, jobs: list[_Job]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
@@ -226,14 +223,6 @@ class StoreWorker:
             elif not waiter.done():
                 waiter.set_result(None)
         self._quiet = waiting
-
-
-def _keep(jobs: list[_Job]) -> None:
-    """On the thread, once the jobs' transactions are kept: what they posted for then (a
-    commit's metrics), here rather than on the loop, whose time is the network's."""
-    for job in jobs:
-        _call_each(job.kept)
-        job.kept = []
 
 
 def _settle(jobs: list[_Job]) -> None:

@@ -8,6 +8,7 @@ a ticker's or a sweep's slice: to see each committed change's actions) and each 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
@@ -53,15 +54,16 @@ class OutboxJournal:
         default_factory=lambda: defaultdict(list))
     attempts: list[Attempt] = field(default_factory=list)
     store: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def attach(self, bot: Bot) -> OutboxJournal:
         self.store = bot.store
         commit, commit_all = bot.store.commit, bot.store.commit_all
 
         def journal(changes: Sequence[Change]) -> None:
-            # Once the transaction is kept: a group that fails runs its events again.
-            bot.service.worker.post(partial(self._queued, changes, time.monotonic()),
-                                    kept=True)
+            # Once the transaction commits (on the store's thread): a batch may still roll
+            # back, and a group that fails runs its events again.
+            bot.store.after_commit(partial(self._queued, changes, time.monotonic()))
 
         def journaled_commit(change: Change, now: float) -> Outcome:
             outcome = commit(change, now)
@@ -83,9 +85,10 @@ class OutboxJournal:
         return self
 
     def _queued(self, changes: Sequence[Change], at: float) -> None:
-        for change in changes:
-            for action in change.actions:
-                self.queued[lane_of(action)].append((at, action))
+        with self._lock:  # the store's thread writes; the loop reads (`out_of_order`)
+            for change in changes:
+                for action in change.actions:
+                    self.queued[lane_of(action)].append((at, action))
 
     def _journaled(self, platform: str, deliver: Deliver) -> Deliver:
         async def journaled_deliver(action: Action) -> Posted | None:
@@ -117,8 +120,10 @@ class OutboxJournal:
         later covered and notices dropped because their reason had gone."""
         problems = []
         delivered = self.delivered()
-        for lane in sorted(set(self.queued) | set(delivered)):
-            queued = self.queued.get(lane, [])
+        with self._lock:
+            lanes = {lane: list(items) for lane, items in self.queued.items()}
+        for lane in sorted(set(lanes) | set(delivered)):
+            queued = lanes.get(lane, [])
             got = delivered.get(lane, [])
             cards_at = [at for at, a in got if isinstance(a, PostCard | UpdateCard)]
             for rank in sorted({priority_of(a) for _, a in [*queued, *got]}):

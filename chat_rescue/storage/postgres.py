@@ -37,7 +37,7 @@ from chat_rescue.storage import census, report_sql
 from chat_rescue.storage import postgres_writes as writes
 from chat_rescue.storage.decoded import Decoded
 from chat_rescue.storage.factory import server_of
-from chat_rescue.storage.postgres_group import Group, for_one_event
+from chat_rescue.storage.postgres_group import Group, Unwritten, for_one_event
 from chat_rescue.storage.postgres_lock import AdvisoryLock, advisory_key
 from chat_rescue.storage.postgres_notices import Listener, News
 from chat_rescue.storage.postgres_outbox import OutboxTables
@@ -119,7 +119,9 @@ def migrate_url(url: str, applied: Callable[[int], None] | None = None) -> tuple
 class PostgresStore(OutboxTables, SweepTables):
     """The Store protocol on one PostgreSQL database; opening it migrates the schema."""
 
-    errors: tuple[type[Exception], ...] = (psycopg.Error,)  # a pool timeout is one too
+    # A pool timeout is a psycopg.Error too; a group's write that failed (GroupRefused and
+    # what it wraps) is the store's failure as well: its events are kept and tried again.
+    errors: tuple[type[Exception], ...] = (psycopg.Error, GroupRefused, Unwritten)
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url, pool_size=pool_size)

@@ -47,9 +47,10 @@ class Changed(Unwritten):
 
 
 # SQLSTATEs of a failure that one event of a group may cause: a value the server refuses
-# (data exception, integrity constraint), or a deadlock or serialization failure with
-# another replica's transaction.
-_ONE_EVENTS = ("22", "23", "40P01", "40001")
+# (data exception, integrity constraint), a deadlock or serialization failure with another
+# replica's transaction, or a transaction an event's failed statement aborted (all the
+# group sees at its end is 25P02, whichever event it was).
+_ONE_EVENTS = ("22", "23", "40P01", "40001", "25P02")
 
 
 def for_one_event(failed: BaseException) -> bool:

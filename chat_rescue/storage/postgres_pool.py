@@ -22,6 +22,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from chat_rescue.storage.hooks import OnCommit
 from chat_rescue.storage.postgres_notices import News, origin
 from chat_rescue.storage.postgres_schema import migrate
 
@@ -41,6 +42,7 @@ class _Held(threading.local):
     conn: Connection | None = None
     news: News | None = None  # what the batch announces when it commits
     pending: Pending | None = None  # written before anything else uses the connection
+    on_commit: OnCommit | None = None  # what waits for the batch to commit
 
 
 class PooledConnections:
@@ -70,19 +72,34 @@ class PooledConnections:
         if self._held.conn is not None:
             yield
             return
-        with self.pool.connection() as conn, conn.transaction():
-            self._held.conn, self._held.news = conn, News()
-            try:
-                yield
-                # A statement that failed inside (and was caught) aborted the transaction:
-                # psycopg would end it with a silent ROLLBACK, and the batch's callers would
-                # take their work for committed. Say so instead.
-                if conn.info.transaction_status is TransactionStatus.INERROR:
-                    raise psycopg.errors.InFailedSqlTransaction(
-                        "a statement of the batch failed: nothing of it was committed")
-                self._held.news.send(conn, self.origin)  # on commit, once for the lot
-            finally:
-                self._held.conn = self._held.news = self._held.pending = None
+        on_commit = OnCommit()
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                self._held.conn, self._held.news = conn, News()
+                self._held.on_commit = on_commit
+                try:
+                    yield
+                    # A statement that failed inside (and was caught) aborted the
+                    # transaction: psycopg would end it with a silent ROLLBACK, and the
+                    # batch's callers would take their work for committed. Say so instead.
+                    if conn.info.transaction_status is TransactionStatus.INERROR:
+                        raise psycopg.errors.InFailedSqlTransaction(
+                            "a statement of the batch failed: nothing of it was committed")
+                    self._held.news.send(conn, self.origin)  # on commit, once for the lot
+                finally:
+                    self._held.conn = self._held.news = self._held.pending = None
+                    self._held.on_commit = None
+        except BaseException:
+            on_commit.rolled_back()
+            raise
+        on_commit.committed()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        on_commit = self._held.on_commit
+        if on_commit is not None:
+            on_commit.add(callback)
+        else:
+            callback()  # pooled connections autocommit: what this thread wrote is committed
 
     @property
     def in_batch(self) -> bool:

@@ -37,6 +37,7 @@ from chat_rescue.bot.processes import worker_alive
 from chat_rescue.bot.report import Tallies
 from chat_rescue.storage import census, report_sql
 from chat_rescue.storage.decoded import Decoded
+from chat_rescue.storage.hooks import OnCommit
 from chat_rescue.storage.rows import COLUMNS, conversation_of, due_of, row_of
 from chat_rescue.storage.schema import MIGRATIONS
 from chat_rescue.storage.sqlite_lock import FileLock
@@ -167,6 +168,10 @@ class SQLiteStore(OutboxTables, SweepTables):
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self._batching = False
+        self._on_commit = OnCommit()  # what waits for the open batch to commit
+        # Which conversations a what-if share reads (`_only`), asked by SQLite per row.
+        self._wanted: Callable[[str], bool] = _every
+        conn.create_function("chat_rescue_only", 1, self._wants, deterministic=True)
         # Decoded outbox actions by id: a paced backlog is read again and again.
         self._decoded = Decoded()
         try:
@@ -274,12 +279,25 @@ class SQLiteStore(OutboxTables, SweepTables):
             try:
                 yield
             except BaseException:
+                self._on_commit.rolled_back()
                 self.conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute("COMMIT")
+                try:
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self._on_commit.rolled_back()
+                    raise
             finally:
                 self._batching = False
+            self._on_commit.committed()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        with self._mutex:  # held by this thread's batch, if one is open
+            if self._batching:
+                self._on_commit.add(callback)
+                return
+        callback()
 
     def _write(self, change: Change, now: float) -> Outcome:
         conn = self.conn
@@ -403,7 +421,8 @@ class SQLiteStore(OutboxTables, SweepTables):
         if kinds is not None:
             sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
             params += tuple(kinds)
-        rows = self.conn.execute(sql + self._only(only) + " ORDER BY id", params).fetchall()
+        with self._only(only) as wanted:
+            rows = self.conn.execute(sql + wanted + " ORDER BY id", params).fetchall()
         refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
         return [
             HistoryEvent(refs.get(key) or refs.setdefault(key, ConversationRef.parse(key)),
@@ -411,13 +430,22 @@ class SQLiteStore(OutboxTables, SweepTables):
             for key, team_, kind, at, actor, value, detail in rows
         ]
 
-    def _only(self, only: Callable[[str], bool] | None) -> str:
+    @contextmanager
+    def _only(self, only: Callable[[str], bool] | None) -> Iterator[str]:
         """The condition that keeps only the rows of conversations `only` wants, asked in
-        the query (the rows it leaves out are neither sorted nor made Python values)."""
+        the query (the rows it leaves out are neither sorted nor made Python values): the
+        connection's `chat_rescue_only(key)` asks `only` while the block runs."""
         if only is None:
-            return ""
-        self.conn.create_function("chat_rescue_only", 1, only, deterministic=True)
-        return " AND chat_rescue_only(conversation)"
+            yield ""
+            return
+        self._wanted = only
+        try:
+            yield " AND chat_rescue_only(conversation)"
+        finally:
+            self._wanted = _every
+
+    def _wants(self, key: str) -> bool:
+        return self._wanted(key)
 
     def tallies(self, team: str, since: float, until: float) -> Tallies:
         return report_sql.tallies(lambda sql, params: self.conn.execute(sql, params).fetchall(),
@@ -432,10 +460,11 @@ class SQLiteStore(OutboxTables, SweepTables):
             params = (since, team)
         refs: dict[str, ConversationRef] = {}  # one per conversation, not one per event
         found = []
-        for key, team_, at, kind, data in self.conn.execute(
-                sql + self._only(only) + " ORDER BY id", params):
-            ref = refs.get(key) or refs.setdefault(key, ConversationRef.parse(key))
-            found.append(decode_input(key, team_, at, kind, data, ref))
+        with self._only(only) as wanted:
+            for key, team_, at, kind, data in self.conn.execute(
+                    sql + wanted + " ORDER BY id", params):
+                ref = refs.get(key) or refs.setdefault(key, ConversationRef.parse(key))
+                found.append(decode_input(key, team_, at, kind, data, ref))
         return found
 
     def openings(self, team: str, since: float) -> int:
@@ -574,3 +603,7 @@ def _holding_lock(method: Callable[..., object]) -> Callable[..., object]:
 
 
 _serialized(SQLiteStore)
+
+
+def _every(key: str) -> bool:
+    return True

@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from chat_rescue.bot.model import Conversation, ConversationRef, State, Timer, build, evolve
+from chat_rescue.bot.inputs import decode as decode_input
+from chat_rescue.bot.inputs import encode as encode_input
+from chat_rescue.bot.model import (
+    Conversation,
+    ConversationRef,
+    CustomerMessage,
+    State,
+    Timer,
+    build,
+    evolve,
+)
 from chat_rescue.storage.rows import conversation_of, row_of
 
 CONV = Conversation(ConversationRef("slack", "C0HELP", "1700000000.000100"), "team-a",
@@ -50,3 +60,14 @@ def test_a_row_reads_back_as_the_conversation_it_was() -> None:
     row = list(row_of(closed))
     row[[f.name for f in dataclasses.fields(Conversation)].index("snoozed") - 1] = 1
     assert conversation_of((CONV.ref.key, *row)) == closed  # SQLite's booleans as 1/0
+
+
+def test_recorded_events_json_wrote_and_orjson_refuses_still_read() -> None:
+    # A name with a lone surrogate, taken before names were cleaned, was written as its
+    # escape; orjson refuses it, and the row is read by json instead.
+    data = '{"at":1700000000.5,"customer":"Ana \\ud83d","team":"team-a","_opened":true}'
+    item = decode_input("slack:C0HELP:1.0", "team-a", 1_700_000_001.0, "customer", data)
+    assert isinstance(item.event, CustomerMessage) and item.opened
+    assert item.event.customer == "Ana \ud83d" and item.event.at == 1_700_000_000.5
+    again = decode_input(*encode_input(item))
+    assert again == item

@@ -781,3 +781,30 @@ def test_handle_all_goes_one_by_one_when_one_changed_underneath(tmp_path: Path) 
     after = store.load(ref("a").key)
     assert after is not None and (after.state, after.owner) == (State.QUEUED, None)
     store.close()
+
+
+def _total(counter: object) -> float:
+    return sum(sample.value for metric in counter.collect()  # type: ignore[attr-defined]
+               for sample in metric.samples if sample.name.endswith("_total"))
+
+
+def test_a_failed_sweep_step_counts_its_closes_once_when_it_goes_through(team: Team) -> None:
+    # The step's batch fails after its closes were committed in savepoints: rolled back,
+    # they are not counted; carried out on the next look, they are counted once.
+    a_day(team)
+    team.when("2026-12-04 17:45")
+    team.tick()
+    team.when("2026-12-04 18:00")
+    put = team.store.put_sweep_items
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store refused the sweep items")
+
+    team.store.put_sweep_items = refused  # type: ignore[method-assign]
+    team.tick()
+    team.store.put_sweep_items = put  # type: ignore[method-assign]
+    assert team.closes() == [] and _total(team.service.metrics.closes) == 0
+    team.when("2026-12-04 18:00:30")
+    team.tick()
+    assert len(team.closes()) == 2
+    assert _total(team.service.metrics.closes) == 2

@@ -202,6 +202,25 @@ def test_a_row_that_does_not_read_does_not_stop_the_others(
     assert ref(1).key in caplog.text and "cannot be read" in caplog.text
 
 
+def test_fired_deadlines_are_counted_though_the_pass_fails_after_them(
+        bot: Bot, clock: FakeClock) -> None:
+    # The slice commits, then the next deadline cannot be read (the connection reset):
+    # the pass raises, and what it committed is counted all the same.
+    for n in range(3):
+        bot.open(n)
+    clock.advance(1000)
+
+    def reset() -> float | None:
+        raise OSError("connection reset")
+
+    bot.store.next_deadline = reset  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        asyncio.run(bot.service.call(bot.ticker._pass, clock.now()))
+    assert all(bot.kinds(n) == ["opened", "escalated"] for n in range(3))
+    counted = bot.service.metrics.escalations.collect()
+    assert sum(s.value for m in counted for s in m.samples if s.name.endswith("_total")) == 3
+
+
 def test_a_failed_deadline_is_retried_later_not_at_once(bot: Bot, clock: FakeClock) -> None:
     bot.open(1)
     bot.service.broken = frozenset({ref(1).key})

@@ -10,8 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-import pytest
-
 from chat_rescue.bot.ports import GroupRefused
 from chat_rescue.bot.worker import StoreWorker
 from chat_rescue.storage.sqlite import SQLiteStore
@@ -106,14 +104,14 @@ async def _group_of_four(failure: Callable[[], BaseException], refuse: Callable[
                          ) -> tuple[SQLiteStore, list[object], list[int], list[int]]:
     """Four settings written as one group on a store whose batch fails with `failure()`
     when a write `refuse`d; (the store, each write's result, the batches begun, the
-    writes counted by a `kept` callback)."""
+    writes counted once committed, by `after_commit`)."""
     store, refused, batches = _refusing_store(failure)
     worker = StoreWorker(store)
     counted: list[int] = []
 
     def write(n: int) -> int:
         store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
-        worker.post(lambda: counted.append(n), kept=True)
+        store.after_commit(lambda: counted.append(n))
         if refuse(n):
             refused["now"] = True
         return n
@@ -164,20 +162,4 @@ async def test_a_group_that_fails_for_all_of_it_is_not_run_again() -> None:
     assert all(isinstance(result, OSError) for result in results)
     assert store.settings("team:a") == {} and len(batches) == 1
     assert counted == []  # nothing was kept
-    store.close()
-
-
-async def test_a_job_that_raises_posts_its_wake_ups_but_not_its_counts() -> None:
-    store = SQLiteStore("sqlite://")
-    worker = StoreWorker(store)
-    posted: list[str] = []
-
-    def failing() -> None:
-        worker.post(lambda: posted.append("wake-up"))
-        worker.post(lambda: posted.append("count"), kept=True)
-        raise RuntimeError("failed after it committed something")
-
-    with pytest.raises(RuntimeError):
-        await worker.call(failing)
-    assert posted == ["wake-up"]
     store.close()

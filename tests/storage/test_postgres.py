@@ -659,8 +659,12 @@ def test_a_worker_whose_presence_session_dropped_leases_under_a_new_name(
     assert other.gone([renamed]) == [renamed]
 
 
+@pytest.mark.parametrize("how", ["value", "statement"])
 async def test_a_group_with_a_value_the_server_refuses_fails_that_event_only(
-        replicas: list[PostgresStore], caplog: pytest.LogCaptureFixture) -> None:
+        replicas: list[PostgresStore], caplog: pytest.LogCaptureFixture, how: str) -> None:
+    # "value": its write refused (an integer out of range); "statement": a statement of
+    # its own failed outside a savepoint, aborting the transaction (all the group sees at
+    # its end is 25P02).
     store = replicas[0]
     for n in (1, 2, 3):
         store.commit(Change(due_at(n, T0 + n)), T0)
@@ -669,19 +673,45 @@ async def test_a_group_with_a_value_the_server_refuses_fails_that_event_only(
     def escalate(n: int, times: int) -> Outcome:
         conv = store.load(ref(n).key)
         assert conv is not None
+        if n == 2 and how == "statement" and store.in_batch and len(caplog.records) == 0:
+            store._rows("SELECT 1 / 0")  # refused by the server, once: in the group
         return store.commit(Change(replace(conv, escalations=times), conv.version,
                                    inbound_id=f"e{n}"), T0)
 
     results = await asyncio.gather(
-        *(worker.call(escalate, n, 2**40 if n == 2 else 1, grouped=True,  # integer out of range
+        *(worker.call(escalate, n, 2**40 if n == 2 and how == "value" else 1, grouped=True,
                       intent=Intent(ref(n).key, f"e{n}", T0)) for n in (1, 2, 3)),
         return_exceptions=True)
     assert "a group of 3 events failed together" in caplog.text  # taken, then refused
     assert results[0] is Outcome.COMMITTED and results[2] is Outcome.COMMITTED
-    assert isinstance(results[1], psycopg.Error)
-    assert [store.load(ref(n).key).escalations for n in (1, 2, 3)] == [1, 0, 1]  # type: ignore[union-attr]
-    assert store.commit(Change(inbound_id="e2"), T0) is Outcome.COMMITTED  # e2 not recorded
+    escalations = [store.load(ref(n).key).escalations for n in (1, 2, 3)]  # type: ignore[union-attr]
+    if how == "value":
+        assert isinstance(results[1], psycopg.Error)
+        assert escalations == [1, 0, 1]
+        assert store.commit(Change(inbound_id="e2"), T0) is Outcome.COMMITTED  # not recorded
+    else:  # the statement failed in the group only: alone, the event goes through
+        assert results[1] is Outcome.COMMITTED and escalations == [1, 1, 1]
     assert store.commit(Change(inbound_id="e1"), T0) is Outcome.DUPLICATE
+
+
+async def test_an_event_alone_in_its_group_hears_a_store_error(
+        replicas: list[PostgresStore]) -> None:
+    # What an adapter keeps and tries again (Slack's held events): the store's errors.
+    store = replicas[0]
+    store.commit(Change(due_at(1, T0 + 1)), T0)
+    worker = StoreWorker(store)
+
+    def escalate() -> Outcome:
+        conv = store.load(ref(1).key)
+        assert conv is not None
+        return store.commit(Change(replace(conv, escalations=2**40), conv.version,
+                                   inbound_id="e1"), T0)
+
+    [alone] = await asyncio.gather(
+        worker.call(escalate, grouped=True, intent=Intent(ref(1).key, "e1", T0)),
+        return_exceptions=True)
+    assert isinstance(alone, store.errors) and not isinstance(alone, GroupRefused)
+    assert isinstance(GroupRefused("a group failed"), store.errors)
 
 
 def test_what_a_group_s_block_raises_comes_out_as_it_is(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -552,6 +553,42 @@ def test_postpone_moves_a_deadline(store: Store) -> None:
     store.commit(Change(conversation=new(1, deadline=T0 + 7)), T0)
     store.postpone(ref(1).key, T0 + 100)
     assert keys(store, T0 + 10, 5) == [] and store.next_deadline() == T0 + 100
+
+
+def test_after_commit_waits_for_the_batch_and_is_dropped_with_it(store: Store) -> None:
+    called: list[str] = []
+    store.after_commit(lambda: called.append("alone"))  # no batch: committed already
+    assert called == ["alone"]
+    with store.batch():
+        store.commit(Change(conversation=new(1)), T0)
+        store.after_commit(lambda: called.append("first"))
+        with store.batch():  # part of the outer one
+            store.after_commit(lambda: called.append("inner"))
+        assert called == ["alone"]  # nothing is committed yet
+    assert called == ["alone", "first", "inner"]
+    with pytest.raises(RuntimeError), store.batch():
+        store.commit(Change(conversation=new(2)), T0)
+        store.after_commit(lambda: called.append("rolled back"))
+        raise RuntimeError("the batch fails")
+    with store.batch():
+        pass
+    assert called == ["alone", "first", "inner"] and store.load(ref(2).key) is None
+
+
+def test_after_commit_on_another_thread_does_not_wait_for_this_one_s_batch(
+        store: Store) -> None:
+    called: list[str] = []
+    with store.batch():
+        store.commit(Change(conversation=new(1)), T0)
+        done = threading.Thread(target=lambda: store.after_commit(
+            lambda: called.append("other thread")))
+        done.start()
+        done.join(0.2)
+        store.after_commit(lambda: called.append("this batch"))
+    done.join(5)
+    # The other thread's own writes are not this batch's: its callback is not dropped or
+    # held for it (on SQLite it waits for the connection, and runs once the batch ends).
+    assert sorted(called) == ["other thread", "this batch"]
 
 
 def test_a_batch_commits_together_but_each_change_stays_atomic(store: Store) -> None:

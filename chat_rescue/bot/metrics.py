@@ -167,6 +167,13 @@ class Metrics:
         self.closes = Counter("chat_rescue_closes",
                               "Conversations closed, by platform and reason.",
                               ["platform", "reason"], registry=registry)
+        self.group_failures = Counter(
+            "chat_rescue_group_failures",
+            "Groups of events whose shared transaction failed, by what followed: "
+            "one_by_one (run again event by event), whole (the store out of reach).",
+            ["outcome"], registry=registry)
+        for outcome in ("one_by_one", "whole"):  # shown at 0 before the first
+            self.group_failures.labels(outcome)
 
     # -- set-up ----------------------------------------------------------------
 
@@ -247,6 +254,10 @@ class Metrics:
                 current.oldest.setdefault(platform, now)
 
     # -- what the ticker and the outbox do ----------------------------------------
+
+    def group_failed(self, again: bool) -> None:
+        """A group commit's transaction failed; `again`: its events run one by one."""
+        self.group_failures.labels("one_by_one" if again else "whole").inc()
 
     def fired(self, timer: str, late: float) -> None:
         """The ticker fired a deadline of `timer`, `late` seconds after it was due."""

@@ -69,6 +69,9 @@ class StoreWorker:
     def __init__(self, store: Batching | None = None, *, group: int = GROUP,
                  name: str = "store") -> None:
         self.store = store  # what grouped jobs share a transaction of (none: one by one)
+        # Told, on the thread, when a group's transaction fails: whether its jobs run again
+        # one by one (the metrics count both ways; many of either want a look).
+        self.on_group_failed: Callable[[bool], None] = lambda again: None
         self.group = group
         self.name = name
         self._jobs: deque[_Job] = deque()
@@ -182,7 +185,10 @@ class StoreWorker:
                     self._run(job)
             return
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable
-            if len(jobs) == 1 or not isinstance(failed, GroupRefused):
+            again = len(jobs) > 1 and isinstance(failed, GroupRefused)
+            with contextlib.suppress(Exception):
+                self.on_group_failed(again)
+            if not again:
                 # The store out of reach (or this thread interrupted): the whole group's,
                 # which running each again would only repeat, one timeout per event. An
                 # event alone in its group hears what it would have heard alone.

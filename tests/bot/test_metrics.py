@@ -120,3 +120,16 @@ def test_a_recount_replaces_what_the_deltas_made(tmp_path: object) -> None:
     assert gauge(metrics, "chat_rescue_outbox_depth", platform="slack") == 2
     assert gauge(metrics, "chat_rescue_outbox_oldest_pending_age_seconds",
                  platform="slack") == 10
+
+
+def test_a_failed_group_is_counted_by_what_followed() -> None:
+    store = SQLiteStore("sqlite://")
+    service = Service(store, Policy(), FakeClock(1_700_000_000.0))
+    service.metrics = Metrics(process=False)  # as the runtime gives its own
+    service.worker.on_group_failed(True)
+    service.worker.on_group_failed(True)
+    service.worker.on_group_failed(False)
+    found = scraped(service.metrics)
+    assert found[("chat_rescue_group_failures_total", (("outcome", "one_by_one"),))] == 2
+    assert found[("chat_rescue_group_failures_total", (("outcome", "whole"),))] == 1
+    store.close()

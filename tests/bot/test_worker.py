@@ -104,10 +104,12 @@ async def _group_of_four(failure: Callable[[], BaseException], refuse: Callable[
                          ) -> tuple[SQLiteStore, list[object], list[int], list[int]]:
     """Four settings written as one group on a store whose batch fails with `failure()`
     when a write `refuse`d; (the store, each write's result, the batches begun, the
-    writes counted once committed, by `after_commit`)."""
+    writes counted once committed, by `after_commit`, then what `on_group_failed` heard,
+    as -1 for one by one and -2 for the whole)."""
     store, refused, batches = _refusing_store(failure)
     worker = StoreWorker(store)
     counted: list[int] = []
+    worker.on_group_failed = lambda again: counted.append(-1 if again else -2)
 
     def write(n: int) -> int:
         store.put_setting("team:a", f"k{n}", "v", "t", 0.0)
@@ -150,7 +152,7 @@ async def test_a_group_that_fails_together_runs_again_one_by_one() -> None:
     assert isinstance(results[2], GroupRefused)
     assert sorted(store.settings("team:a")) == ["k0", "k1", "k3"]
     assert len(batches) == 1 + 4  # together once, then each alone
-    assert sorted(counted) == [0, 1, 3]  # what was kept counted once; not the failed try
+    assert sorted(counted) == [-1, 0, 1, 3]  # what was kept counted once; not the failed try
     store.close()
 
 
@@ -161,5 +163,5 @@ async def test_a_group_that_fails_for_all_of_it_is_not_run_again() -> None:
         lambda: OSError("the server is out of reach"), lambda n: True)
     assert all(isinstance(result, OSError) for result in results)
     assert store.settings("team:a") == {} and len(batches) == 1
-    assert counted == []  # nothing was kept
+    assert counted == [-2]  # nothing was kept; the group's failure told
     store.close()

@@ -124,6 +124,9 @@ class _Current(Collector):
             value=self.overdue())
 
 
+GROUP_OUTCOMES = ("one_by_one", "one_refused", "whole")
+
+
 class Metrics:
     """Every metric of one running bot, on `registry` (with the client's process, platform
     and garbage-collector collectors in it unless `process=False`)."""
@@ -170,9 +173,10 @@ class Metrics:
         self.group_failures = Counter(
             "chat_rescue_group_failures",
             "Groups of events whose shared transaction failed, by what followed: "
-            "one_by_one (run again event by event), whole (the store out of reach).",
+            "one_by_one (run again event by event), one_refused (a group of one event, "
+            "refused for what it held), whole (the store out of reach).",
             ["outcome"], registry=registry)
-        for outcome in ("one_by_one", "whole"):  # shown at 0 before the first
+        for outcome in GROUP_OUTCOMES:  # shown at 0 before the first
             self.group_failures.labels(outcome)
 
     # -- set-up ----------------------------------------------------------------
@@ -255,9 +259,9 @@ class Metrics:
 
     # -- what the ticker and the outbox do ----------------------------------------
 
-    def group_failed(self, again: bool) -> None:
-        """A group commit's transaction failed; `again`: its events run one by one."""
-        self.group_failures.labels("one_by_one" if again else "whole").inc()
+    def group_failed(self, outcome: str) -> None:
+        """A group commit's transaction failed, and then `outcome` (GROUP_OUTCOMES)."""
+        self.group_failures.labels(outcome).inc()
 
     def fired(self, timer: str, late: float) -> None:
         """The ticker fired a deadline of `timer`, `late` seconds after it was due."""

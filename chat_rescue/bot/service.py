@@ -72,7 +72,7 @@ class Service:
         self.queue_links = queue_links  # signs `/rescue queue`'s links (None: no secret)
         self._policies: dict[tuple[str, str], Policy] = {}
         self.worker = StoreWorker(store)
-        self.worker.on_group_failed = lambda again: self.metrics.group_failed(again)
+        self.worker.on_group_failed = lambda outcome: self.metrics.group_failed(outcome)
         self._deadline_listeners: list[Callable[[float], None]] = []
         self._outbox_listeners: list[Callable[[tuple[Action, ...]], None]] = []
         self._team_listeners: list[Callable[[str, bool], None]] = []

@@ -69,9 +69,10 @@ class StoreWorker:
     def __init__(self, store: Batching | None = None, *, group: int = GROUP,
                  name: str = "store") -> None:
         self.store = store  # what grouped jobs share a transaction of (none: one by one)
-        # Told, on the thread, when a group's transaction fails: whether its jobs run again
-        # one by one (the metrics count both ways; many of either want a look).
-        self.on_group_failed: Callable[[bool], None] = lambda again: None
+        # Told, on the thread, when a group's transaction fails, what followed: one_by_one
+        # (its jobs run again each alone), one_refused (a group of one, refused for what it
+        # held), whole (the store failed them all). The metrics count them.
+        self.on_group_failed: Callable[[str], None] = lambda outcome: None
         self.group = group
         self.name = name
         self._jobs: deque[_Job] = deque()
@@ -185,9 +186,11 @@ class StoreWorker:
                     self._run(job)
             return
         except BaseException as failed:  # the COMMIT itself failed: nothing is durable
-            again = len(jobs) > 1 and isinstance(failed, GroupRefused)
+            refused = isinstance(failed, GroupRefused)
+            again = refused and len(jobs) > 1
             with contextlib.suppress(Exception):
-                self.on_group_failed(again)
+                self.on_group_failed("one_by_one" if again else "one_refused" if refused
+                                     else "whole")
             if not again:
                 # The store out of reach (or this thread interrupted): the whole group's,
                 # which running each again would only repeat, one timeout per event. An

@@ -73,18 +73,28 @@ class PooledConnections:
             yield
             return
         on_commit = OnCommit()
+        raised = False  # by the block: psycopg's `Rollback` ends the transaction quietly
         try:
             with self.pool.connection() as conn, conn.transaction():
                 self._held.conn, self._held.news = conn, News()
                 self._held.on_commit = on_commit
                 try:
-                    yield
+                    try:
+                        yield
+                    except BaseException:
+                        raised = True
+                        raise
                     # A statement that failed inside (and was caught) aborted the
-                    # transaction: psycopg would end it with a silent ROLLBACK, and the
-                    # batch's callers would take their work for committed. Say so instead.
-                    if conn.info.transaction_status is TransactionStatus.INERROR:
+                    # transaction, or the connection was lost: psycopg would end it with a
+                    # silent ROLLBACK (or nothing), and the batch's callers would take their
+                    # work for committed. Say so instead.
+                    status = conn.info.transaction_status
+                    if status is TransactionStatus.INERROR:
                         raise psycopg.errors.InFailedSqlTransaction(
                             "a statement of the batch failed: nothing of it was committed")
+                    if status is not TransactionStatus.INTRANS:
+                        raise psycopg.OperationalError(
+                            "the batch's connection was lost: nothing of it was committed")
                     self._held.news.send(conn, self.origin)  # on commit, once for the lot
                 finally:
                     self._held.conn = self._held.news = self._held.pending = None
@@ -92,7 +102,10 @@ class PooledConnections:
         except BaseException:
             on_commit.rolled_back()
             raise
-        on_commit.committed()
+        if raised:  # a `Rollback` the transaction took: nothing was committed
+            on_commit.rolled_back()
+        else:
+            on_commit.committed()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         on_commit = self._held.on_commit

@@ -171,6 +171,7 @@ class SQLiteStore(OutboxTables, SweepTables):
         self._on_commit = OnCommit()  # what waits for the open batch to commit
         # Which conversations a what-if share reads (`_only`), asked by SQLite per row.
         self._wanted: Callable[[str], bool] = _every
+        self._unwanted: Exception | None = None  # what `_wanted` raised
         conn.create_function("chat_rescue_only", 1, self._wants, deterministic=True)
         # Decoded outbox actions by id: a paced backlog is read again and again.
         self._decoded = Decoded()
@@ -210,6 +211,9 @@ class SQLiteStore(OutboxTables, SweepTables):
     def commit(self, change: Change, now: float) -> Outcome:
         conn = self.conn
         if self._batching:
+            if not conn.in_transaction:  # a savepoint now would be a transaction of its own
+                raise sqlite3.OperationalError(
+                    "the batch's transaction was rolled back by SQLite")
             # Inside batch(): a savepoint keeps this change all-or-nothing, cheaply.
             conn.execute("SAVEPOINT change")
             try:
@@ -284,6 +288,10 @@ class SQLiteStore(OutboxTables, SweepTables):
                 raise
             else:
                 try:
+                    if not self.conn.in_transaction:  # SQLite rolled it back (I/O, disk full)
+                        raise sqlite3.OperationalError(
+                            "the batch's transaction was rolled back by SQLite: nothing of "
+                            "it was committed")
                     self.conn.execute("COMMIT")
                 except BaseException:
                     self._on_commit.rolled_back()
@@ -438,14 +446,23 @@ class SQLiteStore(OutboxTables, SweepTables):
         if only is None:
             yield ""
             return
-        self._wanted = only
+        before, self._wanted, self._unwanted = self._wanted, only, None
         try:
             yield " AND chat_rescue_only(conversation)"
+        except sqlite3.OperationalError:
+            failed = self._unwanted
+            if failed is not None:  # `only` raised: that, not SQLite's word for it
+                raise failed from None
+            raise
         finally:
-            self._wanted = _every
+            self._wanted, self._unwanted = before, None
 
     def _wants(self, key: str) -> bool:
-        return self._wanted(key)
+        try:
+            return self._wanted(key)
+        except Exception as failed:
+            self._unwanted = failed
+            raise
 
     def tallies(self, team: str, since: float, until: float) -> Tallies:
         return report_sql.tallies(lambda sql, params: self.conn.execute(sql, params).fetchall(),

@@ -126,10 +126,10 @@ def test_a_failed_group_is_counted_by_what_followed() -> None:
     store = SQLiteStore("sqlite://")
     service = Service(store, Policy(), FakeClock(1_700_000_000.0))
     service.metrics = Metrics(process=False)  # as the runtime gives its own
-    service.worker.on_group_failed(True)
-    service.worker.on_group_failed(True)
-    service.worker.on_group_failed(False)
+    for outcome in ("one_by_one", "one_by_one", "whole"):
+        service.worker.on_group_failed(outcome)
     found = scraped(service.metrics)
     assert found[("chat_rescue_group_failures_total", (("outcome", "one_by_one"),))] == 2
     assert found[("chat_rescue_group_failures_total", (("outcome", "whole"),))] == 1
+    assert found[("chat_rescue_group_failures_total", (("outcome", "one_refused"),))] == 0
     store.close()

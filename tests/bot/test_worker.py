@@ -109,7 +109,8 @@ async def _group_of_four(failure: Callable[[], BaseException], refuse: Callable[
     store, refused, batches = _refusing_store(failure)
     worker = StoreWorker(store)
     counted: list[int] = []
-    worker.on_group_failed = lambda again: counted.append(-1 if again else -2)
+    worker.on_group_failed = lambda outcome: counted.append(
+        {"one_by_one": -1, "whole": -2}[outcome])
 
     def write(n: int) -> int:
         store.put_setting("team:a", f"k{n}", "v", "t", 0.0)

@@ -6,6 +6,7 @@ and connections) on one database, as separate processes would have."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
@@ -721,3 +722,35 @@ def test_what_a_group_s_block_raises_comes_out_as_it_is(
     with pytest.raises(psycopg.errors.UniqueViolation), one.batch([Intent(ref(1).key, "a", T0)]):
         raise psycopg.errors.UniqueViolation("the caller's own, not the group's")
     assert one.commit(Change(inbound_id="a"), T0) is Outcome.COMMITTED  # nothing was kept
+
+
+def test_a_batch_whose_connection_was_lost_commits_nothing_and_says_so(
+        replicas: list[PostgresStore], postgres_url: str) -> None:
+    # The body catches the failure (as the store worker's jobs do) and goes on: with the
+    # connection gone, psycopg's transaction ends with nothing to say, and the batch must
+    # not pass for committed (nor run what waits for its commit).
+    store = replicas[0]
+    called: list[str] = []
+    with pytest.raises(psycopg.OperationalError), store.batch():
+        # no deadline: nothing to announce, so no statement of its own at the end
+        store.commit(Change(replace(due_at(1, T0 + 1), deadline=None, deadline_timer=None)),
+                     T0)
+        store.after_commit(lambda: called.append("counted"))
+        held = store._held.conn
+        assert held is not None
+        with psycopg.connect(postgres_url, autocommit=True) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+        with contextlib.suppress(psycopg.Error):
+            store.load(ref(2).key)
+    assert called == [] and store.load(ref(1).key) is None
+
+
+def test_a_batch_rolled_back_by_psycopg_s_rollback_runs_nothing_after_it(
+        replicas: list[PostgresStore]) -> None:
+    store = replicas[0]
+    called: list[str] = []
+    with store.batch():
+        store.put_setting("team:a", "idle", "1m", "ana", T0)
+        store.after_commit(lambda: called.append("counted"))
+        raise psycopg.Rollback()
+    assert called == [] and store.settings("team:a") == {}

@@ -348,3 +348,42 @@ def test_a_sweep_under_way_in_schema_10_goes_on_after_the_upgrade(db_path: Path)
         assert (item.operator, item.customer, item.since) == ("U0ANA", "", 0.0)
     finally:
         store.close()
+
+
+def test_a_batch_sqlite_rolled_back_itself_keeps_nothing_after_it() -> None:
+    # An error SQLite answers by rolling the whole transaction back (disk full, an I/O
+    # error; an explicit ROLLBACK stands in), caught inside the batch: what follows must
+    # not commit on its own, and the batch must fail.
+    store = SQLiteStore("sqlite://")
+    called: list[str] = []
+    with pytest.raises(sqlite3.OperationalError), store.batch():
+        store.put_setting("team:a", "a", "1", "ana", 0.0)
+        store.conn.execute("ROLLBACK")
+        with pytest.raises(sqlite3.OperationalError):
+            store.commit(Change(actions=(), inbound_id="later"), 0.0)
+        store.after_commit(lambda: called.append("counted"))
+    assert called == [] and store.settings("team:a") == {}
+    assert store.commit(Change(inbound_id="later"), 0.0) is Outcome.COMMITTED  # not kept
+    store.close()
+
+
+def test_a_share_that_raises_says_so_and_nests() -> None:
+    store = SQLiteStore("sqlite://")
+    store.commit(Change(inbound_id="x", history=()), 0.0)
+    with store.conn:
+        store.conn.execute("INSERT INTO history (conversation, team, kind, at, actor, value, "
+                           "detail) VALUES ('slack:C1:1.0', 't', 'opened', 1.0, '', NULL, '')")
+
+    def broken(key: str) -> bool:
+        raise KeyError(key)
+
+    with pytest.raises(KeyError):  # its own error, not SQLite's word for it
+        store.history(None, 0, only=broken)
+    assert [h.ref.key for h in store.history(None, 0, only=lambda key: True)] == [
+        "slack:C1:1.0"]
+    with store._only(lambda key: False) as outer:
+        with store._only(lambda key: True):
+            pass
+        rows = store.conn.execute(f"SELECT conversation FROM history WHERE 1 {outer}")
+        assert rows.fetchall() == []  # the outer share still holds after an inner one
+    store.close()

@@ -195,7 +195,7 @@ class StoreWorker:
                 # The store out of reach (or this thread interrupted): the whole group's,
                 # which running each again would only repeat, one timeout per event. An
                 # event alone in its group hears what it would have heard alone.
-                if isinstance(failed, GroupRefused) and failed.__cause__ is not None:
+                if refused and failed.__cause__ is not None:
                     failed = failed.__cause__
                 for job in jobs:
                     job.failed, job.outcome, job.posted = failed, None, []

@@ -211,9 +211,7 @@ class SQLiteStore(OutboxTables, SweepTables):
     def commit(self, change: Change, now: float) -> Outcome:
         conn = self.conn
         if self._batching:
-            if not conn.in_transaction:  # a savepoint now would be a transaction of its own
-                raise sqlite3.OperationalError(
-                    "the batch's transaction was rolled back by SQLite")
+            self._batch_alive()  # else a savepoint would be a transaction of its own
             # Inside batch(): a savepoint keeps this change all-or-nothing, cheaply.
             conn.execute("SAVEPOINT change")
             try:
@@ -288,10 +286,7 @@ class SQLiteStore(OutboxTables, SweepTables):
                 raise
             else:
                 try:
-                    if not self.conn.in_transaction:  # SQLite rolled it back (I/O, disk full)
-                        raise sqlite3.OperationalError(
-                            "the batch's transaction was rolled back by SQLite: nothing of "
-                            "it was committed")
+                    self._batch_alive()
                     self.conn.execute("COMMIT")
                 except BaseException:
                     self._on_commit.rolled_back()
@@ -299,6 +294,13 @@ class SQLiteStore(OutboxTables, SweepTables):
             finally:
                 self._batching = False
             self._on_commit.committed()
+
+    def _batch_alive(self) -> None:
+        """Inside batch(): raise if SQLite rolled the transaction back itself (disk full,
+        an I/O error), which leaves every later statement to commit on its own."""
+        if not self.conn.in_transaction:
+            raise sqlite3.OperationalError("the batch's transaction was rolled back by "
+                                           "SQLite: nothing of it was committed")
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         with self._mutex:  # held by this thread's batch, if one is open
